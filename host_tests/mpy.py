@@ -1,0 +1,96 @@
+"""Run code on the real MicroPython Unix port (never in CPython).
+
+`run()` executes a snippet or file with firmware/, the Unix board and
+host_tests/mplib on MicroPython's module path, optionally under a heap cap,
+and raises MicroPythonError (an AssertionError, so pytest reports it as a
+test failure) carrying MicroPython's own traceback when the code fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+FIRMWARE = ROOT / "firmware"
+MPLIB = ROOT / "host_tests" / "mplib"
+DEFAULT_HEAP = "2m"
+
+
+class MicroPythonError(AssertionError):
+    """MicroPython exited non-zero; the message holds its traceback."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        # This Unix-port build prints uncaught tracebacks on stdout.
+        super().__init__(
+            f"MicroPython exited with status {returncode}\n"
+            f"--- MicroPython output (last 3000 chars) ---\n{stdout[-3000:]}"
+            + (f"--- stderr ---\n{stderr[-3000:]}" if stderr else "")
+        )
+
+
+def module_path(board: str = "unix") -> str:
+    return ":".join([str(MPLIB), str(FIRMWARE), str(ROOT / "boards" / board), ".frozen"])
+
+
+def env_for(state_dir: str | os.PathLike | None = None, extra: dict | None = None, board: str = "unix") -> dict:
+    env = dict(os.environ)
+    env["MICROPYPATH"] = module_path(board)
+    if state_dir is not None:
+        env["IHD_STATE"] = str(state_dir)
+    if extra:
+        env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def command(script: str | os.PathLike, heap: str | None = DEFAULT_HEAP, args=()) -> list[str]:
+    cmd = [str(MICROPYTHON)]
+    if heap:
+        cmd += ["-X", f"heapsize={heap}"]
+    return cmd + [str(script), *map(str, args)]
+
+
+def run(
+    code: str | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+    heap: str | None = DEFAULT_HEAP,
+    args=(),
+    state_dir=None,
+    env: dict | None = None,
+    timeout: float = 300,
+    check: bool = True,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `code` (or the file `path`) under MicroPython and return the result.
+
+    With check=True a non-zero exit raises MicroPythonError.
+    """
+    if (code is None) == (path is None):
+        raise ValueError("give exactly one of code and path")
+    with tempfile.TemporaryDirectory(prefix="mpy-") as tmp:
+        if code is not None:
+            path = Path(tmp) / "snippet.py"
+            path.write_text(code)
+        if state_dir is None:
+            state_dir = Path(tmp) / "state"
+        proc = subprocess.run(
+            command(path, heap, args),
+            env=env_for(state_dir, env),
+            capture_output=True,
+            timeout=timeout,
+            input=input,
+            cwd=tmp,
+        )
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    if check and proc.returncode != 0:
+        raise MicroPythonError(proc.returncode, out, err)
+    return result
