@@ -19,7 +19,7 @@ def test_failing_assertion_raises_with_micropython_traceback(mpy):
     msg = str(ei.value)
     assert "Traceback (most recent call last)" in msg
     assert "AssertionError: x was 3" in msg
-    assert 'line 2, in f' in msg
+    assert "line 2, in f" in msg
 
 
 def test_heap_cap_raises_memoryerror(mpy):
@@ -54,9 +54,7 @@ def test_out_of_memory():
 def test_mpt_files_are_collected_and_failures_reported(pytester):
     # Run a nested pytest over an mpt_ file through this very plugin.
     pytester.makeconftest(
-        "import sys\n"
-        f"sys.path.insert(0, {str(mpymod.ROOT / 'host_tests')!r})\n"
-        "pytest_plugins = ['mpy_plugin']\n"
+        f"import sys\nsys.path.insert(0, {str(mpymod.ROOT / 'host_tests')!r})\npytest_plugins = ['mpy_plugin']\n"
     )
     pytester.makefile(".py", mpt_demo=textwrap.dedent(MPT_FAILING))
     result = pytester.runpytest("-p", "no:cacheprovider")

@@ -14,8 +14,8 @@
 #   wifi                  .connect(ssid, key) .isconnected() .rssi()
 #   reset(cause), reset_cause(), Watchdog(timeout_ms).feed(), RESET_EXIT
 # plus, identical on both ports and so defined here, UDP sockets.
-import sys
 import socket
+import sys
 
 if sys.platform == "linux" or sys.platform == "darwin":
     from hal.unix import *  # noqa: F403

@@ -3,6 +3,7 @@
 # Same names and behaviour as hal/unix.py; see hal/__init__.py for the
 # interface. Pin numbers and bus settings come from the board module.
 import time
+
 import machine
 import network
 from esp32 import Partition
@@ -146,4 +147,3 @@ class Watchdog:
 
     def feed(self):
         self._wdt.feed()
-

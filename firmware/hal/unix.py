@@ -16,9 +16,10 @@
 #   * watchdog: a thread that kills the process when the firmware stops
 #     feeding it, leaving "watchdog" as the next reset cause.
 import os
+import socket
 import sys
 import time
-import socket
+
 import board
 from hal import norflash, unix_partition
 from hal.unix_partition import Partition

@@ -15,9 +15,11 @@
 # bootloader follows ESP-IDF with app rollback enabled: a NEW image becomes
 # PENDING_VERIFY when booted; one found still PENDING_VERIFY at the next boot
 # was never confirmed, so it is marked ABORTED and the other slot boots.
-import struct
 import binascii
+import struct
+
 from micropython import const
+
 from hal.norflash import SECTOR, FlashError
 
 TYPE_APP = 0

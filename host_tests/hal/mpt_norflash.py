@@ -1,6 +1,7 @@
 # NOR flash emulation (hal/norflash.py), run on MicroPython.
 import os
-from hal.norflash import NorFlash, PowerCut, FlashError, SECTOR
+
+from hal.norflash import SECTOR, FlashError, NorFlash, PowerCut
 
 HEAP = "96k"
 
