@@ -24,3 +24,22 @@ METER_PROTOCOL = "ezsp"
 PANEL = "ssd1680_296x128"
 PANEL_SPI = {"baud": 4_000_000}
 PANEL_PINS = {"cs": 10, "dc": 9, "rst": 8, "busy": 7}
+
+# Embedded configuration for the simulation (app/config.py format), used
+# when the state directory holds no provisioned config.json, so `make run`
+# needs no set-up. The key is public: it only ever protects simulated
+# traffic on loopback (tools/sim.py gives the collector the same one), and
+# the OTA key digest is that of sim_ota_signing_key.pem beside this file
+# (`espsecure digest-sbv2-public-key`), a key for simulated updates only.
+DEFAULT_CONFIG = {
+    "format": 1,
+    "device_id": 1001,
+    "key_id": 1,
+    "key": "53494d204f4e4c592d206e6f742061207265616c20646576696365206b657921",  # "SIM ONLY- not a real device key!"
+    "endpoints": ["127.0.0.1:4700"],
+    "wifi_ssid": "sim-wifi",
+    "wifi_key": "simulated",
+    "meter_protocol": "ezsp",
+    "install_code": "83FED3407A939723A5C639B26916D505C3B5",
+    "ota_keys": ["c1856af356633dfd5fcd4e6a3bf9af9e9a38001580664cec026eee25b19f2a2c"],
+}

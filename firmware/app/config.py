@@ -1,0 +1,215 @@
+# Persistent device configuration: where it lives, what is valid, and why not.
+#
+# One small JSON file on the device filesystem (/config.json on the ESP32's
+# "vfs" partition; <IHD_STATE>/config.json on the Unix board), written by
+# tools/provision.py after it has run this very validator on the Unix port.
+# Fields (docs/config.md has the full table):
+#   format          1
+#   device_id       1 .. 2**32-1, as registered with the collector
+#   key_id          0 .. 65535, which of the device's keys `key` is
+#   key             64 hex digits: the 32-byte per-device uplink key
+#   endpoints       1..4 "host:port" collector endpoints, in failover order
+#   wifi_ssid       1..32 bytes; wifi_key: "" (open), 8..63 chars or 64 hex
+#   meter_protocol  "ezsp" or "raven"
+#   install_code    hex, 8/10/14/18 bytes incl. CRC-16/X-25 (required: ezsp)
+#   ota_keys        1..3 trusted OTA key digests, 64 hex digits each
+# Validation collects every problem with the field name, so the display and
+# the provisioning tool can say exactly what is wrong, not just "bad config".
+import binascii
+import json
+
+FORMAT = 1
+FILE = "config.json"
+PROTOCOLS = ("ezsp", "raven")
+_INSTALL_CODE_LENS = (8, 10, 14, 18)
+
+
+class ConfigError(Exception):
+    # errors: list of "field: reason" strings, all that were found.
+    def __init__(self, errors):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class ConfigMissing(ConfigError):
+    pass
+
+
+class Config:
+    # A validated configuration; `source` says where it came from.
+    def __init__(self, d, source):
+        self.source = source
+        self.device_id = d["device_id"]
+        self.key_id = d["key_id"]
+        self.key = binascii.unhexlify(d["key"])
+        self.endpoints = [split_endpoint(e) for e in d["endpoints"]]
+        self.wifi_ssid = d["wifi_ssid"]
+        self.wifi_key = d["wifi_key"]
+        self.meter_protocol = d["meter_protocol"]
+        ic = d.get("install_code")
+        self.install_code = binascii.unhexlify(ic) if ic else None
+        self.ota_keys = [binascii.unhexlify(k) for k in d["ota_keys"]]
+
+
+def default_path():
+    # The Unix HAL keeps device state in a directory; the ESP32 in its VFS.
+    import hal
+
+    sd = getattr(hal, "state_dir", None)
+    return (sd() if sd else "") + "/" + FILE
+
+
+def crc_x25(data):
+    # CRC-16/X-25 (reflected 0x1021, init and xorout 0xFFFF), the install
+    # code checksum; stored little-endian after the code.
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+def split_endpoint(s):
+    # "host:port" -> (host, port); callers have validated s.
+    i = s.rfind(":")
+    return s[:i], int(s[i + 1 :])
+
+
+def _hex(errors, name, v, nbytes=None, lens=None):
+    if not isinstance(v, str):
+        errors.append("%s: expected a hex string" % name)
+        return None
+    try:
+        b = binascii.unhexlify(v)
+    except ValueError:
+        errors.append("%s: not hex (odd length or a non-hex digit)" % name)
+        return None
+    if nbytes is not None and len(b) != nbytes:
+        errors.append("%s: expected %d hex digits, got %d" % (name, 2 * nbytes, len(v)))
+        return None
+    if lens is not None and len(b) not in lens:
+        errors.append("%s: expected 16, 20, 28 or 36 hex digits, got %d" % (name, len(v)))
+        return None
+    return b
+
+
+def _int(errors, name, v, lo, hi):
+    if not isinstance(v, int) or isinstance(v, bool):
+        errors.append("%s: expected an integer" % name)
+    elif not lo <= v <= hi:
+        errors.append("%s: %d out of range %d..%d" % (name, v, lo, hi))
+
+
+def _endpoint_error(s):
+    if not isinstance(s, str):
+        return 'expected a "host:port" string'
+    i = s.rfind(":")
+    if i <= 0:
+        return "%r has no host:port" % s
+    host, port = s[:i], s[i + 1 :]
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return "%r: port must be 1..65535" % s
+    if len(host) > 253 or " " in host:
+        return "%r: bad host name" % s
+    return None
+
+
+def validate(d):
+    # -> list of "field: reason" errors; empty when `d` is a valid config.
+    if not isinstance(d, dict):
+        return ["config: expected a JSON object"]
+    errors = []
+    known = (
+        "format",
+        "device_id",
+        "key_id",
+        "key",
+        "endpoints",
+        "wifi_ssid",
+        "wifi_key",
+        "meter_protocol",
+        "install_code",
+        "ota_keys",
+    )
+    for k in known:
+        if k not in d and k != "install_code":
+            errors.append("%s: missing" % k)
+    for k in d:
+        if k not in known:
+            errors.append("%s: unknown field" % k)
+    if errors:
+        return errors
+    if d["format"] != FORMAT:
+        errors.append("format: %r is not %d (provisioned by a newer tool?)" % (d["format"], FORMAT))
+    _int(errors, "device_id", d["device_id"], 1, 0xFFFFFFFF)
+    _int(errors, "key_id", d["key_id"], 0, 0xFFFF)
+    _hex(errors, "key", d["key"], nbytes=32)
+    eps = d["endpoints"]
+    if not isinstance(eps, list) or not 1 <= len(eps) <= 4:
+        errors.append('endpoints: expected a list of 1 to 4 "host:port" strings')
+    else:
+        for i, e in enumerate(eps):
+            why = _endpoint_error(e)
+            if why:
+                errors.append("endpoints[%d]: %s" % (i, why))
+    ssid, wkey = d["wifi_ssid"], d["wifi_key"]
+    if not isinstance(ssid, str) or not 1 <= len(ssid.encode()) <= 32:
+        errors.append("wifi_ssid: expected 1 to 32 bytes of text")
+    if not isinstance(wkey, str):
+        errors.append("wifi_key: expected text")
+    elif len(wkey) == 64:
+        _hex(errors, "wifi_key", wkey)
+    elif wkey and not 8 <= len(wkey) <= 63:
+        errors.append("wifi_key: a WPA passphrase has 8 to 63 characters (or 64 hex digits), got %d" % len(wkey))
+    proto = d["meter_protocol"]
+    if proto not in PROTOCOLS:
+        errors.append("meter_protocol: %r is not one of ezsp, raven" % (proto,))
+    ic = d.get("install_code")
+    if ic is None or ic == "":
+        if proto == "ezsp":
+            errors.append("install_code: required to join the meter over ezsp")
+    else:
+        b = _hex(errors, "install_code", ic, lens=_INSTALL_CODE_LENS)
+        if b is not None:
+            want = crc_x25(b[:-2])
+            got = b[-2] | (b[-1] << 8)
+            if want != got:
+                errors.append("install_code: CRC is %04x, the code's digits give %04x (typo?)" % (got, want))
+    keys = d["ota_keys"]
+    if not isinstance(keys, list) or not 1 <= len(keys) <= 3:
+        errors.append("ota_keys: expected a list of 1 to 3 key digests")
+    else:
+        for i, k in enumerate(keys):
+            _hex(errors, "ota_keys[%d]" % i, k, nbytes=32)
+    return errors
+
+
+def parse(text, source="file"):
+    # JSON text -> Config; ConfigError with every problem found.
+    try:
+        d = json.loads(text)
+    except ValueError:
+        raise ConfigError(["config: not valid JSON (damaged or truncated file)"])
+    errors = validate(d)
+    if errors:
+        raise ConfigError(errors)
+    return Config(d, source)
+
+
+def load(path=None, defaults=None):
+    # The configuration in `path` (default: default_path()). A missing file
+    # falls back to `defaults` (a dict: the Unix board's embedded config) or
+    # raises ConfigMissing.
+    path = path or default_path()
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        if defaults is None:
+            raise ConfigMissing(["config: no %s: run tools/provision.py" % path])
+        errors = validate(defaults)
+        if errors:
+            raise ConfigError(["board defaults: " + e for e in errors])
+        return Config(defaults, "board defaults")
+    return parse(text, path)
