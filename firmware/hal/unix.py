@@ -16,6 +16,7 @@
 #   * watchdog: a thread that kills the process when the firmware stops
 #     feeding it, leaving "watchdog" as the next reset cause.
 import os
+import select
 import socket
 import sys
 import time
@@ -156,6 +157,8 @@ class Uart:
         self.baud = cfg.get("baud", 115200)
         self.pace = cfg.get("pace", False)
         target = os.getenv("IHD_UART") or cfg.get("connect") or cfg.get("device")
+        self._file = not target.startswith("tcp:")
+        self._one = bytearray(1)
         if target.startswith("tcp:"):
             _, host, port = target.split(":")
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -164,6 +167,10 @@ class Uart:
         else:
             s = open(target, "r+b")
         self.stream = s
+        # A pty is a plain file whose reads block: poll first, as the
+        # device's UART read with timeout=0 never blocks either.
+        self._poll = select.poll()
+        self._poll.register(s, select.POLLIN)
 
     def write(self, buf):
         s = self.stream
@@ -178,10 +185,29 @@ class Uart:
         return done
 
     def readinto(self, buf):
+        if not self._poll.poll(0):
+            return None
         try:
-            return self.stream.readinto(buf)
+            n = self._read_file(buf) if self._file else self.stream.readinto(buf)
         except OSError:
             return None
+        if n == 0:
+            # Readable but empty: the host process went away. A real UART
+            # cannot do this; raising lets the meter link re-open it.
+            raise OSError("UART peer closed the connection")
+        return n
+
+    def _read_file(self, buf):
+        # A file's readinto() waits to fill the whole buffer, so take bytes
+        # one at a time while the pty has some (slow, but only for ptys).
+        one = self._one
+        n = 0
+        while n < len(buf) and (n == 0 or self._poll.poll(0)):
+            if not self.stream.readinto(one, 1):
+                break
+            buf[n] = one[0]
+            n += 1
+        return n
 
     def close(self):
         self.stream.close()

@@ -96,3 +96,68 @@ def test_flash_power_cut_from_environment(mpy):
     assert "PowerCut" in str(ei.value)
     r = mpy.run('import hal\nb = bytearray(2)\nhal.partition("store").readblocks(0, b)\nprint(bytes(b))')
     assert r.stdout.strip() == "b'a\\xff'"
+
+
+PTY_READ = """
+import hal, time
+u = hal.Uart({"device": "/unused", "baud": 115200})
+buf = bytearray(16)
+assert u.readinto(buf) is None  # nothing yet: must not block
+print("ready")
+got = b""
+t0 = time.ticks_ms()
+while len(got) < 5 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+    n = u.readinto(buf)
+    if n:
+        got += bytes(buf[:n])
+u.write(bytes(reversed(got)))
+print(got)
+"""
+
+
+def test_uart_over_a_pty(tmp_path):
+    import os
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    (tmp_path / "pty.py").write_text(PTY_READ)
+    env = mpymod.env_for(tmp_path / "state", {"IHD_UART": path})
+    proc = subprocess.Popen(mpymod.command(tmp_path / "pty.py", "96k"), env=env, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    os.write(master, b"hello")
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out
+    assert out.strip() == b"b'hello'"
+    assert os.read(master, 5) == b"olleh"
+    os.close(master)
+    os.close(slave)
+
+
+def test_uart_peer_close_is_reported(mpy):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def peer():
+        c, _ = srv.accept()
+        c.close()
+
+    threading.Thread(target=peer, daemon=True).start()
+    code = (
+        "import hal, time\n"
+        f"u = hal.Uart({{'connect': 'tcp:127.0.0.1:{port}'}})\n"
+        "b = bytearray(4)\n"
+        "try:\n"
+        "    for i in range(500):\n"
+        "        u.readinto(b)\n"
+        "        time.sleep_ms(10)\n"
+        "    print('no error')\n"
+        "except OSError as e:\n"
+        "    print('closed:', e)\n"
+    )
+    r = mpy.run(code, heap="96k")
+    srv.close()
+    assert r.stdout.startswith("closed: UART peer closed")
