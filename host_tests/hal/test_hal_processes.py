@@ -161,3 +161,54 @@ def test_uart_peer_close_is_reported(mpy):
     r = mpy.run(code, heap="96k")
     srv.close()
     assert r.stdout.startswith("closed: UART peer closed")
+
+
+def test_uart_pacing_holds_the_line_rate(mpy):
+    # 576 bytes at 57600 baud (10 bits a byte) take at least 100 ms.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    threading.Thread(target=lambda: srv.accept()[0].recv(4096), daemon=True).start()
+    code = (
+        "import hal, time\n"
+        f"u = hal.Uart({{'connect': 'tcp:127.0.0.1:{port}', 'baud': 57600, 'pace': True}})\n"
+        "t0 = time.ticks_ms()\n"
+        "u.write(bytes(576))\n"
+        "print(time.ticks_diff(time.ticks_ms(), t0))\n"
+    )
+    r = mpy.run(code, heap="96k")
+    srv.close()
+    assert int(r.stdout) >= 99
+
+
+def test_udp_socket_round_trip_with_host(mpy):
+    host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host.bind(("127.0.0.1", 0))
+    host.settimeout(10)
+    port = host.getsockname()[1]
+    replies = []
+
+    def echo():
+        data, addr = host.recvfrom(2048)
+        host.sendto(data.upper(), addr)
+        replies.append(data)
+
+    t = threading.Thread(target=echo, daemon=True)
+    t.start()
+    code = (
+        "import hal, time\n"
+        "s = hal.udp_socket()\n"
+        f"s.sendto(b'batch', hal.resolve('127.0.0.1', {port}))\n"
+        "t0 = time.ticks_ms()\n"
+        "while time.ticks_diff(time.ticks_ms(), t0) < 5000:\n"
+        "    try:\n"
+        "        print(s.recv(64)); break\n"
+        "    except OSError:\n"
+        "        time.sleep_ms(5)\n"
+    )
+    r = mpy.run(code, heap="96k")
+    t.join(5)
+    host.close()
+    assert replies == [b"batch"]
+    assert r.stdout.strip() == "b'BATCH'"
