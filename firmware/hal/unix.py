@@ -181,7 +181,8 @@ class Uart:
             if n:
                 done += n
         if self.pace:
-            time.sleep_us(clock.real_ms(len(buf) * 10_000_000 // self.baud) // 1000)
+            # 10 bit times a byte (8N1); real_ms() only scales, so it works on us too
+            time.sleep_us(clock.real_ms(len(buf) * 10_000_000 // self.baud))
         return done
 
     def readinto(self, buf):
