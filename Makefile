@@ -25,7 +25,7 @@ check: lint mpy-size typecheck
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check firmware boards tools host_tests bench
+	$(BIN)/ruff format --check .
 
 mpy-size: $(STAMP)
 	$(BIN)/python tools/mpysize.py --arch $(MPYCROSS_ARCH) firmware
