@@ -1,0 +1,453 @@
+# RAVEn XML API (Rainforest RAVEn / EMU-2): read-only command writer and a
+# streaming fragment parser that turns pushes into readings.
+#
+# The stick sends top-level XML fragments with no framing and no checksum,
+# e.g. <InstantaneousDemand><TimeStamp>0x2c1a3b4d</TimeStamp>...</...>, line
+# endings optional, Windows-1252 text, split anywhere across reads. The parser
+# is a byte state machine with bounded buffers that never allocates per byte:
+# every '<' starts a new tag, and an opening tag that names a known fragment
+# starts that fragment from any state, so after garbage, dropped bytes or a
+# stick reset the next intact fragment is always parsed (resync within one
+# fragment). A fragment with any defect (bad hex, missing or duplicated field,
+# stray text, mismatched tags, overflow) is reported bad with a reason and
+# yields nothing. Values: hex "0x..." with 1..16 digits; Demand is signed and
+# sign-extended by its own width (EMU-2 sends 24 bits, RAVEn 32); summations
+# are unsigned. Readings are in W and Wh: the stick reports kW/kWh as
+# raw * Multiplier / Divisor, where 0 means 1. TimeStamp counts seconds from
+# the ZigBee epoch (2000-01-01 UTC); 0xFFFFFFFF means "no time".
+from micropython import const
+
+from meter import reading
+
+# -- events passed to on_event(kind, a, b) besides readings -------------------
+EV_TIME = const(1)  # a: UTC seconds or None (meter time invalid), b: local s
+EV_STATUS = const(2)  # a: Status text (bytes), b: LinkStrength % or None
+EV_DEVICE = const(3)  # a: {name: bytes} of DeviceInfo texts
+EV_METERS = const(4)  # a: [MeterMacId bytes]
+EV_PRICE = const(5)  # a: price (int, scaled by 10**b), b: trailing digits
+EV_WARNING = const(6)  # a: warning text (bytes), e.g. b"Unknown command"
+EV_BAD = const(7)  # a: reason (str), b: fragment name (bytes)
+EV_IGNORED = const(8)  # a: fragment name (bytes): known but not used
+
+# -- names: top-level fragments first, then children --------------------------
+NAMES = (
+    # 0..14 top-level: 0-7 used, 8 NetworkInfo reads as ConnectionStatus,
+    # 9-14 known fragments that are parsed and ignored
+    b"InstantaneousDemand", b"CurrentSummationDelivered", b"TimeCluster", b"ConnectionStatus",
+    b"DeviceInfo", b"MeterList", b"PriceCluster", b"Warning", b"NetworkInfo", b"MeterInfo",
+    b"ScheduleInfo", b"MessageCluster", b"CurrentPeriodUsage", b"LastPeriodUsage", b"ProfileData",
+    # 15..30 numeric children, slot = index - 15
+    b"TimeStamp", b"Demand", b"SummationDelivered", b"SummationReceived", b"Multiplier",
+    b"Divisor", b"DigitsRight", b"DigitsLeft", b"SuppressLeadingZero", b"UTCTime", b"LocalTime",
+    b"LinkStrength", b"Price", b"TrailingDigits", b"Currency", b"Tier",
+    # 31.. text children, kept only in fragments that need text (33 MeterMacId)
+    b"Status", b"Description", b"MeterMacId", b"DeviceMacId", b"FWVersion", b"HWVersion",
+    b"ImageType", b"Manufacturer", b"ModelId", b"DateCode", b"InstallCode", b"TierLabel",
+    b"RateLabel", b"Text",
+)  # fmt: skip
+_N_TOP = const(15)
+_FIRST_CHILD = const(15)
+_FIRST_TEXT = const(31)
+_N_NUM = const(16)  # numeric slots
+_T_DEMAND = const(0)
+_T_SUMM = const(1)
+_T_TIME = const(2)
+_T_CONN = const(3)
+_T_DEVINFO = const(4)
+_T_METERS = const(5)
+_T_PRICE = const(6)
+_T_WARNING = const(7)
+_T_NETINFO = const(8)
+# numeric slot numbers (name index - _FIRST_CHILD)
+_S_TS = const(0)
+_S_DEMAND = const(1)
+_S_DELIV = const(2)
+_S_RECV = const(3)
+_S_MULT = const(4)
+_S_DIV = const(5)
+_S_SLZ = const(8)
+_S_UTC = const(9)
+_S_LOCAL = const(10)
+_S_LINK = const(11)
+_S_PRICE = const(12)
+_S_TRAIL = const(13)
+_NO_TIME = const(0xFFFFFFFF)
+_UNKNOWN = const(-1)  # child with a name we do not know: value skipped
+_NONE = const(-2)
+
+_MAX_NAME = const(32)
+_MAX_VALUE = const(64)
+_MAX_CHILDREN = const(40)
+_HASH_MASK = const(0xFFFFF)  # keeps h * 33 + c a small int on the ESP32
+
+
+def _hash(name):
+    h = 0
+    for c in name:
+        h = (h * 33 + c) & _HASH_MASK
+    return h
+
+
+_BY_HASH = {}
+for _i, _n in enumerate(NAMES):
+    if _hash(_n) in _BY_HASH:  # a collision would make two names one
+        raise ValueError("raven: name hash collision")
+    _BY_HASH[_hash(_n)] = _i
+
+
+def _hexval(c):
+    # Value of an ASCII hex digit, or -1.
+    if 48 <= c <= 57:
+        return c - 48
+    c |= 0x20
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
+def scale(raw, mult, div):
+    # raw * mult / div kilo-units -> units (W, Wh), rounded half away from
+    # zero. Multiplier or Divisor 0 means 1 (ZCL and RAVEn both say so).
+    if not mult:
+        mult = 1
+    if not div:
+        div = 1
+    n = raw * mult * 1000
+    if n < 0:
+        return -((-n * 2 + div) // (div * 2))
+    return (n * 2 + div) // (div * 2)
+
+
+class Parser:
+    # feed(buf, n) with any split of the byte stream; results go to
+    # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags) and
+    # on_event(kind, a, b). A reading without a meter time (TimeStamp missing
+    # or 0xFFFFFFFF) has utc_s 0 and no F_TIME_VALID: the link stamps it.
+    def __init__(self, on_reading, on_event=None):
+        self.on_reading = on_reading
+        self.on_event = on_event or (lambda k, a, b: None)
+        self._name = bytearray(_MAX_NAME)
+        self._val = bytearray(_MAX_VALUE)
+        self._num = [0] * _N_NUM
+        self._text = None  # dict while a text-bearing fragment is open
+        self.good = 0  # fragments used
+        self.bad = 0  # fragments rejected
+        self.ignored = 0  # well-formed fragments of a kind we do not use
+        self.skipped = 0  # bytes outside any known fragment
+        # last scaled values, carried on readings of the other kind
+        self.demand_w = 0
+        self.delivered_wh = -1
+        self.received_wh = -1
+        # display formatting from the last summation/demand fragment
+        self.digits_right = 0
+        self.digits_left = 0
+        self.suppress_zero = 0
+        self.reset()
+
+    def reset(self):
+        self._st = 0  # 0 text, 1 tag name
+        self._top = _NONE
+        self._child = _NONE
+        self._nn = 0  # name length
+        self._nh = 0  # name hash
+        self._vn = 0  # value length
+        self._vover = False
+        self._have = 0  # bit per numeric slot
+        self._kids = 0
+        self._poison = None  # first defect found in the open fragment
+        self._text = None
+
+    # -- byte loop: the hot path, locals only --------------------------------
+    def feed(self, buf, n=-1):
+        if n < 0:
+            n = len(buf)
+        st = self._st
+        name = self._name
+        val = self._val
+        nn = self._nn
+        nh = self._nh
+        vn = self._vn
+        mode = self._mode()
+        i = 0
+        while i < n:
+            c = buf[i]
+            i += 1
+            if c == 60:  # '<'
+                if st == 1:
+                    self._broken("'<' inside tag")
+                    mode = self._mode()
+                st = 1
+                nn = 0
+                nh = 0
+            elif st == 1:
+                if c == 62:  # '>'
+                    self._vn = vn
+                    self._tag(nn, nh)
+                    mode = self._mode()
+                    st = 0
+                    vn = 0
+                elif nn < _MAX_NAME and (65 <= c <= 90 or 97 <= c <= 122 or 48 <= c <= 57 or c == 47 or c == 95):
+                    name[nn] = c
+                    nn += 1
+                    nh = (nh * 33 + c) & _HASH_MASK
+                else:
+                    self._broken("bad tag name")
+                    mode = self._mode()
+                    st = 0
+            elif mode == 2:  # inside a child: its value
+                if vn < _MAX_VALUE:
+                    val[vn] = c
+                    vn += 1
+                else:
+                    self._vover = True
+            elif mode == 1:  # between children: whitespace only
+                if not (c == 32 or c == 10 or c == 13 or c == 9):
+                    self._broken("text outside element")
+                    mode = 0
+            else:
+                self.skipped += 1
+        self._st = st
+        self._nn = nn
+        self._nh = nh
+        self._vn = vn
+
+    def _mode(self):
+        if self._child != _NONE:
+            return 2
+        return 1 if self._top != _NONE else 0
+
+    # -- per tag ------------------------------------------------------------
+    def _lookup(self, start, n, h):
+        # Index into NAMES of name[start:start+n], or _UNKNOWN. No allocation.
+        i = _BY_HASH.get(h, _UNKNOWN)
+        if i < 0:
+            return _UNKNOWN
+        ref = NAMES[i]
+        if len(ref) != n:
+            return _UNKNOWN
+        name = self._name
+        for j in range(n):
+            if name[start + j] != ref[j]:
+                return _UNKNOWN
+        return i
+
+    def _tag(self, nn, nh):
+        name = self._name
+        if nn == 0:
+            self._broken("empty tag")
+            return
+        closing = name[0] == 47
+        selfclose = name[nn - 1] == 47
+        if closing and selfclose:
+            self._broken("bad tag")
+            return
+        if closing:
+            # hash of the name without '/': recompute (rare path, bounded)
+            h = 0
+            for j in range(1, nn):
+                h = (h * 33 + name[j]) & _HASH_MASK
+            self._close(self._lookup(1, nn - 1, h), h, nn - 1)
+            return
+        if selfclose:
+            nn -= 1
+            h = 0
+            for j in range(nn):
+                h = (h * 33 + name[j]) & _HASH_MASK
+            nh = h
+        i = self._lookup(0, nn, nh)
+        if 0 <= i < _N_TOP:
+            if self._top != _NONE:
+                self._broken("fragment cut short")
+            if selfclose:
+                return
+            self._open_top(i)
+        elif self._top == _NONE:
+            self.skipped += nn + 2
+        elif self._child != _NONE:
+            self._broken("nested element")
+        else:
+            self._kids += 1
+            if self._kids > _MAX_CHILDREN:
+                self._broken("too many elements")
+                return
+            self._child = i
+            self._ch = nh  # to match the close tag of an unknown child
+            self._cn = nn
+            self._vn = 0
+            self._vover = False
+            if selfclose:
+                self._end_child()
+
+    def _open_top(self, i):
+        self._top = i
+        self._child = _NONE
+        self._have = 0
+        self._kids = 0
+        self._poison = None
+        t = i == _T_CONN or i == _T_NETINFO or i == _T_DEVINFO or i == _T_METERS or i == _T_PRICE or i == _T_WARNING
+        self._text = {} if t else None
+        self._meters = [] if i == _T_METERS else None
+
+    def _close(self, i, h, n):
+        if self._child != _NONE:
+            c = self._child
+            if (c == _UNKNOWN and i == _UNKNOWN and h == self._ch and n == self._cn) or (c >= 0 and c == i):
+                self._end_child()
+            else:
+                self._broken("mismatched close tag")
+        elif self._top != _NONE:
+            if i == self._top:
+                self._end_top()
+            else:
+                self._broken("mismatched close tag")
+        else:
+            self.skipped += n + 3
+
+    def _broken(self, why):
+        # Structural defect: report the open fragment (if any) and go idle.
+        if self._top != _NONE:
+            self._bad(self._poison or why, self._top)
+        self._top = _NONE
+        self._child = _NONE
+        self._text = None
+
+    def _bad(self, why, top):
+        self.bad += 1
+        self.on_event(EV_BAD, why, NAMES[top])
+
+    def _end_child(self):
+        c = self._child
+        self._child = _NONE
+        if c < 0:  # a child we do not know: value not needed
+            return
+        if self._vover:
+            if c < _FIRST_TEXT:
+                self._poison = self._poison or "value too long"
+            return
+        if c < _FIRST_TEXT:
+            s = c - _FIRST_CHILD
+            bit = 1 << s
+            if self._have & bit:
+                self._poison = self._poison or "duplicate element"
+                return
+            v = self._number(s)
+            if v is None:
+                self._poison = self._poison or "bad number"
+                return
+            self._num[s] = v
+            self._have |= bit
+        elif self._text is not None:
+            v = bytes(self._val[: self._vn])
+            if self._meters is not None and c == 33:  # MeterMacId, repeated
+                self._meters.append(v)
+            else:
+                self._text[NAMES[c]] = v
+
+    def _number(self, slot):
+        # "0x" + 1..16 hex digits, optional surrounding whitespace; "Y"/"N"
+        # for SuppressLeadingZero. None if malformed.
+        val = self._val
+        a = 0
+        b = self._vn
+        while a < b and val[a] in b" \t\r\n":
+            a += 1
+        while b > a and val[b - 1] in b" \t\r\n":
+            b -= 1
+        if slot == _S_SLZ:
+            if b - a == 1 and val[a] in b"YN":
+                return 1 if val[a] == 89 else 0
+            return None
+        nd = b - a - 2
+        if nd < 1 or nd > 16 or val[a] != 48 or (val[a + 1] | 32) != 120:
+            return None
+        v = 0
+        for j in range(a + 2, b):
+            d = _hexval(val[j])
+            if d < 0:
+                return None
+            v = (v << 4) | d
+        if slot == _S_DEMAND and v >> (nd * 4 - 1):  # signed: extend by width
+            v -= 1 << (nd * 4)
+        return v
+
+    def _need(self, mask, t):
+        if self._have & mask != mask:
+            self._bad("missing element", t)
+            return False
+        return True
+
+    def _utc(self):
+        ts = self._num[_S_TS]
+        if ts == _NO_TIME:
+            return 0, 0
+        return ts + reading.ZIGBEE_EPOCH, reading.F_TIME_VALID
+
+    def _end_top(self):
+        t = self._top
+        self._top = _NONE
+        if self._poison is not None:
+            self._bad(self._poison, t)
+            return
+        num = self._num
+        ev = self.on_event
+        if t == _T_DEMAND or t == _T_SUMM:
+            key = _S_DEMAND if t == _T_DEMAND else _S_DELIV
+            if not self._need((1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
+                return
+            utc, flags = self._utc()
+            mult = num[_S_MULT]
+            div = num[_S_DIV]
+            h = self._have
+            if h & (1 << 6):
+                self.digits_right = num[6]
+            if h & (1 << 7):
+                self.digits_left = num[7]
+            if h & (1 << _S_SLZ):
+                self.suppress_zero = num[_S_SLZ]
+            self.good += 1
+            if t == _T_DEMAND:
+                self.demand_w = scale(num[_S_DEMAND], mult, div)
+                flags |= reading.F_DEMAND
+            else:
+                self.delivered_wh = scale(num[_S_DELIV], mult, div)
+                flags |= reading.F_SUMMATION
+                if h & (1 << _S_RECV):
+                    self.received_wh = scale(num[_S_RECV], mult, div)
+                    flags |= reading.F_RECEIVED
+            self.on_reading(utc, self.demand_w, self.delivered_wh, self.received_wh, flags)
+        elif t == _T_TIME:
+            if not self._need(1 << _S_UTC, t):
+                return
+            self.good += 1
+            u = num[_S_UTC]
+            lo = num[_S_LOCAL] if self._have & (1 << _S_LOCAL) else _NO_TIME
+            ev(
+                EV_TIME,
+                None if u == _NO_TIME else u + reading.ZIGBEE_EPOCH,
+                None if lo == _NO_TIME else lo + reading.ZIGBEE_EPOCH,
+            )
+        elif t == _T_CONN or t == _T_NETINFO:
+            st = self._text.get(b"Status")
+            if st is None:
+                self._bad("missing element", t)
+                return
+            self.good += 1
+            ev(EV_STATUS, st, num[_S_LINK] if self._have & (1 << _S_LINK) else None)
+        elif t == _T_DEVINFO:
+            self.good += 1
+            ev(EV_DEVICE, self._text, None)
+        elif t == _T_METERS:
+            self.good += 1
+            ev(EV_METERS, self._meters, None)
+        elif t == _T_PRICE:
+            if not self._need(1 << _S_PRICE, t):
+                return
+            self.good += 1
+            ev(EV_PRICE, num[_S_PRICE], num[_S_TRAIL] if self._have & (1 << _S_TRAIL) else 0)
+        elif t == _T_WARNING:
+            self.good += 1
+            ev(EV_WARNING, self._text.get(b"Text", b""), None)
+        else:
+            self.ignored += 1
+            ev(EV_IGNORED, NAMES[t], None)
+        self._text = None

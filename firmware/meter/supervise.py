@@ -1,0 +1,212 @@
+# Link supervision and dropout detection, shared by both co-processor
+# protocols (meter/raven_link.py, meter/ezsp_link.py). Protocol-neutral: a
+# link reports what it saw (heard(), good()/bad()/retransmitted(),
+# coproc_reset(), radio(), reading()) and asks when to give up
+# (is_silent()) and how long to back off (backoff_ms()); this module keeps
+# the state and counters the display and the cloud read (Status) and raises
+# or clears the faults in firmware/faults.py.
+#
+# Dropout detection follows LBNL's OpenSEG gateway: the energy implied by
+# the demand reports (demand held until the next report, integrated over
+# time) must match the change in summation delivered (net of received).
+# A mismatch larger than what sampling and summation resolution can explain,
+# or a hole in the demand reports, means readings were missed: the reading
+# that reveals it carries reading.F_GAP and faults.METER_DROPOUT is raised
+# until enough consecutive intervals check out again.
+import time
+
+import faults
+import hal
+from meter import reading
+
+# link states, as shown on the diagnostics screen and sent to the cloud
+INIT = "init"  # opening the co-processor, not yet answering
+JOINING = "joining"  # co-processor answers, meter network not up yet
+UP = "up"  # readings flowing
+SILENT = "silent"  # co-processor stopped answering: re-initialising
+BACKOFF = "backoff"  # waiting before the next re-initialisation
+
+
+class Status:
+    # What the display and the cloud show about the link. Plain attributes,
+    # updated in place (no allocation per frame).
+    def __init__(self, protocol):
+        self.protocol = protocol
+        self.state = INIT
+        self.frames_good = 0
+        self.frames_bad = 0
+        self.frames_retransmitted = 0
+        self.resets = 0  # co-processor resets seen (its own or ours)
+        self.reinits = 0  # re-initialisations after silence
+        self.readings = 0
+        self.gaps = 0  # readings flagged F_GAP
+        self.lqi = None  # last LQI (EZSP) or LinkStrength % (RAVEn)
+        self.rssi = None  # last RSSI in dBm where the protocol gives it
+        self.last_reading_ticks = None  # hal.clock.ticks_ms() of the last reading
+        self.last_rx_ticks = None  # last valid frame of any kind
+
+    def as_dict(self):
+        return {
+            "protocol": self.protocol,
+            "state": self.state,
+            "frames_good": self.frames_good,
+            "frames_bad": self.frames_bad,
+            "frames_retransmitted": self.frames_retransmitted,
+            "resets": self.resets,
+            "reinits": self.reinits,
+            "readings": self.readings,
+            "gaps": self.gaps,
+            "lqi": self.lqi,
+            "rssi": self.rssi,
+        }
+
+
+class Dropout:
+    # Compares the demand integral with the summation change between
+    # consecutive summation readings. gap_s: longest acceptable hole between
+    # demand reports; res_wh: summation resolution; rel: relative slack.
+    def __init__(self, gap_s=45, res_wh=1, rel=0.02, clear_after=3):
+        self.gap_s = gap_s
+        self.res_wh = res_wh
+        self.rel = rel
+        self.clear_after = clear_after
+        self.restart()
+
+    def restart(self):
+        # Forget the baseline (after a co-processor reset or a clock jump).
+        self._t = None  # time of the last demand report
+        self._d = 0  # its value (W)
+        self._ti = None  # integral is complete up to here
+        self._ws = 0  # W*s since the last summation reading
+        self._var = 0  # sum of |demand step| * its interval (W*s)
+        self._hole = False  # a demand hole since the last summation
+        self._sum = None  # net summation (Wh) at the last summation reading
+        self._covered = False  # demand integral spans since that reading
+        self.good_run = 0
+
+    def check(self, utc, demand_w, delivered_wh, received_wh, flags):
+        # Returns the flags with F_GAP added when a dropout shows up.
+        if not flags & reading.F_TIME_VALID:
+            return flags
+        gap = False
+        if flags & reading.F_DEMAND:
+            if self._t is not None:
+                dt = utc - self._t
+                if dt < 0:
+                    self.restart()
+                    return flags
+                if dt > self.gap_s:
+                    self._hole = True
+                    gap = True
+                self._integrate(utc)
+                step = demand_w - self._d
+                self._var += (step if step > 0 else -step) * dt
+            self._t = utc
+            self._ti = utc
+            self._d = demand_w
+        if flags & reading.F_SUMMATION:
+            if self._ti is not None and utc >= self._ti:
+                self._integrate(utc)
+            net = delivered_wh - (received_wh if flags & reading.F_RECEIVED else 0)
+            prev = self._sum
+            self._sum = net
+            if prev is not None and self._covered:
+                ds = net - prev
+                e = self._ws / 3600
+                tol = 2 * self.res_wh + self._var / 3600 + self.rel * (e if e > 0 else -e)
+                if ds - e > tol or e - ds > tol or self._hole:
+                    gap = True
+            self._ws = 0
+            self._var = 0
+            self._hole = False
+            self._covered = self._ti is not None
+        if gap:
+            self.good_run = 0
+            return flags | reading.F_GAP
+        if flags & reading.F_SUMMATION:
+            self.good_run += 1
+        return flags
+
+    def _integrate(self, utc):
+        self._ws += self._d * (utc - self._ti)
+        self._ti = utc
+
+
+class Supervisor:
+    # silent_ms: no valid frame for this long (device time) means the
+    # co-processor is silent; backoff doubles from backoff_min_ms up to
+    # backoff_max_ms on each failed re-initialisation.
+    def __init__(self, protocol, faults_, silent_ms=60_000, backoff_min_ms=2_000, backoff_max_ms=300_000):
+        self.status = Status(protocol)
+        self.faults = faults_
+        self.silent_ms = silent_ms
+        self.backoff_min_ms = backoff_min_ms
+        self.backoff_max_ms = backoff_max_ms
+        self._backoff = backoff_min_ms
+        self.dropout = Dropout()
+
+    def state(self, s):
+        self.status.state = s
+
+    def heard(self):
+        self.status.last_rx_ticks = hal.clock.ticks_ms()
+
+    def good(self):
+        self.status.frames_good += 1
+        self.status.last_rx_ticks = hal.clock.ticks_ms()
+
+    def bad(self):
+        self.status.frames_bad += 1
+
+    def retransmitted(self):
+        self.status.frames_retransmitted += 1
+
+    def radio(self, lqi=None, rssi=None):
+        if lqi is not None:
+            self.status.lqi = lqi
+        if rssi is not None:
+            self.status.rssi = rssi
+
+    def is_silent(self):
+        t = self.status.last_rx_ticks
+        return t is None or time.ticks_diff(hal.clock.ticks_ms(), t) > self.silent_ms
+
+    def silent(self):
+        # The co-processor stopped answering: the caller re-initialises it.
+        self.faults.set(faults.COPROC_SILENT)
+        self.status.state = SILENT
+        self.status.reinits += 1
+        self.dropout.restart()
+
+    def coproc_reset(self):
+        # The co-processor restarted by itself (or we restarted it).
+        self.faults.set(faults.COPROC_RESET)
+        self.status.resets += 1
+        self.status.state = JOINING
+
+    def up(self):
+        # Link established: readings can flow, faults about the link clear.
+        self.status.state = UP
+        self._backoff = self.backoff_min_ms
+        self.faults.clear(faults.COPROC_SILENT)
+        self.faults.clear(faults.COPROC_RESET)
+
+    def backoff_ms(self):
+        # Delay before the next re-initialisation; doubles on each call.
+        d = self._backoff
+        self._backoff = min(d * 2, self.backoff_max_ms)
+        self.status.state = BACKOFF
+        return d
+
+    def reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+        # Every reading passes here on its way out; returns its flags.
+        st = self.status
+        st.readings += 1
+        st.last_reading_ticks = hal.clock.ticks_ms()
+        flags = self.dropout.check(utc, demand_w, delivered_wh, received_wh, flags)
+        if flags & reading.F_GAP:
+            st.gaps += 1
+            self.faults.set(faults.METER_DROPOUT)
+        elif self.dropout.good_run >= self.dropout.clear_after:
+            self.faults.clear(faults.METER_DROPOUT)
+        return flags
