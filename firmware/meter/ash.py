@@ -1,0 +1,387 @@
+# ASH link layer, host side (Silicon Labs UG101), for an EZSP co-processor.
+#
+# Owns: byte stuffing, CRC-CCITT, data-field randomisation, the DATA / ACK /
+# NAK / RST / RSTACK / ERROR frames, frame and ack numbers, retransmission
+# with an adaptive timeout, and reset / resynchronisation. It knows nothing
+# of EZSP: complete, in-sequence DATA payloads go up through on_frame, link
+# events (co-processor reset, error, retransmission exhausted) through
+# on_event.
+#
+# Streaming and allocation-free after construction: received bytes are
+# unstuffed into one preallocated buffer, frames are built in preallocated
+# buffers, and payloads are handed up as (buffer, offset, length) so that no
+# slice or memoryview is created per frame.
+#
+# One DATA frame may be outstanding (TX_K = 1, as bellows and the NCPs in the
+# field use): EZSP is strictly command/response, so a window buys nothing.
+from time import ticks_add, ticks_diff, ticks_ms
+
+import micropython
+from micropython import const
+
+FLAG = const(0x7E)
+ESC = const(0x7D)
+XON = const(0x11)
+XOFF = const(0x13)
+SUB = const(0x18)
+CAN = const(0x1A)
+
+MAX_DATA = const(256)  # longest EZSP frame accepted (bellows' limit too)
+_RX_MAX = const(259)  # control + data + CRC
+_TX_MAX = const(2 * 259 + 2)  # fully stuffed frame + flag
+
+# Link states.
+RESETTING = const(0)
+CONNECTED = const(1)
+FAILED = const(2)
+
+# on_event(kind, code) kinds.
+EV_RSTACK = const(1)  # NCP (re)started; code = reset reason (2 = power-on, 11 = software)
+EV_ERROR = const(2)  # NCP sent ERROR; code = reason; a reset is required
+EV_TX_FAILED = const(3)  # DATA frame not acknowledged after all retries
+EV_RESET_TIMEOUT = const(4)  # RST sent, no RSTACK within T_RSTACK_MAX
+
+# Timing (UG101 defaults, ms).
+T_RX_ACK_INIT = const(1600)
+T_RX_ACK_MIN = const(400)
+T_RX_ACK_MAX = const(3200)
+T_RSTACK_MAX = const(3200)
+ACK_RETRIES = const(4)  # retransmissions before EV_TX_FAILED (5 sends, as bellows)
+
+
+def _make_tables():
+    crc = bytearray(512)  # CRC-CCITT (poly 0x1021) table, big-endian pairs
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+        c &= 0xFFFF
+        crc[2 * i] = c >> 8
+        crc[2 * i + 1] = c & 0xFF
+    rnd = bytearray(MAX_DATA)  # UG101 pseudo-random sequence: seed 0x42, 0xB8
+    r = 0x42
+    for i in range(MAX_DATA):
+        rnd[i] = r
+        r = (r >> 1) ^ 0xB8 if r & 1 else r >> 1
+    return crc, rnd
+
+
+CRC_TABLE, RAND = _make_tables()
+
+
+@micropython.viper
+def crc16(buf: ptr8, start: int, n: int, tab: ptr8) -> int:  # noqa: F821 (viper types)
+    # CRC-CCITT, init 0xFFFF, no reflection, no final XOR (binascii.crc_hqx).
+    crc = 0xFFFF
+    i = start
+    end = start + n
+    while i < end:
+        j = ((crc >> 8) ^ buf[i]) & 0xFF
+        crc = (((crc << 8) & 0xFFFF) ^ (tab[2 * j] << 8) ^ tab[2 * j + 1]) & 0xFFFF
+        i += 1
+    return crc
+
+
+@micropython.viper
+def randomise(buf: ptr8, start: int, n: int, rnd: ptr8):  # noqa: F821
+    # XOR with the pseudo-random sequence; its own inverse.
+    i = 0
+    while i < n:
+        buf[start + i] = buf[start + i] ^ rnd[i]
+        i += 1
+
+
+@micropython.viper
+def stuff(src: ptr8, n: int, dst: ptr8) -> int:  # noqa: F821
+    # Escape reserved bytes of src[0:n] into dst, append a flag; returns length.
+    o = 0
+    i = 0
+    while i < n:
+        b = src[i]
+        if b == 0x7E or b == 0x7D or b == 0x11 or b == 0x13 or b == 0x18 or b == 0x1A:
+            dst[o] = 0x7D
+            dst[o + 1] = b ^ 0x20
+            o += 2
+        else:
+            dst[o] = b
+            o += 1
+        i += 1
+    dst[o] = 0x7E
+    return o + 1
+
+
+class Ash:
+    # write(buf, n): send n bytes of buf to the UART.
+    # on_frame(buf, off, n): an in-sequence DATA payload (derandomised);
+    #   valid only during the call.
+    # on_event(kind, code): EV_* above.
+    # ticks(): monotonic ms (the UART runs in real time even when the
+    #   device clock is accelerated, so this defaults to time.ticks_ms).
+    def __init__(self, write, on_frame, on_event, ticks=ticks_ms):
+        self._write = write
+        self._on_frame = on_frame
+        self._on_event = on_event
+        self._ticks = ticks
+        self._rx = bytearray(_RX_MAX)
+        self._n = 0
+        self._esc = False
+        self._discard = False  # SUB seen or overflow: drop until next flag
+        self._raw = bytearray(_RX_MAX)  # frame before stuffing
+        self._out = bytearray(_TX_MAX)  # stuffed frame
+        self._txp = bytearray(MAX_DATA)  # outstanding DATA payload (plain)
+        self._txn = 0
+        self._pending = False
+        self._tx_frm = 0
+        self._tries = 0
+        self._sent_at = 0
+        self._deadline = 0
+        self.state = RESETTING
+        self._frm = 0  # next frame number to send
+        self._ack = 0  # next frame number expected (our ackNum)
+        self._reject = False
+        self._t_ack = T_RX_ACK_INIT
+        # Counters for link supervision (frames good/bad/retransmitted ...).
+        self.rx_good = 0
+        self.rx_bad = 0  # CRC, length, control or escape errors
+        self.rx_dup = 0  # retransmitted duplicates we had already
+        self.rx_seq_err = 0  # out of sequence, NAKed
+        self.tx_frames = 0
+        self.retx = 0  # our DATA frames sent again (timeout or NAK)
+        self.naks_rx = 0
+        self.resets = 0  # RSTACKs received
+        self.errors = 0  # ERROR frames received
+        self.cancelled = 0  # frames dropped by CAN / SUB / overflow
+
+    # -- receive --------------------------------------------------------------
+    def feed(self, data, n):
+        # Push n received bytes through the deframer.
+        rx = self._rx
+        cnt = self._n
+        esc = self._esc
+        discard = self._discard
+        for i in range(n):
+            b = data[i]
+            if b == FLAG:
+                if discard:
+                    discard = False
+                elif esc:
+                    self.rx_bad += 1  # escape then flag: corrupt frame
+                elif cnt:
+                    self._n = 0
+                    self._frame(cnt)
+                cnt = 0
+                esc = False
+            elif b == ESC:
+                esc = True
+            elif b == CAN:
+                if cnt or esc:
+                    self.cancelled += 1
+                cnt = 0
+                esc = False
+                discard = False
+            elif b == SUB:
+                discard = True
+                cnt = 0
+                esc = False
+                self.cancelled += 1
+            elif b == XON or b == XOFF:
+                pass  # software flow control is not used; never data
+            elif discard:
+                pass
+            else:
+                if esc:
+                    b ^= 0x20
+                    esc = False
+                    if b != FLAG and b != ESC and b != XON and b != XOFF and b != SUB and b != CAN:
+                        # Escaping a non-reserved byte is a framing error.
+                        discard = True
+                        cnt = 0
+                        self.rx_bad += 1
+                        continue
+                if cnt < _RX_MAX:
+                    rx[cnt] = b
+                    cnt += 1
+                else:
+                    discard = True
+                    cnt = 0
+                    self.rx_bad += 1
+        self._n = cnt
+        self._esc = esc
+        self._discard = discard
+
+    def _frame(self, n):
+        rx = self._rx
+        if n < 3 or crc16(rx, 0, n, CRC_TABLE) != 0:
+            self.rx_bad += 1
+            if n >= 1 and not rx[0] & 0x80:
+                self._nak()  # damaged DATA frame: ask for it again
+            return
+        c = rx[0]
+        if not c & 0x80:  # DATA
+            if n < 6:  # EZSP needs at least sequence, control and id
+                self.rx_bad += 1
+                self._nak()
+                return
+            self.rx_good += 1
+            self._acked(c & 7)
+            if self.state != CONNECTED:
+                return
+            frm = (c >> 4) & 7
+            if frm == self._ack:
+                self._ack = (frm + 1) & 7
+                self._reject = False
+                self._control(0x80)  # ACK
+                randomise(rx, 1, n - 3, RAND)
+                self._on_frame(rx, 1, n - 3)
+            elif c & 0x08:  # retransmission of a frame we already have
+                self.rx_dup += 1
+                self._control(0x80)
+            else:
+                self.rx_seq_err += 1
+                self._nak()
+        elif c & 0xE0 == 0x80:  # ACK
+            if n != 3:
+                self.rx_bad += 1
+                return
+            self.rx_good += 1
+            self._acked(c & 7)
+        elif c & 0xE0 == 0xA0:  # NAK
+            if n != 3:
+                self.rx_bad += 1
+                return
+            self.rx_good += 1
+            self.naks_rx += 1
+            self._acked(c & 7)
+            if self._pending and self.state == CONNECTED:
+                self._tries += 1
+                if self._tries > ACK_RETRIES:
+                    self._fail()
+                else:
+                    self._transmit(True)
+        elif c == 0xC1 or c == 0xC2:  # RSTACK / ERROR: version 2, reason
+            if n != 5 or rx[1] != 2:
+                self.rx_bad += 1
+                return
+            self.rx_good += 1
+            code = rx[2]
+            if c == 0xC1:
+                self.resets += 1
+                self._restart(CONNECTED)
+                self._on_event(EV_RSTACK, code)
+            else:
+                self.errors += 1
+                self.state = FAILED
+                self._pending = False
+                self._on_event(EV_ERROR, code)
+        else:  # RST (host to NCP only) or an undefined control byte
+            self.rx_bad += 1
+
+    def _acked(self, ack_num):
+        # ack_num is the next frame the NCP expects: ours is done when it
+        # is one past the outstanding frame number.
+        if self._pending and ack_num == (self._tx_frm + 1) & 7:
+            self._pending = False
+            # UG101: t_rx_ack = 7/8 t_rx_ack + 1/2 measured, clamped.
+            rtt = ticks_diff(self._ticks(), self._sent_at)
+            t = (self._t_ack * 7) // 8 + rtt // 2
+            self._t_ack = T_RX_ACK_MIN if t < T_RX_ACK_MIN else T_RX_ACK_MAX if t > T_RX_ACK_MAX else t
+
+    def _nak(self):
+        # One NAK per reject condition (UG101), cleared by a good frame.
+        if not self._reject and self.state == CONNECTED:
+            self._reject = True
+            self._control(0xA0)
+
+    # -- transmit -------------------------------------------------------------
+    def _control(self, base):
+        # ACK (0x80) or NAK (0xA0) carrying our ackNum; nRdy is never set.
+        self._raw[0] = base | self._ack
+        self._send_raw(1)
+
+    def _send_raw(self, n):
+        raw = self._raw
+        c = crc16(raw, 0, n, CRC_TABLE)
+        raw[n] = c >> 8
+        raw[n + 1] = c & 0xFF
+        m = stuff(raw, n + 2, self._out)
+        self._write(self._out, m)
+
+    def busy(self):
+        return self._pending
+
+    def send(self, payload, n):
+        # Queue one EZSP frame (payload[0:n]); False if one is outstanding,
+        # the link is not up, or it is too long.
+        if self._pending or self.state != CONNECTED or n > MAX_DATA or n < 3:
+            return False
+        txp = self._txp
+        for i in range(n):
+            txp[i] = payload[i]
+        self._txn = n
+        self._tx_frm = self._frm
+        self._frm = (self._frm + 1) & 7
+        self._pending = True
+        self._tries = 0
+        self._transmit(False)
+        return True
+
+    def _transmit(self, re_tx):
+        n = self._txn
+        raw = self._raw
+        raw[0] = (self._tx_frm << 4) | (8 if re_tx else 0) | self._ack
+        txp = self._txp
+        for i in range(n):
+            raw[1 + i] = txp[i]
+        randomise(raw, 1, n, RAND)
+        self._send_raw(n + 1)
+        self.tx_frames += 1
+        if re_tx:
+            self.retx += 1
+        now = self._ticks()
+        self._sent_at = now
+        self._deadline = ticks_add(now, self._t_ack)
+
+    def reset(self):
+        # Host-initiated reset: CAN flushes any partial frame at the NCP,
+        # then RST. Everything outstanding is dropped.
+        self._restart(RESETTING)
+        self._raw[0] = 0xC0
+        self._out[0] = CAN
+        c = crc16(self._raw, 0, 1, CRC_TABLE)
+        self._raw[1] = c >> 8
+        self._raw[2] = c & 0xFF
+        m = stuff(self._raw, 3, memoryview(self._out)[1:])
+        self._write(self._out, m + 1)
+        self._deadline = ticks_add(self._ticks(), T_RSTACK_MAX)
+
+    def _restart(self, state):
+        self.state = state
+        self._frm = 0
+        self._ack = 0
+        self._pending = False
+        self._reject = False
+        self._t_ack = T_RX_ACK_INIT
+
+    def _fail(self):
+        self._pending = False
+        self.state = FAILED
+        self._on_event(EV_TX_FAILED, 0)
+
+    # -- timers ---------------------------------------------------------------
+    def poll(self):
+        # Call every few tens of ms: retransmission and reset timeouts.
+        if self.state == RESETTING:
+            if ticks_diff(self._ticks(), self._deadline) >= 0:
+                self.state = FAILED
+                self._on_event(EV_RESET_TIMEOUT, 0)
+            return
+        if not self._pending or ticks_diff(self._ticks(), self._deadline) < 0:
+            return
+        self._tries += 1
+        if self._tries > ACK_RETRIES:
+            self._fail()
+            return
+        # UG101: no ACK within t_rx_ack doubles it.
+        t = self._t_ack * 2
+        self._t_ack = T_RX_ACK_MAX if t > T_RX_ACK_MAX else t
+        self._transmit(True)

@@ -1,0 +1,390 @@
+# ZCL / Smart Energy for the meter link: decodes Simple Metering (0x0702)
+# and Time (0x000A) attributes from Read Attributes Responses and Report
+# Attributes into the one internal reading (meter/reading.py), and builds
+# the only ZCL frame the firmware ever sends: Read Attributes.
+#
+# A frame is parsed completely into staging fields before anything is
+# committed, so a truncated or malformed frame changes no state and
+# produces no reading. Scaling uses exact integer ratios (multiplier,
+# divisor and unit factor folded into one fraction when they change), so a
+# reading costs no float and, for household-sized values, no allocation.
+from micropython import const
+
+from meter.reading import (
+    F_DEMAND,
+    F_ESTIMATED,
+    F_GAS,
+    F_RECEIVED,
+    F_SUMMATION,
+    F_TIME_VALID,
+    ZIGBEE_EPOCH,
+)
+
+METERING = const(0x0702)
+TIME = const(0x000A)
+
+# ZCL general command ids.
+READ_ATTRIBUTES = const(0x00)
+READ_ATTRIBUTES_RSP = const(0x01)
+REPORT_ATTRIBUTES = const(0x0A)
+
+# Simple Metering attribute ids.
+A_SUM_DELIVERED = const(0x0000)
+A_SUM_RECEIVED = const(0x0001)
+A_STATUS = const(0x0200)
+A_UNIT = const(0x0300)
+A_MULTIPLIER = const(0x0301)
+A_DIVISOR = const(0x0302)
+A_SUM_FORMAT = const(0x0303)
+A_DEMAND_FORMAT = const(0x0304)
+A_DEVICE_TYPE = const(0x0306)
+A_DEMAND = const(0x0400)
+# Time attribute ids.
+A_TIME = const(0x0000)
+A_TIME_STATUS = const(0x0001)
+
+# What the link polls: first the scaling, then the values.
+SETUP_ATTRS = (A_UNIT, A_MULTIPLIER, A_DIVISOR, A_SUM_FORMAT, A_DEMAND_FORMAT, A_DEVICE_TYPE)
+VALUE_ATTRS = (A_SUM_DELIVERED, A_SUM_RECEIVED, A_DEMAND)
+TIME_ATTRS = (A_TIME, A_TIME_STATUS)
+
+# handle() results.
+OK = const(0)  # frame parsed; state updated (a reading may have been emitted)
+IGNORED = const(1)  # well-formed but not for us (other cluster/command, manufacturer-specific)
+BAD = const(2)  # malformed: nothing committed
+
+# Unit of measure (low 7 bits; bit 7 = BCD) -> (summation num, den,
+# demand num, den) converting the meter's unit to Wh / W, or to litres /
+# litres per hour for volumes. Exact ratios: 1 ft3 = 28.316846592 l,
+# 1 US gal = 3.785411784 l, 1 imp gal = 4.54609 l, 1 BTU(IT) =
+# 1055.05585262 J, 1 MJ = 2500/9 Wh; the spec gives MJ demand in MJ/s.
+# None: not energy or volume (kPa, unitless, kvar): no reading from it.
+UNITS = (
+    (1000, 1, 1000, 1),  # 0x00 kWh, kW
+    (1000, 1, 1000, 1),  # 0x01 m3, m3/h
+    (55306341, 1953125, 55306341, 1953125),  # 0x02 ft3, ft3/h
+    (221225364, 78125, 221225364, 78125),  # 0x03 ccf (100 ft3)
+    (473176473, 125000000, 473176473, 125000000),  # 0x04 US gallons
+    (454609, 100000, 454609, 100000),  # 0x05 imperial gallons
+    (52752792631, 180000000000, 52752792631, 180000000000),  # 0x06 BTU, BTU/h
+    (1, 1, 1, 1),  # 0x07 litres
+    None,  # 0x08 kPa gauge
+    None,  # 0x09 kPa absolute
+    (442450728, 15625, 442450728, 15625),  # 0x0A mcf (1000 ft3)
+    None,  # 0x0B unitless
+    (2500, 9, 1000000, 1),  # 0x0C MJ, MJ/s
+    None,  # 0x0D kvar, kvarh
+)
+_VOLUME = const(0b10010111110)  # bit u set: unit u is a volume (0x01-0x05, 0x07, 0x0A)
+
+
+def type_width(t):
+    # Bytes of a fixed-size ZCL data type; -1 for a one-byte-length string,
+    # -2 for a two-byte-length one, 0 for types we cannot skip (arrays,
+    # structs, sets, bags, unknown codes).
+    if 0x08 <= t <= 0x0F or 0x18 <= t <= 0x1F or 0x20 <= t <= 0x27 or 0x28 <= t <= 0x2F:
+        return (t & 7) + 1
+    if t == 0x10 or t == 0x30:
+        return 1
+    if t == 0x31 or t == 0x38 or t == 0xE8 or t == 0xE9:
+        return 2
+    if t == 0x39 or 0xE0 <= t <= 0xE2 or t == 0xEA:
+        return 4
+    if t == 0x3A or t == 0xF0:
+        return 8
+    if t == 0xF1:
+        return 16
+    if t == 0x41 or t == 0x42:
+        return -1
+    if t == 0x43 or t == 0x44:
+        return -2
+    return 0
+
+
+def _is_int(t):
+    # Integer-valued types: data, bitmap, (u)int, enum, UTC time.
+    return 0x08 <= t <= 0x0F or 0x18 <= t <= 0x2F or t == 0x30 or t == 0x31 or t == 0xE2
+
+
+def bcd(v, digits):
+    # Packed BCD -> int, or -1 if a nibble is not a decimal digit.
+    r = 0
+    m = 1
+    for _ in range(digits):
+        d = v & 0xF
+        if d > 9:
+            return -1
+        r += d * m
+        m *= 10
+        v >>= 4
+    return r
+
+
+def scale(raw, num, den):
+    # round(raw * num / den), half away from zero, in integers.
+    if raw < 0:
+        return -((2 * -raw * num + den) // (2 * den))
+    return (2 * raw * num + den) // (2 * den)
+
+
+def format_value(raw, multiplier, divisor, fmt):
+    # The meter's own presentation of a value (Summation/DemandFormatting):
+    # raw * multiplier / divisor with (fmt & 7) decimals, truncated as a
+    # register does, integer part zero-padded to ((fmt >> 3) & 15) digits
+    # unless bit 7 suppresses leading zeros; never cut (no digit is lost).
+    m = multiplier or 1
+    d = divisor or 1
+    right = fmt & 7
+    left = (fmt >> 3) & 15
+    neg = raw < 0
+    p = 10**right
+    v = (-raw if neg else raw) * m * p // d
+    ip = str(v // p)
+    if not fmt & 0x80 and len(ip) < left:
+        ip = "0" * (left - len(ip)) + ip
+    s = ip + ("." + str(v % p + p)[1:] if right else "")
+    return "-" + s if neg and v else s
+
+
+def build_read(buf, seq, attrs):
+    # Read Attributes (client to server, profile-wide) into buf; returns the
+    # length. The only ZCL frame builder in the firmware.
+    buf[0] = 0x00
+    buf[1] = seq & 0xFF
+    buf[2] = READ_ATTRIBUTES
+    i = 3
+    for a in attrs:
+        buf[i] = a & 0xFF
+        buf[i + 1] = a >> 8
+        i += 2
+    return i
+
+
+class Meter:
+    # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags);
+    # on_time(unix_s) when the meter's Time attribute is valid;
+    # clock: hal.clock (utc(), valid()).
+    def __init__(self, on_reading, clock, on_time=None):
+        self.on_reading = on_reading
+        self.on_time = on_time
+        self.clock = clock
+        self.unit = -1  # not read yet: assume kWh/kW and flag F_ESTIMATED
+        self.multiplier = 1
+        self.divisor = 1
+        self.sum_format = 0
+        self.demand_format = 0
+        self.device_type = 0
+        self.status = 0
+        self.time_status = 0
+        self.delivered = -1  # raw register values, -1 unknown
+        self.received = -1
+        self._rescale()
+        # Counters.
+        self.frames = 0
+        self.bad = 0
+        self.ignored = 0
+        self.readings = 0
+        self.invalid_values = 0  # ZCL "invalid" markers, bad BCD, unsupported unit
+        # Staging (one frame).
+        self._seen = 0
+        self._v = [0] * 12
+        self._w = bytearray(12)
+
+    def _rescale(self):
+        u = self.unit
+        f = UNITS[0] if u < 0 else (UNITS[u & 0x7F] if (u & 0x7F) < len(UNITS) else None)
+        m = self.multiplier or 1  # the spec: 0 is treated as 1
+        d = self.divisor or 1
+        if f is None:
+            self._sn = 0
+            self._sd = 1
+            self._dn = 0
+            self._dd = 1
+        else:
+            self._sn = m * f[0]
+            self._sd = d * f[1]
+            self._dn = m * f[2]
+            self._dd = d * f[3]
+
+    def flags(self):
+        f = 0
+        u = self.unit
+        if u < 0:
+            f |= F_ESTIMATED
+        elif (u & 0x7F) < 16 and _VOLUME & (1 << (u & 0x7F)):
+            f |= F_GAS
+        if self.device_type == 1 or self.device_type == 128:
+            f |= F_GAS
+        return f
+
+    def handle(self, cluster, buf, off, n):
+        # One ZCL frame buf[off:off+n] from the meter; returns OK/IGNORED/BAD.
+        self.frames += 1
+        if n < 3:
+            self.bad += 1
+            return BAD
+        fc = buf[off]
+        if fc & 0x04 or fc & 0x03 or not fc & 0x08 or (cluster != METERING and cluster != TIME):
+            # Manufacturer-specific, cluster-specific, or client-to-server:
+            # none carries a reading and none is answered (read-only).
+            self.ignored += 1
+            return IGNORED
+        cmd = buf[off + 2]
+        if cmd != READ_ATTRIBUTES_RSP and cmd != REPORT_ATTRIBUTES:
+            self.ignored += 1
+            return IGNORED
+        if not self._parse(cluster, buf, off + 3, off + n, cmd == READ_ATTRIBUTES_RSP):
+            self.bad += 1
+            return BAD
+        self._commit(cluster)
+        return OK
+
+    def _slot(self, cluster, attr):
+        if cluster == TIME:
+            return 10 if attr == A_TIME else 11 if attr == A_TIME_STATUS else -1
+        if attr <= A_SUM_RECEIVED:
+            return attr  # 0, 1
+        if A_UNIT <= attr <= A_DEMAND_FORMAT:
+            return 2 + attr - A_UNIT  # 2..6
+        if attr == A_DEVICE_TYPE:
+            return 7
+        if attr == A_DEMAND:
+            return 8
+        if attr == A_STATUS:
+            return 9
+        return -1
+
+    def _parse(self, cluster, buf, i, end, is_rsp):
+        v = self._v
+        seen = 0
+        while i < end:
+            if i + 3 > end:
+                return False
+            attr = buf[i] | (buf[i + 1] << 8)
+            i += 2
+            if is_rsp:
+                st = buf[i]
+                i += 1
+                if st:
+                    continue  # UNSUPPORTED_ATTRIBUTE etc.: record has no value
+                if i >= end:
+                    return False
+            t = buf[i]
+            i += 1
+            w = type_width(t)
+            if w == -1 or w == -2:
+                if i - w > end:
+                    return False
+                ln = buf[i] if w == -1 else buf[i] | (buf[i + 1] << 8)
+                i += ln - w
+                if i > end:
+                    return False
+                continue
+            if w == 0 or i + w > end:
+                return False  # cannot find the next record: reject the frame
+            s = self._slot(cluster, attr)
+            if s >= 0 and _is_int(t) and w <= 6:
+                x = 0
+                for k in range(w - 1, -1, -1):
+                    x = (x << 8) | buf[i + k]
+                if 0x28 <= t <= 0x2F and x >> (8 * w - 1):
+                    x -= 1 << (8 * w)  # signed type: sign-extend by its width
+                elif s == 8 and w == 3 and x >> 23:
+                    x -= 1 << 24  # demand is int24 by spec even if sent unsigned
+                v[s] = x
+                self._w[s] = w  # for the "invalid value" checks in _commit
+                seen |= 1 << s
+            i += w
+        self._seen = seen
+        return True
+
+    def _commit(self, cluster):
+        seen = self._seen
+        v = self._v
+        if cluster == TIME:
+            if seen & (1 << 11):
+                self.time_status = v[11]
+            if seen & (1 << 10):
+                t = v[10]
+                if t == 0xFFFFFFFF:
+                    self.invalid_values += 1
+                elif self.on_time is not None:
+                    self.on_time(t + ZIGBEE_EPOCH)
+            return
+        rescale = False
+        if seen & (1 << 2):
+            self.unit = v[2] & 0xFF
+            rescale = True
+        if seen & (1 << 3):
+            self.multiplier = v[3]
+            rescale = True
+        if seen & (1 << 4):
+            self.divisor = v[4]
+            rescale = True
+        if seen & (1 << 5):
+            self.sum_format = v[5]
+        if seen & (1 << 6):
+            self.demand_format = v[6]
+        if seen & (1 << 7):
+            self.device_type = v[7]
+        if seen & (1 << 9):
+            self.status = v[9]
+        if rescale:
+            self._rescale()
+        demand = self._value(seen, 8)
+        got = demand is not None
+        d = self._value(seen, 0)
+        if d is not None:
+            self.delivered = d
+            got = True
+        r = self._value(seen, 1)
+        if r is not None:
+            self.received = r
+            got = True
+        if not got:
+            return
+        if self._sd == 1 and self._sn == 0:
+            self.invalid_values += 1  # unit that is neither energy nor volume
+            return
+        c = self.clock
+        f = self.flags()
+        if c.valid():
+            f |= F_TIME_VALID
+        dw = 0
+        if demand is not None:
+            f |= F_DEMAND
+            dw = scale(demand, self._dn, self._dd)
+        dwh = 0
+        if self.delivered >= 0:
+            f |= F_SUMMATION
+            dwh = scale(self.delivered, self._sn, self._sd)
+        rwh = 0
+        if self.received >= 0:
+            f |= F_RECEIVED
+            rwh = scale(self.received, self._sn, self._sd)
+        self.readings += 1
+        self.on_reading(c.utc(), dw, dwh, rwh, f)
+
+    def _value(self, seen, s):
+        # A staged summation/demand value, or None if absent or invalid.
+        if not seen & (1 << s):
+            return None
+        x = self._v[s]
+        w = self._w[s]
+        bcd_unit = self.unit >= 0 and self.unit & 0x80
+        if s == 8:
+            if x == -0x800000 and not bcd_unit:
+                self.invalid_values += 1  # int24 "invalid" marker
+                return None
+            if bcd_unit:
+                x = bcd(x & ((1 << (8 * w)) - 1), 2 * w)
+        else:
+            if x == (1 << (8 * w)) - 1 and not bcd_unit:
+                self.invalid_values += 1  # all-ones: "invalid" for unsigned
+                return None
+            if bcd_unit:
+                x = bcd(x, 2 * w)
+        if x < 0 and (bcd_unit or s != 8):
+            self.invalid_values += 1  # bad BCD digit, or a negative register
+            return None
+        return x
