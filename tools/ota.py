@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""Signed OTA host tool: keys, signing, test images, serving, verifying.
+
+Sub-commands:
+  keygen KEYFILE                  RSA-3072 Secure Boot V2 signing key (espsecure)
+  digest KEYFILE                  print the key digest devices trust (espsecure)
+  sign --keyfile K [-k K2 ..] -o OUT IN
+                                  sign an app image (espsecure sign-data --version 2)
+  make-image -o OUT [--size N] [--version V] [--project P] [--secure-version S]
+                                  build a test ESP-IDF app image (esptool's image writer)
+  verify --trusted-key-digest HEX IMAGE
+                                  run the firmware's own verifier on the MicroPython
+                                  Unix port; prints OK or REJECT: <reason>, exit 0 / 1
+  serve DIR [--port P]            HTTP server with Range support for OTA downloads
+  request-update --device ID --url URL IMAGE
+                                  build the authenticated "ota" command (docs/ota.md)
+                                  and hand it to the collector, or print it
+
+All cryptography on the host is espsecure's; nothing here signs by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import struct
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+DEFAULT_PROJECT = "micropython"  # ESP-IDF project name of a MicroPython build
+DEFAULT_CHIP = "esp32s3"
+DESC_MAGIC = 0xABCD5432
+
+
+class ToolError(Exception):
+    pass
+
+
+def _espsecure(*args: str) -> str:
+    exe = BIN / "espsecure"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "espsecure"]
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolError(f"espsecure {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+# -- keys and signatures (espsecure) -------------------------------------------
+def keygen(keyfile: Path) -> None:
+    if keyfile.exists():
+        raise ToolError(f"{keyfile} exists; refusing to overwrite a signing key")
+    _espsecure("generate-signing-key", "--version", "2", "--scheme", "rsa3072", str(keyfile))
+
+
+def key_digest(keyfile: Path) -> bytes:
+    out = keyfile.with_name(keyfile.name + ".digest.tmp")
+    try:
+        _espsecure("digest-sbv2-public-key", "--keyfile", str(keyfile), "--output", str(out))
+        return out.read_bytes()
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def sign(keyfiles: list[Path], image: Path, output: Path) -> None:
+    args = ["sign-data", "--version", "2"]
+    for k in keyfiles:
+        args += ["--keyfile", str(k)]
+    _espsecure(*args, "--output", str(output), str(image))
+
+
+# -- test images (esptool's ESP-IDF image writer) -------------------------------
+def app_desc(version: str, project: str, secure_version: int) -> bytes:
+    """esp_app_desc_t, 256 bytes (layout as esptool's _parse_app_info)."""
+
+    def field(s: str, n: int) -> bytes:
+        b = s.encode()
+        if len(b) >= n:
+            raise ToolError(f"{s!r} does not fit the {n}-byte field")
+        return b.ljust(n, b"\0")
+
+    return struct.pack(
+        "<II8s32s32s16s16s32s32sHHB3s72s",
+        DESC_MAGIC,
+        secure_version,
+        b"",
+        field(version, 32),
+        field(project, 32),
+        field("00:00:00", 16),
+        field("Jan  1 2026", 16),
+        field("v5.4", 32),
+        hashlib.sha256(version.encode()).digest(),
+        0,
+        99,
+        0,
+        b"",
+        b"",
+    )
+
+
+def make_image(
+    size: int = 64 * 1024,
+    version: str = "1.0.0",
+    project: str = DEFAULT_PROJECT,
+    secure_version: int = 0,
+    chip: str = DEFAULT_CHIP,
+    seed: int = 1,
+) -> bytes:
+    """An ESP-IDF app image of about `size` bytes: DROM (app desc first),
+    IROM, DRAM and IRAM segments of pseudo-random content."""
+    from esptool.bin_image import ELFSection
+    from esptool.targets import CHIP_DEFS
+
+    rom = CHIP_DEFS[chip]
+    rnd = random.Random(seed)
+    flash = max(size - 16 * 1024, 1024) // 8 * 4  # split over DROM and IROM
+    img = rom.BOOTLOADER_IMAGE()
+    img.flash_mode = 2  # dio
+    img.flash_size_freq = 0x30  # 8MB, 80m (S3 coding)
+    img.entrypoint = 0x40378000 if chip == "esp32s3" else 0x40080000
+    drom = app_desc(version, project, secure_version) + rnd.randbytes(flash)
+    irom = rnd.randbytes(flash)
+    img.segments = [
+        ELFSection(b".flash.appdesc", rom.DROM_MAP_START + 0x20, drom, 0),
+        ELFSection(b".flash.text", rom.IROM_MAP_START + 0x20 + (len(drom) + 0x20000) // 0x10000 * 0x10000, irom, 0),
+        ELFSection(b".dram0.data", 0x3FC88000 if chip == "esp32s3" else 0x3FFB0000, rnd.randbytes(4096), 0),
+        ELFSection(b".iram0.text", 0x40378000 if chip == "esp32s3" else 0x40080000, rnd.randbytes(8192), 0),
+    ]
+    return img.save(None)
+
+
+# -- verify on the Unix port (the firmware's own verifier) ----------------------
+_VERIFY_SNIPPET = """
+import sys, binascii
+from ota.verify import Policy, Reject, verify_file, CHIP_IDS
+a = sys.argv
+keys = [binascii.unhexlify(k) for k in a[5].split(",") if k]
+pol = Policy(keys, CHIP_IDS[a[2]], a[3], int(a[4]))
+try:
+    v = verify_file(a[1], pol)
+    print("OK")
+except Reject as e:
+    print("REJECT: " + e.args[0])
+"""
+
+
+def verify(
+    image: Path,
+    trusted: list[str],
+    chip: str = DEFAULT_CHIP,
+    project: str = DEFAULT_PROJECT,
+    min_secure_version: int = 0,
+    heap: str = "96k",
+) -> tuple[bool, str]:
+    """Run firmware/ota/verify.py on MicroPython; returns (accepted, line)."""
+    for d in trusted:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", d):
+            raise ToolError(f"trusted key digest {d!r} is not 64 hex digits")
+    env = dict(os.environ, MICROPYPATH=f"{ROOT / 'firmware'}:{ROOT / 'boards' / 'unix'}")
+    cmd = [str(MICROPYTHON), "-X", f"heapsize={heap}", "-c", _VERIFY_SNIPPET]
+    args = [str(image), chip, project, str(min_secure_version), ",".join(trusted)]
+    # `-c` leaves sys.argv[0] as "", so our arguments start at index 1.
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env)
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if proc.returncode != 0 or not (line == "OK" or line.startswith("REJECT: ")):
+        raise ToolError(f"verifier failed (status {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return line == "OK", line
+
+
+# -- HTTP server with Range ----------------------------------------------------
+class OtaHandler(BaseHTTPRequestHandler):
+    """GET/HEAD of files under server.root, with single-range requests
+    ("bytes=a-b", "bytes=a-"), ETag and If-Range. server.fault, if set, is
+    called as fault(path, start, end) -> bytes to send before dropping the
+    connection (None: send everything): how tests cut connections."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet unless asked
+        if getattr(self.server, "verbose", False):
+            sys.stderr.write("ota serve: " + fmt % args + "\n")
+
+    def _file(self) -> Path | None:
+        name = self.path.split("?")[0].lstrip("/")
+        p = (Path(self.server.root) / name).resolve()
+        if Path(self.server.root).resolve() not in p.parents or not p.is_file():
+            return None
+        return p
+
+    def do_HEAD(self):
+        self._serve(body=False)
+
+    def do_GET(self):
+        self._serve(body=True)
+
+    def _serve(self, body: bool):
+        p = self._file()
+        if p is None:
+            self.send_error(404, "no such image")
+            return
+        data = p.read_bytes()
+        total = len(data)
+        etag = '"%s"' % hashlib.sha256(data).hexdigest()[:16]
+        start, end, status = 0, total - 1, 200
+        rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if rng and (if_range is None or if_range == etag):
+            m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
+            if not m or int(m.group(1)) >= total:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{total}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start = int(m.group(1))
+            end = min(int(m.group(2)), total - 1) if m.group(2) else total - 1
+            status = 206
+        self.server.requests.append((self.path, rng, status))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", etag)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
+        self.end_headers()
+        if not body:
+            return
+        fault = getattr(self.server, "fault", None)
+        cut = fault(self.path, start, end + 1) if fault else None
+        payload = data[start : end + 1]
+        if cut is not None:
+            self.wfile.write(payload[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(payload)
+
+
+def make_server(root: Path, port: int = 0, host: str = "127.0.0.1", fault=None) -> ThreadingHTTPServer:
+    srv = ThreadingHTTPServer((host, port), OtaHandler)
+    srv.daemon_threads = True
+    srv.root = str(root)
+    srv.fault = fault
+    srv.requests = []
+    return srv
+
+
+def serve_in_thread(root: Path, fault=None) -> ThreadingHTTPServer:
+    """For tests and the simulator: start a server on a free port."""
+    srv = make_server(root, fault=fault)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+# -- update command (docs/ota.md) ----------------------------------------------
+def update_command(url: str, image: bytes) -> dict:
+    """The "ota" command a device is sent (through the collector's
+    authenticated downlink). The device trusts only the signature inside the
+    image; size and sha256 let it refuse a wrong download early and resume
+    safely across connections."""
+    if not url.startswith(("http://", "https://")):
+        raise ToolError(f"update URL must be http:// or https://, not {url!r}")
+    info = image_info(image)
+    return {
+        "cmd": "ota",
+        "url": url,
+        "size": len(image),
+        "sha256": hashlib.sha256(image).hexdigest(),
+        "version": info["version"],
+        "secure_version": info["secure_version"],
+    }
+
+
+def image_info(image: bytes) -> dict:
+    """Version fields of a (signed) app image, read with esptool's parser."""
+    import io
+
+    from esptool.bin_image import ESP32FirmwareImage
+
+    try:
+        img = ESP32FirmwareImage(io.BytesIO(image))
+    except Exception as e:
+        raise ToolError(f"not an ESP-IDF app image: {e}")
+    desc = img.segments[0].data[:256]
+    magic, sv = struct.unpack_from("<II", desc)
+    if magic != DESC_MAGIC:
+        raise ToolError("image has no esp_app_desc_t in its first segment")
+    version = desc[16:48].split(b"\0")[0].decode()
+    project = desc[48:80].split(b"\0")[0].decode()
+    return {"version": version, "project": project, "secure_version": sv, "chip_id": img.chip_id}
+
+
+def _post_collector(collector: str, device: int, command: dict) -> str:
+    """Hand the command to the collector (tools/collector.py) for delivery."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import collector  # noqa: F401  (another helper's module)
+    except ImportError:
+        raise ToolError("tools/collector.py is not available: use --print and deliver the command yourself")
+    send = getattr(collector, "send_command", None)
+    if send is None:
+        raise ToolError("tools/collector.py has no send_command(collector, device_id, command)")
+    return str(send(collector, device, command))
+
+
+# -- CLI -----------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ota.py", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("keygen", help="new RSA-3072 Secure Boot V2 signing key")
+    p.add_argument("keyfile", type=Path)
+    p = sub.add_parser("digest", help="print the SHA-256 key digest devices trust")
+    p.add_argument("keyfile", type=Path)
+    p = sub.add_parser("sign", help="sign an app image (up to 3 keys)")
+    p.add_argument("--keyfile", "-k", type=Path, action="append", required=True)
+    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("image", type=Path)
+    p = sub.add_parser("make-image", help="build a test ESP-IDF app image")
+    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--size", type=int, default=64 * 1024, help="approximate size in bytes")
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--project", default=DEFAULT_PROJECT)
+    p.add_argument("--secure-version", type=int, default=0)
+    p.add_argument("--chip", default=DEFAULT_CHIP)
+    p.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("verify", help="verify a signed image with the firmware's verifier")
+    p.add_argument("--trusted-key-digest", action="append", required=True, metavar="HEX")
+    p.add_argument("--chip", default=DEFAULT_CHIP)
+    p.add_argument("--project", default=DEFAULT_PROJECT)
+    p.add_argument("--min-secure-version", type=int, default=0)
+    p.add_argument("image", type=Path)
+    p = sub.add_parser("serve", help="serve OTA images over HTTP with Range support")
+    p.add_argument("root", type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8070)
+    p = sub.add_parser("request-update", help="ask a device to update (via the collector)")
+    p.add_argument("--device", type=int, required=True)
+    p.add_argument("--url", required=True)
+    p.add_argument("--collector", help="collector address, as tools/collector.py takes it")
+    p.add_argument("--print", action="store_true", help="print the command JSON instead of sending")
+    p.add_argument("image", type=Path)
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "keygen":
+            keygen(a.keyfile)
+            print(f"wrote {a.keyfile}; key digest {key_digest(a.keyfile).hex()}")
+        elif a.cmd == "digest":
+            print(key_digest(a.keyfile).hex())
+        elif a.cmd == "sign":
+            sign(a.keyfile, a.image, a.output)
+            print(f"signed {a.image} with {len(a.keyfile)} key(s) -> {a.output}")
+        elif a.cmd == "make-image":
+            data = make_image(a.size, a.version, a.project, a.secure_version, a.chip, a.seed)
+            a.output.write_bytes(data)
+            print(f"wrote {a.output}: {len(data)} bytes, {a.project} {a.version} secure_version {a.secure_version}")
+        elif a.cmd == "verify":
+            ok, line = verify(a.image, a.trusted_key_digest, a.chip, a.project, a.min_secure_version)
+            print(line)
+            return 0 if ok else 1
+        elif a.cmd == "serve":
+            srv = make_server(a.root, a.port, a.host)
+            srv.verbose = True
+            print(f"serving {a.root} on http://{a.host}:{srv.server_address[1]}/ (Ctrl-C stops)")
+            try:
+                srv.serve_forever()
+            except KeyboardInterrupt:
+                pass
+        elif a.cmd == "request-update":
+            cmd = update_command(a.url, a.image.read_bytes())
+            if a.print or not a.collector:
+                print(json.dumps({"device": a.device, "command": cmd}))
+            else:
+                print(_post_collector(a.collector, a.device, cmd))
+    except ToolError as e:
+        print(f"ota.py: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"ota.py: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
