@@ -1,0 +1,334 @@
+# Batch codec: packs a run of consecutive readings into a few bits each.
+#
+# Owns the payload format of a DATA datagram (docs/wire-format.md, "Batch
+# payload"). Pure MicroPython: stock ESP32 builds have no deflate, and a
+# general-purpose compressor would not know that meter readings arrive at a
+# regular interval, that demand moves by a few watts between readings and
+# that the energy counters advance by what the demand predicts.
+#
+# Layout: a byte header (count, first reading in full) then five bit streams,
+# one per field, each byte-aligned and preceded (except the last) by its
+# length. Separate streams let a field be run-length coded without look-ahead
+# across the others, and let the decoder read them in lock-step.
+#   T  interval changes   sparse: (zero run, zigzag(dt - previous dt))
+#   D  demand             adaptive Rice of zigzag(demand - previous demand)
+#   E  delivered energy   sparse: zigzag(counter step - step predicted from demand)
+#   R  received energy    sparse: likewise for export (negative demand)
+#   F  flags              sparse: flags XOR previous flags
+# The encoder is streaming: readings go in one at a time (from the store's
+# iterator), and the batch closes when the next reading would not fit the
+# byte budget; the state before each reading is kept so it can be undone.
+# tools/uplink_codec.py is the host decoder (and a port of this encoder that
+# a test holds byte-identical to this one).
+from micropython import const
+
+from meter.reading import F_RECEIVED, F_SUMMATION
+
+_QMAX = const(20)  # longest Rice unary prefix before the escape
+_NRESET = const(32)  # Rice statistics halve after this many values
+_WH2 = const(7200)  # 1 Wh in the predictor's unit: 2 * W * s (trapezoid)
+_ACC_MAX = const(14400)  # predictor carry is clamped to +-2 Wh
+_NSTREAMS = const(5)
+
+
+class BitWriter:
+    # MSB-first bits into a preallocated buffer; `over` latches on overflow
+    # (the encoder then undoes the last reading instead of checking each write).
+    def __init__(self, cap):
+        self.buf = bytearray(cap)
+        self.cap = cap
+        self.reset()
+
+    def reset(self):
+        self.pos = 0  # whole bytes written
+        self.acc = 0  # pending bits, fewer than 8
+        self.nacc = 0
+        self.over = False
+
+    def write(self, v, n):
+        # n may exceed a small int's width: split into 16-bit pieces.
+        while n > 16:
+            n -= 16
+            self.write((v >> n) & 0xFFFF, 16)
+        acc = (self.acc << n) | (v & ((1 << n) - 1))
+        nacc = self.nacc + n
+        buf = self.buf
+        while nacc >= 8:
+            nacc -= 8
+            if self.pos < self.cap:
+                buf[self.pos] = (acc >> nacc) & 0xFF
+                self.pos += 1
+            else:
+                self.over = True
+        self.acc = acc & ((1 << nacc) - 1)
+        self.nacc = nacc
+
+    def ones(self, q):
+        while q > 16:
+            self.write(0xFFFF, 16)
+            q -= 16
+        self.write((1 << q) - 1, q)
+
+    def eg0(self, x):
+        # Exp-Golomb order 0 of x >= 0: (len-1) zeros then x+1 in binary.
+        x += 1
+        n = 0
+        t = x
+        while t:
+            n += 1
+            t >>= 1
+        self.write(0, n - 1)
+        self.write(x, n)
+
+    def nbytes(self):
+        return self.pos + (1 if self.nacc else 0)
+
+    def flush(self):
+        # Pad the last byte with zeros; returns the stream length in bytes.
+        if self.nacc:
+            self.write(0, 8 - self.nacc)
+        return self.pos
+
+
+def zz(v):
+    return (v << 1) if v >= 0 else ((-v) << 1) - 1
+
+
+def eg0_bits(x):
+    x += 1
+    n = 0
+    while x:
+        n += 1
+        x >>= 1
+    return 2 * n - 1
+
+
+def _varint(buf, pos, v):
+    while v >= 0x80:
+        buf[pos] = (v & 0x7F) | 0x80
+        v >>= 7
+        pos += 1
+    buf[pos] = v
+    return pos + 1
+
+
+def _varint_len(v):
+    n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+# Indices into the encoder state list (kept in one list so that saving and
+# restoring it before each reading allocates nothing).
+_N = const(0)
+_UTC = const(1)
+_DEM = const(2)
+_DEL = const(3)
+_REC = const(4)
+_FLG = const(5)
+_DT = const(6)
+_ACCD = const(7)
+_ACCR = const(8)
+_RA = const(9)  # Rice: sum of coded values
+_RN = const(10)  # Rice: count
+_RUN = const(11)  # zero runs of the sparse streams T, E, R, F: 11..14
+_FIRST = const(15)  # utc, demand, delivered, received, flags of reading 0: 15..19
+_NSTATE = const(20)
+
+
+class Encoder:
+    # One batch at a time: start(), add() each reading until it returns
+    # False (full), then finish(out) -> payload length. `cap` is the payload
+    # byte budget (what the datagram leaves for it).
+    def __init__(self, cap):
+        self.cap = cap
+        self.w = [BitWriter(cap) for _ in range(_NSTREAMS)]
+        self.st = [0] * _NSTATE
+        self.saved = [0] * (_NSTATE + 3 * _NSTREAMS)
+        self.start()
+
+    def start(self):
+        for w in self.w:
+            w.reset()
+        st = self.st
+        for i in range(_NSTATE):
+            st[i] = 0
+        st[_RA] = 4
+        st[_RN] = 1
+
+    def count(self):
+        return self.st[_N]
+
+    def _save(self):
+        s = self.saved
+        st = self.st
+        for i in range(_NSTATE):
+            s[i] = st[i]
+        j = _NSTATE
+        for w in self.w:
+            s[j] = w.pos
+            s[j + 1] = w.acc
+            s[j + 2] = w.nacc
+            j += 3
+
+    def _restore(self):
+        s = self.saved
+        st = self.st
+        for i in range(_NSTATE):
+            st[i] = s[i]
+        j = _NSTATE
+        for w in self.w:
+            w.pos = s[j]
+            w.acc = s[j + 1]
+            w.nacc = s[j + 2]
+            w.over = False
+            j += 3
+
+    def _sparse(self, k, v):
+        # Stream k (0=T 1=E 2=R 3=F): zero values only lengthen the run.
+        st = self.st
+        if v == 0:
+            st[_RUN + k] += 1
+            return
+        w = self.w[0 if k == 0 else k + 1]
+        w.eg0(st[_RUN + k])
+        w.eg0(v - 1)
+        st[_RUN + k] = 0
+
+    def _rice(self, v):
+        st = self.st
+        a = st[_RA]
+        n = st[_RN]
+        k = 0
+        while (n << k) < a:
+            k += 1
+        w = self.w[1]
+        q = v >> k
+        if q < _QMAX:
+            w.ones(q)
+            w.write(0, 1)
+            w.write(v, k)
+        else:
+            w.ones(_QMAX)
+            w.eg0(v)
+        a += v
+        n += 1
+        if n >= _NRESET:
+            a >>= 1
+            n >>= 1
+        st[_RA] = a
+        st[_RN] = n
+
+    def add(self, utc, demand, delivered, received, flags):
+        # -> True if the reading is in the batch, False if it did not fit
+        # (the batch is then unchanged and should be finished).
+        st = self.st
+        n = st[_N]
+        if n == 0:
+            st[_FIRST] = utc
+            st[_FIRST + 1] = demand
+            st[_FIRST + 2] = delivered
+            st[_FIRST + 3] = received
+            st[_FIRST + 4] = flags
+        else:
+            self._save()
+            dt = utc - st[_UTC]
+            self._sparse(0, zz(dt - st[_DT]))
+            st[_DT] = dt
+            self._rice(zz(demand - st[_DEM]))
+            # Energy predicted from the trapezoid of the two demands; the
+            # carry tracks the meter's unseen fraction of a Wh.
+            e2 = (st[_DEM] + demand) * dt
+            accd = st[_ACCD]
+            accr = st[_ACCR]
+            if e2 > 0:
+                accd += e2
+            else:
+                accr -= e2
+            # Predict only counters the meter reports (flags of this reading).
+            if not flags & F_SUMMATION:
+                accd = 0
+            if not flags & F_RECEIVED:
+                accr = 0
+            step = delivered - st[_DEL]
+            self._sparse(1, zz(step - (accd // _WH2 if accd > 0 else 0)))
+            accd -= step * _WH2
+            step = received - st[_REC]
+            self._sparse(2, zz(step - (accr // _WH2 if accr > 0 else 0)))
+            accr -= step * _WH2
+            st[_ACCD] = max(-_ACC_MAX, min(_ACC_MAX, accd))
+            st[_ACCR] = max(-_ACC_MAX, min(_ACC_MAX, accr))
+            self._sparse(3, flags ^ st[_FLG])
+            if self._size(n + 1) > self.cap:
+                self._restore()
+                return False
+        st[_UTC] = utc
+        st[_DEM] = demand
+        st[_DEL] = delivered
+        st[_REC] = received
+        st[_FLG] = flags
+        st[_N] = n + 1
+        return True
+
+    def _head_len(self, n):
+        st = self.st
+        return (
+            _varint_len(n)
+            + 4
+            + _varint_len(zz(st[_FIRST + 1]))
+            + _varint_len(zz(st[_FIRST + 2]))
+            + _varint_len(zz(st[_FIRST + 3]))
+            + _varint_len(st[_FIRST + 4])
+        )
+
+    def _size(self, n):
+        # Payload bytes if the batch closed now with n readings.
+        w = self.w
+        for x in w:
+            if x.over:
+                return self.cap + 1
+        total = self._head_len(n)
+        st = self.st
+        for i in range(_NSTREAMS):
+            bits = w[i].pos * 8 + w[i].nacc
+            k = 0 if i == 0 else i - 1
+            if i != 1 and st[_RUN + k]:
+                bits += eg0_bits(st[_RUN + k])
+            nb = (bits + 7) >> 3
+            total += nb
+            if i < _NSTREAMS - 1:
+                total += _varint_len(nb)
+        return total
+
+    def finish(self, out, pos=0):
+        # Write the payload into `out` at `pos`; returns the end position.
+        st = self.st
+        n = st[_N]
+        pos = _varint(out, pos, n)
+        u = st[_FIRST]
+        out[pos] = (u >> 24) & 0xFF
+        out[pos + 1] = (u >> 16) & 0xFF
+        out[pos + 2] = (u >> 8) & 0xFF
+        out[pos + 3] = u & 0xFF
+        pos += 4
+        pos = _varint(out, pos, zz(st[_FIRST + 1]))
+        pos = _varint(out, pos, zz(st[_FIRST + 2]))
+        pos = _varint(out, pos, zz(st[_FIRST + 3]))
+        pos = _varint(out, pos, st[_FIRST + 4])
+        if n < 2:
+            return pos
+        w = self.w
+        for k in (0, 1, 2, 3):
+            if st[_RUN + k]:
+                w[0 if k == 0 else k + 1].eg0(st[_RUN + k])
+                st[_RUN + k] = 0
+        lens = [x.flush() for x in w]
+        for i in range(_NSTREAMS - 1):
+            pos = _varint(out, pos, lens[i])
+        for i in range(_NSTREAMS):
+            ln = lens[i]
+            out[pos : pos + ln] = memoryview(w[i].buf)[:ln]
+            pos += ln
+        return pos
