@@ -35,3 +35,33 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+## --- the whole device (tools/sim.py, tools/deploy.py, bench/) ---------------
+.PHONY: run soak deploy flash bench
+BOARD ?= esp32s3_eink29
+DRY_RUN ?=
+SIM_ARGS ?=
+_dry = $(if $(DRY_RUN),--dry-run)
+
+## make run: the whole device simulated on embedded defaults (Ctrl-C stops).
+run: $(STAMP)
+	$(BIN)/python tools/sim.py run --board-defaults --speed 60 --out run/sim $(SIM_ARGS)
+
+## make soak: 7 simulated days, 128k heap, 10% loss, a 6 h outage, 20 power cuts.
+soak: $(STAMP)
+	$(BIN)/python tools/sim.py run --hours 168 --heap 128k --loss 0.1 --outage 72:6 --power-cuts 20 \
+		--speed 20000 --out build/soak $(SIM_ARGS)
+
+## make deploy PORT=/dev/ttyACM0 [BOARD=...] [DRY_RUN=1]: mpy-cross + mpremote copy.
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "make deploy: give PORT=/dev/ttyACM0 (the board's serial port)"; exit 2; }
+	$(BIN)/python tools/deploy.py deploy --board $(BOARD) --port $(PORT) $(_dry)
+
+## make flash PORT=... IMAGE=firmware.bin [DRY_RUN=1]: esptool write-flash.
+flash: $(STAMP)
+	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "make flash: give PORT=... and IMAGE=firmware.bin"; exit 2; }
+	$(BIN)/python tools/deploy.py flash --board $(BOARD) --port $(PORT) --image $(IMAGE) $(_dry)
+
+## make bench: every bench/*.py; one report in bench/report.md and bench/report.json.
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py --out bench/report
