@@ -47,6 +47,16 @@ def _xor(buf, n: int, c: int) -> int:
     return c
 
 
+@micropython.viper
+def all_ff(buf, n: int) -> bool:
+    # Erased-flash padding check without allocating.
+    p = ptr8(buf)  # noqa: F821 (viper built-in)
+    for i in range(n):
+        if p[i] != 0xFF:
+            return False
+    return True
+
+
 def _cstr(b):
     # NUL-terminated fixed-size field -> str.
     i = b.find(b"\x00")

@@ -17,7 +17,7 @@ import hashlib
 from micropython import const
 
 from ota import sbv2
-from ota.image import AppImage, ImageError
+from ota.image import AppImage, ImageError, all_ff
 
 SECTOR = const(4096)
 
@@ -88,7 +88,7 @@ class Verifier:
         if self.pos < self.sig_start:
             k = min(n - i, self.sig_start - self.pos)
             pad = mv[i : i + k]
-            if bytes(pad) != b"\xff" * k:
+            if not all_ff(pad, k):
                 raise Reject("padding: bytes between image and signature are not 0xFF")
             self._sha.update(pad)
             self.pos += k
