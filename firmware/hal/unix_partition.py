@@ -86,7 +86,11 @@ def _write_otadata(index, seq, state):
 
 
 def _current():
-    ents = _read_otadata()
+    # The active entry, as ESP-IDF's bootloader_common_get_active_otadata:
+    # highest sequence among entries that are not ABORTED or INVALID. (An
+    # aborted entry must not stay "current": set_boot would then overwrite
+    # the entry of the image actually running.)
+    ents = [t for t in _read_otadata() if t[2] not in (ST_ABORTED, ST_INVALID)]
     if not ents:
         return None
     return max(ents, key=lambda t: t[1])
@@ -97,23 +101,19 @@ def boot():
     slots = _ota_slots()
     cur = _current()
     rolled = False
+    if cur is not None and cur[2] == ST_PENDING:
+        # Booted before and never confirmed: abort it and roll back to the
+        # other entry if it is still good, else ota_0 (as ESP-IDF).
+        _write_otadata(cur[0], cur[1], ST_ABORTED)
+        rolled = True
+        cur = _current()
     if cur is None:
         label = slots[0][0]
     else:
         idx, seq, state = cur
-        if state == ST_PENDING:
-            # Booted before and never confirmed: roll back.
-            _write_otadata(idx, seq, ST_ABORTED)
-            state = ST_ABORTED
-        if state in (ST_ABORTED, ST_INVALID):
-            # As ESP-IDF: the other entry if it is still good, else ota_0.
-            rolled = True
-            good = [t for t in _read_otadata() if t[2] not in (ST_ABORTED, ST_INVALID)]
-            label = slots[(good[0][1] - 1) % len(slots)][0] if good else slots[0][0]
-        else:
-            if state == ST_NEW:
-                _write_otadata(idx, seq, ST_PENDING)
-            label = slots[(seq - 1) % len(slots)][0]
+        if state == ST_NEW:
+            _write_otadata(idx, seq, ST_PENDING)
+        label = slots[(seq - 1) % len(slots)][0]
     _boot["running"] = label
     _boot["rolled_back"] = rolled
     return label
