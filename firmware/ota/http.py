@@ -1,0 +1,176 @@
+# Resumable HTTP(S) download for OTA images: plain sockets through asyncio
+# streams, HTTP/1.1 single-range requests, constant memory.
+#
+# fetch(url, sink, size) streams the body into sink.write(memoryview) in
+# small pieces. When the connection drops, stalls or ends early, it reconnects
+# and asks for "Range: bytes=<received>-" with If-Range: <ETag>, so a changed
+# file is sent whole (200) and the sink is told to restart; a server without
+# Range support (200 to a range request) also restarts the sink. Retries back
+# off and are counted only while no progress is made, so any number of drops
+# is survived as long as each connection delivers something.
+# TLS (https://) encrypts only: authenticity comes from the image signature.
+import asyncio
+
+from micropython import const
+
+_NET_BUF = const(1024)
+_MAX_HEADER_LINES = const(32)
+
+
+class DownloadError(Exception):
+    # args[0]: "<code>: <detail>"; permanent ones are not retried.
+    def __init__(self, reason, permanent=False):
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+def parse_url(url):
+    # -> (tls, host, port, path)
+    if url.startswith("http://"):
+        tls, rest, port = False, url[7:], 80
+    elif url.startswith("https://"):
+        tls, rest, port = True, url[8:], 443
+    else:
+        raise DownloadError("bad-url: only http:// and https://", True)
+    i = rest.find("/")
+    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    j = hostport.rfind(":")
+    if j >= 0:
+        port = int(hostport[j + 1 :])
+        hostport = hostport[:j]
+    if not hostport:
+        raise DownloadError("bad-url: no host", True)
+    return tls, hostport, port, path
+
+
+async def _head(reader, timeout_ms):
+    # -> (status, {lower-case name: value}) for the headers we use.
+    line = await asyncio.wait_for_ms(reader.readline(), timeout_ms)
+    parts = line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise OSError("bad status line")
+    status = int(parts[1])
+    hdrs = {}
+    for _ in range(_MAX_HEADER_LINES):
+        line = await asyncio.wait_for_ms(reader.readline(), timeout_ms)
+        if not line:
+            raise OSError("connection closed in headers")
+        if line in (b"\r\n", b"\n"):
+            return status, hdrs
+        i = line.find(b":")
+        if i > 0:
+            name = line[:i].strip().lower()
+            if name in (b"content-length", b"content-range", b"etag"):
+                hdrs[str(name, "ascii")] = str(line[i + 1 :].strip(), "ascii")
+    raise OSError("too many header lines")
+
+
+def _content_range(v):
+    # "bytes a-b/total" -> (a, total)
+    if not v.startswith("bytes "):
+        raise OSError("bad Content-Range")
+    span, total = v[6:].split("/")
+    return int(span.split("-")[0]), int(total)
+
+
+class Fetcher:
+    def __init__(self, url, sink, size=None, timeout_ms=10_000, retries=5, backoff_ms=500):
+        self.tls, self.host, self.port, self.path = parse_url(url)
+        self.sink = sink  # .write(mv), .restart(), .pos
+        self.total = size
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self.backoff_ms = backoff_ms
+        self.etag = None
+        self.connections = 0
+        self.restarts = 0
+        self._buf = bytearray(_NET_BUF)
+
+    async def run(self):
+        failures = 0
+        while True:
+            start = self.sink.pos
+            if self.total is not None and start >= self.total:
+                return
+            try:
+                await self._once(start)
+            except DownloadError as e:
+                if e.permanent:
+                    raise
+                last = e
+            except (OSError, asyncio.TimeoutError) as e:
+                last = e
+            else:
+                last = None
+            if self.total is not None and self.sink.pos >= self.total:
+                return
+            failures = 0 if self.sink.pos > start else failures + 1
+            if failures > self.retries:
+                raise DownloadError("download-failed: %d attempts without progress (%r)" % (failures, last))
+            await asyncio.sleep_ms(self.backoff_ms * min(failures, 8))
+
+    async def _open(self):
+        ssl = None
+        if self.tls:
+            import ssl as _ssl
+
+            ssl = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+            ssl.verify_mode = _ssl.CERT_NONE
+        return await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port, ssl=ssl), self.timeout_ms)
+
+    async def _once(self, start):
+        reader, writer = await self._open()
+        self.connections += 1
+        try:
+            req = "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ihd-ota\r\nConnection: close\r\n" % (self.path, self.host)
+            if start:
+                req += "Range: bytes=%d-\r\n" % start
+                if self.etag:
+                    req += "If-Range: %s\r\n" % self.etag
+            writer.write((req + "\r\n").encode())
+            await writer.drain()
+            status, hdrs = await _head(reader, self.timeout_ms)
+            if status == 200:
+                length = int(hdrs.get("content-length", "-1"))
+                if start:
+                    # Range ignored, or the file changed (If-Range): start over.
+                    self.sink.restart()
+                    self.restarts += 1
+                self._total(length)
+            elif status == 206 and start:
+                first, total = _content_range(hdrs.get("content-range", ""))
+                if first != start:
+                    raise OSError("range starts at %d, asked %d" % (first, start))
+                self._total(total)
+            elif status == 416:
+                raise DownloadError("http-range: server refused range %d-" % start, True)
+            else:
+                raise DownloadError("http-status: %d" % status, status in (400, 401, 403, 404, 410))
+            if "etag" in hdrs:
+                self.etag = hdrs["etag"]
+            mv = memoryview(self._buf)
+            while self.sink.pos < self.total:
+                n = await asyncio.wait_for_ms(reader.readinto(self._buf), self.timeout_ms)
+                if not n:
+                    break  # dropped: the caller resumes with a Range request
+                n = min(n, self.total - self.sink.pos)
+                self.sink.write(mv[:n])
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+    def _total(self, total):
+        if total < 0:
+            raise DownloadError("http-length: no Content-Length", True)
+        if self.total is not None and total != self.total:
+            raise DownloadError("size-mismatch: server has %d bytes, command said %d" % (total, self.total), True)
+        self.total = total
+
+
+async def fetch(url, sink, size=None, **kw):
+    f = Fetcher(url, sink, size, **kw)
+    await f.run()
+    return f

@@ -1,0 +1,128 @@
+# The OTA state machine: an authenticated "ota" command in, a verified image
+# booted and confirmed (or refused, or rolled back) out.
+#
+#   run(cmd)        download (ota/http.py) -> verify + write (ota/install.py)
+#                   -> read-back verify -> set_boot; True: reset to boot it
+#   after_boot()    once per boot: was the last update booted, rolled back,
+#                   or cut short? sets the status and faults accordingly
+#   confirm_if_healthy(meter_up, cloud_ok)
+#                   a new image confirms itself only once the meter link is
+#                   up and the cloud answers; unconfirmed, the bootloader rolls
+#                   it back at the next reset
+#   rollback_due()  True once a new image has failed to become healthy for
+#                   confirm_timeout_ms: the app then resets into the rollback
+# Commands come from the uplink, which authenticates them; the image's own
+# signature is what is trusted (docs/ota.md has the command format).
+import binascii
+import time
+
+import hal
+from ota import status as S
+from ota.http import DownloadError, fetch
+from ota.install import FlashMismatch, Installer, device_policy, running_identity
+from ota.verify import Reject
+
+CONFIRM_TIMEOUT_MS = 15 * 60 * 1000
+
+
+class Updater:
+    def __init__(self, trusted, status=None, record=None, clock=None, confirm_timeout_ms=CONFIRM_TIMEOUT_MS):
+        self.trusted = trusted
+        self.status = status or S.Status()
+        self.record = record or S.Record()
+        self.clock = clock or hal.clock
+        self.confirm_timeout_ms = confirm_timeout_ms
+        self._boot_ms = self.clock.ticks_ms()
+        self.installer = None
+
+    # -- install ----------------------------------------------------------------
+    def begin(self, cmd):
+        # Validate the command and prepare the inactive slot's installer.
+        url = cmd.get("url")
+        size = cmd.get("size")
+        sha = cmd.get("sha256")
+        if not isinstance(url, str) or (size is not None and not isinstance(size, int)):
+            raise DownloadError("bad-command: url (str) and size (int) required", True)
+        if self.status.state == S.CONFIRMING:
+            # The other slot holds the image we would roll back to.
+            raise DownloadError("busy: running image not yet confirmed", True)
+        if sha is not None:
+            try:
+                sha = binascii.unhexlify(sha)
+            except ValueError:
+                sha = b""
+            if len(sha) != 32:
+                raise DownloadError("bad-command: sha256 must be 64 hex digits", True)
+        target = hal.running_partition().get_next_update()
+        policy = device_policy(self.trusted, self.record)
+        inst = Installer(target, policy, self.status, sha)
+        inst.total = size
+        self.status.version = cmd.get("version")
+        self.status.set(S.DOWNLOADING, 0)
+        self.record.set_pending(target.info()[4], self.status.version, None, "installing")
+        self.installer = inst
+        return inst
+
+    def commit(self, inst):
+        # Final check from flash, then point the bootloader at the new slot.
+        self.status.set(S.VERIFYING, 100)
+        v = inst.finish()
+        img = v.image
+        inst.part.set_boot()
+        self.record.set_pending(inst.part.info()[4], img.version, img.secure_version, "booting")
+        self.status.version = img.version
+        self.status.set(S.REBOOTING, 100)
+        return v
+
+    async def run(self, cmd, **fetch_kw):
+        # -> True when the new image is set to boot (caller resets), False
+        # when the update failed or was refused (status says why).
+        try:
+            inst = self.begin(cmd)
+            f = await fetch(cmd["url"], inst, cmd.get("size"), **fetch_kw)
+            inst.total = f.total
+            self.commit(inst)
+            return True
+        except Reject as e:
+            self._fail(S.REJECTED, e.args[0])
+        except (DownloadError, FlashMismatch, OSError) as e:
+            self._fail(S.FAILED, e.args[0] if e.args and isinstance(e.args[0], str) else repr(e))
+        return False
+
+    def _fail(self, state, reason):
+        if self.record.pending is not None and self.record.pending.get("stage") == "installing":
+            self.record.clear_pending()
+        self.status.set(state, reason=reason)
+
+    # -- after the reboot ---------------------------------------------------------
+    def after_boot(self):
+        rec = self.record.pending
+        running = hal.running_partition().info()[4]
+        if rec is None:
+            return self.status.state
+        self.status.version = rec.get("version")
+        if rec.get("stage") == "installing" and running != rec.get("slot"):
+            self._fail(S.FAILED, "interrupted: reset before the update was installed")
+        elif running != rec.get("slot") or hal.rolled_back():
+            self.record.clear_pending()
+            self.status.set(S.ROLLED_BACK, reason="rolled-back: new image was not confirmed")
+        else:
+            # Booted the new image ("installing" here: the reset came between
+            # set_boot and the record update). It must now prove itself.
+            self.status.set(S.CONFIRMING, 100)
+        return self.status.state
+
+    def confirm_if_healthy(self, meter_up, cloud_ok):
+        # -> True when this call confirmed the running image.
+        if self.status.state != S.CONFIRMING or not (meter_up and cloud_ok):
+            return False
+        hal.Partition.mark_app_valid_cancel_rollback()
+        # The floor rises to the confirmed image's secure_version, read from
+        # the image itself (the record may predate set_boot).
+        ident = running_identity(hal.running_partition())
+        self.record.clear_pending(raise_min_to=ident[2] if ident else None)
+        self.status.set(S.CONFIRMED, 100)
+        return True
+
+    def rollback_due(self):
+        return self.status.state == S.CONFIRMING and self.clock.ticks_ms() - self._boot_ms > self.confirm_timeout_ms
