@@ -1,0 +1,178 @@
+# The two screens, drawn on any framebuf canvas with .width/.height (the
+# panel drivers), from a plain status snapshot (a dict; fields in
+# docs/display.md). Layout scales between 296x128 and 250x122. The screens
+# never invent a value: a missing field is drawn as "—" or its state word.
+from display import fmt
+from display import font_big as BIG
+from display import font_mid as MID
+from display.text import draw, small, width
+
+LIVE = "live"
+DIAG = "diag"
+STALE_S = 60  # a demand older than this is labelled "last known"
+
+
+def _get(st, key, sub=None):
+    v = st.get(key)
+    if sub is None:
+        return v
+    return v.get(sub) if isinstance(v, dict) else None
+
+
+def _figure(fb, fig, unit, x, y):
+    # Big digits with the unit in the mid font on the same baseline.
+    x = draw(fb, BIG, fig, x, y)
+    if unit:
+        draw(fb, MID, unit, x + 2, y + BIG.BASELINE - MID.BASELINE)
+
+
+def _fault_tag(fb, st):
+    # Top-right: the current fault code, white on black, or nothing.
+    f = st.get("fault")
+    if not f:
+        return
+    code = f[1]
+    w = width(MID, code) + 6
+    x = fb.width - w
+    fb.fill_rect(x, 0, w, MID.HEIGHT, 1)
+    draw(fb, MID, code, x + 3, 0, 0)
+
+
+def live(fb, st):
+    fb.fill(0)
+    W, H = fb.width, fb.height
+    col = W // 2  # left column: figures; right column: chart
+    demand = st.get("demand_w")
+    age = st.get("last_reading_age_s")
+    if demand is None:
+        head = "Demand"
+    else:
+        head = "Exporting" if demand < 0 else "Using"
+        head += " (last known)" if age is not None and age > STALE_S else " now"
+    draw(fb, MID, head, 0, 0)
+    _fault_tag(fb, st)
+    fig, unit = fmt.power(demand)
+    _figure(fb, fig, unit, 0, MID.HEIGHT + 2)
+
+    y = MID.HEIGHT + BIG.HEIGHT + 6
+    today = st.get("today_wh")
+    draw(fb, MID, "Today", 0, y)
+    fig, unit = fmt.energy(today)
+    _figure(fb, fig, unit, 0, y + MID.HEIGHT + 1)
+
+    y += MID.HEIGHT + BIG.HEIGHT + 4
+    price = st.get("price")
+    sym = st.get("currency") or "\u00a3"
+    minor = "p" if sym == "\u00a3" else "c"
+    if price is None or today is None:
+        cost = "Cost " + fmt.DASH
+    else:
+        cost = "%s at %sp/kWh" % (fmt.money(today * price / 1000, sym), _price(price))
+        cost = cost.replace("p/kWh", minor + "/kWh")
+        if width(MID, cost) > col:  # narrow panel: the price moves to diag
+            cost = "Cost " + fmt.money(today * price / 1000, sym)
+    draw(fb, MID, cost, 0, y)
+    small(fb, "Reading " + fmt.age(age) + (" ago" if age is not None else ""), 0, H - 8)
+    _chart(fb, st.get("hourly_wh"), col + 4, MID.HEIGHT + 2, W - col - 4, H - MID.HEIGHT - 2)
+
+
+def _price(p):
+    return ("%d" % p) if p == int(p) else ("%.1f" % p)
+
+
+def _chart(fb, hours, x0, y0, w, h):
+    # Bars of energy per hour, oldest left; an unknown hour is a dotted
+    # baseline so "no data" never looks like "used nothing".
+    n = len(hours) if hours else 0
+    small(fb, "Last %dh" % n if n else "Last hours", x0, y0)
+    base = y0 + h - 10  # baseline row; 8x8 labels below it
+    top = y0 + 20
+    fb.hline(x0, base, w, 1)
+    if not n:
+        small(fb, "no history", x0 + 4, (top + base) // 2 - 4)
+        return
+    known = [v for v in hours if v is not None]
+    peak = max(known) if known else 0
+    scale = max(peak, 100)  # Wh: a quiet day is not drawn as full bars
+    label = "max " + "".join(fmt.energy(peak)) if known else "max " + fmt.DASH
+    small(fb, label, x0 + w - 8 * len(label), y0 + 10)
+    bw = w // n
+    gap = 1 if bw > 2 else 0
+    for i in range(n):
+        v = hours[i]
+        bx = x0 + i * bw
+        if v is None:
+            for px in range(bx, bx + bw - gap, 2):
+                fb.pixel(px, base + 2, 1)
+            continue
+        bh = (v * (base - top) + scale - 1) // scale if v > 0 else 0
+        if bh:
+            fb.fill_rect(bx, base - bh, bw - gap, bh, 1)
+    small(fb, "-%dh" % n, x0, base + 2)
+    small(fb, "now", x0 + w - 24, base + 2)
+
+
+def _wrap(font, s, w):
+    # Greedy word wrap to pixel width w.
+    lines = []
+    line = ""
+    for word in s.split(" "):
+        t = word if not line else line + " " + word
+        if width(font, t) <= w or not line:
+            line = t
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    return lines
+
+
+def diag(fb, st):
+    fb.fill(0)
+    W = fb.width
+    f = st.get("fault")
+    fb.fill_rect(0, 0, W, MID.HEIGHT, 1)
+    if f:
+        x = draw(fb, MID, "FAULT " + f[1], 2, 0, 0)
+        sentence = f[2]
+    elif "fault" in st:  # present and None: the fault table has nothing active
+        x = draw(fb, MID, "OK", 2, 0, 0)
+        sentence = "No fault: everything is working."
+    else:
+        x = draw(fb, MID, "FAULT " + fmt.DASH, 2, 0, 0)
+        sentence = "Fault state unknown: the app gave none."
+    ver = "v" + fmt.text(st.get("version"))
+    if width(MID, ver) + x + 8 < W:
+        draw(fb, MID, ver, W - width(MID, ver) - 2, 0, 0)
+    y = MID.HEIGHT + 1
+    for line in _wrap(MID, sentence, W - 2):
+        draw(fb, MID, line, 0, y)
+        y += MID.HEIGHT - 2
+    y += 3
+    m = st.get("meter") or {}
+    wf = st.get("wifi") or {}
+    c = st.get("cloud") or {}
+    s = st.get("store") or {}
+    rt = fmt.flag(c.get("realtime"), "on", "off")
+    lines = (
+        "Meter %s LQI %s RSSI %s" % (fmt.text(m.get("state")), fmt.num(m.get("lqi")), fmt.num(m.get("rssi"))),
+        "WiFi %s RSSI %s" % (fmt.flag(wf.get("connected"), "up", "down"), fmt.num(wf.get("rssi"))),
+        "Cloud ack %s queued %s" % (_ago(c.get("last_ack_age_s")), fmt.num(c.get("pending"))),
+        "Realtime %s Clock %s" % (rt, fmt.flag(st.get("clock_valid"), "ok", "NOT SET")),
+        "Reading %s" % _ago(st.get("last_reading_age_s")),
+        "Store %s %s" % (fmt.pct(s.get("fill_pct")), fmt.text(s.get("health"))),
+        "FW %s build %s" % (fmt.text(st.get("version")), fmt.text(st.get("build"))),
+        "Up %s Reset %s" % (fmt.uptime(st.get("uptime_s")), fmt.text(st.get("reset_cause"))),
+    )
+    pitch = 9 if y + 9 * len(lines) <= fb.height + 1 else 8
+    for line in lines:
+        small(fb, line[: W // 8], 0, y)
+        y += pitch
+
+
+def _ago(s):
+    return fmt.DASH if s is None else fmt.age(s) + " ago"
+
+
+SCREENS = {LIVE: live, DIAG: diag}

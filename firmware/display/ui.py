@@ -1,0 +1,53 @@
+# The display as the app uses it: render a screen from a status snapshot,
+# ask the refresh policy, refresh the panel (or not), count it all.
+#
+#   d = Display(open_panel())
+#   kind = d.update(status, now_s)          # blocking
+#   kind = await d.aupdate(status, now_s)   # asyncio: yields while busy
+#   d.screen = screens.DIAG                 # switch (a full refresh when allowed)
+# `now_s` is monotonic seconds (hal.clock.ticks_ms() based), see policy.py.
+from display import policy, screens
+
+
+class Display:
+    def __init__(self, panel, refresh=None, screen=screens.LIVE):
+        self.panel = panel
+        self.policy = refresh or policy.RefreshPolicy()
+        self.screen = screen
+        self._drawn_screen = None  # screen on the glass, for layout changes
+
+    def render(self, status, screen=None):
+        screens.SCREENS[screen or self.screen](self.panel, status)
+
+    def _plan(self, status, now_s):
+        self.render(status)
+        d = policy.digest(self.panel.buf)
+        changed = self._drawn_screen is not None and self._drawn_screen != self.screen
+        return self.policy.decide(now_s, d, changed), d
+
+    def _done(self, kind, now_s, d):
+        self.policy.done(kind, now_s, d)
+        if kind != policy.NONE:
+            self._drawn_screen = self.screen
+
+    def update(self, status, now_s):
+        kind, d = self._plan(status, now_s)
+        if kind != policy.NONE:
+            self.panel.show(full=kind == policy.FULL)
+        self._done(kind, now_s, d)
+        return kind
+
+    async def aupdate(self, status, now_s):
+        kind, d = self._plan(status, now_s)
+        if kind != policy.NONE:
+            await self.panel.ashow(full=kind == policy.FULL)
+        self._done(kind, now_s, d)
+        return kind
+
+    def counts(self):
+        p = self.policy
+        return {
+            "display_full_refreshes": p.full,
+            "display_partial_refreshes": p.partial,
+            "display_skipped": p.skipped,
+        }

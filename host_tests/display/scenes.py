@@ -1,0 +1,115 @@
+# Every screen in every state, as status snapshots (docs/display.md), for
+# the golden-image tests and `make previews`. Runs on MicroPython:
+#   micropython scenes.py PANEL RECORD [SCENE]
+# renders each scene, refreshes the panel fully and marks the bus record
+# with the scene's name; tools/panel.py turns the record into images.
+import sys
+
+from faults import TABLE
+
+HOURS = [
+    420,
+    380,
+    350,
+    330,
+    340,
+    410,
+    900,
+    1650,
+    1200,
+    800,
+    760,
+    820,
+    1100,
+    950,
+    700,
+    680,
+    900,
+    1800,
+    2400,
+    2100,
+    1500,
+    1000,
+    700,
+    520,
+]
+
+FULL = {
+    "demand_w": 1234,
+    "today_wh": 8420,
+    "price": 24.5,
+    "currency": "\u00a3",
+    "hourly_wh": HOURS,
+    "last_reading_age_s": 4,
+    "meter": {"state": "joined", "lqi": 212, "rssi": -61},
+    "wifi": {"connected": True, "rssi": -58},
+    "cloud": {"last_ack_age_s": 42, "pending": 3, "realtime": False},
+    "clock_valid": True,
+    "store": {"fill_pct": 37, "health": "ok"},
+    "version": "1.4.2",
+    "build": "9f3c2ab",
+    "uptime_s": 3 * 86400 + 4 * 3600 + 5 * 60,
+    "reset_cause": "power-on",
+    "fault": None,
+}
+
+
+def _with(**kw):
+    d = dict(FULL)
+    d.update(kw)
+    return d
+
+
+SCENES = [
+    ("live_import_kw", "live", FULL),
+    (
+        "live_import_w",
+        "live",
+        _with(
+            demand_w=350, today_wh=1234, price=None, hourly_wh=[120, None, None, 90, 60, 75, 80, 300, 410, 0, 35, 350]
+        ),
+    ),
+    (
+        "live_export",
+        "live",
+        _with(
+            demand_w=-2150,
+            today_wh=5600,
+            price=30,
+            currency="\u20ac",
+            hourly_wh=[0, 0, 0, 0, 200, 150, 90, 0, 0, 0, 0, 0],
+        ),
+    ),
+    ("live_high", "live", _with(demand_w=23456, today_wh=123456, hourly_wh=[9000] * 6 + [23000] * 6)),
+    ("live_stale_fault", "live", _with(demand_w=540, last_reading_age_s=900, fault=TABLE[7])),
+    ("live_unknown", "live", {}),
+    ("diag_ok", "diag", _with(cloud={"last_ack_age_s": 42, "pending": 3, "realtime": True})),
+    ("diag_unknown", "diag", {}),
+]
+for row in TABLE:
+    SCENES.append(("diag_fault_" + row[1], "diag", _with(fault=row)))
+
+
+def main():
+    import gc
+
+    from busrec import Recorder
+
+    from display import open_panel, screens
+
+    panel, record = sys.argv[1], sys.argv[2]
+    only = sys.argv[3] if len(sys.argv) > 3 else None
+    rec = Recorder(record)
+    p = open_panel(panel)
+    for name, screen, st in SCENES:
+        if only and name != only:
+            continue
+        screens.SCREENS[screen](p, st)
+        p.show(full=True)
+        rec.mark(name)
+        gc.collect()
+    rec.close()
+
+
+if __name__ == "__main__":
+    main()
