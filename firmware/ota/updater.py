@@ -125,4 +125,5 @@ class Updater:
         return True
 
     def rollback_due(self):
-        return self.status.state == S.CONFIRMING and self.clock.ticks_ms() - self._boot_ms > self.confirm_timeout_ms
+        waited = time.ticks_diff(self.clock.ticks_ms(), self._boot_ms)
+        return self.status.state == S.CONFIRMING and waited > self.confirm_timeout_ms
