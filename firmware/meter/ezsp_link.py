@@ -1,0 +1,339 @@
+# The EZSP meter link: an asyncio task that drives an EmberZNet co-processor
+# on hal.Uart (ASH in meter/ash.py, EZSP in meter/ezsp.py), brings the
+# Smart Energy network up (joining with the install-code link key when the
+# co-processor has no network yet), polls the meter with ZCL Read
+# Attributes and takes its attribute reports (meter/zcl.py), and supervises
+# the link (meter/supervise.py): silent or restarted co-processor,
+# re-initialisation with backoff, counters and LQI/RSSI for the display.
+#
+# Read-only towards the meter: the only ZCL frame it builds is Read
+# Attributes (zcl.build_read), and ezsp.send_unicast refuses anything else.
+import asyncio
+from time import ticks_add, ticks_diff, ticks_ms
+
+import faults
+import hal
+from meter import ash, ezsp, installcode, supervise, zcl
+
+# setConfigurationValue before the network starts: (id, value).
+CONFIG = (
+    (0x0C, 2),  # stack profile: ZigBee PRO
+    (0x0D, 5),  # security level
+    (0x1E, 4),  # key table size (trust centre + meter link keys)
+    (0x03, 10),  # APS unicast message count
+    (0x2D, 1),  # supported networks
+)
+# setPolicy: (id, decision).
+POLICIES = (
+    (0x01, 0x10),  # binding modification: disallowed (nothing may change us)
+    (0x02, 0x20),  # unicast replies: the host will not supply them
+    (0x04, 0x40),  # message-sent callbacks carry the tag only
+)
+ENDPOINT = 1
+DEVICE_IHD = 0x0507  # SE In-Home Display
+SE_CHANNELS = 0x07FFF800  # 11..26
+HAVE_PRECONFIGURED_KEY = 0x0100
+REQUIRE_ENCRYPTED_KEY = 0x0800
+END_DEVICE = 3
+CMD_TIMEOUT_MS = 5000  # real time: the UART is never accelerated
+SETUP_EVERY_S = 3600
+TIME_EVERY_S = 600
+METER_SILENT_MS = 300_000  # faults.METER_SILENT: no reading for 5 minutes
+
+
+class LinkDown(Exception):
+    pass
+
+
+class EzspLink:
+    # cfg keys: "uart" (hal.Uart config), "install_code" (hex, optional),
+    # "meter_nwk" (0), "meter_ep" (9; learnt from the meter's reports),
+    # "poll_s" (30), "silent_ms" (60000 device ms).
+    def __init__(self, cfg, on_reading, faults_):
+        self.cfg = cfg
+        self.on_reading = on_reading
+        self.faults = faults_
+        self.sup = supervise.Supervisor("ezsp", faults_, silent_ms=cfg.get("silent_ms", 60_000))
+        self.status = self.sup.status
+        self.ash = ash.Ash(self._write, self._on_frame, self._on_event)
+        self.ez = ezsp.Ezsp()
+        self.meter = zcl.Meter(self._reading, hal.clock, self._on_time)
+        ez = self.ez
+        ez.on_incoming = self._incoming
+        ez.on_stack_status = self._stack_status
+        ez.on_network_found = self._network_found
+        ez.on_scan_complete = self._scan_complete
+        ez.on_message_sent = self._message_sent
+        self.meter_nwk = cfg.get("meter_nwk", 0)
+        self.meter_ep = cfg.get("meter_ep", 9)
+        self.poll_s = cfg.get("poll_s", 30)
+        self.uart = None
+        self.version = 0
+        self.cbke = None  # co-processor has the CBKE library (None: unknown)
+        self.closed = False
+        self.send_failures = 0  # messageSent / sendUnicast failures
+        self._zcl = bytearray(40)
+        self._tsn = 0
+        self._ev = 0  # pending ASH event (ash.EV_*)
+        self._resetting = False
+        self._ev_code = 0
+        self._stack = -1
+        self._found = None
+        self._scan_done = False
+        self._wake = asyncio.Event()
+        self._mv = None
+
+    # -- plumbing ---------------------------------------------------------------
+    def _write(self, buf, n):
+        if self._mv is None or len(self._mv) != len(buf):
+            self._mv = memoryview(buf)
+        if self.uart is not None:
+            self.uart.write(self._mv[:n])
+
+    def _on_frame(self, buf, off, n):
+        self.sup.heard()
+        self.ez.frame(buf, off, n)
+        if self.ez.rsp_ready:
+            self._wake.set()
+
+    def _on_event(self, kind, code):
+        if kind == ash.EV_RSTACK and self._resetting:
+            self._resetting = False  # the answer to our own RST
+            return
+        self._ev = kind
+        self._ev_code = code
+        self._wake.set()
+
+    def _counters(self):
+        st = self.status
+        a = self.ash
+        st.frames_good = a.rx_good
+        st.frames_bad = a.rx_bad + self.ez.bad + self.meter.bad
+        st.frames_retransmitted = a.retx
+
+    async def _rx(self, reader):
+        buf = bytearray(256)
+        while True:
+            n = await reader.readinto(buf)
+            if not n:
+                self.closed = True
+                self._wake.set()
+                return
+            self.ash.feed(buf, n)
+
+    async def _timer(self):
+        while not self.closed:
+            self.ash.poll()
+            self._counters()
+            await asyncio.sleep_ms(20)
+
+    # -- EZSP calls -----------------------------------------------------------------
+    async def _call(self, n):
+        # Send ez.tx[:n] and wait for its response parameters (ez.rsp).
+        if self._ev or self.closed:
+            raise LinkDown()
+        self._wake.clear()
+        if not self.ash.send(self.ez.tx, n):
+            raise LinkDown()
+        t0 = ticks_ms()
+        while not self.ez.rsp_ready:
+            if self._ev or self.closed:
+                raise LinkDown()
+            left = CMD_TIMEOUT_MS - ticks_diff(ticks_ms(), t0)
+            if left <= 0:
+                raise LinkDown()
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+        if self.ez.rsp_invalid:
+            raise LinkDown()
+        return self.ez.rsp
+
+    async def _status_call(self, n):
+        return (await self._call(n))[0]
+
+    async def _wait(self, cond, ms):
+        # Wait (real time) until cond() or a link event.
+        t0 = ticks_ms()
+        while not cond():
+            if self._ev or self.closed:
+                raise LinkDown()
+            if ticks_diff(ticks_ms(), t0) > ms:
+                return False
+            await asyncio.sleep_ms(10)
+        return True
+
+    # -- callbacks ------------------------------------------------------------------
+    def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
+        self.sup.radio(lqi, rssi)
+        if cluster == zcl.METERING or cluster == zcl.TIME:
+            if self.meter.handle(cluster, buf, off, n) == zcl.OK and cluster == zcl.METERING:
+                self.meter_nwk = sender
+                self.meter_ep = src_ep
+
+    def _stack_status(self, s):
+        self._stack = s
+
+    def _network_found(self, channel, pan, ext, joinable, profile, update_id):
+        if joinable and profile == 2 and self._found is None:
+            self._found = (channel, pan, ext, update_id)
+
+    def _scan_complete(self, channel, status):
+        self._scan_done = True
+
+    def _message_sent(self, status):
+        if status:
+            self.send_failures += 1
+
+    def _reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+        flags = self.sup.reading(utc, demand_w, delivered_wh, received_wh, flags)
+        self.faults.clear(faults.METER_SILENT)
+        self.on_reading(utc, demand_w, delivered_wh, received_wh, flags)
+
+    def _on_time(self, unix_s):
+        c = hal.clock
+        if not c.valid() or abs(c.utc() - unix_s) > 2:
+            c.set_utc(unix_s)
+            self.faults.clear(faults.CLOCK_INVALID)
+
+    # -- bring-up ---------------------------------------------------------------------
+    async def _start(self):
+        ez = self.ez
+        self._ev = 0
+        ez.reset()
+        self._resetting = True
+        self.ash.reset()
+        if not await self._wait(lambda: self.ash.state == ash.CONNECTED, ash.T_RSTACK_MAX + 200):
+            raise LinkDown()
+        # Version: legacy header first, then the extended one (EZSP 8+).
+        rsp = await self._call(ez.cmd(ezsp.VERSION, ezsp.V_MAX))
+        v = rsp[0]
+        if v < ezsp.V_MIN or v > ezsp.V_MAX:
+            self.version = v
+            raise LinkDown()  # docs/meter-ezsp.md: versions spoken
+        ez.ext = True
+        ez.version = v
+        self.version = v
+        if v != ezsp.V_MAX:
+            rsp = await self._call(ez.cmd(ezsp.VERSION, v))
+            if rsp[0] != v:
+                raise LinkDown()
+        for cid, val in CONFIG:
+            await self._status_call(ez.set_config(cid, val))  # a refused value is not fatal
+        for pid, dec in POLICIES:
+            await self._status_call(ez.cmd(ezsp.SET_POLICY, pid, dec))
+        await self._status_call(ez.add_endpoint(ENDPOINT, ezsp.PROFILE_SE, DEVICE_IHD, (), (zcl.METERING, zcl.TIME)))
+        # CBKE is done by co-processor firmware that has it; without it, SE
+        # meters will not talk to us beyond the trust-centre link key.
+        lib = await self._status_call(ez.cmd(ezsp.GET_LIBRARY_STATUS, ezsp.CBKE_LIBRARY))
+        lib2 = await self._status_call(ez.cmd(ezsp.GET_LIBRARY_STATUS, ezsp.CBKE_283K1_LIBRARY))
+        self.cbke = (lib != 0xFF and lib & ezsp.LIBRARY_PRESENT) or (lib2 != 0xFF and lib2 & ezsp.LIBRARY_PRESENT)
+        self.cbke = bool(self.cbke)
+        if self.cbke:
+            self.faults.clear(faults.NO_CBKE)
+        else:
+            self.faults.set(faults.NO_CBKE)
+        self.sup.state(supervise.JOINING)
+        self._stack = -1
+        st = await self._status_call(ez.network_init(0))
+        if st == ezsp.SUCCESS:
+            await self._wait(lambda: self._stack == ezsp.NETWORK_UP, 10_000)
+        if self._stack != ezsp.NETWORK_UP:
+            await self._join()
+        self.faults.clear(faults.NOT_JOINED)
+        self.sup.up()
+
+    async def _join(self):
+        code = self.cfg.get("install_code")
+        if not code:
+            self.faults.set(faults.NOT_JOINED)
+            raise LinkDown()
+        try:
+            key = installcode.link_key(code)
+        except ValueError:
+            self.faults.set(faults.NOT_JOINED)
+            raise LinkDown()
+        ez = self.ez
+        await self._status_call(ez.set_initial_security(HAVE_PRECONFIGURED_KEY | REQUIRE_ENCRYPTED_KEY, key))
+        self._found = None
+        self._scan_done = False
+        if await self._status_call(ez.start_scan(SE_CHANNELS, 3)) != ezsp.SUCCESS:
+            raise LinkDown()
+        await self._wait(lambda: self._scan_done, 30_000)
+        if self._found is None:
+            self.faults.set(faults.NOT_JOINED)
+            raise LinkDown()
+        ch, pan, ext, upd = self._found
+        self._stack = -1
+        await self._status_call(ez.join_network(END_DEVICE, ext, pan, ch, 8, upd))
+        await self._wait(lambda: self._stack >= 0, 30_000)
+        if self._stack != ezsp.NETWORK_UP:
+            self.faults.set(faults.NOT_JOINED)
+            raise LinkDown()
+
+    # -- running ----------------------------------------------------------------------
+    async def read(self, cluster, attrs):
+        # One Read Attributes to the meter; the response arrives as a callback.
+        self._tsn = (self._tsn + 1) & 0xFF
+        n = zcl.build_read(self._zcl, self._tsn, attrs)
+        ez = self.ez
+        m = ez.send_unicast(self.meter_nwk, ezsp.PROFILE_SE, cluster, ENDPOINT, self.meter_ep, self._tsn, self._zcl, n)
+        if await self._status_call(m) != ezsp.SUCCESS:
+            self.send_failures += 1
+
+    async def _serve(self):
+        c = hal.clock
+        setup_at = time_at = poll_at = up_at = c.ticks_ms()
+        while True:
+            if self._ev or self.closed:
+                raise LinkDown()
+            if self._stack == ezsp.NETWORK_DOWN:
+                raise LinkDown()
+            if self.sup.is_silent():
+                raise LinkDown()
+            now = c.ticks_ms()
+            if ticks_diff(now, setup_at) >= 0:
+                await self.read(zcl.METERING, zcl.SETUP_ATTRS)
+                setup_at = ticks_add(now, SETUP_EVERY_S * 1000)
+            if ticks_diff(now, time_at) >= 0:
+                await self.read(zcl.TIME, zcl.TIME_ATTRS)
+                time_at = ticks_add(now, (TIME_EVERY_S if c.valid() else 30) * 1000)
+            if ticks_diff(now, poll_at) >= 0:
+                await self.read(zcl.METERING, zcl.VALUE_ATTRS)
+                poll_at = ticks_add(now, self.poll_s * 1000)
+            last = self.status.last_reading_ticks
+            if last is None or ticks_diff(now, last) > METER_SILENT_MS:
+                if ticks_diff(now, up_at) > METER_SILENT_MS:
+                    self.faults.set(faults.METER_SILENT)
+            await asyncio.sleep_ms(50)
+
+    async def run(self):
+        # The link task: runs until the UART closes (only the emulator does).
+        self.uart = hal.Uart(self.cfg.get("uart") or {})
+        reader = asyncio.StreamReader(self.uart.stream)
+        rx = asyncio.create_task(self._rx(reader))
+        timer = asyncio.create_task(self._timer())
+        try:
+            while not self.closed:
+                try:
+                    self.sup.state(supervise.INIT)
+                    await self._start()
+                    await self._serve()
+                except LinkDown:
+                    pass
+                if self.closed:
+                    break
+                ev = self._ev
+                if ev == ash.EV_RSTACK:
+                    # The co-processor restarted by itself: re-initialise now.
+                    self.sup.coproc_reset()
+                    continue
+                if ev or self.sup.is_silent() or self.ash.state != ash.CONNECTED:
+                    self.sup.silent()
+                await asyncio.sleep_ms(hal.clock.real_ms(self.sup.backoff_ms()))
+        finally:
+            rx.cancel()
+            timer.cancel()
+            self._counters()

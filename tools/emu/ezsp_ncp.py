@@ -1,0 +1,515 @@
+"""An EmberZNet network co-processor (NCP) over ASH, for the firmware's tests.
+
+Plays the co-processor side of EZSP-over-ASH, joined (or joinable) to a
+Smart Energy meter whose household follows tools/loadprofile.py. Every frame
+is built and parsed with third-party code so the firmware is checked against
+code nobody here wrote: ASH frames with bellows.ash (frame classes, stuffing,
+randomisation, CRC), EZSP parameters with bellows' own per-version command
+schemas (bellows.ezsp.vN.commands), ZCL payloads with zigpy.zcl.foundation
+and the Metering cluster's attribute types, the install-code link key with
+zigpy.util.convert_install_code.
+
+Interface (used by tools/coproc_emulator.py, and directly by tests):
+
+    ncp = EzspNcp(meter, send_bytes, version=13, cbke=True, joined=True,
+                  install_code=None, multiplier=1, divisor=1000, seed=1)
+    ncp.feed(data: bytes)     bytes the firmware wrote
+    ncp.tick(now_s: float)    simulated time: emit the reports now due;
+                              returns a list of dicts, one per report sent
+    ncp.power_cycle(code=2)   the NCP restarts: state lost, RSTACK sent
+    ncp.poll_ash()            real-time ASH retransmission (call often)
+
+`meter` is tools/loadprofile.Meter (advance_to(t), demand_w(),
+delivered_ws, received_ws); `send_bytes(b)` writes to the firmware.
+Every ZCL frame the firmware sends over the air is recorded in
+`ncp.sent_zcl` as (cluster, zigpy ZCLHeader, payload bytes), and any that is
+not Read Attributes increments `ncp.violations`.
+
+`serve_session(args, read, write)` runs one firmware connection for
+tools/coproc_emulator.py with its fault options (garbage, drop, reset-at,
+silence-at, log, record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import bellows.types as t
+import zigpy.types as zt
+from bellows import ash
+from bellows.ezsp import EZSP
+from zigpy.util import convert_install_code
+from zigpy.zcl import foundation as f
+from zigpy.zcl.clusters.general import Time
+from zigpy.zcl.clusters.smartenergy import Metering
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+METER_NWK = 0x0000
+METER_EP = 9
+METER_EUI = zt.EUI64.convert("00:0d:6f:00:0a:90:11:22")
+NCP_EUI = zt.EUI64.convert("00:0d:6f:00:0b:12:34:56")
+EXT_PAN = zt.ExtendedPanId.convert("00:0d:6f:00:0a:90:11:22")
+PAN_ID = 0x1A62
+CHANNEL = 15
+ZIGBEE_EPOCH = 946684800
+T_ACK_S = 0.4  # NCP retransmission timeout (real time)
+
+
+class EzspNcp:
+    def __init__(
+        self,
+        meter,
+        send_bytes,
+        *,
+        version: int = 13,
+        cbke: bool = True,
+        joined: bool = True,
+        install_code: bytes | None = None,
+        multiplier: int = 1,
+        divisor: int = 1000,
+        seed: int = 1,
+        summation_interval: int = 60,
+    ):
+        self.meter = meter
+        self.send_bytes = send_bytes
+        self.version = version
+        self.commands = EZSP._BY_VERSION[version].COMMANDS
+        self.by_id = {v[0]: (k, v[1], v[2]) for k, v in self.commands.items()}
+        self.legacy = EZSP._BY_VERSION[4].COMMANDS
+        self.cbke = cbke
+        self.joined = joined  # network state kept in the NCP's tokens
+        self.link_key = convert_install_code(install_code) if install_code else None
+        self.multiplier = multiplier
+        self.divisor = divisor
+        self.rng = random.Random(seed)
+        self.summation_interval = summation_interval
+        self.sent_zcl: list[tuple[int, f.ZCLHeader, bytes]] = []
+        self.violations = 0
+        self.stats = {"rx_bad": 0, "retx": 0, "naks": 0, "commands": 0}
+        self._buf = bytearray()
+        self._power_on(send_rstack=False)
+
+    # -- state -----------------------------------------------------------------
+    def _power_on(self, send_rstack: bool, code: int = 2) -> None:
+        self.negotiated = 0  # EZSP version agreed with the host (0: none yet)
+        self.network_up = False
+        self.key = None
+        self.rx_seq = 0  # next host frame expected
+        self.tx_seq = 0  # our next frame number
+        self.queue: list[bytes] = []  # EZSP frames waiting to be sent
+        self.outstanding: tuple[int, bytes] | None = None
+        self.sent_at = 0.0
+        self.zcl_tsn = self.rng.randrange(256)
+        self.next_demand = None
+        self.next_summation = None
+        self.connected = False
+        if send_rstack:
+            self._write(ash.RStackFrame(version=2, reset_code=t.NcpResetCode(code)))
+
+    def power_cycle(self, code: int = 2) -> None:
+        """The co-processor restarts (power-on): everything volatile is lost."""
+        self._buf.clear()
+        self._power_on(send_rstack=True, code=code)
+        self.connected = True
+
+    # -- ASH -------------------------------------------------------------------
+    def _write(self, frame: ash.AshFrame) -> None:
+        self.send_bytes(bytes(ash.AshProtocol._stuff_bytes(frame.to_bytes())) + b"\x7e")
+
+    def feed(self, data: bytes) -> None:
+        for b in data:
+            if b == ash.Reserved.FLAG:
+                raw, self._buf = bytes(self._buf), bytearray()
+                if raw:
+                    self._frame(raw)
+            elif b == ash.Reserved.CANCEL:
+                self._buf.clear()
+            elif b in (ash.Reserved.XON, ash.Reserved.XOFF):
+                continue
+            else:
+                self._buf.append(b)
+
+    def _frame(self, raw: bytes) -> None:
+        try:
+            frame = ash.parse_frame(bytes(ash.AshProtocol._unstuff_bytes(raw)))
+        except Exception:
+            self.stats["rx_bad"] += 1
+            if raw and not raw[0] & 0x80:
+                self._write(ash.NakFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
+            return
+        if isinstance(frame, ash.RstFrame):
+            self._power_on(send_rstack=True, code=t.NcpResetCode.RESET_SOFTWARE)
+            self.connected = True
+            return
+        if not self.connected:
+            return
+        if isinstance(frame, (ash.DataFrame, ash.AckFrame, ash.NakFrame)):
+            self._acked(frame.ack_num)
+        if isinstance(frame, ash.NakFrame) and self.outstanding:
+            self.stats["naks"] += 1
+            self._send_data(retx=True)
+        elif isinstance(frame, ash.DataFrame):
+            if frame.frm_num == self.rx_seq:
+                self.rx_seq = (self.rx_seq + 1) % 8
+                self._write(ash.AckFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
+                self._command(frame.ezsp_frame)
+            elif frame.re_tx:
+                self._write(ash.AckFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
+            else:
+                self._write(ash.NakFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
+        self._pump()
+
+    def _acked(self, ack_num: int) -> None:
+        if self.outstanding and ack_num == (self.outstanding[0] + 1) % 8:
+            self.outstanding = None
+
+    def _pump(self) -> None:
+        if self.outstanding is None and self.queue:
+            self.outstanding = (self.tx_seq, self.queue.pop(0))
+            self.tx_seq = (self.tx_seq + 1) % 8
+            self._send_data(retx=False)
+
+    def _send_data(self, retx: bool) -> None:
+        frm, payload = self.outstanding
+        self._write(ash.DataFrame(frm_num=frm, re_tx=retx, ack_num=self.rx_seq, ezsp_frame=payload))
+        self.sent_at = time.monotonic()
+        if retx:
+            self.stats["retx"] += 1
+
+    def poll_ash(self) -> None:
+        if self.outstanding and time.monotonic() - self.sent_at > T_ACK_S:
+            self._send_data(retx=True)
+        self._pump()
+
+    # -- EZSP ------------------------------------------------------------------
+    def _queue(self, seq: int, name: str, callback: bool, **fields) -> None:
+        ext = self.negotiated >= 8
+        table = self.commands if ext or name != "version" else self.legacy
+        cmd_id, _tx, rx_schema = table[name]
+        data = t.serialize_dict((), fields, rx_schema)
+        fc = 0x80 | (0x02 if callback else 0)
+        if ext:
+            hdr = bytes([seq, fc, 0x01]) + t.uint16_t(cmd_id).serialize()
+        else:
+            hdr = bytes([seq, fc, cmd_id])
+        self.queue.append(hdr + data)
+
+    def _callback(self, name: str, **fields) -> None:
+        self._queue(0, name, True, **fields)
+
+    def _command(self, frame: bytes) -> None:
+        self.stats["commands"] += 1
+        ext = self.negotiated >= 8 or (len(frame) >= 6 and frame[2:5] == b"\x01\x00\x00")
+        self._rx_ext = ext
+        if ext:
+            seq, fid, params = frame[0], int.from_bytes(frame[3:5], "little"), frame[5:]
+        else:
+            seq, fid, params = frame[0], frame[2], frame[3:]
+        if self.negotiated == 0 and fid != 0x00:
+            return  # UG100: nothing but version before the version command
+        name, tx_schema, _rx = self.by_id.get(fid, (None, None, None))
+        if name is None:
+            self._queue(seq, "invalidCommand", False, status=t.EzspStatus.ERROR_INVALID_FRAME_ID)
+            return
+        args, _rest = t.deserialize_dict(params, tx_schema)
+        getattr(self, "_cmd_" + name, self._cmd_default)(seq, name, args)
+
+    def _cmd_default(self, seq, name, args) -> None:
+        self._queue(seq, "invalidCommand", False, status=t.EzspStatus.ERROR_INVALID_ID)
+
+    def _cmd_version(self, seq, name, args) -> None:
+        # UG100: the first version command and its answer use the legacy
+        # header; once the host asks for our version (>= 8) the extended
+        # header is used, including for a second version command.
+        desired = args["desiredProtocolVersion"]
+        if self._rx_ext and desired == self.version:
+            self.negotiated = self.version
+        self._queue(seq, name, False, protocolVersion=self.version, stackType=2, stackVersion=0x7440)
+        if desired == self.version:
+            self.negotiated = self.version
+        elif self.negotiated == 0:
+            self.negotiated = -1
+
+    def _ok(self, seq, name, **extra) -> None:
+        self._queue(seq, name, False, status=0, **extra)  # SUCCESS (EmberStatus and EzspStatus alike)
+
+    def _cmd_nop(self, seq, name, args) -> None:
+        self._queue(seq, name, False)
+
+    def _cmd_setConfigurationValue(self, seq, name, args) -> None:
+        self._ok(seq, name)
+
+    def _cmd_setPolicy(self, seq, name, args) -> None:
+        self._ok(seq, name)
+
+    def _cmd_addEndpoint(self, seq, name, args) -> None:
+        self._ok(seq, name)
+
+    def _cmd_getEui64(self, seq, name, args) -> None:
+        self._queue(seq, name, False, eui64=NCP_EUI)
+
+    def _cmd_getLibraryStatus(self, seq, name, args) -> None:
+        lib = args["libraryId"]
+        present = self.cbke and lib in (0x06, 0x0D)
+        self._queue(seq, name, False, status=0x80 if present else 0x00)
+
+    def _cmd_networkState(self, seq, name, args) -> None:
+        self._queue(seq, name, False, status=2 if self.network_up else 0)
+
+    def _cmd_networkInit(self, seq, name, args) -> None:
+        if not self.joined:
+            self._queue(seq, name, False, status=t.EmberStatus.NOT_JOINED)
+            return
+        self._ok(seq, name)
+        self._up()
+
+    def _up(self) -> None:
+        self.network_up = True
+        self._callback("stackStatusHandler", status=t.EmberStatus.NETWORK_UP)
+
+    def _cmd_setInitialSecurityState(self, seq, name, args) -> None:
+        self.key = bytes(args["state"].preconfiguredKey)
+        self._ok(seq, name)
+
+    def _cmd_startScan(self, seq, name, args) -> None:
+        self._ok(seq, name)
+        net = t.EmberZigbeeNetwork(
+            channel=CHANNEL, panId=PAN_ID, extendedPanId=EXT_PAN, allowingJoin=True, stackProfile=2, nwkUpdateId=0
+        )
+        self._callback("networkFoundHandler", networkFound=net, lastHopLqi=220, lastHopRssi=-48)
+        self._callback("scanCompleteHandler", channel=CHANNEL, status=t.EmberStatus.SUCCESS)
+
+    def _cmd_joinNetwork(self, seq, name, args) -> None:
+        p = args["parameters"]
+        self._ok(seq, name)
+        if p.panId == PAN_ID and self.link_key is not None and self.key == bytes(self.link_key):
+            self.joined = True
+            self._up()
+        else:  # the trust centre cannot decrypt/authenticate us
+            self._callback("stackStatusHandler", status=t.EmberStatus.JOIN_FAILED)
+
+    def _cmd_sendUnicast(self, seq, name, args) -> None:
+        data = bytes(args["messageContents"])
+        aps = args["apsFrame"]
+        hdr, payload = f.ZCLHeader.deserialize(data)
+        self.sent_zcl.append((aps.clusterId, hdr, payload))
+        is_read = (
+            hdr.frame_control.is_general
+            and hdr.command_id == f.GeneralCommand.Read_Attributes
+            and not hdr.frame_control.is_manufacturer_specific
+            and hdr.direction == f.Direction.Client_to_Server
+        )
+        if not is_read:
+            self.violations += 1
+        if not self.network_up:
+            self._queue(seq, name, False, status=t.EmberStatus.NETWORK_DOWN, sequence=0)
+            return
+        self._queue(seq, name, False, status=t.EmberStatus.SUCCESS, sequence=self.rng.randrange(256))
+        self._callback(
+            "messageSentHandler",
+            type=t.EmberOutgoingMessageType.OUTGOING_DIRECT,
+            indexOrDestination=args["indexOrDestination"],
+            apsFrame=aps,
+            messageTag=args["messageTag"],
+            status=t.EmberStatus.SUCCESS,
+            messageContents=b"",
+        )
+        if is_read:
+            ids, _ = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes].schema.deserialize(payload)
+            self._read_response(aps.clusterId, hdr.tsn, ids.attribute_ids)
+
+    # -- the meter's ZCL ---------------------------------------------------------
+    def _attr(self, cluster: int, attr: int):
+        m = self.meter
+        if cluster == Metering.cluster_id:
+            values = {
+                0x0000: zt.uint48_t(m.delivered_ws * self.divisor // (3600 * 1000 * self.multiplier)),
+                0x0001: zt.uint48_t(m.received_ws * self.divisor // (3600 * 1000 * self.multiplier)),
+                0x0300: Metering.MeteringUnitofMeasure.Kwh_and_Kwh_binary,
+                0x0301: zt.uint24_t(self.multiplier),
+                0x0302: zt.uint24_t(self.divisor),
+                0x0303: Metering.NumberFormatting(0x2B),
+                0x0304: Metering.NumberFormatting(0x2B),
+                0x0306: Metering.MeteringDeviceType.Electric_Metering,
+                0x0400: zt.int24s(m.demand_w() * self.divisor // (1000 * self.multiplier)),
+            }
+            attrs = Metering.attributes
+        elif cluster == Time.cluster_id:
+            values = {0x0000: zt.uint32_t(m.t - ZIGBEE_EPOCH), 0x0001: Time.TimeStatus(0x02)}
+            attrs = Time.attributes
+        else:
+            return None
+        if attr not in values:
+            return None
+        return f.TypeValue(f.DataType.from_python_type(attrs[attr].type).type_id, values[attr])
+
+    def _send_zcl(self, cluster: int, hdr: f.ZCLHeader, payload: bytes) -> None:
+        aps = t.EmberApsFrame(
+            profileId=0x0109,
+            clusterId=cluster,
+            sourceEndpoint=METER_EP,
+            destinationEndpoint=1,
+            options=t.EmberApsOption(0x0140),
+            groupId=0,
+            sequence=self.rng.randrange(256),
+        )
+        self._callback(
+            "incomingMessageHandler",
+            type=t.EmberIncomingMessageType.INCOMING_UNICAST,
+            apsFrame=aps,
+            lastHopLqi=self.rng.randint(180, 255),
+            lastHopRssi=self.rng.randint(-75, -40),
+            sender=METER_NWK,
+            bindingIndex=0xFF,
+            addressIndex=0xFF,
+            messageContents=hdr.serialize() + payload,
+        )
+
+    def _read_response(self, cluster: int, tsn: int, ids) -> None:
+        recs = []
+        for a in ids:
+            v = self._attr(cluster, a)
+            if v is None:
+                recs.append(f.ReadAttributeRecord(a, f.Status.UNSUPPORTED_ATTRIBUTE))
+            else:
+                recs.append(f.ReadAttributeRecord(a, f.Status.SUCCESS, v))
+        hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
+        schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
+        self._send_zcl(cluster, hdr, schema(status_records=recs).serialize())
+
+    def _report(self, cluster: int, ids) -> None:
+        self.zcl_tsn = (self.zcl_tsn + 1) % 256
+        hdr = f.ZCLHeader.general(
+            self.zcl_tsn, f.GeneralCommand.Report_Attributes, direction=f.Direction.Server_to_Client
+        )
+        recs = [f.Attribute(a, self._attr(cluster, a)) for a in ids]
+        schema = f.GENERAL_COMMANDS[f.GeneralCommand.Report_Attributes].schema
+        self._send_zcl(cluster, hdr, schema(attribute_reports=recs).serialize())
+
+    def tick(self, now_s: float) -> list[dict]:
+        """Emit the attribute reports due by simulated time now_s."""
+        sent = []
+        if not self.network_up:
+            return sent
+        now = int(now_s)
+        if self.next_demand is None:
+            self.next_demand = now + self.rng.randint(1, 4)
+            self.next_summation = now + self.summation_interval // 2
+        while min(self.next_demand, self.next_summation) <= now:
+            ts = min(self.next_demand, self.next_summation)
+            self.meter.advance_to(ts)
+            if ts == self.next_demand:
+                raw = int(self._attr(0x0702, 0x0400).value)
+                self._report(0x0702, [0x0400])
+                sent.append(
+                    {"t": ts, "kind": "demand", "raw": raw, "demand_w": raw * 1000 * self.multiplier // self.divisor}
+                )
+                self.next_demand += self.rng.randint(4, 10)
+            if ts == self.next_summation:
+                d = int(self._attr(0x0702, 0x0000).value)
+                r = int(self._attr(0x0702, 0x0001).value)
+                self._report(0x0702, [0x0000, 0x0001])
+                k = 1000 * self.multiplier / self.divisor
+                sent.append(
+                    {
+                        "t": ts,
+                        "kind": "summation",
+                        "raw_delivered": d,
+                        "delivered_wh": round(d * k),
+                        "received_wh": round(r * k),
+                    }
+                )
+                self.next_summation += self.summation_interval
+        self._pump()
+        return sent
+
+
+async def serve_session(args, read, write) -> None:
+    """One firmware connection for tools/coproc_emulator.py (--protocol ezsp)."""
+    from coproc_emulator import SimClock  # noqa: PLC0415 - the server's own clock
+    from loadprofile import LoadProfile, Meter
+
+    rng = random.Random(args.seed)
+    clock = SimClock(args.start, args.speed)
+    log = open(args.log, "a") if args.log else None
+    record = open(args.record, "ab") if args.record else None
+    state = {"mute_until": 0.0}
+
+    def note(**kw) -> None:
+        if log:
+            log.write(json.dumps(kw) + "\n")
+            log.flush()
+
+    def send(data: bytes) -> None:
+        if clock.now() < state["mute_until"]:
+            return
+        if args.garbage and rng.random() < args.garbage:
+            data = bytes(rng.randrange(256) for _ in range(rng.randint(1, 40))) + data
+        if args.drop and rng.random() < args.drop and len(data) > 2:
+            b = bytearray(data)
+            del b[rng.randrange(len(b))]
+            data = bytes(b)
+        if record:
+            record.write(data)
+            record.flush()
+        write(data)
+
+    meter = Meter(LoadProfile(args.seed, args.solar), args.start)
+    ncp = EzspNcp(
+        meter,
+        send,
+        version=getattr(args, "ezsp_version", 13),
+        cbke=not getattr(args, "no_cbke", False),
+        joined=not getattr(args, "install_code", None),
+        install_code=bytes.fromhex(args.install_code) if getattr(args, "install_code", None) else None,
+        seed=args.seed,
+        summation_interval=args.summation_interval,
+    )
+
+    async def rx() -> None:
+        while True:
+            data = await read(256)
+            if not data:
+                return
+            if clock.now() >= state["mute_until"]:
+                ncp.feed(data)
+
+    task = asyncio.create_task(rx())
+    end = args.start + args.duration
+    resets = sorted(args.reset_at)
+    silences = sorted(args.silence_at)
+    counts = {"demand": 0, "summation": 0}
+    try:
+        while clock.now() < end and not task.done():
+            now = clock.now()
+            if resets and now >= args.start + resets[0]:
+                resets.pop(0)
+                note(t=int(now), kind="reset")
+                state["mute_until"] = now + args.reset_s
+                ncp.network_up = False  # reports stop while it restarts
+                await clock.sleep_until(state["mute_until"])
+                ncp.power_cycle()
+            if silences and now >= args.start + silences[0][0]:
+                _, dur = silences.pop(0)
+                note(t=int(now), kind="silence", duration=dur)
+                state["mute_until"] = now + dur
+            ncp.poll_ash()
+            if clock.now() >= state["mute_until"]:
+                for rep in ncp.tick(clock.now()):
+                    counts[rep["kind"]] += 1
+                    note(**rep)
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        note(t=int(clock.now()), kind="end", counts=counts, violations=ncp.violations, sent_zcl=len(ncp.sent_zcl))
+        print(
+            f"emulator: done, sent {counts}, zcl from firmware {len(ncp.sent_zcl)}, violations {ncp.violations}",
+            file=sys.stderr,
+            flush=True,
+        )
