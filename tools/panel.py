@@ -92,7 +92,7 @@ class Controller:
         self.full = 0
         self.partial = 0
         self.asleep = False
-        self.log: list[tuple[int, int]] = []  # (command, data length)
+        self.log: list[tuple[int, bytes]] = []  # (command, its data), in order
 
     def error(self, msg: str) -> None:
         self.errors.append(f"{type(self).__name__}: {msg}")
@@ -373,6 +373,7 @@ class Emulator:
         self.cs_pin, self.dc_pin, self.rst_pin = p["cs"], p["dc"], p["rst"]
         self.levels: dict[int, int] = {}
         self.cmd = None
+        self.started = False
         self.args = bytearray()
         self.frames: list[tuple[str, Image.Image]] = []
 
@@ -418,12 +419,12 @@ class Emulator:
         # A command executes when its parameters end (CS high or next command).
         if self.cmd is None:
             return
-        if not getattr(self, "started", False):
-            self.ctl.log.append((self.cmd, len(self.args)))
+        if not self.started:
+            self.ctl.log.append((self.cmd, bytes(self.args)))
             self.ctl.command(self.cmd, bytes(self.args))
             self.started = True
         elif self.args:
-            self.ctl.log[-1] = (self.cmd, self.ctl.log[-1][1] + len(self.args))
+            self.ctl.log[-1] = (self.cmd, self.ctl.log[-1][1] + bytes(self.args))
             self.ctl.more_data(self.cmd, bytes(self.args))
         self.args = bytearray()
 
@@ -436,7 +437,7 @@ def emulate(panel: str, record: Path) -> Emulator:
     return emu
 
 
-def run_scenes(panel: str, record: Path, heap: str = "256k", only: str | None = None) -> None:
+def run_scenes(panel: str, record: Path, heap: str = "256k", only: str | None = None, partial: bool = False) -> None:
     """Render every scene of host_tests/display/scenes.py on MicroPython."""
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(
@@ -445,17 +446,18 @@ def run_scenes(panel: str, record: Path, heap: str = "256k", only: str | None = 
     with tempfile.TemporaryDirectory(prefix="panel-") as tmp:
         env.setdefault("IHD_STATE", str(Path(tmp) / "state"))
         args = [str(MICROPYTHON), "-X", f"heapsize={heap}", str(SCENES), panel, str(record)]
-        if only:
-            args.append(only)
+        args += [only or "all", "partial" if partial else "full"]
         proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp)
     if proc.returncode != 0:
         raise RuntimeError(f"scenes.py failed on MicroPython ({panel}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
 
 
-def render_scenes(panel: str, only: str | None = None) -> Emulator:
+def render_scenes(panel: str, only: str | None = None, partial: bool = False) -> Emulator:
+    """Scenes -> emulator with one frame per scene. partial=True refreshes
+    every scene after the first with a partial (differential) update."""
     with tempfile.TemporaryDirectory(prefix="panel-") as tmp:
         rec = Path(tmp) / "bus.rec"
-        run_scenes(panel, rec, only=only)
+        run_scenes(panel, rec, only=only, partial=partial)
         return emulate(panel, rec)
 
 
@@ -489,8 +491,9 @@ def main(argv=None) -> int:
 
     if args.cmd == "decode":
         emu = emulate(args.panel, args.record)
-        for c, n in emu.ctl.log:
-            print(f"0x{c:02X} +{n} bytes")
+        for c, data in emu.ctl.log:
+            shown = data.hex(" ") if len(data) <= 16 else f"{len(data)} bytes"
+            print(f"0x{c:02X} {shown}")
     elif args.cmd in ("render", "scenes"):
         if args.cmd == "render":
             if not args.record.exists():

@@ -1,7 +1,8 @@
 # Every screen in every state, as status snapshots (docs/display.md), for
 # the golden-image tests and `make previews`. Runs on MicroPython:
-#   micropython scenes.py PANEL RECORD [SCENE]
-# renders each scene, refreshes the panel fully and marks the bus record
+#   micropython scenes.py PANEL RECORD [SCENE|all] [full|partial]
+# renders each scene, refreshes the panel (fully, or partially after the
+# first scene) and marks the bus record
 # with the scene's name; tools/panel.py turns the record into images.
 import sys
 
@@ -91,6 +92,7 @@ for row in TABLE:
 
 
 def main():
+    # argv: PANEL RECORD [SCENE|all] [full|partial]
     import gc
 
     from busrec import Recorder
@@ -98,14 +100,17 @@ def main():
     from display import open_panel, screens
 
     panel, record = sys.argv[1], sys.argv[2]
-    only = sys.argv[3] if len(sys.argv) > 3 else None
+    only = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "all" else None
+    partial = len(sys.argv) > 4 and sys.argv[4] == "partial"
     rec = Recorder(record)
     p = open_panel(panel)
+    first = True
     for name, screen, st in SCENES:
         if only and name != only:
             continue
         screens.SCREENS[screen](p, st)
-        p.show(full=True)
+        p.show(full=first or not partial)
+        first = False
         rec.mark(name)
         gc.collect()
     rec.close()
