@@ -65,3 +65,8 @@ flash: $(STAMP)
 ## make bench: every bench/*.py; one report in bench/report.md and bench/report.json.
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py --out bench/report
+
+## make previews: PNG previews of every screen on every panel into docs/screens/.
+.PHONY: previews
+previews: $(STAMP)
+	$(BIN)/python tools/panel.py previews --out docs/screens
