@@ -1,0 +1,101 @@
+# On-flash layout of the store partition (docs/store.md is the reference):
+# constants, sector header and cursor-list packing and checking.
+#
+# Sector header, at offset 0 of every live sector, little-endian:
+#   magic "IHDL", ver u8, hlen u8, ncur u8, 0xFF, sector_seq u32,
+#   first_seq u32, base reading (utc u32, demand i32, delivered u32,
+#   received u32, dt i32, flags u8), ncur x cursor, crc32 u32 of the rest.
+# A cursor entry (header snapshot and cursor records alike):
+#   name_len u8 (1..16), name (UTF-8), value u32.
+# Records follow the header: type u8, len u16, aux u8, payload, crc32 u32
+# (seeded with sector_seq). type 0x52 readings (aux = count), 0x43 cursors
+# (aux = entries), 0x00 seal (nothing more in this sector), 0xFF free.
+import binascii
+import struct
+
+from micropython import const
+
+from store import codec
+
+SECTOR = const(4096)
+REC_MAX = const(480)  # payload bytes per record
+RH = const(4)  # record header: type, len16, aux
+RT = const(4)  # record trailer: crc32
+T_READ = const(0x52)
+T_CUR = const(0x43)
+T_SEAL = const(0x00)
+MAX_CURSORS = const(8)
+MAX_NAME = const(16)
+HDR_MAX = const(256)
+
+# sector states
+UNKNOWN = const(0)  # not in the log, contents unknown: erase before use
+BLANK = const(1)  # verified erased, ready to take a header
+LIVE = const(2)
+RETIRED = const(3)  # erase or program did not verify: out of service
+
+_HFMT = "<4sBBBBIIIiIIiB"  # magic ver hlen ncur rsv sseq first utc dem dl rc dt flags
+_HFIX = const(37)
+_MAGIC = b"IHDL"
+_VER = const(1)
+LIMIT = const(0x7FFFFFFF)  # sector and reading seqs stay below this
+
+
+def pack_cursors(b, p, cursors):
+    # -> position after the entries
+    for name in cursors:
+        nb = name.encode()
+        b[p] = len(nb)
+        b[p + 1 : p + 1 + len(nb)] = nb
+        struct.pack_into("<I", b, p + 1 + len(nb), cursors[name])
+        p += 1 + len(nb) + 4
+    return p
+
+
+def parse_cursors(b, p, end, count, out):
+    # Entries at b[p:end] into the dict out; False if malformed.
+    try:
+        for _ in range(count):
+            nl = b[p]
+            if nl == 0 or nl > MAX_NAME or p + 1 + nl + 4 > end:
+                return False
+            out[bytes(b[p + 1 : p + 1 + nl]).decode()] = struct.unpack_from("<I", b, p + 1 + nl)[0]
+            p += 1 + nl + 4
+    except (UnicodeError, ValueError):
+        return False
+    return p == end
+
+
+def pack_header(b, sseq, first, st, cursors):
+    # -> header length. st: codec state of the reading before the sector.
+    p = pack_cursors(b, _HFIX, cursors)
+    struct.pack_into(
+        _HFMT, b, 0, _MAGIC, _VER, p + 4, len(cursors), 0xFF, sseq, first, st[0], st[1], st[2], st[3], st[5], st[4]
+    )
+    struct.pack_into("<I", b, p, binascii.crc32(memoryview(b)[:p]))
+    return p + 4
+
+
+def parse_header(b, st=None, cursors=None):
+    # -> (sector_seq, first_seq, base_utc, base_delivered, hlen) or None.
+    # Fills st (codec state) and cursors when given.
+    hlen = b[5]
+    if b[0] != 0x49 or b[1] != 0x48 or b[2] != 0x44 or b[3] != 0x4C or b[4] != _VER or hlen < _HFIX + 4:
+        return None
+    if binascii.crc32(memoryview(b)[: hlen - 4]) != struct.unpack_from("<I", b, hlen - 4)[0]:
+        return None
+    f = struct.unpack_from(_HFMT, b, 0)
+    if not 0 < f[5] < LIMIT or not 0 < f[6] < LIMIT or f[3] > MAX_CURSORS:
+        return None
+    got = {}
+    if not parse_cursors(b, _HFIX, hlen - 4, f[3], got):
+        return None
+    if cursors is not None:
+        cursors.update(got)
+    if st is not None:
+        codec.set_state(st, f[7], f[8], f[9], f[10], f[12], f[11])
+    return (f[5], f[6], f[7], f[9], hlen)
+
+
+def record_ok(b, ln, seed):
+    return binascii.crc32(memoryview(b)[: RH + ln], seed) == struct.unpack_from("<I", b, RH + ln)[0]

@@ -1,0 +1,116 @@
+# Time-based queries for the display: readings in a UTC range, energy since
+# a time, energy per hour. Streamed: at most one flash sector is decoded to
+# find a point in time (sector headers carry the UTC of the reading before
+# them), and hour boundaries once final are cached, so hourly_wh costs about
+# one sector decode per new hour.
+#
+# UTC is assumed non-decreasing along seq (the meter link only stores
+# readings with a valid clock or marks them; a clock stepped backwards
+# makes range and energy answers approximate, never crash).
+_HOUR = 3600
+
+
+def first_seq_at(st, t):
+    # Smallest seq with utc >= t (committed or pending), or None if every
+    # reading is older than t.
+    ram = st.ram
+    if ram.hi >= ram.lo and ram.utc[ram.lo % ram.size] < t:
+        return ram.first_utc_ge(t)
+    log = st.log
+    x = -1
+    for s in log.live:
+        if log.butc[s] >= t:
+            break
+        x = s
+    rd = st._rd
+    r = rd.get(log.first[x] if x >= 0 else 1)
+    while r is not None and r[1] < t:
+        r = rd.get(r[0] + 1)
+    if r is not None:
+        return r[0]
+    return ram.lo if ram.hi >= ram.lo else None
+
+
+def delivered_before(st, t):
+    # delivered_wh of the last reading with utc < t; None if there is none.
+    q = first_seq_at(st, t)
+    if q is None:
+        r = st.latest()
+        return None if r is None else r[3]
+    old = st.oldest_seq()
+    if old is None or q <= old:
+        return None
+    r = st.get(q - 1)
+    return None if r is None else r[3]
+
+
+def energy_since(st, utc):
+    # Wh delivered since utc (e.g. local midnight for "today"); counted from
+    # the oldest reading after utc when the log does not reach back so far.
+    last = st.latest()
+    if last is None:
+        return 0
+    b = delivered_before(st, utc)
+    if b is None:
+        q = first_seq_at(st, utc)
+        if q is None:
+            return 0
+        b = st.get(q)[3]
+    d = last[3] - b
+    return d if d > 0 else 0
+
+
+def _mark(st, t, newest_utc, marks):
+    # delivered before boundary t; cached once a reading at/after t exists
+    # (only then can no later reading fall before t).
+    v = marks.get(t)
+    if v is not None:
+        return v
+    v = delivered_before(st, t)
+    if v is not None and newest_utc >= t:
+        marks[t] = v
+    return v
+
+
+def hourly_wh(st, now_utc, hours=24):
+    # List of `hours` values, oldest first: Wh delivered in each whole UTC
+    # hour, the last being the hour containing now_utc (so far). None for an
+    # hour the log does not cover.
+    last = st.latest()
+    h1 = now_utc // _HOUR
+    h0 = h1 - hours + 1
+    marks = st._marks
+    for t in list(marks):
+        if t < h0 * _HOUR:
+            del marks[t]
+    out = []
+    if last is None:
+        return [None] * hours
+    newest = last[1]
+    a = _mark(st, h0 * _HOUR, newest, marks)
+    for h in range(h0, h1 + 1):
+        t = (h + 1) * _HOUR
+        b = last[3] if t > newest else _mark(st, t, newest, marks)
+        if a is None:
+            # the log starts inside this hour: count from its first reading
+            q = first_seq_at(st, h * _HOUR)
+            r = st.get(q) if q is not None else None
+            if r is not None and r[1] < t:
+                a = r[3]
+        if a is None or b is None:
+            out.append(None)
+        else:
+            out.append(b - a if b > a else 0)
+        a = b
+    return out
+
+
+def range_utc(st, t0, t1, pending=True):
+    # Iterator of readings with t0 <= utc < t1, streamed.
+    q = first_seq_at(st, t0)
+    if q is None:
+        return
+    for r in st.readings_from(q, pending):
+        if r[1] >= t1:
+            return
+        yield r
