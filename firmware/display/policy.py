@@ -34,12 +34,24 @@ class RefreshPolicy:
         self.full = 0
         self.partial = 0
         self.skipped = 0
+        self._prev = None
+        self._mono = 0
+
+    def _clock(self, now_s):
+        # Seconds since the first call, never going back: ticks_ms()//1000
+        # wraps (about every 12 days on MicroPython), wall clocks jump.
+        prev = self._prev
+        self._prev = now_s
+        if prev is not None and now_s > prev:
+            self._mono += now_s - prev
+        return self._mono
 
     def decide(self, now_s, frame_digest, layout_changed=False):
         # -> NONE, PARTIAL or FULL for a frame with this digest.
+        now = self._clock(now_s)
         if self.last_full is None:
             return FULL  # glass state unknown after boot
-        age = now_s - self.last_full
+        age = now - self.last_full
         if age >= self.max_full_s:
             return FULL  # the 24 h rule holds even for an unchanged frame
         if frame_digest == self.shown:
@@ -56,7 +68,7 @@ class RefreshPolicy:
         self.shown = frame_digest
         if kind == FULL:
             self.full += 1
-            self.last_full = now_s
+            self.last_full = self._clock(now_s)
             self.since_full = 0
         else:
             self.partial += 1
