@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 SCENES = ROOT / "host_tests" / "display" / "scenes.py"
 
+RESET = -1  # pseudo-command in Controller.log: a hardware reset pulse
+
 # name -> (controller, gates, sources)
 PANELS = {
     "ssd1680_296x128": ("ssd1680", 296, 128),
@@ -373,6 +375,7 @@ class Emulator:
         self.cs_pin, self.dc_pin, self.rst_pin = p["cs"], p["dc"], p["rst"]
         self.levels: dict[int, int] = {}
         self.cmd = None
+        self.resets = 0
         self.started = False
         self.args = bytearray()
         self.frames: list[tuple[str, Image.Image]] = []
@@ -388,6 +391,8 @@ class Emulator:
             if a == self.rst_pin and prev == 0 and b == 1:
                 self.flush()
                 self.cmd = None
+                self.resets += 1
+                ctl.log.append((RESET, b""))
                 ctl.hw_reset()
             elif a == self.cs_pin and b == 1:
                 self.flush()
@@ -492,6 +497,9 @@ def main(argv=None) -> int:
     if args.cmd == "decode":
         emu = emulate(args.panel, args.record)
         for c, data in emu.ctl.log:
+            if c == RESET:
+                print("reset")
+                continue
             shown = data.hex(" ") if len(data) <= 16 else f"{len(data)} bytes"
             print(f"0x{c:02X} {shown}")
     elif args.cmd in ("render", "scenes"):
