@@ -27,10 +27,12 @@ import json
 import os
 import random
 import re
+import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -181,7 +183,8 @@ class OtaHandler(BaseHTTPRequestHandler):
     """GET/HEAD of files under server.root, with single-range requests
     ("bytes=a-b", "bytes=a-"), ETag and If-Range. server.fault, if set, is
     called as fault(path, start, end) -> bytes to send before dropping the
-    connection (None: send everything): how tests cut connections."""
+    connection, or (bytes, seconds) to stall that long before dropping it
+    (None: send everything): how tests cut connections."""
 
     protocol_version = "HTTP/1.1"
 
@@ -205,6 +208,7 @@ class OtaHandler(BaseHTTPRequestHandler):
     def _serve(self, body: bool):
         p = self._file()
         if p is None:
+            self.server.requests.append((self.path, self.headers.get("Range"), 404))
             self.send_error(404, "no such image")
             return
         data = p.read_bytes()
@@ -213,7 +217,7 @@ class OtaHandler(BaseHTTPRequestHandler):
         start, end, status = 0, total - 1, 200
         rng = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if rng and (if_range is None or if_range == etag):
+        if rng and self.server.ranges and (if_range is None or if_range == etag):
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
             if not m or int(m.group(1)) >= total:
                 self.send_response(416)
@@ -237,14 +241,24 @@ class OtaHandler(BaseHTTPRequestHandler):
             return
         fault = getattr(self.server, "fault", None)
         cut = fault(self.path, start, end + 1) if fault else None
-        payload = data[start : end + 1]
+        stall = 0.0
+        if isinstance(cut, tuple):
+            cut, stall = cut
+        payload = memoryview(data)[start : end + 1]
         if cut is not None:
-            self.wfile.write(payload[:cut])
+            payload = payload[:cut]
+        try:
+            for i in range(0, len(payload), 16384):
+                self.wfile.write(payload[i : i + 16384])
+                self.server.sent += len(payload[i : i + 16384])
             self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(2)
+        except ConnectionError:
+            self.close_connection = True  # the client gave up (e.g. refused the image)
             return
-        self.wfile.write(payload)
+        if cut is not None:
+            time.sleep(stall)  # a stalled peer: the client must time out
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def make_server(root: Path, port: int = 0, host: str = "127.0.0.1", fault=None) -> ThreadingHTTPServer:
@@ -252,7 +266,9 @@ def make_server(root: Path, port: int = 0, host: str = "127.0.0.1", fault=None) 
     srv.daemon_threads = True
     srv.root = str(root)
     srv.fault = fault
-    srv.requests = []
+    srv.requests = []  # (path, Range header, status) per request
+    srv.sent = 0  # body bytes written
+    srv.ranges = True  # False: ignore Range (a server without range support)
     return srv
 
 

@@ -7,6 +7,7 @@
 # one block buffer plus the verifier's constant state. finish() reads the
 # slot back through a fresh verifier: set_boot is only ever called for an
 # image verified as it sits in flash, not as it passed through RAM.
+import gc
 import hashlib
 import struct
 
@@ -35,6 +36,8 @@ class Installer:
         self.restart()
 
     def restart(self):
+        self.v = None
+        gc.collect()  # the old verifier's buffers, before the new ones
         self.v = Verifier(self.policy, self.part.ioctl(4, 0) * self.part.ioctl(5, 0))
         self.pos = 0
         self.block = 0
@@ -67,8 +70,10 @@ class Installer:
         self.v.finish()  # whole stream seen and valid; it ends on a block boundary
         if self._sha and self._sha.digest() != self.want_sha:
             raise Reject("file-hash: download does not match the command's sha256")
+        gc.collect()
         try:
-            again = verify_partition(self.part, self.pos, self.policy)
+            # The block buffer is free now: reuse it for the read-back.
+            again = verify_partition(self.part, self.pos, self.policy, self._buf)
         except Reject as e:
             raise FlashMismatch("flash-readback: " + e.args[0])
         if again.digest() != self.v.digest():

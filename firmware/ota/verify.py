@@ -173,9 +173,9 @@ def verify_file(path, policy, limit=0x1F0000):
         return verify_stream(f.readinto, policy, limit)
 
 
-def verify_partition(part, length, policy):
+def verify_partition(part, length, policy, buf=None):
     # Re-verify what is actually in flash (what the bootloader will load).
-    buf = bytearray(SECTOR)
+    buf = buf or bytearray(SECTOR)
     state = [0]
 
     def read(b):

@@ -1,0 +1,141 @@
+"""Download over HTTP on the Unix port (firmware/ota/http.py + updater)
+from `tools/ota.py serve`, with connections dropped at random points,
+stalled, a server without Range support, and a refused image."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from otatool import tool  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def served(keys, tmp_path_factory):
+    d = tmp_path_factory.mktemp("www")
+    (d / "v1.bin").write_bytes(keys.sign(tool.make_image(size=12_000, version="1.0.0", secure_version=3)))
+    (d / "v2.bin").write_bytes(keys.sign(tool.make_image(size=200_000, version="2.0.0", secure_version=3, seed=4)))
+    (d / "c3.bin").write_bytes(keys.sign(tool.make_image(size=1_500_000, chip="esp32c3", secure_version=3)))
+    return d
+
+
+def run_update(mpy, keys, served, srv, name, extra="", cmd_extra=None, heap="128k"):
+    data = (served / name).read_bytes()
+    cmd = tool.update_command(f"http://127.0.0.1:{srv.server_address[1]}/{name}", data)
+    cmd.update(cmd_extra or {})
+    code = f"""
+import sys
+sys.path.insert(0, {str(HERE)!r})
+import asyncio, binascii
+import devsim as D
+from hal import unix_partition as UP
+D.factory({str(served / "v1.bin")!r}); D.power_on()
+u = D.updater([binascii.unhexlify({keys.digest[keys.trusted]!r})])
+seen = []
+ok = asyncio.run(u.run({cmd!r}, timeout_ms=500, backoff_ms=5{extra}))
+print(u.installer.v.image.pos if u.installer else -1)  # image bytes verified
+print(ok, u.status.state, u.status.percent, u.status.error, (u.status.reason or "-").split(":")[0], UP.ota_state())
+"""
+    return mpy.run(code, heap=heap, timeout=300).stdout.strip().splitlines()[-2:]
+
+
+def test_resumes_after_connection_drops_at_random_points(mpy, keys, served):
+    size = (served / "v2.bin").stat().st_size
+    rnd = random.Random(7)
+    cuts = []
+
+    def fault(path, start, end):
+        if len(cuts) < 25:
+            n = rnd.randrange(0, min(end - start, 30_000))
+            cuts.append((start, n))
+            return n
+        return None
+
+    srv = tool.serve_in_thread(served, fault)
+    try:
+        pos, out = run_update(mpy, keys, served, srv, "v2.bin")
+    finally:
+        srv.shutdown()
+    assert out == "True rebooting 100 0 - (2, 0)", out
+    assert int(pos) < size  # the image part; the rest is padding and signature  # otadata: ota_1 is NEW
+    # Every reconnection asked for exactly the bytes not yet received.
+    ranges = [r for _, r, _ in srv.requests]
+    assert ranges[0] is None
+    offsets = [0]
+    for start, n in cuts:
+        assert start == offsets[-1]
+        offsets.append(start + n)
+    assert ranges[1:] == [f"bytes={o}-" for o in offsets[1:]]
+    assert all(s == 206 for _, _, s in srv.requests[1:])
+    assert srv.sent == size  # nothing downloaded twice
+
+
+def test_stalled_connection_times_out_and_resumes(mpy, keys, served):
+    calls = []
+
+    def fault(path, start, end):
+        calls.append(start)
+        return (5000, 2.0) if len(calls) <= 2 else None
+
+    srv = tool.serve_in_thread(served, fault)
+    try:
+        _, out = run_update(mpy, keys, served, srv, "v2.bin")
+    finally:
+        srv.shutdown()
+    assert out.startswith("True rebooting 100 0"), out
+    assert calls == [0, 5000, 10000]
+
+
+def test_server_without_range_support_restarts_cleanly(mpy, keys, served):
+    calls = []
+
+    def fault(path, start, end):
+        calls.append(start)
+        return 70_001 if len(calls) == 1 else None
+
+    srv = tool.serve_in_thread(served, fault)
+    srv.ranges = False
+    try:
+        _, out = run_update(mpy, keys, served, srv, "v2.bin")
+    finally:
+        srv.shutdown()
+    assert out.startswith("True rebooting 100 0"), out
+    assert [s for _, _, s in srv.requests] == [200, 200]  # range ignored: whole file again
+
+
+def test_refused_image_stops_the_download_early(mpy, keys, served):
+    srv = tool.serve_in_thread(served)
+    try:
+        pos, out = run_update(mpy, keys, served, srv, "c3.bin")
+    finally:
+        srv.shutdown()
+    assert out == "False rejected 0 50 chip-mismatch None", out  # otadata untouched
+    assert 24 <= int(pos) <= 1024  # of 1.5 MB: refused at the header, in the first read
+
+
+def test_wrong_sha256_in_command_fails_without_set_boot(mpy, keys, served):
+    srv = tool.serve_in_thread(served)
+    try:
+        _, out = run_update(mpy, keys, served, srv, "v2.bin", cmd_extra={"sha256": "00" * 32})
+    finally:
+        srv.shutdown()
+    assert out.split()[:5] == ["False", "rejected", "100", "50", "file-hash"], out
+    assert out.endswith("None")  # otadata untouched
+
+
+def test_missing_file_fails_without_retrying(mpy, keys, served):
+    srv = tool.serve_in_thread(served)
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/no-such.bin"
+        _, out = run_update(mpy, keys, served, srv, "v1.bin", cmd_extra={"url": url})
+    finally:
+        srv.shutdown()
+    assert out.split()[:5] == ["False", "failed", "0", "52", "http-status"], out
+    assert out.endswith("None")
+    assert [s for _, _, s in srv.requests] == [404]  # permanent: not retried
