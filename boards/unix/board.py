@@ -43,3 +43,13 @@ DEFAULT_CONFIG = {
     "install_code": "83FED3407A939723A5C639B26916D505C3B5",
     "ota_keys": ["c1856af356633dfd5fcd4e6a3bf9af9e9a38001580664cec026eee25b19f2a2c"],
 }
+
+
+def bus_recorder():
+    # Where the display bus goes on this board: IHD_PANEL_REC=path records it
+    # for tools/panel.py (boards/unix/panelrec.py); otherwise it is counted.
+    import os
+
+    from panelrec import PanelRecorder
+
+    return PanelRecorder(os.getenv("IHD_PANEL_REC"))

@@ -1,11 +1,13 @@
 # The device application: boots, loads the configuration and runs the parts
 # as supervised asyncio tasks:
 #   meter    meter link (co-processor on the UART) -> on_reading()
-#   flush    RAM ring -> flash log every _FLUSH_MS (a bounded loss window)
+#   flush    RAM ring -> flash log when the store says so (a bounded loss window)
 #   uplink   batches from the flash log to the collector; commands back
 #   display  live and diagnostics screens from a status snapshot
 #   health   Wi-Fi, clock and store faults; OTA self-confirmation
 #   status   one status line every _STATUS_MS (heap after collect, counters)
+# The display, the logs and the cloud read one snapshot (snapshot()), and the
+# one fault table (faults.py) names what is wrong in all three.
 # Without a valid configuration only the display and a re-check of the
 # config file run, showing CONFIG_MISSING / CONFIG_BAD.
 import asyncio
@@ -20,12 +22,15 @@ import faults as F
 import hal
 from app import config
 from app.supervisor import Supervisor
+from meter.reading import F_RECEIVED, F_SUMMATION
 
 VERSION = "1.0.0"
-_FLUSH_MS = const(60_000)  # device time; RAM readings at risk at most this long
+_TICK_MS = const(5_000)  # store.tick() period: it flushes every 60 s or 64 readings
 _STATUS_MS = const(600_000)
-_HEALTH_MS = const(5_000)
+_HEALTH_MS = const(30_000)
 _CONFIG_RECHECK_MS = const(30_000)
+_DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
+_STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 
 
 def log(src, msg):
@@ -46,15 +51,16 @@ class App:
         self.boot_ticks = hal.clock.ticks_ms()
         self.sup = Supervisor(faults, log=log)
         self.readings = 0
+        self.bad_readings = 0
         self.commits = 0
-        self._pending = 0  # appended since the last flush
-        self._first = 0
-        self._last = 0
         self.heap_peak = 0
         self.store = None
         self.link = None
         self.uplink = None
-        self.screen = None
+        self.display = None
+        self.bus = None  # Unix: display bus recorder (board.bus_recorder)
+        self.last_demand = None
+        self.last_reading_ticks = None
 
     # -- parts ---------------------------------------------------------------
     def build(self):
@@ -62,37 +68,67 @@ class App:
         from store import Store
 
         self.store = Store(hal.partition("store"), clock=hal.clock)
-        if self.store.stats().get("quarantined"):
-            self.faults.set(F.STORE_CORRUPT)
         uart = hal.Uart(board.METER_UART)
         self.link = make_link(self.cfg.meter_protocol, uart, self.on_reading, self.faults)
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)
+        from uplink.uplink import Uplink
+
+        c = self.cfg
+        self.uplink = Uplink(self.store, c.device_id, c.key_id, c.key, c.endpoints, faults=self.faults)
+
+    def build_display(self):
+        # The display runs with or without a configuration: it is how a
+        # missing one is explained.
+        from display import open_panel
+        from display.ui import Display
+
+        rec = getattr(board, "bus_recorder", None)
+        self.bus = rec() if rec else None
+        self.display = Display(open_panel())
 
     def on_reading(self, utc, demand_w, delivered_wh, received_wh, flags):
         # Called by the meter link for every reading: RAM ring now, flash at
         # the next flush. No allocation here (hot path).
-        self.store.append(utc, demand_w, delivered_wh, received_wh, flags)
-        self.readings += 1
-        if not self._pending:
-            self._first = utc
-        self._last = utc
-        self._pending += 1
-
-    def flush(self):
-        # Commit the RAM readings to flash; the commit line lets the
-        # simulator check that each committed reading reaches the collector.
-        if not self._pending:
+        # The meter link marks unknown summations by their flag (value -1);
+        # the store keeps unsigned registers, so an unknown one is stored as
+        # 0 with the flag still saying it is unknown.
+        if not flags & F_SUMMATION:
+            delivered_wh = 0
+        if not flags & F_RECEIVED:
+            received_wh = 0
+        try:
+            seq = self.store.append(utc, demand_w, delivered_wh, received_wh, flags)
+        except ValueError:
+            # A reading the store cannot hold (the store says why): counted
+            # and logged, never allowed to stop the meter link.
+            self.bad_readings += 1
+            if self.bad_readings <= 3:
+                log("app", "reading refused: %d %d %d %d %d" % (utc, demand_w, delivered_wh, received_wh, flags))
             return
-        n, first, last = self._pending, self._first, self._last
-        self.store.flush()
-        self._pending = 0
-        self.commits += 1
-        print("commit", n, first, last)
+        self.readings += 1
+        self.last_demand = demand_w
+        self.last_reading_ticks = hal.clock.ticks_ms()
+        self.uplink.notify(seq, utc, demand_w, delivered_wh, received_wh, flags)
+
+    def flush(self, force=False):
+        # RAM ring -> flash. The commit line (first and last seq now safe on
+        # flash) lets the simulator check that every committed reading
+        # reaches the collector exactly once.
+        st = self.store
+        before = st.committed()
+        if force:
+            st.flush()
+        else:
+            st.tick()
+        after = st.committed()
+        if after > before:
+            self.commits += 1
+            print("commit", before + 1, after)
 
     # -- tasks ---------------------------------------------------------------
     async def flusher(self):
         while True:
-            await sleep_device(_FLUSH_MS)
+            await sleep_device(_TICK_MS)
             self.flush()
 
     async def health(self):
@@ -105,7 +141,22 @@ class App:
                 self.faults.clear(F.CLOCK_INVALID)
             else:
                 self.faults.set(F.CLOCK_INVALID)
+            have = self.store.stats()["faults"]
+            for f in _STORE_FAULTS:
+                if f in have:
+                    self.faults.set(f)
+                else:
+                    self.faults.clear(f)
             await sleep_device(_HEALTH_MS)
+
+    async def display_task(self):
+        n = 0
+        while True:
+            kind = await self.display.aupdate(self.snapshot(), hal.clock.ticks_ms() // 1000)
+            if kind and self.bus is not None:
+                n += 1
+                self.bus.mark("refresh%d" % n)
+            await sleep_device(_DISPLAY_MS)
 
     async def status(self):
         while True:
@@ -114,38 +165,66 @@ class App:
 
     def snapshot(self):
         # Everything the diagnostics screen, the cloud and the logs show.
-        gc.collect()
-        heap = gc.mem_alloc()
-        if heap > self.heap_peak:
-            self.heap_peak = heap
+        now = hal.clock.ticks_ms()
+        t = self.last_reading_ticks
         s = {
+            "fault": self.faults.current(),
+            "demand_w": self.last_demand,
+            "last_reading_age_s": None if t is None else time.ticks_diff(now, t) // 1000,
             "utc": hal.clock.utc(),
             "clock_valid": hal.clock.valid(),
             "version": VERSION,
             "board": board.NAME,
-            "uptime_s": time.ticks_diff(hal.clock.ticks_ms(), self.boot_ticks) // 1000,
+            "uptime_s": time.ticks_diff(now, self.boot_ticks) // 1000,
             "reset_cause": self.reset_cause,
-            "heap": heap,
-            "heap_free": gc.mem_free(),
-            "heap_peak": self.heap_peak,
             "readings": self.readings,
+            "bad_readings": self.bad_readings,
             "commits": self.commits,
             "faults": self.faults.active(),
             "mem_errors": self.sup.mem_errors,
             "tasks": self.sup.summary(),
-            "wifi": hal.wifi.isconnected(),
-            "rssi": hal.wifi.rssi(),
+            "wifi": {"connected": hal.wifi.isconnected(), "rssi": hal.wifi.rssi()},
         }
         if self.link is not None:
             s["meter"] = self.link.status.as_dict()
         if self.store is not None:
-            s["store"] = self.store.stats()
+            st = self.store
+            s["store"] = st.stats()
+            if hal.clock.valid():
+                utc = hal.clock.utc()
+                s["today_wh"] = st.energy_since(utc - utc % 86400)
+                s["hourly_wh"] = st.hourly_wh(utc, 24)
+        u = self.uplink
+        if u is not None:
+            us = u.status
+            s["cloud"] = {
+                "endpoint": us.endpoint,
+                "last_ack_age_s": us.ack_age_s(now),
+                "pending": us.pending,
+                "realtime": us.realtime,
+                "bytes_up": us.bytes_up,
+                "bytes_down": us.bytes_down,
+                "retransmits": us.retransmits,
+                "rejected": us.rejected(),
+            }
+        if self.display is not None:
+            s["display"] = self.display.counts()
         if self.cfg_errors:
             s["config_errors"] = self.cfg_errors
         return s
 
     def print_status(self):
-        print("status", json.dumps(self.snapshot()))
+        # Heap in use after a full collection: what the firmware really
+        # holds, so growth from day to day shows here (and in the soak test).
+        s = self.snapshot()
+        gc.collect()
+        heap = gc.mem_alloc()
+        if heap > self.heap_peak:
+            self.heap_peak = heap
+        s["heap"] = heap
+        s["heap_free"] = gc.mem_free()
+        s["heap_peak"] = self.heap_peak
+        print("status", json.dumps(s))
 
     async def config_watch(self):
         # Unprovisioned: once a valid config appears, restart into it.
@@ -165,7 +244,10 @@ class App:
         else:
             sup.add("meter", self.link.run)
             sup.add("flush", self.flusher)
+            sup.add("uplink", self.uplink.run)
             sup.add("health", self.health)
+        if self.display is not None:
+            sup.add("display", self.display_task)
         sup.add("status", self.status)
 
     async def run(self):
@@ -193,6 +275,7 @@ def boot():
     for e in errors or ():
         log("config", e)
     a = App(cfg, faults, errors, cause)
+    a.build_display()
     if cfg is not None:
         a.build()
     log("app", "boot %s on %s (reset: %s, config: %s)" % (VERSION, board.NAME, cause, cfg.source if cfg else "none"))
@@ -204,4 +287,7 @@ def main():
     try:
         asyncio.run(a.run())
     except KeyboardInterrupt:
+        # Orderly stop (simulator): commit what is in RAM, report.
+        if a.store is not None:
+            a.flush(force=True)
         a.print_status()

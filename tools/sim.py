@@ -1,0 +1,633 @@
+"""Run the whole in-home display in simulation: meter, co-processor, firmware, network, collector.
+
+    sim.py run [--protocol ezsp|raven] [--hours H] [--speed X] [--heap 128k]
+               [--loss P] [--dup P] [--outage START_H:DURATION_H] [--power-cuts N]
+               [--replay FILE | --profile-seed N [--solar W]] [--out DIR] [--board-defaults]
+
+Starts real processes: the co-processor emulator (tools/coproc_emulator.py)
+playing the meter, the collector (tools/collector.py), optionally the network
+impairment proxy (tools/netimpair.py) between device and collector, and the
+firmware itself on the MicroPython Unix port (firmware/main.py with
+boards/unix). Simulated time runs --speed times faster than real time for all
+of them. The firmware is restarted when it asks for a reset (exit status
+hal.RESET_EXIT) and after each injected power cut (SIGKILL at a random time,
+or a flash power cut armed with IHD_FLASH_CUT at boot). A live status line
+shows progress; the display's SPI stream is rendered to DIR/display.png
+(tools/panel.py). At the end DIR/summary.json holds the figures (see
+docs/sim.md) and the exit status is 1 if a committed reading is missing at
+the collector, a MemoryError happened or the firmware crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+PY = str(BIN / "python")
+RESET_EXIT = 75  # hal.RESET_EXIT
+START_UTC = 1767225600  # 2026-01-01T00:00:00Z: reproducible runs
+HOUR = 3600
+STORE_PART = (0x3F0000, 0x40000)  # boards/unix/board.py "store"
+
+
+def build_tree(dest: Path) -> Path:
+    """The firmware as the device runs it: precompiled, not compiled at import.
+
+    On the board the modules are frozen (bytecode in flash); compiling .py at
+    import would cost the Unix run tens of KB of heap the device never
+    spends. mpy-cross -march=x64 also compiles @micropython.native/viper code.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    srcs = [(p, p.relative_to(ROOT / "firmware")) for p in (ROOT / "firmware").rglob("*.py")]
+    srcs += [(p, p.relative_to(ROOT / "boards" / "unix")) for p in (ROOT / "boards" / "unix").glob("*.py")]
+    for src, rel in srcs:
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if rel.as_posix() == "main.py":
+            shutil.copyfile(src, out)
+            continue
+        r = subprocess.run(
+            [str(BIN / "mpy-cross"), "-march=x64", "-s", rel.as_posix(), "-o", str(out.with_suffix(".mpy")), str(src)],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            raise SystemExit(f"sim: mpy-cross failed on {rel}:\n{r.stdout}{r.stderr}")
+    return dest
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def board_defaults() -> dict:
+    """boards/unix/board.py DEFAULT_CONFIG, read as a literal (firmware is never imported here)."""
+    tree = ast.parse((ROOT / "boards" / "unix" / "board.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DEFAULT_CONFIG" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise SystemExit("sim: boards/unix/board.py has no DEFAULT_CONFIG")
+
+
+def launcher_cpu_s() -> float:
+    """CPU of starting and stopping an empty MicroPython (the pip build runs
+    inside a CPython launcher); subtracted per boot from the firmware's CPU."""
+    samples = []
+    for _ in range(3):
+        p = subprocess.Popen([str(BIN / "micropython"), "-c", "pass"])
+        _, _, ru = os.wait4(p.pid, 0)
+        p.returncode = 0
+        samples.append(ru.ru_utime + ru.ru_stime)
+    return sorted(samples)[1]
+
+
+class Proc:
+    """A child process whose output lines go to a log file and a callback."""
+
+    def __init__(self, name: str, cmd: list[str], log: Path, on_line=None, env=None, cwd=None):
+        self.name = name
+        self.cmd = cmd
+        self.log = open(log, "a")
+        self.log.write(f"### {time.strftime('%H:%M:%S')} start: {' '.join(cmd)}\n")
+        self.log.flush()
+        self.on_line = on_line
+        self.p = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # Ctrl-C in a terminal reaches sim.py only
+        )
+        self.returncode: int | None = None
+        self.rusage = None
+        self.tail: list[str] = []
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        for raw in self.p.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.log.write(line + "\n")
+            self.tail = (self.tail + [line])[-40:]
+            if self.on_line:
+                try:
+                    self.on_line(line)
+                except Exception as e:  # a bad line must not stop the reader (the child would block)
+                    self.log.write(f"### sim could not parse that line: {e!r}\n")
+        self.log.flush()
+
+    def poll(self) -> int | None:
+        # os.wait4 rather than Popen.wait: the child's CPU time comes with it.
+        if self.returncode is None:
+            pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+            if pid:
+                self._reaped(status, ru)
+        return self.returncode
+
+    def _reaped(self, status, ru) -> None:
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.p.returncode = self.returncode
+        self.rusage = ru
+        self._t.join(timeout=5)
+        self.log.write(f"### exit {self.returncode}\n")
+        self.log.flush()
+
+    def wait(self, timeout: float) -> int | None:
+        end = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0) -> int | None:
+        if self.poll() is None:
+            try:
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            if self.wait(timeout) is None:
+                os.kill(self.p.pid, signal.SIGKILL)
+                self.wait(timeout)
+        return self.returncode
+
+    def cpu_s(self) -> float:
+        return 0.0 if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
+
+
+class Sim:
+    def __init__(self, a: argparse.Namespace):
+        self.a = a
+        self.out = Path(a.out)
+        if self.out.exists() and not a.keep_state:
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state = self.out / "state"
+        self.state.mkdir(exist_ok=True)
+        self.tree = build_tree(self.out / "firmware")
+        self.rng = random.Random(a.seed)
+        self.t0 = 0.0
+        self.end_utc = START_UTC + int(a.hours * HOUR)
+        self.lock = threading.Lock()
+        # from the firmware's output
+        self.status: dict = {}
+        self.heap_peak = 0
+        self.heap_by_day: dict[int, int] = {}
+        self.commits: list[tuple[int, int]] = []  # (first, last) seq committed to flash
+        self.faults_seen: Counter = Counter()
+        self.mem_errors = 0
+        self.tracebacks: list[list[str]] = []
+        self.readings_fw = 0  # sum over boots of readings taken
+        self._boot_readings = 0
+        # run bookkeeping
+        self.boots = 0
+        self.resets = 0
+        self.cuts_done = {"kill": 0, "flash": 0}
+        self.crashes = 0
+        self.fw_cpu = 0.0
+        self.fw: Proc | None = None
+        self.emu: Proc | None = None
+        self.emu_port = 0
+        self.collector: Proc | None = None
+        self.impair: Proc | None = None
+        self.db = self.out / "collector.sqlite"
+        self.crash_streak = 0
+        cuts = a.power_cuts
+        span = max(1, int(a.hours * HOUR * 0.9))
+        self.cut_times = sorted(START_UTC + self.rng.randrange(60, span) for _ in range(cuts))
+
+    # -- time ------------------------------------------------------------------
+    def now(self) -> int:
+        return START_UTC + int((time.monotonic() - self.t0) * self.a.speed)
+
+    # -- firmware output ---------------------------------------------------------
+    def on_fw_line(self, line: str) -> None:
+        with self.lock:
+            if line.startswith("status "):
+                try:
+                    s = json.loads(line[7:])
+                except ValueError:
+                    return
+                self.status = s
+                self.heap_peak = max(self.heap_peak, s.get("heap_peak", 0), s.get("heap", 0))
+                day = (s.get("utc", START_UTC) - START_UTC) // 86400
+                self.heap_by_day[day] = max(self.heap_by_day.get(day, 0), s.get("heap", 0))
+                for f in s.get("faults", []):
+                    self.faults_seen[f] += 0
+                self._boot_readings = s.get("readings", 0)
+            elif line.startswith("commit "):
+                _, first, last = line.split()
+                self.commits.append((int(first), int(last)))
+            elif line.startswith("fault "):
+                self.faults_seen[line.split()[1]] += 1
+            elif "MemoryError" in line:
+                self.mem_errors += 1
+            if line.startswith("Traceback"):
+                self.tracebacks.append([line])
+            elif self.tracebacks and len(self.tracebacks[-1]) < 30 and line.startswith(("  ", "PowerCut", "Memory")):
+                self.tracebacks[-1].append(line)
+
+    # -- processes -----------------------------------------------------------------
+    def firmware_env(self, flash_cut: int | None) -> dict:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = f"{self.tree}:.frozen"
+        env["IHD_STATE"] = str(self.state)
+        env["IHD_CLOCK"] = f"utc={self.now()},speed={int(self.a.speed)}"
+        env["IHD_UART"] = f"tcp:127.0.0.1:{self.emu_port}"
+        env.pop("IHD_FLASH_CUT", None)
+        env.pop("IHD_PANEL_REC", None)
+        if self.a.record_display:
+            env["IHD_PANEL_REC"] = str(self.state / "panel.rec")
+        if flash_cut is not None:
+            env["IHD_FLASH_CUT"] = str(flash_cut)
+            env["IHD_FLASH_TORN"] = str(self.rng.randrange(0, 64))
+        return env
+
+    def tool(self, *args: str) -> str:
+        r = subprocess.run([PY, *args], capture_output=True, text=True, cwd=ROOT)
+        if r.returncode:
+            raise SystemExit(f"sim: {' '.join(args[:2])} failed:\n{r.stdout}{r.stderr}")
+        return r.stdout
+
+    def configure(self) -> None:
+        # The device's config: the board's embedded defaults (make run), or
+        # one written by tools/provision.py with a fresh key (scripted runs).
+        a = self.a
+        if a.board_defaults:
+            cfg = board_defaults()
+            if a.protocol != cfg["meter_protocol"]:
+                raise SystemExit(f"sim: the board defaults use {cfg['meter_protocol']}; drop --board-defaults")
+            (self.state / "config.json").unlink(missing_ok=True)
+            host, _, port = cfg["endpoints"][0].rpartition(":")
+            self.device_port = int(port)
+        else:
+            self.device_port = free_port(socket.SOCK_DGRAM)
+            out = self.tool(
+                str(ROOT / "tools" / "provision.py"),
+                "make",
+                "--device-id",
+                "4097",
+                "--generate-key",
+                "--endpoint",
+                f"127.0.0.1:{self.device_port}",
+                "--wifi-ssid",
+                "sim-wifi",
+                "--protocol",
+                a.protocol,
+                "--install-code",
+                board_defaults()["install_code"],
+                "--ota-key",
+                str(ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"),
+                "-o",
+                str(self.state / "config.json"),
+            )
+            cfg = json.loads((self.state / "config.json").read_text())
+            assert f"key={cfg['key']}" in out
+        self.device_id = cfg["device_id"]
+        self.tool(
+            str(ROOT / "tools" / "collector.py"),
+            "--db",
+            str(self.db),
+            "add-device",
+            str(cfg["device_id"]),
+            "--key",
+            cfg["key"],
+            "--key-id",
+            str(cfg["key_id"]),
+        )
+
+    def start_network(self) -> None:
+        a = self.a
+        impaired = a.loss or a.dup or a.outage
+        collector_port = free_port(socket.SOCK_DGRAM) if impaired else self.device_port
+        cmd = [PY, str(ROOT / "tools" / "collector.py"), "--db", str(self.db), "serve"]
+        cmd += ["--listen", f"127.0.0.1:{collector_port}", "--stats-every", "0"]
+        self.collector = Proc("collector", cmd, self.out / "collector.log")
+        if impaired:
+            cmd = [PY, str(ROOT / "tools" / "netimpair.py"), "--listen", f"127.0.0.1:{self.device_port}"]
+            cmd += ["--upstream", f"127.0.0.1:{collector_port}", "--loss", str(a.loss), "--dup", str(a.dup)]
+            cmd += ["--speed", str(a.speed), "--seed", str(a.seed), "--report", "5"]
+            if a.outage:
+                start_h, _, dur_h = a.outage.partition(":")
+                cmd += ["--outage", f"{float(start_h) * HOUR:.0f}:{float(dur_h) * HOUR:.0f}"]
+            self.impair = Proc("netimpair", cmd, self.out / "netimpair.log")
+        time.sleep(0.5)
+        for p in (self.collector, self.impair):
+            if p is not None and p.poll() is not None:
+                raise SystemExit(f"sim: {p.name} did not start:\n" + "\n".join(p.tail))
+
+    def start_emulator(self) -> None:
+        # One emulator per firmware boot: it serves one connection. The
+        # household is the same (same seed), so the meter carries on.
+        self.emu_port = free_port()
+        a = self.a
+        cmd = [PY, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", a.protocol]
+        cmd += ["--port", str(self.emu_port), "--speed", str(a.speed), "--seed", str(a.seed)]
+        cmd += ["--start", str(self.now()), "--duration", str(max(1, self.end_utc - self.now()))]
+        cmd += ["--log", str(self.out / "emulator.jsonl")]
+        if a.replay:
+            cmd += ["--replay", a.replay]
+        if a.solar:
+            cmd += ["--solar", str(a.solar)]
+        if self.emu is not None:
+            self.emu.stop()
+        self.emu = Proc("emulator", cmd, self.out / "emulator.log")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(ln.startswith("listening on") for ln in self.emu.tail):
+                return
+            if self.emu.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise SystemExit("sim: the co-processor emulator did not start:\n" + "\n".join(self.emu.tail))
+
+    def start_firmware(self) -> None:
+        flash_cut = None
+        if self.pending_flash_cut:
+            flash_cut = self.rng.randrange(1, 200)
+            self.pending_flash_cut = False
+            self.cuts_done["flash"] += 1
+        self.start_emulator()
+        cmd = [str(BIN / "micropython"), "-X", f"heapsize={self.a.heap}", str(self.tree / "main.py")]
+        self.boots += 1
+        self._boot_readings = 0
+        self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
+        self.fw_armed_cut = flash_cut is not None
+
+    def firmware_ended(self) -> None:
+        # Account for the run that just ended; decide whether that was fine.
+        fw = self.fw
+        self.fw_cpu += fw.cpu_s()
+        self.readings_fw += self._boot_readings
+        rc = fw.returncode
+        self.crash_streak = 0 if rc in (RESET_EXIT, -signal.SIGKILL) else self.crash_streak
+        if rc == RESET_EXIT:
+            self.resets += 1
+        elif rc == 0 and self.stopping:
+            pass
+        elif rc == -signal.SIGKILL and self.killed:
+            pass  # our power cut, or the emulated watchdog
+        elif self.fw_armed_cut and any(ln.startswith("PowerCut") or "PowerCut" in ln for ln in fw.tail):
+            pass
+        else:
+            self.crashes += 1
+            self.crash_streak += 1
+            print(f"\nsim: firmware exited with status {rc}:\n" + "\n".join(fw.tail[-15:]), file=sys.stderr)
+            if self.crash_streak >= 5:
+                raise SystemExit("sim: the firmware crashed at 5 boots in a row; stopping")
+        self.killed = False
+
+    # -- the run ----------------------------------------------------------------------
+    def status_line(self) -> str:
+        s = self.status
+        done = (self.now() - START_UTC) / HOUR
+        st = s.get("store", {})
+        return (
+            f"sim {done:6.1f}/{self.a.hours:g} h | boots {self.boots} cuts {sum(self.cuts_done.values())} "
+            f"| readings {self.readings_fw + self._boot_readings} committed {sum(b - a + 1 for a, b in self.commits)} "
+            f"| store {st.get('count', '-')} | heap {s.get('heap', 0) // 1024}k "
+            f"| faults {','.join(str(f) for f in s.get('faults', [])) or '-'}"
+        )
+
+    def run(self) -> int:
+        self.launcher_cpu = launcher_cpu_s()
+        self.configure()
+        self.t0 = time.monotonic()
+        self.start_network()
+        self.killed = False
+        self.stopping = False
+        self.pending_flash_cut = False
+        cuts = list(self.cut_times)
+        last_line = 0.0
+        tty = sys.stderr.isatty()
+        self.start_firmware()
+        try:
+            while self.now() < self.end_utc:
+                if self.fw.poll() is not None:
+                    self.firmware_ended()
+                    self.start_firmware()
+                if cuts and self.now() >= cuts[0]:
+                    cuts.pop(0)
+                    # Alternate: kill the process, or arm a flash power cut
+                    # for the next boot's first operations (cuts mid-write).
+                    if len(cuts) % 2 == 0:
+                        self.killed = True
+                        self.cuts_done["kill"] += 1
+                        self.fw.stop(signal.SIGKILL)
+                    else:
+                        self.pending_flash_cut = True
+                        self.killed = True
+                        self.fw.stop(signal.SIGKILL)
+                if time.monotonic() - last_line > 0.5:
+                    last_line = time.monotonic()
+                    line = self.status_line()
+                    print(("\r" + line + "   ") if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            print("\nsim: interrupted", file=sys.stderr)
+        finally:
+            self.finish()
+        return self.verdict()
+
+    def committed_seqs(self) -> set[int]:
+        with self.lock:
+            return {q for a, b in self.commits for q in range(a, b + 1)}
+
+    def collector_rows(self) -> list[tuple[int, int]]:
+        if not self.db.exists():
+            return []
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute("SELECT seq, utc_s FROM readings WHERE device_id = ?", (self.device_id,)).fetchall()
+        finally:
+            con.close()
+
+    def drain(self, timeout: float) -> None:
+        # The meter stops; the device commits what it holds and uploads it.
+        if self.emu is not None:
+            self.emu.stop()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.fw is not None and self.fw.poll() is None:
+            missing = self.committed_seqs() - {r[0] for r in self.collector_rows()}
+            st = self.status.get("store", {})
+            if not missing and not st.get("pending") and not st.get("unsent"):
+                return
+            time.sleep(0.5)
+
+    def finish(self) -> None:
+        if self.fw is not None and self.fw.poll() is None:
+            print("\nsim: meter stopped; waiting for the device to upload what it committed", file=sys.stderr)
+            self.drain(self.a.drain_s)
+            self.stopping = True
+            self.fw.stop(signal.SIGINT)
+        if self.fw is not None and self.fw.returncode is not None:
+            self.firmware_ended()
+        for p in (self.emu, self.impair, self.collector):
+            if p is not None:
+                p.stop()
+        self.render_display()
+
+    def render_display(self) -> None:
+        rec = self.state / "panel.rec"
+        if not rec.exists() or rec.stat().st_size == 0:
+            return
+        shots = self.out / "display"
+        r = subprocess.run(
+            [PY, str(ROOT / "tools" / "panel.py"), "render", str(rec), "--out", str(shots)],
+            capture_output=True,
+            text=True,
+        )
+        pngs = sorted(shots.glob("*.png"), key=lambda p: p.stat().st_mtime) if shots.exists() else []
+        if r.returncode or not pngs:
+            print(f"sim: display preview failed: {r.stderr.strip()[-500:]}", file=sys.stderr)
+            return
+        shutil.copyfile(pngs[-1], self.out / "display.png")
+        print(f"sim: display preview {self.out / 'display.png'} ({len(pngs)} refreshes)", file=sys.stderr)
+
+    # -- results ------------------------------------------------------------------------
+    def flash_erases(self) -> tuple[int, int]:
+        wear = self.state / "flash.bin.wear"
+        if not wear.exists():
+            return 0, 0
+        data = wear.read_bytes()
+        counts = [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
+        off, size = STORE_PART
+        store = counts[off // 4096 : (off + size) // 4096]
+        return max(counts, default=0), max(store, default=0)
+
+    def emulator_reports(self) -> int:
+        p = self.out / "emulator.jsonl"
+        if not p.exists():
+            return 0
+        n = 0
+        for line in p.read_text().splitlines():
+            try:
+                kind = json.loads(line).get("kind")
+            except ValueError:
+                continue
+            if kind in ("demand", "summation"):
+                n += 1
+        return n
+
+    def emulator_times(self) -> set[int]:
+        p = self.out / "emulator.jsonl"
+        out = set()
+        if p.exists():
+            for line in p.read_text().splitlines():
+                try:
+                    n = json.loads(line)
+                except ValueError:
+                    continue
+                if n.get("kind") in ("demand", "summation", "time"):
+                    out.add(n.get("t"))
+        return out
+
+    def collector_device(self) -> dict:
+        if not self.db.exists():
+            return {}
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        con.row_factory = sqlite3.Row
+        try:
+            r = con.execute("SELECT * FROM devices WHERE device_id = ?", (self.device_id,)).fetchone()
+            return dict(r) if r else {}
+        finally:
+            con.close()
+
+    def summary(self) -> dict:
+        days = max(self.a.hours / 24, 1e-9)
+        fw_cpu = max(0.0, self.fw_cpu - self.boots * self.launcher_cpu)
+        erase_max, erase_store = self.flash_erases()
+        s = self.status
+        disp = s.get("display", {})
+        committed = self.committed_seqs()
+        rows = self.collector_rows()
+        at_collector = {r[0] for r in rows}
+        sent_utc = self.emulator_times()
+        dev = self.collector_device()
+        return {
+            "protocol": self.a.protocol,
+            "hours": self.a.hours,
+            "speed": self.a.speed,
+            "heap": self.a.heap,
+            "readings_generated": self.emulator_reports(),
+            "readings_taken": self.readings_fw,
+            "readings_committed": len(committed),
+            "readings_stored": len(rows),
+            "readings_duplicated": dev.get("duplicates", 0),
+            "readings_lost": len(committed - at_collector),
+            "readings_unlogged": len(at_collector - committed),
+            "readings_never_sent": sum(1 for r in rows if r[1] not in sent_utc),
+            "bytes_up": dev.get("bytes_in", 0),
+            "bytes_down": dev.get("bytes_out", 0),
+            "firmware_cpu_s": round(fw_cpu, 3),
+            "firmware_cpu_raw_s": round(self.fw_cpu, 3),
+            "launcher_cpu_s_per_boot": round(self.launcher_cpu, 4),
+            "firmware_cpu_s_per_day": round(fw_cpu / days, 3),
+            "realtime_factor": round(86400 / max(fw_cpu / days, 1e-9)),
+            "heap_peak": self.heap_peak,
+            "heap_after_gc_by_day": [self.heap_by_day[d] for d in sorted(self.heap_by_day)],
+            "memory_errors": self.mem_errors,
+            "flash_erases_max_per_sector": erase_max,
+            "store_erases_max_per_sector": erase_store,
+            "display_full_refreshes": disp.get("display_full_refreshes", 0),
+            "display_partial_refreshes": disp.get("display_partial_refreshes", 0),
+            "faults": sorted(self.faults_seen),
+            "boots": self.boots,
+            "resets": self.resets,
+            "power_cuts": dict(self.cuts_done),
+            "crashes": self.crashes,
+        }
+
+    def verdict(self) -> int:
+        s = self.summary()
+        (self.out / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
+        print(json.dumps(s, indent=1))
+        ok = s["memory_errors"] == 0 and s["crashes"] == 0 and s["readings_lost"] == 0
+        return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a simulation")
+    r.add_argument("--protocol", choices=("ezsp", "raven"), default="ezsp")
+    r.add_argument("--hours", type=float, default=24.0, help="simulated hours to run")
+    r.add_argument("--speed", type=float, default=2000.0, help="simulated seconds per real second")
+    r.add_argument("--heap", default="128k", help="MicroPython heap (-X heapsize)")
+    r.add_argument("--loss", type=float, default=0.0, help="datagram loss probability, each way")
+    r.add_argument("--dup", type=float, default=0.0, help="datagram duplication probability")
+    r.add_argument("--outage", help="network outage START_H:DURATION_H (hours from the start)")
+    r.add_argument("--power-cuts", type=int, default=0, help="power cuts at random times")
+    r.add_argument("--replay", help="co-processor capture to replay instead of the load profile")
+    r.add_argument("--seed", type=int, default=1, help="household and fault randomness")
+    r.add_argument("--solar", type=int, default=0, help="rooftop PV peak W in the load profile")
+    r.add_argument("--out", default="run/sim", help="output directory (state, logs, summary.json)")
+    r.add_argument("--keep-state", action="store_true", help="keep DIR/state from a previous run")
+    r.add_argument("--board-defaults", action="store_true", help="no provisioned config: the board's defaults")
+    r.add_argument("--record-display", action=argparse.BooleanOptionalAction, default=True, help="record the panel bus")
+    r.add_argument("--drain-s", type=float, default=120, help="real seconds to wait for the final upload")
+    a = p.parse_args(argv)
+    if a.speed < 1:
+        p.error("--speed must be at least 1")
+    return Sim(a).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
