@@ -161,6 +161,14 @@ class Encoder:
     def count(self):
         return self.st[_N]
 
+    def span(self):
+        # Seconds from the first to the last reading of the batch.
+        return self.st[_UTC] - self.st[_FIRST]
+
+    def size(self):
+        # Payload bytes if the batch were finished now.
+        return self._size(self.st[_N])
+
     def _save(self):
         s = self.saved
         st = self.st

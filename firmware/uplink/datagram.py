@@ -1,0 +1,137 @@
+# Uplink datagrams: layout, authentication and the replay window.
+#
+# Owns the byte layout of every datagram between a device and the collector
+# (docs/wire-format.md is the specification; tools/uplink_wire.py is the
+# collector's side of the same layout). Every datagram is authenticated with
+# HMAC-SHA256 under the device's key, truncated to 96 bits, except the
+# keep-alive, which carries a 32-bit tag: it is sent every two minutes, so
+# its size is most of the uplink's daily bytes, and a forged one can only
+# make the collector send an already-authenticated command to one more
+# address (see docs/uplink.md, "Keep-alive").
+# MicroPython has no hmac module, so HMAC (RFC 2104) is built on
+# hashlib.sha256 here; a host test checks it against CPython's hmac.
+import hashlib
+
+from micropython import const
+
+VERSION = const(1)
+T_DATA = const(0x11)  # device -> collector: a batch (or one real-time reading)
+T_KEEPALIVE = const(0x12)  # device -> collector: compact, keeps the NAT open
+T_HELLO = const(0x14)  # device -> collector: first contact after boot/failover
+T_DONE = const(0x15)  # device -> collector: command executed
+T_REPLY = const(0x18)  # collector -> device: ACK and/or commands
+
+HDR = const(11)  # type, device id u32, key id u16, seq u32
+TAG = const(12)  # HMAC-SHA256 truncated to 96 bits
+KA_LEN = const(11)  # type, device id u32, seq low 16 bits, tag 4 bytes
+KA_TAG = const(4)
+MAX_DGRAM = const(1200)  # UDP payload bound: no IP fragmentation anywhere
+DATA_HEAD = const(18)  # HDR + first reading seq u32, count u16, flags u8
+DATA_CAP = const(1170)  # MAX_DGRAM - DATA_HEAD - TAG: codec payload budget
+REPLY_HEAD = const(21)  # HDR + echo u32, ack first u32, ack count u16
+
+DF_REALTIME = const(1)  # DATA flag: streamed reading, no ACK wanted
+
+CMD_REALTIME = const(1)  # payload: u16 seconds of real-time streaming
+CMD_OTA = const(2)  # payload: defined by docs/ota.md
+
+
+def get32(b, i):
+    return (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]
+
+
+def put32(b, i, v):
+    b[i] = (v >> 24) & 0xFF
+    b[i + 1] = (v >> 16) & 0xFF
+    b[i + 2] = (v >> 8) & 0xFF
+    b[i + 3] = v & 0xFF
+
+
+def get16(b, i):
+    return (b[i] << 8) | b[i + 1]
+
+
+def put16(b, i, v):
+    b[i] = (v >> 8) & 0xFF
+    b[i + 1] = v & 0xFF
+
+
+class Hmac:
+    # HMAC-SHA256 with the key's inner and outer pads computed once.
+    def __init__(self, key):
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        k = bytearray(64)
+        k[: len(key)] = key
+        self.ipad = bytes(b ^ 0x36 for b in k)
+        self.opad = bytes(b ^ 0x5C for b in k)
+
+    def digest(self, buf, n):
+        # HMAC over buf[:n] (buf may be a bytearray shared with the socket).
+        h = hashlib.sha256(self.ipad)
+        h.update(memoryview(buf)[:n])
+        o = hashlib.sha256(self.opad)
+        o.update(h.digest())
+        return o.digest()
+
+
+def equal(a, b, n):
+    # Constant-time comparison of the first n bytes.
+    d = 0
+    for i in range(n):
+        d |= a[i] ^ b[i]
+    return d == 0
+
+
+def header(buf, typ, dev, kid, seq):
+    buf[0] = typ
+    put32(buf, 1, dev)
+    put16(buf, 5, kid)
+    put32(buf, 7, seq)
+    return HDR
+
+
+def seal(buf, n, mac):
+    # Append the 96-bit tag over buf[:n]; returns the datagram length.
+    buf[n : n + TAG] = mac.digest(buf, n)[:TAG]
+    return n + TAG
+
+
+def check(buf, n, mac):
+    # Tag of a full datagram of n bytes is right.
+    return n > TAG and equal(mac.digest(buf, n - TAG), memoryview(buf)[n - TAG : n], TAG)
+
+
+def keepalive(buf, dev, seq, mac):
+    # Compact keep-alive: the tag covers the full 32-bit seq, of which only
+    # the low 16 bits travel; the collector restores the rest (window).
+    buf[0] = T_KEEPALIVE
+    put32(buf, 1, dev)
+    put32(buf, 5, seq)
+    t = mac.digest(buf, 9)
+    buf[5] = (seq >> 8) & 0xFF
+    buf[6] = seq & 0xFF
+    buf[7:KA_LEN] = t[:KA_TAG]
+    return KA_LEN
+
+
+class Window:
+    # Sliding replay window (RFC 4303 style): accepts each sequence number
+    # once, and only if it is no more than 64 below the highest seen.
+    def __init__(self):
+        self.top = -1
+        self.bits = 0  # bit i: top - i seen
+
+    def fresh(self, seq):
+        if seq > self.top:
+            return True
+        d = self.top - seq
+        return d < 64 and not (self.bits >> d) & 1
+
+    def accept(self, seq):
+        if seq > self.top:
+            d = seq - self.top
+            self.bits = ((self.bits << d) | 1) & 0xFFFFFFFFFFFFFFFF if d < 64 else 1
+            self.top = seq
+        else:
+            self.bits |= 1 << (self.top - seq)

@@ -1,0 +1,197 @@
+# Uplink session state: sequence numbers, what the collector may say, status.
+#
+# Owns everything about the conversation with the collector that is not
+# sockets or timers (those are uplink.py): the datagram sequence numbers
+# (reserved in blocks in the store's cursors, so they keep rising across
+# reboots without a flash write per datagram), the check of every incoming
+# datagram (length, type, device, tag, echo of one of our recent sequence
+# numbers, replay window), command de-duplication, and the status object the
+# display reads.
+import time
+
+from micropython import const
+
+from uplink import datagram as dg
+
+SEQ_BLOCK = const(4096)  # sequence numbers reserved per cursor write
+ECHO_SPAN = const(512)  # a reply must echo one of our last ECHO_SPAN seqs
+_RECENT_CMDS = const(8)
+SEQ_CURSOR = "useq"
+UPLOADED = "uploaded"
+
+
+class Status:
+    # What the display and the logs show about the uplink. Plain attributes,
+    # updated in place; ages are computed by the reader from ticks.
+    def __init__(self):
+        self.endpoint = ""  # "host:port" in use
+        self.last_ack_ticks = None  # ticks_ms of the last authenticated reply
+        self.pending = 0  # readings stored but not yet acknowledged
+        self.batches_pending = 0  # estimate: pending / readings per batch
+        self.realtime = False
+        self.realtime_left_s = 0
+        self.bytes_up = 0  # UDP payload bytes sent / received
+        self.bytes_down = 0
+        self.datagrams_up = 0
+        self.datagrams_down = 0
+        self.batches_acked = 0
+        self.retransmits = 0
+        self.failovers = 0
+        self.keepalives = 0
+        self.commands = 0
+        # rejected incoming datagrams, by reason
+        self.rej_short = 0  # truncated: shorter than a reply can be
+        self.rej_long = 0  # oversized: longer than MAX_DGRAM
+        self.rej_type = 0  # not a collector->device type, or other version
+        self.rej_device = 0  # for another device or key
+        self.rej_tag = 0  # forged or damaged: tag does not verify
+        self.rej_echo = 0  # does not answer any recent datagram of ours
+        self.rej_replay = 0  # already seen (replayed or duplicated)
+        self.rej_body = 0  # authenticated but malformed body
+
+    def rejected(self):
+        return (
+            self.rej_short
+            + self.rej_long
+            + self.rej_type
+            + self.rej_device
+            + self.rej_tag
+            + self.rej_echo
+            + self.rej_replay
+            + self.rej_body
+        )
+
+    def ack_age_s(self, now_ticks):
+        # Seconds since the last authenticated reply (None: never).
+        t = self.last_ack_ticks
+        return None if t is None else time.ticks_diff(now_ticks, t) // 1000
+
+
+class Session:
+    # device: (device_id, key_id, key bytes); store: the reading store.
+    def __init__(self, device_id, key_id, key, store, status=None):
+        self.dev = device_id
+        self.kid = key_id
+        self.mac = dg.Hmac(key)
+        self.store = store
+        self.status = status or Status()
+        self.window = dg.Window()
+        self.recent = [0] * _RECENT_CMDS  # command ids executed lately
+        self.nrecent = 0
+        base = store.cursor(SEQ_CURSOR) or 0
+        self.first_seq = base  # nothing below this was sent in this boot
+        self.seq = base
+        self.reserved = base + SEQ_BLOCK
+        store.set_cursor(SEQ_CURSOR, self.reserved)
+
+    def next_seq(self):
+        s = self.seq
+        self.seq = s + 1
+        if self.seq >= self.reserved:
+            self.reserved = self.seq + SEQ_BLOCK
+            self.store.set_cursor(SEQ_CURSOR, self.reserved)
+        return s
+
+    # -- outgoing ------------------------------------------------------------
+    def data(self, buf, first, count, flags, enc):
+        # DATA datagram around the encoder's batch; returns (length, seq).
+        seq = self.next_seq()
+        dg.header(buf, dg.T_DATA, self.dev, self.kid, seq)
+        dg.put32(buf, dg.HDR, first)
+        dg.put16(buf, dg.HDR + 4, count)
+        buf[dg.HDR + 6] = flags
+        n = enc.finish(buf, dg.DATA_HEAD)
+        return dg.seal(buf, n, self.mac), seq
+
+    def reseal(self, buf, n):
+        # Retransmission: same batch, a fresh seq and tag.
+        seq = self.next_seq()
+        dg.put32(buf, 7, seq)
+        return dg.seal(buf, n - dg.TAG, self.mac), seq
+
+    def hello(self, buf, uploaded, head):
+        seq = self.next_seq()
+        dg.header(buf, dg.T_HELLO, self.dev, self.kid, seq)
+        dg.put32(buf, dg.HDR, uploaded)
+        dg.put32(buf, dg.HDR + 4, head)
+        return dg.seal(buf, dg.HDR + 8, self.mac), seq
+
+    def done(self, buf, cmd_id, status):
+        seq = self.next_seq()
+        dg.header(buf, dg.T_DONE, self.dev, self.kid, seq)
+        dg.put32(buf, dg.HDR, cmd_id)
+        buf[dg.HDR + 4] = status & 0xFF
+        return dg.seal(buf, dg.HDR + 5, self.mac), seq
+
+    def keepalive(self, buf):
+        seq = self.next_seq()
+        return dg.keepalive(buf, self.dev, seq, self.mac), seq
+
+    # -- incoming --------------------------------------------------------------
+    def accept(self, buf, n):
+        # Checks a datagram from the network. Returns True if it is an
+        # authentic, fresh REPLY (fields then read with the helpers below);
+        # otherwise counts the reason and returns False. Never raises.
+        st = self.status
+        if n > dg.MAX_DGRAM:
+            st.rej_long += 1
+            return False
+        if n < dg.REPLY_HEAD + dg.TAG:
+            st.rej_short += 1
+            return False
+        if buf[0] != dg.T_REPLY:
+            st.rej_type += 1
+            return False
+        if dg.get32(buf, 1) != self.dev or dg.get16(buf, 5) != self.kid:
+            st.rej_device += 1
+            return False
+        if not dg.check(buf, n, self.mac):
+            st.rej_tag += 1
+            return False
+        echo = dg.get32(buf, dg.HDR)
+        if not (self.first_seq <= echo < self.seq and self.seq - echo <= ECHO_SPAN):
+            st.rej_echo += 1
+            return False
+        seq = dg.get32(buf, 7)
+        if not self.window.fresh(seq):
+            st.rej_replay += 1
+            return False
+        if not self._commands_ok(buf, n):
+            st.rej_body += 1
+            return False
+        self.window.accept(seq)
+        return True
+
+    def _commands_ok(self, buf, n):
+        # Command list fills the body exactly: kind u8, id u32, len u16, payload.
+        p = dg.REPLY_HEAD
+        end = n - dg.TAG
+        while p < end:
+            if p + 7 > end:
+                return False
+            p += 7 + dg.get16(buf, p + 5)
+        return p == end
+
+    @staticmethod
+    def ack_range(buf):
+        # (first reading seq, count) acknowledged; count 0: not an ACK.
+        return dg.get32(buf, dg.HDR + 4), dg.get16(buf, dg.HDR + 8)
+
+    @staticmethod
+    def commands(buf, n):
+        # Yields (kind, cmd_id, payload offset, payload length).
+        p = dg.REPLY_HEAD
+        end = n - dg.TAG
+        while p < end:
+            ln = dg.get16(buf, p + 5)
+            yield buf[p], dg.get32(buf, p + 1), p + 7, ln
+            p += 7 + ln
+
+    def seen_command(self, cmd_id):
+        # True if cmd_id was executed lately (a re-sent command); else records it.
+        for i in range(min(self.nrecent, _RECENT_CMDS)):
+            if self.recent[i] == cmd_id:
+                return True
+        self.recent[self.nrecent % _RECENT_CMDS] = cmd_id
+        self.nrecent += 1
+        return False

@@ -1,0 +1,358 @@
+# The uplink task: stored readings to the collector, commands back.
+#
+# Owns the timing and the sockets of the uplink (session.py owns the
+# protocol state, datagram.py the bytes, codec.py the batch payload):
+#   * batches: read from the store at the "uploaded" cursor, encoded until
+#     a datagram is full (or the oldest unsent reading is batch_max_age_s
+#     old), sent one at a time, retransmitted with exponential backoff from
+#     an RTO measured on the round trip; the cursor moves (persistently)
+#     only when the collector has acknowledged the exact range, so outages
+#     and reboots lose nothing and duplicates are harmless (the collector
+#     de-duplicates by reading sequence number).
+#   * probing: after a few silent retransmissions the device stops sending
+#     full batches into the void and probes with a small HELLO instead.
+#   * failover: after `failover_after` silent attempts the next collector
+#     endpoint (host name or address) is resolved and used.
+#   * keep-alive: a compact datagram every keepalive_s (less than the
+#     2-minute latency target) keeps a way in through the home router's NAT;
+#     the collector answers it only when it has a command.
+#   * real-time mode: on request each new reading (notify()) is sent at
+#     once, for a bounded time, then the device returns to batches by itself.
+# All times are device time (hal.clock ticks), so simulations can run it
+# thousands of times faster than real time.
+import asyncio
+import time
+from asyncio import core
+
+from micropython import const
+
+import hal
+from faults import CLOUD_UNREACHABLE
+from uplink import datagram as dg
+from uplink.codec import Encoder
+from uplink.session import UPLOADED, Session
+
+_RT_CAP = const(40)  # codec budget of one streamed reading
+REALTIME_MAX_S = const(900)
+_RTO_INIT = const(10_000)  # ms, before the first round-trip sample  # no request can make a device stream longer
+
+
+async def _readable(sock):
+    yield core._io_queue.queue_read(sock)
+
+
+class Uplink:
+    def __init__(
+        self,
+        store,
+        device_id,
+        key_id,
+        key,
+        endpoints,
+        clock=None,
+        on_command=None,
+        faults=None,
+        keepalive_s=115,
+        batch_max_age_s=3600,
+        rto_min_s=2,
+        rto_max_s=300,
+        failover_after=3,
+        probe_after=2,
+    ):
+        self.store = store
+        self.clock = clock or hal.clock
+        self.session = Session(device_id, key_id, key, store)
+        self.status = self.session.status
+        self.endpoints = endpoints  # [(host, port)], failover order
+        self.on_command = on_command  # fn(kind, payload bytes) -> status int
+        self.faults = faults
+        self.ka_ms = keepalive_s * 1000
+        self.max_age_ms = batch_max_age_s * 1000
+        self.rto_min = rto_min_s * 1000
+        self.rto_max = rto_max_s * 1000
+        self.failover_after = failover_after
+        self.probe_after = probe_after
+        self.tx = bytearray(dg.MAX_DGRAM)  # the batch in flight
+        self.ctl = bytearray(64)  # keep-alive, HELLO, DONE, streamed reading
+        self.enc = Encoder(dg.DATA_CAP)
+        self.rt_enc = Encoder(_RT_CAP)
+        self.wake = asyncio.Event()
+        self.sock = None
+        self.addr = None
+        self.ep = -1
+        self.uploaded = store.cursor(UPLOADED) or 0
+        self.head = None  # next reading seq, when notify() tells us
+        self.last = [0] * 6  # latest reading seen by notify()
+        self.have_last = False
+        self.inflight = 0  # readings in the batch in flight (0: none)
+        self.first = 0
+        self.txn = 0
+        self.tries = 0
+        self.sent_at = 0  # ticks of the latest transmission of the batch
+        self.tx_seq = 0
+        self.srtt = 0
+        self.rttvar = 0
+        self.rto = _RTO_INIT
+        self.deadline = 0
+        self.fails = 0  # consecutive timeouts without any authentic reply
+        self.probing = False
+        self.pending_since = None
+        self.per_batch = 0  # readings in the last full batch
+        self.next_try = 0
+        self.rt_until = 0
+        now = self.clock.ticks_ms()
+        self.last_tx = now
+        self.ka_due = now
+
+    # -- public --------------------------------------------------------------
+    def notify(self, seq, utc, demand, delivered, received, flags):
+        # The app calls this after each store.append(); streams it when in
+        # real-time mode. Cheap otherwise.
+        self.head = seq + 1
+        last = self.last
+        last[0] = seq
+        last[1] = utc
+        last[2] = demand
+        last[3] = delivered
+        last[4] = received
+        last[5] = flags
+        self.have_last = True
+        if self.status.realtime:
+            self._stream()
+
+    def request_realtime(self, seconds):
+        # Start (or stop, with 0) streaming; the same as a collector command.
+        now = self.clock.ticks_ms()
+        seconds = min(seconds, REALTIME_MAX_S)
+        self.rt_until = time.ticks_add(now, seconds * 1000)
+        was = self.status.realtime
+        self.status.realtime = seconds > 0
+        self.status.realtime_left_s = seconds
+        if self.status.realtime and not was and self.have_last:
+            self._stream()  # the latest reading right away
+
+    async def run(self):
+        self.sock = hal.udp_socket(0)
+        self._failover()
+        asyncio.create_task(self._rx_loop())
+        self._send_ctl(self.session.hello(self.ctl, self.uploaded, self.head or 0)[0])
+        while True:
+            ms = self._step(self.clock.ticks_ms())
+            try:
+                await asyncio.wait_for_ms(self.wake.wait(), max(1, self.clock.real_ms(ms)))
+            except asyncio.TimeoutError:
+                pass
+            self.wake.clear()
+
+    # -- sending -----------------------------------------------------------------
+    def _send(self, buf, n):
+        if self.addr is None:
+            return
+        try:
+            self.sock.sendto(memoryview(buf)[:n], self.addr)
+        except OSError:
+            return  # no route (Wi-Fi down): same as a lost datagram
+        st = self.status
+        st.bytes_up += n
+        st.datagrams_up += 1
+        self.last_tx = self.clock.ticks_ms()
+
+    def _send_ctl(self, n):
+        self._send(self.ctl, n)
+
+    def _stream(self):
+        last = self.last
+        enc = self.rt_enc
+        enc.start()
+        enc.add(last[1], last[2], last[3], last[4], last[5])
+        n = self.session.data(self.ctl, last[0], 1, dg.DF_REALTIME, enc)[0]
+        self._send_ctl(n)
+
+    def _failover(self):
+        # Next endpoint whose name resolves; counts a failover when switching.
+        eps = self.endpoints
+        for _ in range(len(eps)):
+            self.ep = (self.ep + 1) % len(eps)
+            host, port = eps[self.ep]
+            self.status.endpoint = "%s:%d" % (host, port)
+            try:
+                self.addr = hal.resolve(host, port)
+                return
+            except OSError:
+                self.addr = None
+        # nothing resolves (no DNS yet): retried on the next failure
+
+    # -- the schedule -------------------------------------------------------------
+    def _step(self, now):
+        # Does whatever is due; returns ms until something may be due next.
+        st = self.status
+        if st.realtime:
+            left = time.ticks_diff(self.rt_until, now)
+            st.realtime_left_s = max(0, left // 1000)
+            if left <= 0:
+                st.realtime = False
+        if self.inflight and time.ticks_diff(now, self.deadline) >= 0:
+            self._timeout(now)
+        if not self.inflight and time.ticks_diff(now, self.next_try) >= 0:
+            self._try_batch(now)
+        if not st.realtime and time.ticks_diff(now, time.ticks_add(self.last_tx, self.ka_ms)) >= 0:
+            st.keepalives += 1
+            self._send_ctl(self.session.keepalive(self.ctl)[0])
+        due = time.ticks_diff(time.ticks_add(self.last_tx, self.ka_ms), now)
+        if self.inflight:
+            due = min(due, time.ticks_diff(self.deadline, now))
+        else:
+            due = min(due, time.ticks_diff(self.next_try, now))
+        if st.realtime:
+            due = min(due, time.ticks_diff(self.rt_until, now))
+        return max(1, due)
+
+    def _try_batch(self, now):
+        enc = self.enc
+        enc.start()
+        first = -1
+        n = 0
+        full = False
+        for r in self.store.readings_from(self.uploaded):
+            if first < 0:
+                first = r[0]
+            elif r[0] != first + n:
+                full = True  # a hole in the store: the batch ends before it
+                break
+            if not enc.add(r[1], r[2], r[3], r[4], r[5]):
+                full = True
+                break
+            n += 1
+        st = self.status
+        if n == 0:
+            st.pending = 0
+            st.batches_pending = 0
+            self.pending_since = None
+            self.next_try = time.ticks_add(now, 60_000)
+            return
+        if full:
+            self.per_batch = n
+        pending = (self.head - first) if self.head is not None else n
+        st.pending = pending
+        per = self.per_batch or (n * dg.DATA_CAP // max(1, enc.size()))
+        st.batches_pending = (pending + per - 1) // per
+        if self.pending_since is None:
+            self.pending_since = now
+        age = time.ticks_diff(now, self.pending_since)
+        if not full and age < self.max_age_ms:
+            # Not worth a datagram yet: look again when it should be full.
+            span = enc.span()
+            per_ms = span * 1000 // (n - 1) if n > 1 else 3000
+            fill = (per - n) * per_ms * 9 // 10
+            self.next_try = time.ticks_add(now, max(60_000, min(self.max_age_ms - age, fill)))
+            return
+        self.first = first
+        self.inflight = n
+        self.tries = 0
+        self.probing = False
+        self.txn, self.tx_seq = self.session.data(self.tx, first, n, 0, enc)
+        self.sent_at = now
+        self._send(self.tx, self.txn)
+        self.deadline = time.ticks_add(now, self.rto)
+
+    def _timeout(self, now):
+        st = self.status
+        self.tries += 1
+        self.fails += 1
+        self.rto = min(self.rto * 2, self.rto_max)
+        if self.fails % self.failover_after == 0 and len(self.endpoints) > 1:
+            st.failovers += 1
+            self._failover()
+        elif self.addr is None:
+            self._failover()
+        if self.faults is not None and self.fails >= self.failover_after:
+            self.faults.set(CLOUD_UNREACHABLE)
+        if self.tries >= self.probe_after:
+            self.probing = True
+            self._send_ctl(self.session.hello(self.ctl, self.uploaded, self.head or 0)[0])
+        else:
+            self._retransmit(now)
+        self.deadline = time.ticks_add(now, self.rto)
+
+    def _rtt_sample(self, rtt):
+        # RFC 6298: RTO = SRTT + 4 * RTTVAR, within [rto_min, rto_max].
+        if not self.srtt:
+            self.srtt = rtt
+            self.rttvar = rtt // 2
+        else:
+            self.rttvar = (3 * self.rttvar + abs(self.srtt - rtt)) // 4
+            self.srtt = (7 * self.srtt + rtt) // 8
+        self.rto = self._rto_base()
+
+    def _rto_base(self):
+        if not self.srtt:
+            return _RTO_INIT
+        return max(self.rto_min, min(self.rto_max, self.srtt + 4 * self.rttvar))
+
+    def _retransmit(self, now):
+        self.status.retransmits += 1
+        self.txn, self.tx_seq = self.session.reseal(self.tx, self.txn)
+        self.sent_at = now
+        self._send(self.tx, self.txn)
+
+    # -- receiving ---------------------------------------------------------------
+    async def _rx_loop(self):
+        s = self.sock
+        while True:
+            await _readable(s)
+            try:
+                data = s.recvfrom(dg.MAX_DGRAM + 1)[0]
+            except OSError:
+                continue
+            self.on_datagram(data)
+
+    def on_datagram(self, data):
+        n = len(data)
+        st = self.status
+        st.bytes_down += n
+        st.datagrams_down += 1
+        ses = self.session
+        if not ses.accept(data, n):
+            return
+        now = self.clock.ticks_ms()
+        st.last_ack_ticks = now
+        self.fails = 0
+        if self.faults is not None:
+            self.faults.clear(CLOUD_UNREACHABLE)
+        first, count = ses.ack_range(data)
+        if self.inflight and count and first == self.first and count == self.inflight:
+            if dg.get32(data, dg.HDR) == self.tx_seq:
+                # The reply echoes which transmission it answers, so the RTT
+                # sample is exact even after retransmissions (no Karn issue).
+                self._rtt_sample(time.ticks_diff(now, self.sent_at))
+            else:
+                self.rto = self._rto_base()  # backoff ends with the batch
+            self.uploaded = first + count
+            self.store.set_cursor(UPLOADED, self.uploaded)
+            self.inflight = 0
+            self.pending_since = None
+            self.next_try = now  # more may be waiting (after an outage)
+            st.batches_acked += 1
+        elif self.inflight and self.probing:
+            # The collector is back: send the batch again now.
+            self.probing = False
+            self.tries = 0
+            self.rto = self._rto_base()
+            self._retransmit(now)
+            self.deadline = time.ticks_add(now, self.rto)
+        for kind, cid, off, ln in ses.commands(data, n):
+            st.commands += 1
+            if ses.seen_command(cid):
+                res = 0  # done before; our DONE was lost
+            elif kind == dg.CMD_REALTIME:
+                self.request_realtime(dg.get16(data, off) if ln >= 2 else 0)
+                res = 0
+            elif self.on_command is not None:
+                try:
+                    res = self.on_command(kind, data[off : off + ln]) or 0
+                except Exception:  # a handler's bug must not stop the uplink
+                    res = 255
+            else:
+                res = 1  # not supported by this firmware
+            self._send_ctl(ses.done(self.ctl, cid, res)[0])
+        self.wake.set()

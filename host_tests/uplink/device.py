@@ -1,0 +1,137 @@
+# A device on the Unix port for the uplink tests and bench: a synthetic meter
+# (one reading every UPL_INTERVAL device seconds, or the readings of a CSV
+# file) feeding the store and the uplink, for UPL_RUN_S device seconds.
+# Env: UPL_DEV, UPL_KEY (hex), UPL_EPS ("host:port,..."), UPL_RUN_S,
+# UPL_DRAIN=1 (then keep running until everything stored is acknowledged),
+# UPL_KA, UPL_MAXAGE (seconds), UPL_INTERVAL, UPL_FLUSH (readings per flush),
+# UPL_CSV (file of utc_s,demand_w[,delivered_wh,received_wh,flags] rows to
+# replay at their own times), UPL_STORE ("mem": host_tests/uplink/memstore).
+# Prints "status {json}" at the end; UPL_DUMP=1 also prints every stored
+# reading as "r seq,utc,demand,delivered,received,flags".
+import asyncio
+import binascii
+import json
+import os
+import sys
+import time
+
+import hal
+from uplink.uplink import Uplink
+
+
+def env(name, default=None):
+    v = os.getenv(name)
+    return default if v is None or v == "" else v
+
+
+def open_store():
+    if env("UPL_STORE", "mem") == "mem":
+        from memstore import MemStore
+
+        return MemStore(hal.state_dir() + "/memstore")
+    from store import Store
+
+    return Store(hal.partition("store"), clock=hal.clock)
+
+
+def synthetic(utc, state):
+    # Deterministic load: base + fridge cycle + a kettle now and then.
+    dem = 180 + (utc * 7919 % 13) + (90 if (utc // 1200) % 3 else 0) + (2200 if utc % 5400 < 180 else 0)
+    state[0] += dem * 3
+    state[1] += state[0] // 3600
+    state[0] %= 3600
+    return dem, state[1], 0, 1 | 2 | 4
+
+
+class CsvFeed:
+    def __init__(self, path):
+        self.f = open(path)
+        self.f.readline()  # header
+
+    def next(self):
+        line = self.f.readline()
+        if not line:
+            return None
+        return [int(x) for x in line.split(",")]
+
+
+async def meter(store, up, interval, flush_every):
+    clock = hal.clock
+    state = [0, 100000]
+    feed = CsvFeed(env("UPL_CSV")) if env("UPL_CSV") else None
+    n = 0
+    row = None
+    while True:
+        if feed is not None:
+            row = feed.next()
+            if row is None:
+                return
+            utc = row[0]
+        else:
+            utc = (clock.utc() // interval + 1) * interval
+        wait = (utc - clock.utc()) * 1000
+        if wait > 0:
+            await asyncio.sleep_ms(clock.real_ms(wait))
+        if feed is not None:
+            dem = row[1]
+            dl = row[2] if len(row) > 2 else 0
+            rc = row[3] if len(row) > 3 else 0
+            fl = row[4] if len(row) > 4 else 7
+        else:
+            dem, dl, rc, fl = synthetic(utc, state)
+        seq = store.append(utc, dem, dl, rc, fl)
+        n += 1
+        if n % flush_every == 0:
+            store.flush()
+        up.notify(seq, utc, dem, dl, rc, fl)
+
+
+async def main():
+    dev = int(env("UPL_DEV", "4097"))
+    key = binascii.unhexlify(env("UPL_KEY", "00" * 32))
+    eps = []
+    for e in env("UPL_EPS", "127.0.0.1:4700").split(","):
+        i = e.rfind(":")
+        eps.append((e[:i], int(e[i + 1 :])))
+    store = open_store()
+    up = Uplink(
+        store,
+        dev,
+        int(env("UPL_KID", "0")),
+        key,
+        eps,
+        keepalive_s=int(env("UPL_KA", "115")),
+        batch_max_age_s=int(env("UPL_MAXAGE", "3600")),
+    )
+    asyncio.create_task(up.run())
+    mt = asyncio.create_task(meter(store, up, int(env("UPL_INTERVAL", "3")), int(env("UPL_FLUSH", "20"))))
+    clock = hal.clock
+    end = time.ticks_add(clock.ticks_ms(), int(env("UPL_RUN_S", "60")) * 1000)
+    while time.ticks_diff(end, clock.ticks_ms()) > 0:
+        await asyncio.sleep_ms(clock.real_ms(1000))
+    if env("UPL_DRAIN"):
+        mt.cancel()
+        store.flush()
+        head = getattr(store, "next", None)
+        for _ in range(100000):
+            if up.uploaded >= head and not up.inflight:
+                break
+            await asyncio.sleep_ms(clock.real_ms(1000))
+            store.flush()
+            head = getattr(store, "next", head)
+    st = up.status
+    d = {}
+    for k in dir(st):
+        v = getattr(st, k)
+        if not k.startswith("_") and isinstance(v, (int, str, bool)):
+            d[k] = v
+    d["uploaded"] = up.uploaded
+    d["seq"] = up.session.seq
+    print("status", json.dumps(d))
+    if env("UPL_DUMP"):
+        for r in store.readings_from(0):
+            print("r " + ",".join(str(x) for x in r))
+    sys.stdout.flush()
+
+
+asyncio.run(main())

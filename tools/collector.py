@@ -1,0 +1,400 @@
+"""Uplink collector: receives, authenticates, decodes, de-duplicates and ACKs device datagrams.
+
+    collector.py add-device --db ihd.sqlite 4097 --key HEX [--key-id 0]
+    collector.py serve --db ihd.sqlite --listen 0.0.0.0:4700 [--listen [::]:4700 ...]
+    collector.py realtime --db ihd.sqlite 4097 [--seconds 600]
+    collector.py command --db ihd.sqlite 4097 ota HEXPAYLOAD
+    collector.py export-csv --db ihd.sqlite [--device 4097] [-o readings.csv]
+    collector.py stats --db ihd.sqlite [--json]
+
+Everything lives in one SQLite database (devices and keys, readings keyed by
+(device, reading seq) so duplicates are ignored, queued commands, byte and
+reject counters), so the CLI sub-commands talk to a running `serve` through
+it: `realtime` queues a command that `serve` piggy-backs on its next reply
+to that device (an ACK, or the answer to a keep-alive). Datagrams that are
+forged, replayed, truncated, oversized or random are counted by reason and
+dropped; no datagram can stop the server. Wire format: docs/wire-format.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import secrets
+import sqlite3
+import struct
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import uplink_codec as codec  # noqa: E402
+import uplink_wire as wire  # noqa: E402
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, key BLOB NOT NULL,
+    seq_top INTEGER NOT NULL DEFAULT -1,
+    bytes_in INTEGER NOT NULL DEFAULT 0, bytes_out INTEGER NOT NULL DEFAULT 0,
+    dgrams_in INTEGER NOT NULL DEFAULT 0, dgrams_out INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0, last_addr TEXT, last_seen REAL);
+CREATE TABLE IF NOT EXISTS readings (
+    device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
+    demand_w INTEGER NOT NULL, delivered_wh INTEGER NOT NULL, received_wh INTEGER NOT NULL,
+    flags INTEGER NOT NULL, received_at REAL NOT NULL,
+    PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS live (
+    device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
+    demand_w INTEGER NOT NULL, received_at REAL NOT NULL,
+    PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (
+    cmd_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id INTEGER NOT NULL,
+    kind INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0, done REAL, status INTEGER);
+CREATE TABLE IF NOT EXISTS rejects (
+    device_id INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (device_id, reason));
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+"""
+SEQ_BLOCK = 65536  # reply sequence numbers reserved per database write
+
+
+class Collector:
+    """Protocol logic over one SQLite database; `handle()` is the whole server minus sockets."""
+
+    def __init__(self, db_path: str | Path, clock=time.time) -> None:
+        self.db = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self.clock = clock
+        self.windows: dict[int, wire.Window] = {}
+        self.seq = self.reserved = 0
+        self.errors = 0
+
+    # -- administration --------------------------------------------------------
+    def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
+        if len(key) != 32:
+            raise ValueError(f"key must be 32 bytes, got {len(key)}")
+        self.db.execute(
+            "INSERT INTO devices(device_id, key_id, key) VALUES(?,?,?) "
+            "ON CONFLICT(device_id) DO UPDATE SET key_id=excluded.key_id, key=excluded.key",
+            (device_id, key_id, key),
+        )
+
+    def queue_command(self, device_id: int, kind: int, payload: bytes) -> int:
+        """Queue a command; sent with every reply to the device until it reports DONE."""
+        if not 0 < kind < 256:
+            raise ValueError(f"command kind {kind} is not 1..255")
+        if len(payload) > wire.MAX_DGRAM - wire.REPLY_HEAD - wire.TAG - 7:
+            raise ValueError(f"command payload of {len(payload)} bytes does not fit one datagram")
+        if self.db.execute("SELECT 1 FROM devices WHERE device_id=?", (device_id,)).fetchone() is None:
+            raise KeyError(f"device {device_id} is not registered")
+        cur = self.db.execute(
+            "INSERT INTO commands(device_id, kind, payload, created) VALUES(?,?,?,?)",
+            (device_id, kind, bytes(payload), self.clock()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def request_realtime(self, device_id: int, seconds: int = 600) -> int:
+        return self.queue_command(device_id, wire.CMD_REALTIME, struct.pack(">H", min(seconds, 0xFFFF)))
+
+    # -- datagrams --------------------------------------------------------------
+    def _reject(self, device_id: int, reason: str) -> None:
+        self.db.execute(
+            "INSERT INTO rejects VALUES(?,?,1) ON CONFLICT(device_id, reason) DO UPDATE SET count=count+1",
+            (device_id, reason),
+        )
+
+    def _next_seq(self) -> int:
+        if self.seq >= self.reserved:
+            row = self.db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
+            self.seq = row[0] if row else 0
+            self.reserved = self.seq + SEQ_BLOCK
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('seq', ?)", (self.reserved,))
+        self.seq += 1
+        return self.seq - 1
+
+    def _window(self, device_id: int, top: int) -> wire.Window:
+        w = self.windows.get(device_id)
+        if w is None:
+            w = self.windows[device_id] = wire.Window(top)
+        return w
+
+    def handle(self, data: bytes, addr) -> list[bytes]:
+        """One datagram in; the replies to send back to `addr` out. Never raises on bad input."""
+        try:
+            return self._handle(bytes(data), addr)
+        except Exception as e:  # a bug must cost one datagram, never the server
+            self.errors += 1
+            print(f"collector: internal error on a datagram from {addr}: {e!r}", file=sys.stderr)
+            try:
+                self._reject(0, "internal_error")
+            except sqlite3.Error:
+                pass
+            return []
+
+    def _handle(self, data: bytes, addr) -> list[bytes]:
+        try:
+            d = wire.parse(data)
+        except wire.WireError as e:
+            self._reject(0, e.reason)
+            return []
+        if d.type == wire.T_REPLY:
+            self._reject(d.device_id, "bad_type")  # collector->device type sent to us (reflection)
+            return []
+        row = self.db.execute("SELECT key_id, key, seq_top FROM devices WHERE device_id=?", (d.device_id,)).fetchone()
+        if row is None:
+            self._reject(0, "unknown_device")
+            return []
+        kid, key, top = row[0], bytes(row[1]), row[2]
+        win = self._window(d.device_id, top)
+        if d.type == wire.T_KEEPALIVE:
+            d.seq = wire.restore_seq(d.seq, win.top)
+            if not wire.verify_keepalive(d, key, d.seq):
+                self._reject(d.device_id, "bad_tag")
+                return []
+        else:
+            if d.key_id != kid:
+                self._reject(d.device_id, "unknown_key")
+                return []
+            if not wire.verify(d, key):
+                self._reject(d.device_id, "bad_tag")
+                return []
+        if not win.fresh(d.seq):
+            self._reject(d.device_id, "replay")
+            return []
+        now = self.clock()
+        out: list[bytes] = []
+        ack = (0, 0)
+        want_reply = d.type == wire.T_HELLO
+        self.db.execute("BEGIN")
+        try:
+            if d.type == wire.T_DATA:
+                try:
+                    rows = codec.decode(d.payload)
+                    if len(rows) != d.count:
+                        raise codec.CodecError(f"payload has {len(rows)} readings, header says {d.count}")
+                except codec.CodecError:
+                    self.db.execute("ROLLBACK")
+                    self._reject(d.device_id, "malformed")
+                    return []
+                if d.flags & wire.DF_REALTIME:
+                    self.db.executemany(
+                        "INSERT OR IGNORE INTO live VALUES(?,?,?,?,?)",
+                        [(d.device_id, d.first + i, r[0], r[1], now) for i, r in enumerate(rows)],
+                    )
+                else:
+                    before = self.db.total_changes
+                    self.db.executemany(
+                        "INSERT OR IGNORE INTO readings VALUES(?,?,?,?,?,?,?,?)",
+                        [(d.device_id, d.first + i, *r, now) for i, r in enumerate(rows)],
+                    )
+                    dups = d.count - (self.db.total_changes - before)
+                    if dups:
+                        self.db.execute(
+                            "UPDATE devices SET duplicates=duplicates+? WHERE device_id=?", (dups, d.device_id)
+                        )
+                    ack = (d.first, d.count)
+                    want_reply = True
+            elif d.type == wire.T_DONE:
+                self.db.execute(
+                    "UPDATE commands SET done=?, status=? WHERE cmd_id=? AND device_id=? AND done IS NULL",
+                    (now, d.status, d.cmd_id, d.device_id),
+                )
+            win.accept(d.seq)
+            cmds = self._pending(d.device_id)
+            if want_reply or cmds:
+                reply = wire.build_reply(key, d.device_id, kid, self._next_seq(), d.seq, ack[0], ack[1], cmds)
+                out.append(reply)
+                if cmds:
+                    self.db.executemany("UPDATE commands SET sent=sent+1 WHERE cmd_id=?", [(c[1],) for c in cmds])
+            nout = sum(len(r) for r in out)
+            self.db.execute(
+                "UPDATE devices SET seq_top=?, bytes_in=bytes_in+?, bytes_out=bytes_out+?, dgrams_in=dgrams_in+1, "
+                "dgrams_out=dgrams_out+?, last_addr=?, last_seen=? WHERE device_id=?",
+                (win.top, len(data), nout, len(out), str(addr), now, d.device_id),
+            )
+            self.db.execute("COMMIT")  # readings are durable before the ACK leaves
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return out
+
+    def _pending(self, device_id: int) -> list[tuple[int, int, bytes]]:
+        room = wire.MAX_DGRAM - wire.REPLY_HEAD - wire.TAG
+        out = []
+        for cid, kind, payload in self.db.execute(
+            "SELECT cmd_id, kind, payload FROM commands WHERE device_id=? AND done IS NULL ORDER BY cmd_id",
+            (device_id,),
+        ):
+            need = 7 + len(payload)
+            if need > room:
+                break
+            room -= need
+            out.append((kind, cid, bytes(payload)))
+        return out
+
+    # -- reports ------------------------------------------------------------------
+    def stats(self) -> dict:
+        devs = {}
+        for row in self.db.execute(
+            "SELECT device_id, bytes_in, bytes_out, dgrams_in, dgrams_out, duplicates, last_seen, "
+            "(SELECT count(*) FROM readings r WHERE r.device_id=d.device_id) FROM devices d"
+        ):
+            devs[row[0]] = {
+                "bytes_in": row[1],
+                "bytes_out": row[2],
+                "datagrams_in": row[3],
+                "datagrams_out": row[4],
+                "wire_bytes_in": row[1] + wire.IP_UDP_OVERHEAD * row[3],
+                "wire_bytes_out": row[2] + wire.IP_UDP_OVERHEAD * row[4],
+                "duplicate_readings": row[5],
+                "last_seen": row[6],
+                "readings": row[7],
+            }
+        rejects: dict[str, int] = {}
+        for _dev, reason, count in self.db.execute("SELECT device_id, reason, count FROM rejects"):
+            rejects[reason] = rejects.get(reason, 0) + count
+        cmds = self.db.execute("SELECT count(*), count(done) FROM commands").fetchone()
+        return {"devices": devs, "rejects": rejects, "commands_queued": cmds[0], "commands_done": cmds[1]}
+
+    def export_csv(self, fh, device_id: int | None = None) -> int:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["utc_s", "demand_w", "delivered_wh", "received_wh", "flags", "device_id", "seq"])
+        q = "SELECT utc_s, demand_w, delivered_wh, received_wh, flags, device_id, seq FROM readings"
+        args: tuple = ()
+        if device_id is not None:
+            q += " WHERE device_id=?"
+            args = (device_id,)
+        n = 0
+        for row in self.db.execute(q + " ORDER BY device_id, seq", args):
+            w.writerow(row)
+            n += 1
+        return n
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, col: Collector) -> None:
+        self.col = col
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        for reply in self.col.handle(data, addr):
+            if self.transport is not None:
+                self.transport.sendto(reply, addr)
+
+    def error_received(self, exc) -> None:
+        pass  # ICMP errors (device gone): nothing to do, the device retries
+
+
+def parse_listen(s: str) -> tuple[str, int]:
+    host, _, port = s.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{s!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+async def serve(col: Collector, listen: list[tuple[str, int]], stats_every: float = 0, ready=None) -> None:
+    loop = asyncio.get_running_loop()
+    transports = []
+    for host, port in listen:
+        t, _ = await loop.create_datagram_endpoint(lambda: _Protocol(col), local_addr=(host, port))
+        transports.append(t)
+        print(f"collector: listening on {host}:{port}", file=sys.stderr, flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        while True:
+            await asyncio.sleep(stats_every or 3600)
+            if stats_every:
+                s = col.stats()
+                n = sum(d["readings"] for d in s["devices"].values())
+                print(f"collector: {len(s['devices'])} devices, {n} readings, rejects {s['rejects']}", file=sys.stderr)
+    finally:
+        for t in transports:
+            t.close()
+
+
+def _kind(s: str) -> int:
+    names = {v: k for k, v in wire.CMD_NAMES.items()}
+    if s in names:
+        return names[s]
+    try:
+        return int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"command kind {s!r}: use {', '.join(names)} or a number 1..255")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", default="collector.sqlite", help="SQLite database (default: %(default)s)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve", help="receive datagrams until interrupted")
+    p.add_argument("--listen", type=parse_listen, action="append", help="HOST:PORT (repeatable)")
+    p.add_argument("--stats-every", type=float, default=60, help="progress line every S seconds (0: never)")
+    p = sub.add_parser("add-device", help="register a device and its key")
+    p.add_argument("device_id", type=int)
+    p.add_argument("--key", help="64 hex digits (default: generate and print one)")
+    p.add_argument("--key-id", type=int, default=0)
+    p = sub.add_parser("realtime", help="ask a device to stream live readings")
+    p.add_argument("device_id", type=int)
+    p.add_argument("--seconds", type=int, default=600)
+    p = sub.add_parser("command", help="queue any command for a device")
+    p.add_argument("device_id", type=int)
+    p.add_argument("kind", type=_kind, help="realtime, ota or a number")
+    p.add_argument("payload", help="payload in hex ('' for none)")
+    p = sub.add_parser("export-csv", help="write stored readings as CSV")
+    p.add_argument("--device", type=int)
+    p.add_argument("-o", "--output", help="file (default: stdout)")
+    p = sub.add_parser("stats", help="bytes, readings and rejects per device")
+    p.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    col = Collector(a.db)
+    try:
+        if a.cmd == "serve":
+            asyncio.run(serve(col, a.listen or [("0.0.0.0", 4700)], a.stats_every))
+        elif a.cmd == "add-device":
+            key = bytes.fromhex(a.key) if a.key else secrets.token_bytes(32)
+            col.add_device(a.device_id, key, a.key_id)
+            print(key.hex())
+        elif a.cmd in ("realtime", "command"):
+            if a.cmd == "realtime":
+                cid = col.request_realtime(a.device_id, a.seconds)
+            else:
+                cid = col.queue_command(a.device_id, a.kind, bytes.fromhex(a.payload))
+            print(f"command {cid} queued for device {a.device_id}; sent with the next reply to it")
+        elif a.cmd == "export-csv":
+            if a.output:
+                with open(a.output, "w", newline="") as fh:
+                    n = col.export_csv(fh, a.device)
+            else:
+                n = col.export_csv(sys.stdout, a.device)
+            print(f"{n} readings exported", file=sys.stderr)
+        elif a.cmd == "stats":
+            s = col.stats()
+            if a.json:
+                print(json.dumps(s, indent=1))
+            else:
+                for dev, v in s["devices"].items():
+                    print(
+                        f"device {dev}: {v['readings']} readings, in {v['wire_bytes_in']} B "
+                        f"({v['datagrams_in']} datagrams), out {v['wire_bytes_out']} B, "
+                        f"{v['duplicate_readings']} duplicates ignored"
+                    )
+                print("rejected:", ", ".join(f"{k} {v}" for k, v in sorted(s["rejects"].items())) or "none")
+    except (ValueError, KeyError) as e:
+        print(f"collector: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

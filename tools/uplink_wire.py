@@ -1,0 +1,201 @@
+"""Host side of the uplink datagram layout (docs/wire-format.md).
+
+The collector's view of the bytes that firmware/uplink/datagram.py and
+session.py produce: parsing with precise errors, building replies, the
+HMAC-SHA256 tags (CPython's hmac, the oracle for the firmware's hand-made
+HMAC) and the replay window. No I/O here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from dataclasses import dataclass, field
+from hashlib import sha256
+
+VERSION = 1
+T_DATA = 0x11
+T_KEEPALIVE = 0x12
+T_HELLO = 0x14
+T_DONE = 0x15
+T_REPLY = 0x18
+TYPE_NAMES = {T_DATA: "DATA", T_KEEPALIVE: "KEEPALIVE", T_HELLO: "HELLO", T_DONE: "DONE", T_REPLY: "REPLY"}
+
+HDR = 11
+TAG = 12
+KA_LEN = 11
+KA_TAG = 4
+MAX_DGRAM = 1200
+DATA_HEAD = 18
+REPLY_HEAD = 21
+IP_UDP_OVERHEAD = 28  # IPv4 (20, no options) + UDP (8) header bytes per datagram
+
+DF_REALTIME = 1
+CMD_REALTIME = 1
+CMD_OTA = 2
+CMD_NAMES = {CMD_REALTIME: "realtime", CMD_OTA: "ota"}
+
+
+class WireError(ValueError):
+    """A datagram that must be dropped; `reason` is the counter it goes to."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def tag(key: bytes, data: bytes, n: int = TAG) -> bytes:
+    return hmac.new(key, data, sha256).digest()[:n]
+
+
+@dataclass
+class Datagram:
+    type: int
+    device_id: int
+    seq: int  # full 32-bit sequence number (keep-alive: low 16 bits until resolved)
+    key_id: int | None = None  # None: keep-alive (implicit key)
+    body: bytes = b""
+    # type-specific fields
+    first: int = 0
+    count: int = 0
+    flags: int = 0
+    payload: bytes = b""
+    cursor: int = 0
+    head: int = 0
+    cmd_id: int = 0
+    status: int = 0
+    echo: int = 0
+    commands: list[tuple[int, int, bytes]] = field(default_factory=list)
+    raw: bytes = b""
+
+
+def parse(data: bytes) -> Datagram:
+    """Structure only (no key needed). WireError(reason) for what cannot be one of ours."""
+    n = len(data)
+    if n > MAX_DGRAM:
+        raise WireError("oversized", f"{n} bytes > {MAX_DGRAM}")
+    if n < 1:
+        raise WireError("truncated", "empty datagram")
+    t = data[0]
+    if t >> 4 != VERSION or t not in TYPE_NAMES:
+        raise WireError("bad_type", f"type byte 0x{t:02x} is not a version-{VERSION} datagram")
+    if t == T_KEEPALIVE:
+        if n != KA_LEN:
+            raise WireError("truncated" if n < KA_LEN else "malformed", f"keep-alive of {n} bytes, not {KA_LEN}")
+        dev, seq16 = struct.unpack_from(">IH", data, 1)
+        return Datagram(t, dev, seq16, raw=bytes(data))
+    minimum = {T_DATA: DATA_HEAD + 1, T_HELLO: HDR + 8, T_DONE: HDR + 5, T_REPLY: REPLY_HEAD}[t] + TAG
+    if n < minimum:
+        raise WireError("truncated", f"{TYPE_NAMES[t]} of {n} bytes, at least {minimum} expected")
+    dev, kid, seq = struct.unpack_from(">IHI", data, 1)
+    body = bytes(data[HDR : n - TAG])
+    d = Datagram(t, dev, seq, kid, body, raw=bytes(data))
+    if t == T_DATA:
+        d.first, d.count, d.flags = struct.unpack_from(">IHB", body)
+        d.payload = body[7:]
+        if d.count == 0:
+            raise WireError("malformed", "DATA with a count of 0")
+    elif t == T_HELLO:
+        if len(body) != 8:
+            raise WireError("malformed", f"HELLO body of {len(body)} bytes, not 8")
+        d.cursor, d.head = struct.unpack(">II", body)
+    elif t == T_DONE:
+        if len(body) != 5:
+            raise WireError("malformed", f"DONE body of {len(body)} bytes, not 5")
+        d.cmd_id, d.status = struct.unpack(">IB", body)
+    elif t == T_REPLY:
+        d.echo, d.first, d.count = struct.unpack_from(">IIH", body)
+        p = 10
+        while p < len(body):
+            if p + 7 > len(body):
+                raise WireError("malformed", "command header truncated")
+            kind, cid, ln = struct.unpack_from(">BIH", body, p)
+            if p + 7 + ln > len(body):
+                raise WireError("malformed", "command payload truncated")
+            d.commands.append((kind, cid, body[p + 7 : p + 7 + ln]))
+            p += 7 + ln
+    return d
+
+
+def verify(d: Datagram, key: bytes) -> bool:
+    """Tag check of a full datagram (not keep-alives: see verify_keepalive)."""
+    return hmac.compare_digest(tag(key, d.raw[:-TAG]), d.raw[-TAG:])
+
+
+def restore_seq(seq16: int, top: int) -> int:
+    """Full seq nearest above-or-around `top` whose low 16 bits are seq16 (RFC 3550 style)."""
+    base = max(top, 0) & ~0xFFFF
+    cands = [base - 0x10000 + seq16, base + seq16, base + 0x10000 + seq16]
+    cands = [c for c in cands if 0 <= c <= 0xFFFFFFFF]
+    return min(cands, key=lambda c: (abs(c - top), -c))
+
+
+def verify_keepalive(d: Datagram, key: bytes, full_seq: int) -> bool:
+    msg = bytes([T_KEEPALIVE]) + struct.pack(">II", d.device_id, full_seq)
+    return hmac.compare_digest(tag(key, msg, KA_TAG), d.raw[7:11])
+
+
+def header(t: int, dev: int, kid: int, seq: int) -> bytes:
+    return struct.pack(">BIHI", t, dev, kid, seq)
+
+
+def seal(key: bytes, msg: bytes) -> bytes:
+    return msg + tag(key, msg)
+
+
+def build_reply(
+    key: bytes,
+    dev: int,
+    kid: int,
+    seq: int,
+    echo: int,
+    first: int = 0,
+    count: int = 0,
+    commands: list[tuple[int, int, bytes]] = (),  # type: ignore[assignment]
+) -> bytes:
+    body = struct.pack(">IIH", echo, first, count)
+    for kind, cid, payload in commands:
+        body += struct.pack(">BIH", kind, cid, len(payload)) + payload
+    out = seal(key, header(T_REPLY, dev, kid, seq) + body)
+    if len(out) > MAX_DGRAM:
+        raise ValueError(f"reply of {len(out)} bytes exceeds {MAX_DGRAM}")
+    return out
+
+
+def build_data(key: bytes, dev: int, kid: int, seq: int, first: int, count: int, flags: int, payload: bytes) -> bytes:
+    return seal(key, header(T_DATA, dev, kid, seq) + struct.pack(">IHB", first, count, flags) + payload)
+
+
+def build_hello(key: bytes, dev: int, kid: int, seq: int, cursor: int, head: int) -> bytes:
+    return seal(key, header(T_HELLO, dev, kid, seq) + struct.pack(">II", cursor, head))
+
+
+def build_done(key: bytes, dev: int, kid: int, seq: int, cmd_id: int, status: int) -> bytes:
+    return seal(key, header(T_DONE, dev, kid, seq) + struct.pack(">IB", cmd_id, status))
+
+
+def build_keepalive(key: bytes, dev: int, seq: int) -> bytes:
+    t = tag(key, bytes([T_KEEPALIVE]) + struct.pack(">II", dev, seq), KA_TAG)
+    return bytes([T_KEEPALIVE]) + struct.pack(">IH", dev, seq & 0xFFFF) + t
+
+
+class Window:
+    """Replay window: each seq once, none more than 64 below the highest seen."""
+
+    def __init__(self, top: int = -1) -> None:
+        self.top = top
+        self.bits = 1 if top >= 0 else 0
+
+    def fresh(self, seq: int) -> bool:
+        if seq > self.top:
+            return True
+        d = self.top - seq
+        return d < 64 and not (self.bits >> d) & 1
+
+    def accept(self, seq: int) -> None:
+        if seq > self.top:
+            d = seq - self.top
+            self.bits = ((self.bits << d) | 1) & (2**64 - 1) if d < 64 else 1
+            self.top = seq
+        else:
+            self.bits |= 1 << (self.top - seq)
