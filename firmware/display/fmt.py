@@ -3,29 +3,37 @@
 DASH = "\u2014"
 
 
+def _three(v):
+    # Integer v (W or Wh) as three significant digits of kilo-units, rounded
+    # half up in integers (floats would print 995 as "0.99").
+    if v < 9995:
+        c = (v + 5) // 10
+        return "%d.%02d" % (c // 100, c % 100)
+    if v < 99950:
+        d = (v + 50) // 100
+        return "%d.%d" % (d // 10, d % 10)
+    return "%d" % ((v + 500) // 1000)
+
+
 def power(w):
-    # Demand magnitude -> (figure, unit): 850 W, 1.23 kW, 12.3 kW, 123 kW.
+    # Demand magnitude -> (figure, unit): 85 W, 850 W, 1.23 kW, 12.3 kW, 123 kW.
     if w is None:
         return DASH, ""
     w = abs(w)
-    if w < 1000:
+    if w < 100:
         return "%d" % w, "W"
-    if w < 9995:
-        return "%.2f" % (w / 1000), "kW"
-    if w < 99950:
-        return "%.1f" % (w / 1000), "kW"
-    return "%d" % ((w + 500) // 1000), "kW"
+    if w < 995:
+        # Three significant digits, as for kW: the last watt flickers with
+        # every reading and would cost a refresh each time.
+        return "%d" % ((w + 5) // 10 * 10), "W"
+    return _three(w), "kW"
 
 
 def energy(wh):
     # Energy -> (figure, unit) in kWh with three significant digits.
     if wh is None:
         return DASH, ""
-    if wh < 9995:
-        return "%.2f" % (wh / 1000), "kWh"
-    if wh < 99950:
-        return "%.1f" % (wh / 1000), "kWh"
-    return "%d" % ((wh + 500) // 1000), "kWh"
+    return _three(wh), "kWh"
 
 
 def money(minor, symbol):

@@ -72,7 +72,12 @@ def live(fb, st):
         if width(MID, cost) > col:  # narrow panel: the price moves to diag
             cost = "Cost " + fmt.money(today * price / 1000, sym)
     draw(fb, MID, cost, 0, y)
-    small(fb, "Reading " + fmt.age(age) + (" ago" if age is not None else ""), 0, H - 8)
+    # Reading age only when it matters: a ticking "4s ago" would force a
+    # refresh on every update.
+    if age is None:
+        small(fb, "No reading yet", 0, H - 8)
+    elif age > STALE_S:
+        small(fb, "Reading " + fmt.age(age) + " old", 0, H - 8)
     _chart(fb, st.get("hourly_wh"), col + 4, MID.HEIGHT + 2, W - col - 4, H - MID.HEIGHT - 2)
 
 

@@ -238,7 +238,9 @@ def test_text_width_and_draw_agree():
 
 def test_formatting():
     assert fmt.power(None) == ("\u2014", "")
-    assert fmt.power(999) == ("999", "W")
+    assert fmt.power(99) == ("99", "W")
+    assert fmt.power(352) == ("350", "W") and fmt.power(355) == ("360", "W")
+    assert fmt.power(994) == ("990", "W") and fmt.power(995) == ("1.00", "kW")
     assert fmt.power(-1000) == ("1.00", "kW")
     assert fmt.power(9994) == ("9.99", "kW")
     assert fmt.power(9995) == ("10.0", "kW")
