@@ -23,16 +23,18 @@ VENV = ROOT / ".venv"
 
 
 def stub_dir() -> Path:
-    dist = md.distribution("micropython-esp32-stubs")
-    site = Path(dist.locate_file(""))
     out = VENV / "mpstubs"
     if out.exists():
         shutil.rmtree(out)
-    for f in dist.files or ():
-        if str(f).endswith(".pyi"):
-            dst = out / f
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(site / f, dst)
+    # The port's modules, plus _mpy_shed (shared stub helpers some import).
+    for name, keep in (("micropython-esp32-stubs", ""), ("micropython-stdlib-stubs", "_mpy_shed/")):
+        dist = md.distribution(name)
+        site = Path(dist.locate_file(""))
+        for f in dist.files or ():
+            if str(f).endswith(".pyi") and str(f).startswith(keep):
+                dst = out / f
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(site / f, dst)
     return out
 
 
