@@ -89,6 +89,7 @@ class EzspNcp:
         self.divisor = divisor
         self.rng = random.Random(seed)
         self.summation_interval = summation_interval
+        self.now = float(meter.t)  # simulated time, from tick()
         self.sent_zcl: list[tuple[int, f.ZCLHeader, bytes]] = []
         self.violations = 0
         self.stats = {"rx_bad": 0, "retx": 0, "naks": 0, "commands": 0}
@@ -341,7 +342,7 @@ class EzspNcp:
             }
             attrs = Metering.attributes
         elif cluster == Time.cluster_id:
-            values = {0x0000: zt.uint32_t(m.t - ZIGBEE_EPOCH), 0x0001: Time.TimeStatus(0x02)}
+            values = {0x0000: zt.uint32_t(int(self.now) - ZIGBEE_EPOCH), 0x0001: Time.TimeStatus(0x02)}
             attrs = Time.attributes
         else:
             return None
@@ -395,7 +396,9 @@ class EzspNcp:
     def tick(self, now_s: float) -> list[dict]:
         """Emit the attribute reports due by simulated time now_s."""
         sent = []
+        self.now = now_s
         if not self.network_up:
+            self.next_demand = None  # the schedule restarts with the network
             return sent
         now = int(now_s)
         if self.next_demand is None:

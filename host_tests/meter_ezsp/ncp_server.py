@@ -1,0 +1,78 @@
+"""Serve tools/emu/ezsp_ncp.EzspNcp on a local TCP port from a thread.
+
+For tests that need NCP options the emulator's command line does not offer
+(EZSP version, no CBKE library, not yet joined + install code). The
+one-hour end-to-end test uses tools/coproc_emulator.py itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+sys.path.insert(0, str(TOOLS))
+sys.path.insert(0, str(TOOLS / "emu"))
+
+from ezsp_ncp import EzspNcp  # noqa: E402
+from loadprofile import LoadProfile, Meter  # noqa: E402
+
+START = 1767225600
+
+
+class NcpServer:
+    def __init__(self, speed: float = 20, duration: float = 120, **ncp_kw):
+        self.speed = speed
+        self.duration = duration
+        self.ncp_kw = ncp_kw
+        self.ncp: EzspNcp | None = None
+        self.reports: list[dict] = []
+        self.port = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self._thread.join(self.duration / self.speed + 10)
+
+    async def _main(self):
+        done = asyncio.get_running_loop().create_future()
+
+        async def handle(reader, writer):
+            meter = Meter(LoadProfile(1, 0), START)
+            ncp = EzspNcp(meter, writer.write, **self.ncp_kw)
+            self.ncp = ncp
+            t0 = time.monotonic()
+
+            def now():
+                return START + (time.monotonic() - t0) * self.speed
+
+            try:
+                while now() < START + self.duration:
+                    try:
+                        data = await asyncio.wait_for(reader.read(256), 0.01)
+                    except TimeoutError:
+                        data = None
+                    if data == b"":
+                        break
+                    if data:
+                        ncp.feed(data)
+                    ncp.poll_ash()
+                    self.reports += ncp.tick(now())
+                await writer.drain()
+            finally:
+                writer.close()
+                done.set_result(None)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await asyncio.wait_for(done, self.duration / self.speed + 30)
