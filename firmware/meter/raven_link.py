@@ -1,0 +1,152 @@
+# The RAVEn application: an asyncio task that talks to a Rainforest RAVEn /
+# EMU-2 stick over hal.Uart, receives its pushes and hands readings on.
+#
+# Read-only towards the meter: every command goes through
+# meter.raven_cmd.command(), which can only build the Get commands in its
+# whitelist. The stick pushes InstantaneousDemand, CurrentSummationDelivered,
+# TimeCluster and ConnectionStatus on its own schedule; we only ask for the
+# meter list, device info, connection status and time at (re)initialisation,
+# and probe with get_connection_status when the stick goes quiet.
+# Supervision (meter/supervise.py): no valid fragment for silent_ms means a
+# silent stick (fault, re-initialise with exponential backoff); a
+# ConnectionStatus "Initializing" means the stick reset itself.
+import asyncio
+import time
+
+import faults
+import hal
+from meter import raven, raven_cmd, reading, supervise
+
+_INIT = ("get_device_info", "get_meter_list", "get_connection_status", "get_time")
+_TICK_MS = 1000  # supervision period, device time
+
+
+class RavenLink:
+    def __init__(self, uart, on_reading, faults_, silent_ms=60_000, probe_ms=20_000):
+        self.uart = uart
+        self.on_reading = on_reading
+        self.faults = faults_
+        self.sup = supervise.Supervisor("raven", faults_, silent_ms=silent_ms)
+        self.status = self.sup.status
+        self.probe_ms = probe_ms
+        self.parser = raven.Parser(self._reading, self._event)
+        self._buf = bytearray(256)
+        self.meters = []  # MeterMacId bytes from the last MeterList
+        self.device = None  # DeviceInfo texts
+        self.link_status = None  # last ConnectionStatus text (bytes)
+        self.price = None  # (price, trailing digits)
+        self.warnings = 0
+        self.last_warning = None
+        self.sent = []  # names of the commands sent, newest last (bounded)
+        self._eof = False
+
+    # -- commands ------------------------------------------------------------
+    def send(self, name, args=()):
+        self.uart.write(raven_cmd.command(name, args))
+        if len(self.sent) >= 16:
+            self.sent.pop(0)
+        self.sent.append(name)
+
+    def _init(self):
+        self.sup.state(supervise.INIT)
+        for name in _INIT:
+            self.send(name)
+
+    # -- parser callbacks ------------------------------------------------------
+    def _reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+        self.sup.good()
+        if self.status.state != supervise.UP:
+            self.sup.up()
+        if not flags & reading.F_TIME_VALID and hal.clock.valid():
+            utc = hal.clock.utc()
+            flags |= reading.F_TIME_VALID
+        flags = self.sup.reading(utc, demand_w, delivered_wh, received_wh, flags)
+        self.on_reading(utc, demand_w, delivered_wh, received_wh, flags)
+
+    def _event(self, kind, a, b):
+        sup = self.sup
+        if kind == raven.EV_BAD:
+            sup.bad()
+            return
+        sup.good()
+        if kind == raven.EV_STATUS:
+            self.link_status = a
+            if b is not None:
+                sup.radio(lqi=b)
+            if a == b"Connected":
+                self.faults.clear(faults.NOT_JOINED)
+                sup.up()
+            elif a == b"Initializing":
+                sup.coproc_reset()
+            else:
+                sup.state(supervise.JOINING)
+        elif kind == raven.EV_TIME:
+            if a is not None and (not hal.clock.valid() or abs(hal.clock.utc() - a) > 2):
+                hal.clock.set_utc(a)
+        elif kind == raven.EV_METERS:
+            self.meters = a
+            if not a:
+                self.faults.set(faults.NOT_JOINED)
+                sup.state(supervise.JOINING)
+        elif kind == raven.EV_DEVICE:
+            self.device = a
+        elif kind == raven.EV_PRICE:
+            self.price = (a, b)
+        elif kind == raven.EV_WARNING:
+            self.warnings += 1
+            self.last_warning = a
+
+    # -- tasks -----------------------------------------------------------------
+    async def _rx(self):
+        r = asyncio.StreamReader(self.uart.stream)
+        buf = self._buf
+        while True:
+            n = await r.readinto(buf)
+            if n is None:
+                continue
+            if n == 0:  # the emulator closed the connection (Unix only)
+                self._eof = True
+                return
+            self.parser.feed(buf, n)
+
+    async def _sleep(self, ms):
+        await asyncio.sleep_ms(hal.clock.real_ms(ms))
+
+    async def run(self):
+        # Runs until the UART reports end of stream (never on the device).
+        rx = asyncio.create_task(self._rx())
+        sup = self.sup
+        st = self.status
+        while not self._eof:
+            self._init()
+            t0 = hal.clock.ticks_ms()
+            while not self._eof and (st.last_rx_ticks is None or time.ticks_diff(st.last_rx_ticks, t0) < 0):
+                if time.ticks_diff(hal.clock.ticks_ms(), t0) > self.probe_ms:
+                    break
+                await self._sleep(_TICK_MS // 4)
+            else:
+                if st.state == supervise.INIT:
+                    sup.state(supervise.JOINING)
+                await self._watch()
+                continue
+            # no answer to the initialisation: silent stick, back off
+            sup.silent()
+            await self._sleep(sup.backoff_ms())
+        rx.cancel()
+
+    async def _watch(self):
+        # The stick answers: probe it when quiet, give up when silent.
+        st = self.status
+        probed = False
+        while not self._eof:
+            await self._sleep(_TICK_MS)
+            quiet = time.ticks_diff(hal.clock.ticks_ms(), st.last_rx_ticks)
+            if quiet > self.sup.silent_ms:
+                self.sup.silent()
+                return
+            if quiet > self.probe_ms:
+                if not probed:
+                    probed = True
+                    self.send("get_connection_status")
+            else:
+                probed = False

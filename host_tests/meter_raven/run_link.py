@@ -1,0 +1,26 @@
+# MicroPython: run the firmware's meter link against the co-processor
+# emulator (IHD_UART) until it disconnects. Prints one line per reading
+# ("R utc demand_w delivered_wh received_wh flags") and a final status line
+# ("S " + JSON of link status, fault counts and commands sent).
+import asyncio
+import json
+import sys
+
+import board
+import faults
+import hal
+from meter import make_link
+
+f = faults.Faults()
+
+
+def on_reading(utc, demand_w, delivered_wh, received_wh, flags):
+    print("R", utc, demand_w, delivered_wh, received_wh, flags)
+
+
+link = make_link(sys.argv[1], hal.Uart(board.METER_UART), on_reading, f)
+asyncio.run(link.run())
+st = link.status.as_dict()
+st["fault_counts"] = {faults.TABLE[i][1]: f.counts[i] for i in range(len(faults.TABLE)) if f.counts[i]}
+st["faults_active"] = [faults.describe(n)[1] for n in f.active()]
+print("S", json.dumps(st))
