@@ -88,7 +88,12 @@ class Store:
         return self.seq - f if self.seq > f else 0
 
     def committed(self):
+        # Highest committed seq: every reading up to it is on flash.
         return self.fseq
+
+    def cursors_pending(self):
+        # True while a cursor change is not yet on flash.
+        return self._dirty
 
     def flush_due(self, now_ms=None):
         # True when pending data has waited flush_s or flush_n readings wait.
