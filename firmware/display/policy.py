@@ -16,7 +16,7 @@ FULL = 2
 
 MIN_FULL_S = 180
 MAX_FULL_S = 86400
-PARTIALS_PER_FULL = 60  # ghosting builds up: clean with a full when allowed
+PARTIALS_PER_FULL = 120  # ghosting builds up: a full about every 20 min at 10 s updates
 
 
 def digest(buf):
