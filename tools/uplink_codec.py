@@ -73,37 +73,47 @@ class BitWriter:
 
 
 class BitReader:
+    """MSB-first bit reader over a '0'/'1' string (fast slicing in CPython)."""
+
     def __init__(self, data: bytes, name: str) -> None:
         self.data = data
+        self.bits = "".join(f"{b:08b}" for b in data)
         self.pos = 0
         self.name = name
 
-    def bit(self) -> int:
-        byte = self.pos >> 3
-        if byte >= len(self.data):
+    def _need(self, n: int) -> None:
+        if self.pos + n > len(self.bits):
             raise CodecError(f"stream {self.name} truncated")
-        b = (self.data[byte] >> (7 - (self.pos & 7))) & 1
+
+    def bit(self) -> int:
+        self._need(1)
         self.pos += 1
-        return b
+        return 1 if self.bits[self.pos - 1] == "1" else 0
 
     def read(self, n: int) -> int:
-        v = 0
-        for _ in range(n):
-            v = (v << 1) | self.bit()
-        return v
+        if n == 0:
+            return 0
+        self._need(n)
+        self.pos += n
+        return int(self.bits[self.pos - n : self.pos], 2)
 
     def eg0(self) -> int:
-        n = 0
-        while self.bit() == 0:
-            n += 1
-            if n > 64:
-                raise CodecError(f"stream {self.name}: Exp-Golomb prefix too long")
-        return ((1 << n) | self.read(n)) - 1
+        one = self.bits.find("1", self.pos, self.pos + 65)
+        if one < 0:
+            raise CodecError(f"stream {self.name}: Exp-Golomb prefix truncated or too long")
+        n = one - self.pos
+        self.pos = one
+        return self.read(n + 1) - 1
 
     def ones(self, limit: int) -> int:
-        q = 0
-        while q < limit and self.bit():
-            q += 1
+        """Count 1 bits up to `limit`; a terminating 0 (if any before the limit) is consumed."""
+        zero = self.bits.find("0", self.pos, self.pos + limit)
+        if zero < 0:
+            self._need(limit)
+            self.pos += limit
+            return limit
+        q = zero - self.pos
+        self.pos = zero + 1
         return q
 
 

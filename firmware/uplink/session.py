@@ -13,11 +13,12 @@ from micropython import const
 
 from uplink import datagram as dg
 
-SEQ_BLOCK = const(4096)  # sequence numbers reserved per cursor write
+SEQ_BLOCK = const(4096)  # sequence numbers reserved per file write
+SEQ_EPOCH = const(1_700_000_000)  # UTC of seq floor 0 (2023-11-14)
 ECHO_SPAN = const(512)  # a reply must echo one of our last ECHO_SPAN seqs
 _RECENT_CMDS = const(8)
-SEQ_CURSOR = "useq"
-UPLOADED = "uploaded"
+SEQ_FILE = "uplink_seq"
+UPLOADED = "uploaded"  # store cursor: last reading seq the collector acknowledged
 
 
 class Status:
@@ -67,30 +68,71 @@ class Status:
         return None if t is None else time.ticks_diff(now_ticks, t) // 1000
 
 
+class SeqSource:
+    # Datagram sequence numbers that rise across reboots without a flash
+    # write per datagram: blocks of SEQ_BLOCK are reserved in a small file
+    # (one write per block), and while the clock is valid the number never
+    # falls below the seconds since SEQ_EPOCH, so a lost or damaged file
+    # cannot send the device back below what the collector has seen (a
+    # device sends far less than one datagram per second on average).
+    def __init__(self, path, clock):
+        self.path = path
+        self.clock = clock
+        base = 0
+        try:
+            with open(path) as f:
+                base = int(f.read())
+        except (OSError, ValueError):
+            pass
+        self.seq = self._floor(base)
+        self.first = self.seq  # nothing below this was sent in this boot
+        self._reserve()
+
+    def _floor(self, v):
+        c = self.clock
+        if c is not None and c.valid():
+            t = c.utc() - SEQ_EPOCH
+            if t > v:
+                return t
+        return v
+
+    def _reserve(self):
+        self.reserved = self.seq + SEQ_BLOCK
+        try:
+            with open(self.path, "w") as f:
+                f.write(str(self.reserved))
+        except OSError:
+            pass  # no filesystem: the clock floor still holds
+
+    def next(self):
+        s = self.seq
+        self.seq = s + 1
+        if self.seq >= self.reserved:
+            self._reserve()
+        return s
+
+
+def seq_path():
+    import hal
+
+    sd = getattr(hal, "state_dir", None)
+    return (sd() if sd else "") + "/" + SEQ_FILE
+
+
 class Session:
-    # device: (device_id, key_id, key bytes); store: the reading store.
-    def __init__(self, device_id, key_id, key, store, status=None):
+    # device: (device_id, key_id, key bytes); seqs: a SeqSource.
+    def __init__(self, device_id, key_id, key, seqs, status=None):
         self.dev = device_id
         self.kid = key_id
         self.mac = dg.Hmac(key)
-        self.store = store
+        self.seqs = seqs
         self.status = status or Status()
         self.window = dg.Window()
         self.recent = [0] * _RECENT_CMDS  # command ids executed lately
         self.nrecent = 0
-        base = store.cursor(SEQ_CURSOR) or 0
-        self.first_seq = base  # nothing below this was sent in this boot
-        self.seq = base
-        self.reserved = base + SEQ_BLOCK
-        store.set_cursor(SEQ_CURSOR, self.reserved)
 
     def next_seq(self):
-        s = self.seq
-        self.seq = s + 1
-        if self.seq >= self.reserved:
-            self.reserved = self.seq + SEQ_BLOCK
-            self.store.set_cursor(SEQ_CURSOR, self.reserved)
-        return s
+        return self.seqs.next()
 
     # -- outgoing ------------------------------------------------------------
     def data(self, buf, first, count, flags, enc):
@@ -149,7 +191,8 @@ class Session:
             st.rej_tag += 1
             return False
         echo = dg.get32(buf, dg.HDR)
-        if not (self.first_seq <= echo < self.seq and self.seq - echo <= ECHO_SPAN):
+        top = self.seqs.seq
+        if not (self.seqs.first <= echo < top and top - echo <= ECHO_SPAN):
             st.rej_echo += 1
             return False
         seq = dg.get32(buf, 7)

@@ -30,7 +30,7 @@ import hal
 from faults import CLOUD_UNREACHABLE
 from uplink import datagram as dg
 from uplink.codec import Encoder
-from uplink.session import UPLOADED, Session
+from uplink.session import UPLOADED, SeqSource, Session, seq_path
 
 _RT_CAP = const(40)  # codec budget of one streamed reading
 REALTIME_MAX_S = const(900)
@@ -58,10 +58,11 @@ class Uplink:
         rto_max_s=300,
         failover_after=3,
         probe_after=2,
+        seq_file=None,
     ):
         self.store = store
         self.clock = clock or hal.clock
-        self.session = Session(device_id, key_id, key, store)
+        self.session = Session(device_id, key_id, key, SeqSource(seq_file or seq_path(), self.clock))
         self.status = self.session.status
         self.endpoints = endpoints  # [(host, port)], failover order
         self.on_command = on_command  # fn(kind, payload bytes) -> status int
@@ -80,8 +81,8 @@ class Uplink:
         self.sock = None
         self.addr = None
         self.ep = -1
-        self.uploaded = store.cursor(UPLOADED) or 0
-        self.head = None  # next reading seq, when notify() tells us
+        self.uploaded = store.cursor(UPLOADED) or 0  # last acknowledged reading seq
+        self.head = None  # newest reading seq, when notify() tells us
         self.last = [0] * 6  # latest reading seen by notify()
         self.have_last = False
         self.inflight = 0  # readings in the batch in flight (0: none)
@@ -108,7 +109,7 @@ class Uplink:
     def notify(self, seq, utc, demand, delivered, received, flags):
         # The app calls this after each store.append(); streams it when in
         # real-time mode. Cheap otherwise.
-        self.head = seq + 1
+        self.head = seq
         last = self.last
         last[0] = seq
         last[1] = utc
@@ -213,7 +214,7 @@ class Uplink:
         first = -1
         n = 0
         full = False
-        for r in self.store.readings_from(self.uploaded):
+        for r in self.store.readings_from(self.uploaded + 1):  # committed only
             if first < 0:
                 first = r[0]
             elif r[0] != first + n:
@@ -232,7 +233,7 @@ class Uplink:
             return
         if full:
             self.per_batch = n
-        pending = (self.head - first) if self.head is not None else n
+        pending = (self.head - self.uploaded) if self.head is not None else n
         st.pending = pending
         per = self.per_batch or (n * dg.DATA_CAP // max(1, enc.size()))
         st.batches_pending = (pending + per - 1) // per
@@ -327,7 +328,7 @@ class Uplink:
                 self._rtt_sample(time.ticks_diff(now, self.sent_at))
             else:
                 self.rto = self._rto_base()  # backoff ends with the batch
-            self.uploaded = first + count
+            self.uploaded = first + count - 1
             self.store.set_cursor(UPLOADED, self.uploaded)
             self.inflight = 0
             self.pending_since = None

@@ -112,13 +112,11 @@ async def main():
     if env("UPL_DRAIN"):
         mt.cancel()
         store.flush()
-        head = getattr(store, "next", None)
         for _ in range(100000):
-            if up.uploaded >= head and not up.inflight:
+            if up.uploaded >= store.committed() and not up.inflight:
                 break
             await asyncio.sleep_ms(clock.real_ms(1000))
             store.flush()
-            head = getattr(store, "next", head)
     st = up.status
     d = {}
     for k in dir(st):
@@ -126,10 +124,10 @@ async def main():
         if not k.startswith("_") and isinstance(v, (int, str, bool)):
             d[k] = v
     d["uploaded"] = up.uploaded
-    d["seq"] = up.session.seq
+    d["seq"] = up.session.seqs.seq
     print("status", json.dumps(d))
     if env("UPL_DUMP"):
-        for r in store.readings_from(0):
+        for r in store.readings_from(1):
             print("r " + ",".join(str(x) for x in r))
     sys.stdout.flush()
 

@@ -10,9 +10,10 @@ class MemStore:
         self.path = path
         self.ram = []  # appended, not yet flushed
         self.cursors = {}
-        self.next = 0
+        self.next = 1  # seqs start at 1, as in firmware/store
         for r in self.readings_from(0):
             self.next = r[0] + 1
+        self.fseq = self.next - 1
         try:
             with open(path + ".cur") as f:
                 for line in f:
@@ -33,6 +34,10 @@ class MemStore:
                 for r in self.ram:
                     f.write(",".join(str(x) for x in r) + "\n")
             self.ram = []
+            self.fseq = self.next - 1
+
+    def committed(self):
+        return self.fseq
 
     def readings_from(self, seq):
         # Durable readings only, streamed from the file.
@@ -47,7 +52,7 @@ class MemStore:
                     yield tuple(int(x) for x in line.split(","))
 
     def cursor(self, name):
-        return self.cursors.get(name)
+        return self.cursors.get(name, 0)
 
     def set_cursor(self, name, v):
         self.cursors[name] = v
