@@ -12,9 +12,9 @@ Sub-commands:
                                   run the firmware's own verifier on the MicroPython
                                   Unix port; prints OK or REJECT: <reason>, exit 0 / 1
   serve DIR [--port P]            HTTP server with Range support for OTA downloads
-  request-update --device ID --url URL IMAGE
-                                  build the authenticated "ota" command (docs/ota.md)
-                                  and hand it to the collector, or print it
+  request-update --device ID --url URL [--db COLLECTOR.sqlite] IMAGE
+                                  queue the "ota" uplink command (docs/ota.md) in the
+                                  collector, which delivers it authenticated; or print it
 
 All cryptography on the host is espsecure's; nothing here signs by hand.
 """
@@ -280,22 +280,57 @@ def serve_in_thread(root: Path, fault=None) -> ThreadingHTTPServer:
 
 
 # -- update command (docs/ota.md) ----------------------------------------------
+CMD_OTA = 2  # uplink command kind (firmware/uplink/datagram.py, tools/uplink_wire.py)
+PAYLOAD_FORMAT = 1
+
+
 def update_command(url: str, image: bytes) -> dict:
-    """The "ota" command a device is sent (through the collector's
-    authenticated downlink). The device trusts only the signature inside the
-    image; size and sha256 let it refuse a wrong download early and resume
-    safely across connections."""
+    """The fields of the "ota" command for this signed image (the form
+    firmware/ota/command.py parse() returns). The device trusts only the
+    signature inside the image; size and sha256 let it refuse a wrong
+    download early and resume safely across connections."""
     if not url.startswith(("http://", "https://")):
         raise ToolError(f"update URL must be http:// or https://, not {url!r}")
+    if len(image) % 4096:
+        raise ToolError("not a signed image: size is not a multiple of 4096 (sign it first)")
     info = image_info(image)
     return {
-        "cmd": "ota",
         "url": url,
         "size": len(image),
         "sha256": hashlib.sha256(image).hexdigest(),
-        "version": info["version"],
         "secure_version": info["secure_version"],
+        "version": info["version"],
     }
+
+
+def command_payload(cmd: dict) -> bytes:
+    """Binary payload of uplink command kind 2 (docs/ota.md), big-endian."""
+    version = cmd["version"].encode()
+    url = cmd["url"].encode()
+    if len(version) > 32:
+        raise ToolError("version string longer than 32 bytes")
+    payload = struct.pack(
+        ">BI32sIB", PAYLOAD_FORMAT, cmd["size"], bytes.fromhex(cmd["sha256"]), cmd["secure_version"], len(version)
+    )
+    payload += version + struct.pack(">H", len(url)) + url
+    if len(payload) > 1160:  # wire.MAX_DGRAM - REPLY_HEAD - TAG - 7: one reply datagram
+        raise ToolError(f"command payload of {len(payload)} bytes does not fit a datagram: shorten the URL")
+    return payload
+
+
+def queue_update(db: Path, device: int, payload: bytes) -> int:
+    """Queue the command in the collector's database (tools/collector.py);
+    a running collector sends it with its next reply to the device."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import collector
+
+    if not db.exists():
+        raise ToolError(f"collector database {db} does not exist")
+    col = collector.Collector(db)
+    try:
+        return col.queue_command(device, CMD_OTA, payload)
+    except (KeyError, ValueError) as e:
+        raise ToolError(str(e))
 
 
 def image_info(image: bytes) -> dict:
@@ -315,19 +350,6 @@ def image_info(image: bytes) -> dict:
     version = desc[16:48].split(b"\0")[0].decode()
     project = desc[48:80].split(b"\0")[0].decode()
     return {"version": version, "project": project, "secure_version": sv, "chip_id": img.chip_id}
-
-
-def _post_collector(collector: str, device: int, command: dict) -> str:
-    """Hand the command to the collector (tools/collector.py) for delivery."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import collector  # noqa: F401  (another helper's module)
-    except ImportError:
-        raise ToolError("tools/collector.py is not available: use --print and deliver the command yourself")
-    send = getattr(collector, "send_command", None)
-    if send is None:
-        raise ToolError("tools/collector.py has no send_command(collector, device_id, command)")
-    return str(send(collector, device, command))
 
 
 # -- CLI -----------------------------------------------------------------------
@@ -360,12 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("root", type=Path)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8070)
-    p = sub.add_parser("request-update", help="ask a device to update (via the collector)")
+    p = sub.add_parser("request-update", help="ask a device to update (queued in the collector)")
     p.add_argument("--device", type=int, required=True)
-    p.add_argument("--url", required=True)
-    p.add_argument("--collector", help="collector address, as tools/collector.py takes it")
-    p.add_argument("--print", action="store_true", help="print the command JSON instead of sending")
-    p.add_argument("image", type=Path)
+    p.add_argument("--url", required=True, help="where the device downloads IMAGE (e.g. from `ota.py serve`)")
+    p.add_argument("--db", type=Path, help="the collector's SQLite database (tools/collector.py --db)")
+    p.add_argument("--print", action="store_true", help="print the payload hex instead of queueing it")
+    p.add_argument("image", type=Path, help="the signed image, as served at --url")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "keygen":
@@ -394,10 +416,12 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         elif a.cmd == "request-update":
             cmd = update_command(a.url, a.image.read_bytes())
-            if a.print or not a.collector:
-                print(json.dumps({"device": a.device, "command": cmd}))
+            payload = command_payload(cmd)
+            if a.print or not a.db:
+                print(json.dumps({"device": a.device, "kind": CMD_OTA, "payload": payload.hex(), **cmd}))
             else:
-                print(_post_collector(a.collector, a.device, cmd))
+                cid = queue_update(a.db, a.device, payload)
+                print(f"ota command {cid} queued for device {a.device}: {cmd['version']} from {cmd['url']}")
     except ToolError as e:
         print(f"ota.py: error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,10 @@
 # The OTA state machine: an authenticated "ota" command in, a verified image
 # booted and confirmed (or refused, or rolled back) out.
 #
+#   on_command(payload)
+#                   the uplink's CMD_OTA hook: parse (ota/command.py), answer
+#                   a DONE status at once, update in a background task and
+#                   reset into the new image when it is set to boot
 #   run(cmd)        download (ota/http.py) -> verify + write (ota/install.py)
 #                   -> read-back verify -> set_boot; True: reset to boot it
 #   after_boot()    once per boot: was the last update booted, rolled back,
@@ -13,10 +17,12 @@
 #                   confirm_timeout_ms: the app then resets into the rollback
 # Commands come from the uplink, which authenticates them; the image's own
 # signature is what is trusted (docs/ota.md has the command format).
+import asyncio
 import binascii
 import time
 
 import hal
+from ota import command
 from ota import status as S
 from ota.http import DownloadError, fetch
 from ota.install import FlashMismatch, Installer, device_policy, running_identity
@@ -34,6 +40,31 @@ class Updater:
         self.confirm_timeout_ms = confirm_timeout_ms
         self._boot_ms = self.clock.ticks_ms()
         self.installer = None
+        self.busy = False
+        self.reset_delay_ms = 3000  # let the outcome reach the cloud and the display
+
+    # -- uplink command -------------------------------------------------------------
+    def on_command(self, payload, reset=None, **fetch_kw):
+        # -> DONE status (ota/command.py ST_*); never raises.
+        try:
+            cmd = command.parse(payload)
+        except (command.CommandError, ValueError) as e:
+            self.status.set(S.FAILED, reason=e.args[0] if e.args else "bad-command")
+            return command.ST_BAD_PAYLOAD
+        if self.busy or self.status.state == S.CONFIRMING:
+            return command.ST_BUSY
+        self.busy = True
+        asyncio.create_task(self._update(cmd, reset or hal.reset, fetch_kw))
+        return command.ST_ACCEPTED
+
+    async def _update(self, cmd, reset, fetch_kw):
+        try:
+            ok = await self.run(cmd, **fetch_kw)
+        finally:
+            self.busy = False
+        if ok:
+            await asyncio.sleep_ms(self.reset_delay_ms)
+            reset("ota")
 
     # -- install ----------------------------------------------------------------
     def begin(self, cmd):
