@@ -376,12 +376,6 @@ class Parser:
             return False
         return True
 
-    def _utc(self):
-        ts = self._num[_S_TS]
-        if ts == _NO_TIME:
-            return 0, 0
-        return ts + reading.ZIGBEE_EPOCH, reading.F_TIME_VALID
-
     def _end_top(self):
         t = self._top
         self._top = _NONE
@@ -394,7 +388,9 @@ class Parser:
             key = _S_DEMAND if t == _T_DEMAND else _S_DELIV
             if not self._need((1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
                 return
-            utc, flags = self._utc()
+            ts = num[_S_TS]  # 0xFFFFFFFF: the meter has no time
+            utc = 0 if ts == _NO_TIME else ts + reading.ZIGBEE_EPOCH
+            flags = 0 if ts == _NO_TIME else reading.F_TIME_VALID
             mult = num[_S_MULT]
             div = num[_S_DIV]
             h = self._have
