@@ -42,6 +42,7 @@ class Updater:
         self.installer = None
         self.busy = False
         self.reset_delay_ms = 3000  # let the outcome reach the cloud and the display
+        self.retry_ms = (60_000, 300_000, 900_000)  # device time between download attempts
 
     # -- uplink command -------------------------------------------------------------
     def on_command(self, payload, reset=None, **fetch_kw):
@@ -110,7 +111,7 @@ class Updater:
         # when the update failed or was refused (status says why).
         try:
             inst = self.begin(cmd)
-            f = await fetch(cmd["url"], inst, cmd.get("size"), **fetch_kw)
+            f = await self._download(cmd, inst, fetch_kw)
             inst.total = f.total
             self.commit(inst)
             return True
@@ -119,6 +120,19 @@ class Updater:
         except (DownloadError, FlashMismatch, OSError) as e:
             self._fail(S.FAILED, e.args[0] if e.args and isinstance(e.args[0], str) else repr(e))
         return False
+
+    async def _download(self, cmd, inst, fetch_kw):
+        # A network outage outlasts the fetcher's own retries: wait and go
+        # on from the bytes already verified and written (same installer).
+        for wait_ms in self.retry_ms + (None,):
+            try:
+                return await fetch(cmd["url"], inst, cmd.get("size"), **fetch_kw)
+            except DownloadError as e:
+                if e.permanent or wait_ms is None:
+                    raise
+                self.status.set(S.FAILED, reason=e.args[0])  # "will try again"
+                await asyncio.sleep_ms(self.clock.real_ms(wait_ms))
+                self.status.set(S.DOWNLOADING)
 
     def _fail(self, state, reason):
         if self.record.pending is not None and self.record.pending.get("stage") == "installing":

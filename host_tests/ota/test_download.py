@@ -25,7 +25,7 @@ def served(keys, tmp_path_factory):
     return d
 
 
-def run_update(mpy, keys, served, srv, name, extra="", cmd_extra=None, heap="128k"):
+def run_update(mpy, keys, served, srv, name, extra="", cmd_extra=None, heap="128k", setup=""):
     data = (served / name).read_bytes()
     cmd = tool.update_command(f"http://127.0.0.1:{srv.server_address[1]}/{name}", data)
     cmd.update(cmd_extra or {})
@@ -37,7 +37,7 @@ import devsim as D
 from hal import unix_partition as UP
 D.factory({str(served / "v1.bin")!r}); D.power_on()
 u = D.updater([binascii.unhexlify({keys.digest[keys.trusted]!r})])
-seen = []
+{setup}
 ok = asyncio.run(u.run({cmd!r}, timeout_ms=500, backoff_ms=5{extra}))
 print(u.installer.v.image.pos if u.installer else -1)  # image bytes verified
 print(ok, u.status.state, u.status.percent, u.status.error, (u.status.reason or "-").split(":")[0], UP.ota_state())
@@ -90,6 +90,25 @@ def test_stalled_connection_times_out_and_resumes(mpy, keys, served):
         srv.shutdown()
     assert out.startswith("True rebooting 100 0"), out
     assert calls == [0, 5000, 10000]
+
+
+def test_outage_longer_than_the_fetchers_retries_resumes_later(mpy, keys, served):
+    calls = []
+
+    def fault(path, start, end):
+        calls.append(start)
+        if len(calls) == 1:
+            return 50_000  # some progress, then an outage
+        return 0 if len(calls) <= 7 else None  # 6 connections that deliver nothing
+
+    srv = tool.serve_in_thread(served, fault)
+    try:
+        pos, out = run_update(mpy, keys, served, srv, "v2.bin", setup="u.retry_ms = (50,)")
+    finally:
+        srv.shutdown()
+    # The first fetch gave up; the second went on from 50000, not from 0.
+    assert out.startswith("True rebooting 100 52 download-failed"), out
+    assert calls == [0] + [50_000] * 7
 
 
 def test_server_without_range_support_restarts_cleanly(mpy, keys, served):
