@@ -55,6 +55,7 @@ class Epd(framebuf.FrameBuffer):
         self._busy = busy
         self._one = bytearray(1)
         self.asleep = True  # state unknown at boot: wake with a reset
+        self._known = False  # controller holds the glass image as "old"
         self.full_refreshes = 0
         self.partial_refreshes = 0
         cs(1)
@@ -91,23 +92,39 @@ class Epd(framebuf.FrameBuffer):
     # -- updates ---------------------------------------------------------------
     def show(self, full=False):
         # Send the frame and refresh; returns when the panel sleeps again.
-        for _ in self._update(full):
-            t0 = hal.clock.ticks_ms()
-            while self.busy():
-                if time.ticks_diff(hal.clock.ticks_ms(), t0) > self.BUSY_TIMEOUT_MS:
-                    raise PanelTimeout("panel busy for more than %d ms" % self.BUSY_TIMEOUT_MS)
-                hal_sleep_ms(5)
+        try:
+            for _ in self._update(full):
+                t0 = hal.clock.ticks_ms()
+                while self.busy():
+                    self._check_timeout(t0)
+                    hal_sleep_ms(5)
+        except BaseException:
+            self._lost()
+            raise
 
     async def ashow(self, full=False):
         # As show(), yielding to other tasks while the panel is busy.
         import asyncio
 
-        for _ in self._update(full):
-            t0 = hal.clock.ticks_ms()
-            while self.busy():
-                if time.ticks_diff(hal.clock.ticks_ms(), t0) > self.BUSY_TIMEOUT_MS:
-                    raise PanelTimeout("panel busy for more than %d ms" % self.BUSY_TIMEOUT_MS)
-                await asyncio.sleep_ms(20)
+        try:
+            for _ in self._update(full):
+                t0 = hal.clock.ticks_ms()
+                while self.busy():
+                    self._check_timeout(t0)
+                    await asyncio.sleep_ms(20)
+        except BaseException:  # also CancelledError: the update is incomplete
+            self._lost()
+            raise
+
+    def _check_timeout(self, t0):
+        if time.ticks_diff(hal.clock.ticks_ms(), t0) > self.BUSY_TIMEOUT_MS:
+            raise PanelTimeout("panel busy for more than %d ms" % self.BUSY_TIMEOUT_MS)
+
+    def _lost(self):
+        # An update stopped half way: the controller state and its old image
+        # are unknown, so the next update starts with a reset and a full.
+        self.asleep = True
+        self._known = False
 
     def _panel_bytes_page(self, p, out):
         # Page p (8 rows) as controller bytes along the gates, gate-1-x order.

@@ -139,7 +139,8 @@ def diag(fb, st):
     f = st.get("fault")
     fb.fill_rect(0, 0, W, MID.HEIGHT, 1)
     if f:
-        x = draw(fb, MID, "FAULT " + f[1], 2, 0, 0)
+        more = st.get("fault_count") or 1
+        x = draw(fb, MID, "FAULT " + f[1] + (" +%d" % (more - 1) if more > 1 else ""), 2, 0, 0)
         sentence = f[2]
     elif "fault" in st:  # present and None: the fault table has nothing active
         x = draw(fb, MID, "OK", 2, 0, 0)

@@ -48,7 +48,6 @@ class SSD1680(Epd):
         self._xwin = bytes((0, self.pages - 1))
         self._mux = bytes((last & 0xFF, last >> 8, 0))
         self._ctl2 = bytearray(1)
-        self._known = False  # RAM 0x26 holds the glass image (after a full)
 
     def _wake(self):
         self._reset()

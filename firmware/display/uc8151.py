@@ -62,7 +62,6 @@ class UC8151(Epd):
         self._row = bytearray(self.pages)
         self._psr = bytearray(1)
         self._ptl = bytearray(7)
-        self._known = False  # _shown valid (false until the first full)
 
     def _wake(self):
         self._reset()

@@ -98,6 +98,8 @@ def test_stuck_busy_raises_timeout():
             assert False, "no timeout"
         except PanelTimeout as e:
             assert "busy" in str(e)
+        p = None
+        gc.collect()
 
 
 def test_ashow_with_asyncio():
@@ -253,3 +255,40 @@ def test_formatting():
     assert fmt.age(200000) == "2d"
     assert fmt.uptime(86400 + 3661) == "1d 01:01"
     assert fmt.flag(None, "on", "off") == "\u2014" and fmt.flag(False, "on", "off") == "off"
+
+
+def test_every_fault_sentence_fits_two_lines_on_the_narrowest_panel():
+    from faults import TABLE
+
+    from display import font_mid
+
+    p = open_panel("ssd1680_250x122")
+    for row in TABLE:
+        lines = screens._wrap(font_mid, row[2], p.width - 2)
+        assert len(lines) <= 2, (row[1], lines)
+        assert max(width(font_mid, ln) for ln in lines) <= p.width - 2
+
+
+def test_failed_update_forces_reset_and_full_next_time():
+    stuck = [True]
+    p = open_panel("ssd1680_296x128", busy_source=lambda: 1 if stuck[0] else 0)
+    p.BUSY_TIMEOUT_MS = 20
+    try:
+        p.show(full=True)
+        assert False, "no timeout"
+    except PanelTimeout:
+        pass
+    stuck[0] = False
+    resets = [0]
+
+    def sink(kind, a, b):
+        if kind == "pin" and a == 8 and b == 0:
+            resets[0] += 1
+
+    hal.set_bus_sink(sink)
+    p.show(full=False)  # asked partial, but the old image is unknown
+    hal.set_bus_sink(None)
+    assert resets[0] == 1
+    assert (p.full_refreshes, p.partial_refreshes) == (1, 0)
+    p.show(full=False)
+    assert (p.full_refreshes, p.partial_refreshes) == (1, 1)

@@ -86,6 +86,7 @@ SCENES = [
     ("live_unknown", "live", {}),
     ("diag_ok", "diag", _with(cloud={"last_ack_age_s": 42, "pending": 3, "realtime": True})),
     ("diag_unknown", "diag", {}),
+    ("diag_two_faults", "diag", _with(fault=TABLE[8], fault_count=2, wifi={"connected": False, "rssi": None})),
 ]
 for row in TABLE:
     SCENES.append(("diag_fault_" + row[1], "diag", _with(fault=row)))
