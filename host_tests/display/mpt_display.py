@@ -258,9 +258,8 @@ def test_formatting():
 
 
 def test_every_fault_sentence_fits_two_lines_on_the_narrowest_panel():
-    from faults import TABLE
-
     from display import font_mid
+    from faults import TABLE
 
     p = open_panel("ssd1680_250x122")
     for row in TABLE:
