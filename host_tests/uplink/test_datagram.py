@@ -71,7 +71,8 @@ for line in sys.stdin:
     cmds = [(k, c, bytes(d[o:o + l])) for k, c, o, l in ses.commands(d, len(d))] if ok else []
     print("in", ok, ses.ack_range(d) if ok else None, cmds)
 st = ses.status
-print("counts", st.rej_short, st.rej_long, st.rej_type, st.rej_device, st.rej_tag, st.rej_echo, st.rej_replay, st.rej_body)
+print("counts", st.rej_short, st.rej_long, st.rej_type, st.rej_device, st.rej_tag, st.rej_echo,
+      st.rej_replay, st.rej_body)
 """
 
 
