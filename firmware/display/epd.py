@@ -90,6 +90,12 @@ class Epd(framebuf.FrameBuffer):
         hal_sleep_ms(10)
 
     # -- updates ---------------------------------------------------------------
+    def _update(self, full):
+        # Each driver's generator: the command sequence of one update,
+        # yielding whenever the controller must be waited for.
+        raise NotImplementedError
+        yield
+
     def show(self, full=False):
         # Send the frame and refresh; returns when the panel sleeps again.
         try:
