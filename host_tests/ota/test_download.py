@@ -4,11 +4,18 @@ stalled, a server without Range support, and a refused image."""
 
 from __future__ import annotations
 
+import datetime
 import random
+import ssl
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from otatool import tool  # noqa: E402
@@ -158,3 +165,43 @@ def test_missing_file_fails_without_retrying(mpy, keys, served):
     assert out.split()[:5] == ["False", "failed", "0", "52", "http-status"], out
     assert out.endswith("None")
     assert [s for _, _, s in srv.requests] == [404]  # permanent: not retried
+
+
+def test_https_download(mpy, keys, served, tmp_path):
+    # TLS only encrypts (no certificate check on the device): authenticity
+    # is the image signature's job. A self-signed server must work.
+    k = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(k.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(k, hashes.SHA256())
+    )
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(
+        k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    drops = []
+
+    def fault(path, start, end):
+        drops.append(start)
+        return 40_000 if len(drops) == 1 else None
+
+    srv = tool.make_server(served, fault=fault)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{srv.server_address[1]}/v2.bin"
+        _, out = run_update(mpy, keys, served, srv, "v2.bin", cmd_extra={"url": url})
+    finally:
+        srv.shutdown()
+    assert out == "True rebooting 100 0 - (2, 0)", out
+    assert drops == [0, 40_000]  # resumed over TLS too
