@@ -115,7 +115,7 @@ class Fetcher:
             import ssl as _ssl
 
             ssl = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
-            ssl.verify_mode = _ssl.CERT_NONE  # type: ignore[attr-defined]  (MicroPython has it)
+            ssl.verify_mode = _ssl.CERT_NONE  # type: ignore[attr-defined]
         return await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port, ssl=ssl), self.timeout_ms)
 
     async def _once(self, start):
