@@ -7,8 +7,7 @@
 # Read-only towards the meter: only these commands can be built. Every one
 # reads from the stick or asks the meter for data; none changes the meter or
 # the stick's pairing (no set_*, factory_reset, confirm_message,
-# close_current_period). "restart" reboots the stick only; supervision uses
-# it to recover a stick that stopped answering.
+# close_current_period, and not even restart or initialize).
 READ_ONLY = (
     "get_meter_list",
     "get_connection_status",
@@ -20,8 +19,6 @@ READ_ONLY = (
     "get_time",
     "get_current_price",
     "get_schedule",
-    "initialize",
-    "restart",
 )
 _ARGS = ("MeterMacId", "Refresh", "Event")
 

@@ -1,0 +1,65 @@
+# MicroPython (Unix port), not CPython: runs the firmware's own co-processor
+# parsers over a raw capture for tools/capture.py and the host tests.
+#
+#   micropython capture_mpy.py PROTOCOL FILE [CHUNK] [SEED]
+#
+# Feeds FILE in CHUNK-byte reads (0: random sizes 1..300 from SEED, to
+# exercise every split) and prints one line per result on stdout:
+#   R utc_s demand_w delivered_wh received_wh flags    a reading
+#   T utc_s|-                                          meter time (- invalid)
+#   E kind                                             other event, by number
+#   B reason|fragment                                  a rejected frame
+# and at the end "C good bad ignored skipped" (frame counters).
+import sys
+
+proto = sys.argv[1]
+path = sys.argv[2]
+chunk = int(sys.argv[3]) if len(sys.argv) > 3 else 256
+seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+
+
+def on_reading(utc, demand_w, delivered_wh, received_wh, flags):
+    print("R", utc, demand_w, delivered_wh, received_wh, flags)
+
+
+if proto == "raven":
+    from meter import raven
+
+    def on_event(kind, a, b):
+        if kind == raven.EV_BAD:
+            print("B " + a + "|" + b.decode())
+        elif kind == raven.EV_TIME:
+            print("T", "-" if a is None else a)
+        else:
+            print("E", kind)
+
+    p = raven.Parser(on_reading, on_event)
+
+    def counters():
+        return (p.good, p.bad, p.ignored, p.skipped)
+
+elif proto == "ezsp":
+    from meter import ezsp_capture
+
+    p = ezsp_capture.Decoder(on_reading, lambda why: print("B " + why), lambda utc: print("T", utc))
+
+    def counters():
+        return p.counters()
+
+else:
+    raise SystemExit("capture_mpy: unknown protocol " + proto)
+
+buf = bytearray(300)
+rnd = seed or 1
+with open(path, "rb") as f:
+    while True:
+        n = chunk
+        if not n:
+            rnd = (rnd * 1103515245 + 12345) & 0x7FFFFFFF
+            n = 1 + rnd % 300
+        mv = memoryview(buf)[:n]
+        got = f.readinto(mv)
+        if not got:
+            break
+        p.feed(buf, got)
+print("C %d %d %d %d" % counters())
