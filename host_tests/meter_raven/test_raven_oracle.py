@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-import json
 import random
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -24,18 +24,17 @@ import pytest
 from aioraven.data import convert_datetime, convert_float_formatted, convert_int
 from aioraven.device import RAVEnBaseDevice
 from aioraven.streams import RAVEnWriter
+from raven_xml import Stick
 from ravenlib import (
     F_DEMAND,
     F_RECEIVED,
     F_SUMMATION,
     F_TIME_VALID,
-    ZIGBEE_EPOCH,
     OracleDevice,
     aioraven_elements,
     convert,
     firmware_decode,
 )
-from raven_xml import Stick
 
 START = 1767225600
 
@@ -83,7 +82,6 @@ def _oracle(data: bytes, chunks):
             assert w == int(w)  # exact: DigitsRight 3 and divisors <= 1000
             readings.append((_utc(d.time_stamp), int(w), F_TIME_VALID | F_DEMAND))
         elif tag == "CurrentSummationDelivered":
-            s = convert("get_current_summation_delivered", raw)
             # DigitsRight is 1 in these fragments: compare at full precision
             raw2 = dict(raw, DigitsRight="0x03")
             s = convert("get_current_summation_delivered", raw2)
@@ -186,8 +184,6 @@ def _aioraven_commands():
         for variant in (kw, {}):
             try:
                 dev = OracleDevice(None)
-                import asyncio
-
                 asyncio.run(getattr(dev, name)(**variant))
             except TypeError:
                 continue  # required arguments missing in the empty variant
@@ -279,4 +275,3 @@ def test_aioraven_defects_firmware_follows_the_api(mpy, tmp_path):
     assert times == [None]
     code = "from meter import raven_cmd\nprint(raven_cmd.format_value(0x41B, 1, 100000, 3))"
     assert mpy.run(code, heap="64k").stdout.strip() == "0.011"
-    assert ZIGBEE_EPOCH == 946684800 and json  # shared constant sanity
