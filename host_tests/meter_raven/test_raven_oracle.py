@@ -24,13 +24,13 @@ import pytest
 from aioraven.data import convert_datetime, convert_float_formatted, convert_int
 from aioraven.device import RAVEnBaseDevice
 from aioraven.streams import RAVEnWriter
-from raven_xml import Stick
 from ravenlib import (
     F_DEMAND,
     F_RECEIVED,
     F_SUMMATION,
     F_TIME_VALID,
     OracleDevice,
+    Stick,
     aioraven_elements,
     convert,
     firmware_decode,
