@@ -80,6 +80,8 @@ class Verifier:
             self._policy_checks()
             if img.done():
                 self.sig_start = (img.end + SECTOR - 1) // SECTOR * SECTOR
+                if self.sig_start + SECTOR > self.limit:
+                    raise Reject("too-large: image and signature exceed the %d-byte partition" % self.limit)
         self.pos += i
         if i == n:
             return

@@ -295,18 +295,19 @@ def test_not_an_app_image(tmp_path, keys):
 def test_too_large_for_partition(tmp_path, keys, signed):
     p = tmp_path / "s.bin"
     p.write_bytes(signed)
-    mp = tool.MICROPYTHON
-    code_ = (
-        "from ota.verify import Policy, Reject, verify_file\n"
-        f"pol = Policy([bytes.fromhex('{keys.digest[keys.trusted]}')], 9, 'micropython', 3)\n"
-        "try:\n"
-        f"    verify_file('{p}', pol, limit=65536)\n"
-        "except Reject as e:\n"
-        "    print(e.args[0])\n"
-    )
     env = {"MICROPYPATH": f"{tool.ROOT / 'firmware'}:{tool.ROOT / 'boards' / 'unix'}"}
-    out = subprocess.run([str(mp), "-c", code_], capture_output=True, text=True, env=env).stdout
-    expect("too-large", "REJECT: " + out)
+    # Too large in the image itself, and only once the signature is counted.
+    for limit in (65536, len(signed) - 1):
+        code_ = (
+            "from ota.verify import Policy, Reject, verify_file\n"
+            f"pol = Policy([bytes.fromhex('{keys.digest[keys.trusted]}')], 9, 'micropython', 3)\n"
+            "try:\n"
+            f"    verify_file('{p}', pol, limit={limit})\n"
+            "except Reject as e:\n"
+            "    print(e.args[0])\n"
+        )
+        out = subprocess.run([str(tool.MICROPYTHON), "-c", code_], capture_output=True, text=True, env=env).stdout
+        expect("too-large", "REJECT: " + out)
 
 
 def test_each_fault_has_its_own_reason():
