@@ -152,6 +152,7 @@ class Parser:
         self._nh = 0  # name hash
         self._vn = 0  # value length
         self._vover = False
+        self._vctl = False
         self._have = 0  # bit per numeric slot
         self._kids = 0
         self._poison = None  # first defect found in the open fragment
@@ -200,6 +201,8 @@ class Parser:
                     vn += 1
                 else:
                     self._vover = True
+                if c < 32 and c != 9 and c != 10 and c != 13:
+                    self._vctl = True  # not allowed in XML text
             elif mode == 1:  # between children: whitespace only
                 if not (c == 32 or c == 10 or c == 13 or c == 9):
                     self._broken("text outside element")
@@ -275,6 +278,7 @@ class Parser:
             self._cn = nn
             self._vn = 0
             self._vover = False
+            self._vctl = False
             if selfclose:
                 self._end_child()
 
@@ -324,6 +328,13 @@ class Parser:
             if c < _FIRST_TEXT:
                 self._poison = self._poison or "value too long"
             return
+        if self._vctl:
+            self._poison = self._poison or "control character"
+            return
+        if c == 33 or c == 34:  # MeterMacId, DeviceMacId: hex, value unused
+            if self._number(-1) is None:
+                self._poison = self._poison or "bad number"
+                return
         if c < _FIRST_TEXT:
             s = c - _FIRST_CHILD
             bit = 1 << s
@@ -345,7 +356,7 @@ class Parser:
 
     def _number(self, slot):
         # "0x" + 1..16 hex digits, optional surrounding whitespace; "Y"/"N"
-        # for SuppressLeadingZero. None if malformed.
+        # for SuppressLeadingZero. None if malformed. Slot -1: check only.
         val = self._val
         a = 0
         b = self._vn
@@ -365,7 +376,8 @@ class Parser:
             d = _hexval(val[j])
             if d < 0:
                 return None
-            v = (v << 4) | d
+            if slot >= 0:
+                v = (v << 4) | d
         if slot == _S_DEMAND and v >> (nd * 4 - 1):  # signed: extend by width
             v -= 1 << (nd * 4)
         return v
