@@ -211,7 +211,7 @@ class Ash:
 
     def _frame(self, n):
         rx = self._rx
-        if n < 3 or crc16(rx, 0, n, CRC_TABLE) != 0:
+        if n < 3 or crc16(rx, 0, n, CRC_TABLE) != 0:  # type: ignore[arg-type]  # viper ptr8 takes any buffer
             self.rx_bad += 1
             if n >= 1 and not rx[0] & 0x80:
                 self._nak()  # damaged DATA frame: ask for it again
@@ -231,7 +231,7 @@ class Ash:
                 self._ack = (frm + 1) & 7
                 self._reject = False
                 self._control(0x80)  # ACK
-                randomise(rx, 1, n - 3, RAND)
+                randomise(rx, 1, n - 3, RAND)  # type: ignore[arg-type]  # viper ptr8 takes any buffer
                 self._on_frame(rx, 1, n - 3)
             elif c & 0x08:  # retransmission of a frame we already have
                 self.rx_dup += 1
@@ -300,10 +300,10 @@ class Ash:
 
     def _send_raw(self, n):
         raw = self._raw
-        c = crc16(raw, 0, n, CRC_TABLE)
+        c = crc16(raw, 0, n, CRC_TABLE)  # type: ignore[arg-type]  # viper ptr8 takes any buffer
         raw[n] = c >> 8
         raw[n + 1] = c & 0xFF
-        m = stuff(raw, n + 2, self._out)
+        m = stuff(raw, n + 2, self._out)  # type: ignore[arg-type]  # viper ptr8 takes any buffer
         self._write(self._out, m)
 
     def busy(self):
@@ -332,7 +332,7 @@ class Ash:
         txp = self._txp
         for i in range(n):
             raw[1 + i] = txp[i]
-        randomise(raw, 1, n, RAND)
+        randomise(raw, 1, n, RAND)  # type: ignore[arg-type]  # viper ptr8 takes any buffer
         self._send_raw(n + 1)
         self.tx_frames += 1
         if re_tx:
@@ -347,10 +347,10 @@ class Ash:
         self._restart(RESETTING)
         self._raw[0] = 0xC0
         self._out[0] = CAN
-        c = crc16(self._raw, 0, 1, CRC_TABLE)
+        c = crc16(self._raw, 0, 1, CRC_TABLE)  # type: ignore[arg-type]  # viper ptr8 takes any buffer
         self._raw[1] = c >> 8
         self._raw[2] = c & 0xFF
-        m = stuff(self._raw, 3, memoryview(self._out)[1:])
+        m = stuff(self._raw, 3, memoryview(self._out)[1:])  # type: ignore[arg-type]  # viper ptr8 takes any buffer
         self._write(self._out, m + 1)
         self._deadline = ticks_add(self._ticks(), T_RSTACK_MAX)
 
