@@ -123,6 +123,7 @@ class SSD1680(Controller):
         self.x = 0
         self.y = 0
         self.mux = 0x127 + 1
+        self.tb = False
         self.ctrl1 = (0x00, 0x00)
         self.ctrl2 = 0xFF
         self.target = None
@@ -136,6 +137,7 @@ class SSD1680(Controller):
             self.defaults()
         elif c == 0x01:
             self.mux = (data[0] | data[1] << 8) + 1
+            self.tb = bool(data[2] & 1) if len(data) > 2 else False  # TB: scan G(N-1) first
         elif c == 0x11:
             self.entry = data[0] & 7
         elif c == 0x44:
@@ -219,7 +221,8 @@ class SSD1680(Controller):
                 new = self.pixel(self.bw, gate, s)
                 if mode2 and new == self.pixel(self.red, gate, s):
                     continue  # differential: only changed pixels are driven
-                g[gate * self.sources + s] = 0 if new else 1
+                row = self.gates - 1 - gate if self.tb else gate
+                g[row * self.sources + s] = 0 if new else 1
         if mode2:
             self.partial += 1
         else:
