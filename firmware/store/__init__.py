@@ -37,6 +37,7 @@ class Store:
         self.dropped = 0  # readings lost before reaching flash (RAM overrun)
         self.rejected = 0  # append() calls with out-of-range values
         self.flush_errors = 0
+        self._fails = 0  # consecutive failed flushes
         self._due = None  # ticks_ms by which pending data must be on flash
         self._dirty = False  # a cursor changed since it was last written
         self._marks = {}  # hour boundary utc -> delivered Wh before it
@@ -99,7 +100,7 @@ class Store:
         # True when pending data has waited flush_s or flush_n readings wait.
         if self._due is None:
             return False
-        if self.pending() >= self.flush_n:
+        if self.pending() >= self.flush_n and not self._fails:
             return True
         if now_ms is None:
             now_ms = self.clock.ticks_ms()
@@ -146,7 +147,7 @@ class Store:
                 start = s
             else:
                 tries += 1
-                if tries > log.n:
+                if tries > 2:
                     ok = False
                     break
         written = start - 1 - self.fseq if start - 1 > self.fseq else 0
@@ -156,9 +157,13 @@ class Store:
             self._dirty = not ok
         if ok:
             self._due = None
+            self._fails = 0
         else:
+            # back off (up to 64 intervals): each failed attempt may cost a
+            # sector, and a failing chip must not eat the whole log
             self.flush_errors += 1
-            self._due = time.ticks_add(self.clock.ticks_ms(), self.flush_ms)
+            self._fails += 1
+            self._due = time.ticks_add(self.clock.ticks_ms(), self.flush_ms << min(self._fails, 6))
         return written
 
     # -- cursors -------------------------------------------------------------

@@ -230,6 +230,7 @@ class FlashLog:
             self.seal(h, off)
             return False
         self.end[h] = off + RH + n + RT
+        self.failing = False
         if t == T_READ:
             self.cnt[h] += aux
             self.last_seq += aux
@@ -259,13 +260,17 @@ class FlashLog:
     def open_next(self, first=0):
         # Make a fresh sector the head (first: seq of its first reading,
         # default the next one), then reclaim the sector after it so the next
-        # open needs no erase. False if no sector works any more.
+        # open needs no erase. False if the flash failed: at most two sectors
+        # are tried per call, so a chip that fails for a while (brown-out)
+        # cannot walk the ring and evict every sector in one go.
         if first <= self.last_seq:
             first = self.last_seq + 1
         t = self.head if self.head >= 0 else self.n - 1
+        tries = 0
         while True:
             t = self._next_usable(t)
-            if t < 0:
+            tries += 1
+            if t < 0 or tries > 2:
                 self.failing = True
                 return False
             if self.state[t] == LIVE:
@@ -273,6 +278,7 @@ class FlashLog:
             if self.state[t] != BLANK and not self._erase(t):
                 continue
             if self._write_header(t, first):
+                self.failing = False
                 break
             self._retire(t)
         u = self._next_usable(t)
