@@ -10,6 +10,7 @@
 # is survived as long as each connection delivers something.
 # TLS (https://) encrypts only: authenticity comes from the image signature.
 import asyncio
+import gc
 
 from micropython import const
 
@@ -85,6 +86,7 @@ class Fetcher:
         self.connections = 0
         self.restarts = 0
         self._buf = bytearray(_NET_BUF)
+        self._ssl = None
 
     async def run(self):
         failures = 0
@@ -110,13 +112,15 @@ class Fetcher:
             await asyncio.sleep_ms(self.backoff_ms * min(failures, 8))
 
     async def _open(self):
-        ssl = None
-        if self.tls:
-            import ssl as _ssl
+        if self.tls and self._ssl is None:
+            import ssl
 
-            ssl = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
-            ssl.verify_mode = _ssl.CERT_NONE  # type: ignore[attr-defined]
-        return await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port, ssl=ssl), self.timeout_ms)
+            # One context for all reconnections: TLS state is large.
+            self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self._ssl.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
+        gc.collect()  # a connection (and TLS handshake) needs contiguous heap
+        conn = asyncio.open_connection(self.host, self.port, ssl=self._ssl)
+        return await asyncio.wait_for_ms(conn, self.timeout_ms)
 
     async def _once(self, start):
         reader, writer = await self._open()
