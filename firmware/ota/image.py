@@ -60,7 +60,10 @@ def all_ff(buf, n: int) -> bool:
 def _cstr(b):
     # NUL-terminated fixed-size field -> str.
     i = b.find(b"\x00")
-    return str(b if i < 0 else b[:i], "utf-8")
+    try:
+        return str(b if i < 0 else b[:i], "utf-8")
+    except UnicodeError:
+        raise ImageError("no-app-desc: version or project name is not UTF-8")
 
 
 class AppImage:

@@ -119,6 +119,8 @@ class Updater:
             self._fail(S.REJECTED, e.args[0])
         except (DownloadError, FlashMismatch, OSError) as e:
             self._fail(S.FAILED, e.args[0] if e.args and isinstance(e.args[0], str) else repr(e))
+        except Exception as e:  # a bug must not leave the record "installing"
+            self._fail(S.FAILED, "internal: %r" % e)
         return False
 
     async def _download(self, cmd, inst, fetch_kw):
