@@ -78,6 +78,12 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+def parse_size(s: str) -> int:
+    s = s.strip().lower()
+    mult = {"k": 1024, "m": 1024 * 1024}.get(s[-1:], 1)
+    return int(s.rstrip("km")) * mult
+
+
 def board_defaults() -> dict:
     """boards/unix/board.py DEFAULT_CONFIG, read as a literal (firmware is never imported here)."""
     tree = ast.parse((ROOT / "boards" / "unix" / "board.py").read_text())
@@ -194,8 +200,11 @@ class Sim:
         self.faults_seen: Counter = Counter()
         self.mem_errors = 0
         self.tracebacks: list[list[str]] = []
-        self.readings_fw = 0  # sum over boots of readings taken
+        self.readings_fw = 0  # sum over boots of readings taken (as of each boot's last status line)
         self._boot_readings = 0
+        self.display_done = {"display_full_refreshes": 0, "display_partial_refreshes": 0}
+        self._boot_display: dict = {}
+        self.heap_series: list[tuple[int, int]] = []  # (utc, heap after collect)
         # run bookkeeping
         self.boots = 0
         self.resets = 0
@@ -209,6 +218,7 @@ class Sim:
         self.impair: Proc | None = None
         self.db = self.out / "collector.sqlite"
         self.crash_streak = 0
+        self.watchdog_resets = 0
         cuts = a.power_cuts
         span = max(1, int(a.hours * HOUR * 0.9))
         self.cut_times = sorted(START_UTC + self.rng.randrange(60, span) for _ in range(cuts))
@@ -232,6 +242,9 @@ class Sim:
                 for f in s.get("faults", []):
                     self.faults_seen[f] += 0
                 self._boot_readings = s.get("readings", 0)
+                self._boot_display = s.get("display", {})
+                if s.get("uptime_s", 0) >= 3600:  # past start-up: the steady state
+                    self.heap_series.append((s.get("utc", 0), s.get("heap", 0)))
             elif line.startswith("commit "):
                 _, first, last = line.split()
                 self.commits.append((int(first), int(last)))
@@ -259,6 +272,17 @@ class Sim:
             env["IHD_FLASH_CUT"] = str(flash_cut)
             env["IHD_FLASH_TORN"] = str(self.rng.randrange(0, 64))
         return env
+
+    def probe_code_heap(self) -> int:
+        """Heap the firmware's imported code takes on this port (app.preload())."""
+        env = self.firmware_env(None)
+        code = f"from app import app\nprint(app.preload({self.a.protocol!r}))\n"
+        r = subprocess.run(
+            [str(BIN / "micropython"), "-X", "heapsize=4m", "-c", code], capture_output=True, text=True, env=env
+        )
+        if r.returncode or not r.stdout.strip().isdigit():
+            raise SystemExit(f"sim: heap probe failed:\n{r.stdout}{r.stderr}")
+        return int(r.stdout.strip())
 
     def tool(self, *args: str) -> str:
         r = subprocess.run([PY, *args], capture_output=True, text=True, cwd=ROOT)
@@ -363,9 +387,8 @@ class Sim:
         if self.pending_flash_cut:
             flash_cut = self.rng.randrange(1, 200)
             self.pending_flash_cut = False
-            self.cuts_done["flash"] += 1
         self.start_emulator()
-        cmd = [str(BIN / "micropython"), "-X", f"heapsize={self.a.heap}", str(self.tree / "main.py")]
+        cmd = [str(BIN / "micropython"), "-X", f"heapsize={self.heapsize}", str(self.tree / "main.py")]
         self.boots += 1
         self._boot_readings = 0
         self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
@@ -376,6 +399,9 @@ class Sim:
         fw = self.fw
         self.fw_cpu += fw.cpu_s()
         self.readings_fw += self._boot_readings
+        for k in self.display_done:
+            self.display_done[k] += self._boot_display.get(k, 0)
+        self._boot_display = {}
         rc = fw.returncode
         self.crash_streak = 0 if rc in (RESET_EXIT, -signal.SIGKILL) else self.crash_streak
         if rc == RESET_EXIT:
@@ -383,9 +409,12 @@ class Sim:
         elif rc == 0 and self.stopping:
             pass
         elif rc == -signal.SIGKILL and self.killed:
-            pass  # our power cut, or the emulated watchdog
-        elif self.fw_armed_cut and any(ln.startswith("PowerCut") or "PowerCut" in ln for ln in fw.tail):
-            pass
+            pass  # our power cut
+        elif rc == -signal.SIGKILL and any("watchdog expired" in ln for ln in fw.tail):
+            self.watchdog_resets += 1  # the loop stopped turning: a failure
+            print("\nsim: the firmware's watchdog fired", file=sys.stderr)
+        elif self.fw_armed_cut and any("PowerCut" in ln for ln in fw.tail):
+            self.cuts_done["flash"] += 1
         else:
             self.crashes += 1
             self.crash_streak += 1
@@ -408,6 +437,13 @@ class Sim:
 
     def run(self) -> int:
         self.launcher_cpu = launcher_cpu_s()
+        self.heap_code = self.probe_code_heap()
+        if self.a.data_heap:
+            # The device runs its code from flash (frozen); here the code
+            # sits in the heap, so the cap is code + the data budget.
+            self.heapsize = self.heap_code + parse_size(self.a.data_heap)
+        else:
+            self.heapsize = parse_size(self.a.heap)
         self.configure()
         self.t0 = time.monotonic()
         self.start_network()
@@ -425,16 +461,13 @@ class Sim:
                     self.start_firmware()
                 if cuts and self.now() >= cuts[0]:
                     cuts.pop(0)
-                    # Alternate: kill the process, or arm a flash power cut
-                    # for the next boot's first operations (cuts mid-write).
-                    if len(cuts) % 2 == 0:
-                        self.killed = True
-                        self.cuts_done["kill"] += 1
-                        self.fw.stop(signal.SIGKILL)
-                    else:
-                        self.pending_flash_cut = True
-                        self.killed = True
-                        self.fw.stop(signal.SIGKILL)
+                    # Every cut kills the process wherever it is; every other
+                    # one is a flicker: the next boot also loses power inside
+                    # one of its first flash operations (IHD_FLASH_CUT, torn).
+                    self.pending_flash_cut = len(cuts) % 2 == 1
+                    self.killed = True
+                    self.cuts_done["kill"] += 1
+                    self.fw.stop(signal.SIGKILL)
                 if time.monotonic() - last_line > 0.5:
                     last_line = time.monotonic()
                     line = self.status_line()
@@ -455,7 +488,8 @@ class Sim:
             return []
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:
-            return con.execute("SELECT seq, utc_s FROM readings WHERE device_id = ?", (self.device_id,)).fetchall()
+            q = "SELECT seq, utc_s, demand_w, delivered_wh, flags FROM readings WHERE device_id = ?"
+            return con.execute(q, (self.device_id,)).fetchall()
         finally:
             con.close()
 
@@ -526,18 +560,44 @@ class Sim:
                 n += 1
         return n
 
-    def emulator_times(self) -> set[int]:
+    def never_sent(self, rows: list[tuple]) -> int:
+        """Readings at the collector that match no report the emulator sent.
+
+        A demand reading must match a demand report of the same watts, a
+        summation reading one of the same Wh, within a window: the emulator
+        stamps its log when it writes, which lags the report's own time by
+        up to a few seconds at high speed.
+        """
         p = self.out / "emulator.jsonl"
-        out = set()
-        if p.exists():
-            for line in p.read_text().splitlines():
-                try:
-                    n = json.loads(line)
-                except ValueError:
-                    continue
-                if n.get("kind") in ("demand", "summation", "time"):
-                    out.add(n.get("t"))
-        return out
+        if not p.exists():
+            return len(rows)
+        by_kind: dict[str, dict[int, set]] = {"demand": {}, "summation": {}}
+        times = set()
+        for line in p.read_text().splitlines():
+            try:
+                n = json.loads(line)
+            except ValueError:
+                continue
+            k, t = n.get("kind"), n.get("t")
+            if not isinstance(t, int):
+                continue
+            times.add(t)
+            if k == "demand":
+                by_kind["demand"].setdefault(t, set()).add(n.get("demand_w"))
+            elif k == "summation":
+                by_kind["summation"].setdefault(t, set()).add(n.get("delivered_wh"))
+        win = int(max(2, self.a.speed / 50))
+        bad = 0
+        for _seq, utc, demand, delivered, flags in rows:
+            span = range(utc - 1, utc + win + 1)
+            if flags & 2:  # F_DEMAND
+                ok = any(demand in by_kind["demand"].get(t, ()) for t in span)
+            elif flags & 4:  # F_SUMMATION
+                ok = any(delivered in by_kind["summation"].get(t, ()) for t in span)
+            else:
+                ok = any(t in times for t in span)
+            bad += not ok
+        return bad
 
     def collector_device(self) -> dict:
         if not self.db.exists():
@@ -554,26 +614,30 @@ class Sim:
         days = max(self.a.hours / 24, 1e-9)
         fw_cpu = max(0.0, self.fw_cpu - self.boots * self.launcher_cpu)
         erase_max, erase_store = self.flash_erases()
-        s = self.status
-        disp = s.get("display", {})
+        disp = self.display_done
+        growth = None
+        if len(self.heap_series) >= 8:
+            q = len(self.heap_series) // 4
+            growth = max(h for _, h in self.heap_series[-q:]) - max(h for _, h in self.heap_series[:q])
         committed = self.committed_seqs()
         rows = self.collector_rows()
         at_collector = {r[0] for r in rows}
-        sent_utc = self.emulator_times()
         dev = self.collector_device()
         return {
             "protocol": self.a.protocol,
             "hours": self.a.hours,
             "speed": self.a.speed,
-            "heap": self.a.heap,
+            "heapsize": self.heapsize,
+            "heap_code": self.heap_code,
+            "data_heap_budget": self.heapsize - self.heap_code,
             "readings_generated": self.emulator_reports(),
-            "readings_taken": self.readings_fw,
+            "readings_taken_reported": self.readings_fw,
             "readings_committed": len(committed),
             "readings_stored": len(rows),
             "readings_duplicated": dev.get("duplicates", 0),
             "readings_lost": len(committed - at_collector),
             "readings_unlogged": len(at_collector - committed),
-            "readings_never_sent": sum(1 for r in rows if r[1] not in sent_utc),
+            "readings_never_sent": self.never_sent(rows),
             "bytes_up": dev.get("bytes_in", 0),
             "bytes_down": dev.get("bytes_out", 0),
             "firmware_cpu_s": round(fw_cpu, 3),
@@ -582,24 +646,28 @@ class Sim:
             "firmware_cpu_s_per_day": round(fw_cpu / days, 3),
             "realtime_factor": round(86400 / max(fw_cpu / days, 1e-9)),
             "heap_peak": self.heap_peak,
+            "data_heap_peak": self.heap_peak - self.heap_code if self.heap_peak else 0,
             "heap_after_gc_by_day": [self.heap_by_day[d] for d in sorted(self.heap_by_day)],
+            "heap_growth": growth,
             "memory_errors": self.mem_errors,
             "flash_erases_max_per_sector": erase_max,
             "store_erases_max_per_sector": erase_store,
-            "display_full_refreshes": disp.get("display_full_refreshes", 0),
-            "display_partial_refreshes": disp.get("display_partial_refreshes", 0),
+            "display_full_refreshes": disp["display_full_refreshes"],
+            "display_partial_refreshes": disp["display_partial_refreshes"],
             "faults": sorted(self.faults_seen),
             "boots": self.boots,
             "resets": self.resets,
             "power_cuts": dict(self.cuts_done),
             "crashes": self.crashes,
+            "watchdog_resets": self.watchdog_resets,
         }
 
     def verdict(self) -> int:
         s = self.summary()
         (self.out / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
         print(json.dumps(s, indent=1))
-        ok = s["memory_errors"] == 0 and s["crashes"] == 0 and s["readings_lost"] == 0
+        ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"])
+        ok = ok and s["readings_lost"] == 0 and not s["readings_never_sent"]
         return 0 if ok else 1
 
 
@@ -610,7 +678,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--protocol", choices=("ezsp", "raven"), default="ezsp")
     r.add_argument("--hours", type=float, default=24.0, help="simulated hours to run")
     r.add_argument("--speed", type=float, default=2000.0, help="simulated seconds per real second")
-    r.add_argument("--heap", default="128k", help="MicroPython heap (-X heapsize)")
+    r.add_argument("--heap", default="512k", help="MicroPython heap, code included (-X heapsize)")
+    r.add_argument(
+        "--data-heap",
+        help="heap for data alone: -X heapsize = the code's own heap (measured) + this; overrides --heap",
+    )
     r.add_argument("--loss", type=float, default=0.0, help="datagram loss probability, each way")
     r.add_argument("--dup", type=float, default=0.0, help="datagram duplication probability")
     r.add_argument("--outage", help="network outage START_H:DURATION_H (hours from the start)")

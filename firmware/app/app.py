@@ -23,6 +23,7 @@ import hal
 from app import config
 from app.supervisor import Supervisor
 from meter.reading import F_RECEIVED, F_SUMMATION
+from uplink.datagram import CMD_OTA
 
 VERSION = "1.0.0"
 _TICK_MS = const(5_000)  # store.tick() period: it flushes every 60 s or 64 readings
@@ -31,6 +32,7 @@ _HEALTH_MS = const(30_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
+CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
 
 
 def log(src, msg):
@@ -54,10 +56,12 @@ class App:
         self.bad_readings = 0
         self.commits = 0
         self.heap_peak = 0
+        self.heap_code = 0  # heap taken by imported code (preload())
         self.store = None
         self.link = None
         self.uplink = None
         self.display = None
+        self.ota = None
         self.bus = None  # Unix: display bus recorder (board.bus_recorder)
         self.last_demand = None
         self.last_reading_ticks = None
@@ -71,10 +75,27 @@ class App:
         uart = hal.Uart(board.METER_UART)
         self.link = make_link(self.cfg.meter_protocol, uart, self.on_reading, self.faults)
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)
+        from ota import status as ota_status
+        from ota.updater import Updater
         from uplink.uplink import Uplink
 
         c = self.cfg
-        self.uplink = Uplink(self.store, c.device_id, c.key_id, c.key, c.endpoints, faults=self.faults)
+        self.ota = Updater(c.ota_keys, status=ota_status.Status(self.faults))
+        state = self.ota.after_boot()
+        if state != ota_status.IDLE:
+            log("ota", "after boot: %s %s" % (state, self.ota.status.reason or ""))
+        self.uplink = Uplink(
+            self.store, c.device_id, c.key_id, c.key, c.endpoints, faults=self.faults, on_command=self.on_command
+        )
+
+    def on_command(self, kind, payload):
+        # Authenticated commands from the collector (the uplink handles
+        # real-time mode itself). -> DONE status for the collector.
+        if kind == CMD_OTA:
+            log("ota", "update requested")
+            return self.ota.on_command(payload)
+        log("app", "unknown command kind %d" % kind)
+        return CMD_UNKNOWN
 
     def build_display(self):
         # The display runs with or without a configuration: it is how a
@@ -141,6 +162,16 @@ class App:
                 self.faults.clear(F.CLOCK_INVALID)
             else:
                 self.faults.set(F.CLOCK_INVALID)
+            # A new image confirms itself only once it is healthy: meter link
+            # up and the collector answering; otherwise it is rolled back.
+            ota = self.ota
+            if ota is not None:
+                age = self.uplink.status.ack_age_s(hal.clock.ticks_ms())
+                if ota.confirm_if_healthy(self.link.status.state == "up", age is not None and age < 600):
+                    log("ota", "new image healthy: confirmed")
+                elif ota.rollback_due():
+                    log("ota", "new image never became healthy: rolling back")
+                    hal.reset("ota-rollback")
             have = self.store.stats()["faults"]
             for f in _STORE_FAULTS:
                 if f in have:
@@ -209,6 +240,9 @@ class App:
             }
         if self.display is not None:
             s["display"] = self.display.counts()
+        if self.ota is not None:
+            o = self.ota.status
+            s["ota"] = {"state": o.state, "percent": o.percent, "version": o.version, "reason": o.reason}
         if self.cfg_errors:
             s["config_errors"] = self.cfg_errors
         return s
@@ -224,6 +258,7 @@ class App:
         s["heap"] = heap
         s["heap_free"] = gc.mem_free()
         s["heap_peak"] = self.heap_peak
+        s["heap_code"] = self.heap_code
         print("status", json.dumps(s))
 
     async def config_watch(self):
@@ -255,6 +290,25 @@ class App:
         await self.sup.run()
 
 
+def preload(protocol):
+    # Import every module the device runs, before any object is built: one
+    # import order (less fragmentation), and the heap the code itself takes
+    # can be measured (on the device it is frozen in flash and takes none).
+    import display.ui  # noqa: F401
+    import ota.updater  # noqa: F401
+    import store  # noqa: F401
+    import uplink.uplink  # noqa: F401
+    from display import driver
+
+    driver(board.PANEL)
+    if protocol == "raven":
+        import meter.raven_link  # noqa: F401
+    else:
+        import meter.ezsp_link  # noqa: F401
+    gc.collect()
+    return gc.mem_alloc()
+
+
 def boot():
     # -> App ready to run: faults from the last reset, the configuration.
     faults = F.Faults()
@@ -274,7 +328,9 @@ def boot():
         errors = e.errors
     for e in errors or ():
         log("config", e)
+    code = preload(cfg.meter_protocol if cfg else board.METER_PROTOCOL)
     a = App(cfg, faults, errors, cause)
+    a.heap_code = code
     a.build_display()
     if cfg is not None:
         a.build()
