@@ -16,6 +16,7 @@ from micropython import const
 
 _NET_BUF = const(1024)
 _MAX_HEADER_LINES = const(32)
+_MAX_LINE = const(512)
 
 
 class DownloadError(Exception):
@@ -44,25 +45,43 @@ def parse_url(url):
     return tls, hostport, port, path
 
 
+async def _line(reader, timeout_ms):
+    # One header line, at most _MAX_LINE bytes: a hostile or broken peer
+    # cannot make us allocate without bound (StreamReader.readline would).
+    line = bytearray()
+    while True:
+        c = await asyncio.wait_for_ms(reader.read(1), timeout_ms)
+        if not c:
+            raise OSError("connection closed in headers")
+        if c == b"\n":
+            return bytes(line).rstrip(b"\r")
+        if len(line) >= _MAX_LINE:
+            raise OSError("header line too long")
+        line.extend(c)
+
+
 async def _head(reader, timeout_ms):
     # -> (status, {lower-case name: value}) for the headers we use.
-    line = await asyncio.wait_for_ms(reader.readline(), timeout_ms)
-    parts = line.split(None, 2)
+    parts = (await _line(reader, timeout_ms)).split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
         raise OSError("bad status line")
-    status = int(parts[1])
+    try:
+        status = int(parts[1])
+    except ValueError:
+        raise OSError("bad status code")
     hdrs = {}
     for _ in range(_MAX_HEADER_LINES):
-        line = await asyncio.wait_for_ms(reader.readline(), timeout_ms)
+        line = await _line(reader, timeout_ms)
         if not line:
-            raise OSError("connection closed in headers")
-        if line in (b"\r\n", b"\n"):
             return status, hdrs
         i = line.find(b":")
         if i > 0:
             name = line[:i].strip().lower()
             if name in (b"content-length", b"content-range", b"etag"):
-                hdrs[str(name, "ascii")] = str(line[i + 1 :].strip(), "ascii")
+                try:
+                    hdrs[str(name, "ascii")] = str(line[i + 1 :].strip(), "ascii")
+                except UnicodeError:
+                    raise OSError("non-ASCII header")
     raise OSError("too many header lines")
 
 
@@ -70,8 +89,11 @@ def _content_range(v):
     # "bytes a-b/total" -> (a, total)
     if not v.startswith("bytes "):
         raise OSError("bad Content-Range")
-    span, total = v[6:].split("/")
-    return int(span.split("-")[0]), int(total)
+    try:
+        span, total = v[6:].split("/")
+        return int(span.split("-")[0]), int(total)
+    except ValueError:
+        raise OSError("bad Content-Range")
 
 
 class Fetcher:
@@ -135,7 +157,10 @@ class Fetcher:
             await writer.drain()
             status, hdrs = await _head(reader, self.timeout_ms)
             if status == 200:
-                length = int(hdrs.get("content-length", "-1"))
+                try:
+                    length = int(hdrs.get("content-length", "-1"))
+                except ValueError:
+                    raise OSError("bad Content-Length")
                 if start:
                     # Range ignored, or the file changed (If-Range): start over.
                     self.sink.restart()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import random
+import socket
 import ssl
 import sys
 import threading
@@ -207,3 +208,50 @@ def test_https_download(mpy, keys, served, tmp_path):
         srv.shutdown()
     assert out == "True rebooting 100 0 - (2, 0)", out
     assert drops == [0, 40_000]  # resumed over TLS too
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Junk: " + b"A" * 100_000,  # endless header line
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xff\xfe\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 100 + b"\r\n",
+        b"",
+    ],
+)
+def test_hostile_server_fails_cleanly(mpy, keys, served, reply):
+    # A raw TCP peer answering nonsense: retried, then a clean failure
+    # (OTA_FAILED), never a crash or unbounded allocation, slot untouched.
+    lsock = socket.create_server(("127.0.0.1", 0))
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            conns.append(c)
+            try:
+                c.recv(4096)
+                c.sendall(reply)
+            except OSError:
+                pass
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{lsock.getsockname()[1]}/v2.bin"
+
+        class Srv:  # run_update only needs the port for its default URL
+            server_address = lsock.getsockname()
+
+        _, out = run_update(mpy, keys, served, Srv, "v2.bin", cmd_extra={"url": url}, setup="u.retry_ms = ()")
+    finally:
+        lsock.close()
+    assert out.split()[:5] == ["False", "failed", "0", "52", "download-failed"], out
+    assert out.endswith("None")
+    assert len(conns) == 6  # first try + 5 retries without progress
