@@ -7,7 +7,8 @@
 # UPL_CSV (file of utc_s,demand_w[,delivered_wh,received_wh,flags] rows to
 # replay at their own times), UPL_STORE ("mem": host_tests/uplink/memstore).
 # Prints "status {json}" at the end; UPL_DUMP=1 also prints every stored
-# reading as "r seq,utc,demand,delivered,received,flags".
+# reading as "r seq,utc,demand,delivered,received,flags"; UPL_RTLOG=1 prints
+# "rt seq unix_time" for each reading handed to the uplink in real-time mode.
 import asyncio
 import binascii
 import json
@@ -61,6 +62,7 @@ async def meter(store, up, interval, flush_every):
     feed = CsvFeed(env("UPL_CSV")) if env("UPL_CSV") else None
     n = 0
     row = None
+    rtlog = env("UPL_RTLOG")
     while True:
         if feed is not None:
             row = feed.next()
@@ -84,6 +86,8 @@ async def meter(store, up, interval, flush_every):
         if n % flush_every == 0:
             store.flush()
         up.notify(seq, utc, dem, dl, rc, fl)
+        if rtlog and up.status.realtime:
+            print("rt", seq, "%.6f" % time.time())
 
 
 async def main():

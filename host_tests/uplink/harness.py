@@ -108,8 +108,8 @@ class Net:
         self.thread.join(10)
 
 
-def run_device(state_dir: Path, env: dict, heap: str = "256k", timeout: float = 600, key: bytes = KEY):
-    """One boot of the test device; returns (status dict, dumped readings)."""
+def run_device(state_dir: Path, env: dict, heap: str = "256k", timeout: float = 600, key: bytes = KEY, raw=False):
+    """One boot of the test device; returns (status dict, dumped readings[, stdout])."""
     e = {"UPL_KEY": key.hex(), "UPL_DEV": DEV, **env}
     e["MICROPYPATH"] = f"{DEVICE.parent}:{mpymod.module_path()}"
     r = mpymod.run(path=DEVICE, heap=heap, state_dir=state_dir, env=e, timeout=timeout)
@@ -121,4 +121,4 @@ def run_device(state_dir: Path, env: dict, heap: str = "256k", timeout: float = 
             rows.append(tuple(int(x) for x in line[2:].split(",")))
     if status is None:
         raise AssertionError("device printed no status:\n" + r.stdout[-3000:])
-    return status, rows
+    return (status, rows, r.stdout) if raw else (status, rows)
