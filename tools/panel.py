@@ -44,6 +44,11 @@ MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 SCENES = ROOT / "host_tests" / "display" / "scenes.py"
 
 RESET = -1  # pseudo-command in Controller.log: a hardware reset pulse
+GLASS_TO_GREY = bytes([255, 0] + [0] * 254)  # glass 1 = black
+# RAM byte -> 8 glass values (1 = black) for the sources it holds, MSB first,
+# for RAM that stores 1 = white.
+INK = [bytes(0 if (b >> (7 - i)) & 1 else 1 for i in range(8)) for b in range(256)]
+INK_INVERTED = [bytes((b >> (7 - i)) & 1 for i in range(8)) for b in range(256)]  # RAM 1 = black
 
 # name -> (controller, gates, sources)
 PANELS = {
@@ -100,8 +105,8 @@ class Controller:
         self.errors.append(f"{type(self).__name__}: {msg}")
 
     def image(self) -> Image.Image:
-        img = Image.new("1", (self.sources, self.gates), 1)
-        img.putdata([0 if v else 1 for v in self.glass])
+        grey = bytes(self.glass).translate(GLASS_TO_GREY)
+        img = Image.frombytes("L", (self.sources, self.gates), grey).convert("1")
         return img.transpose(Image.Transpose.ROTATE_270)
 
 
@@ -198,11 +203,17 @@ class SSD1680(Controller):
             return True
         return False
 
-    def pixel(self, ram: bytearray, gate: int, source: int) -> int:
-        # 1 if RAM says white. ctrl1 A low nibble: 0 normal, 4 bypass as 0, 8 inverse.
-        bit = (ram[gate * self.RAM_X_BYTES + source // 8] >> (7 - source % 8)) & 1
+    def ink_row(self, ram: bytearray, gate: int) -> bytes:
+        # Glass values (1 = black) of one gate line's visible sources. RAM
+        # stores 1 = white; display update control 1 A[3:2]: 0 normal,
+        # 4 bypass as 0, 8 inverse.
         opt = self.ctrl1[0] & 0x0C
-        return 0 if opt == 4 else (bit ^ 1 if opt == 8 else bit)
+        line = ram[gate * self.RAM_X_BYTES : (gate + 1) * self.RAM_X_BYTES]
+        if opt == 4:
+            line = bytes(len(line))
+        elif opt == 8:
+            line = bytes(b ^ 0xFF for b in line)
+        return b"".join(INK[b] for b in line)[: self.sources]
 
     def activate(self) -> None:
         c = self.ctrl2
@@ -215,14 +226,17 @@ class SSD1680(Controller):
         if self.ctrl1[1] != 0x80:
             self.error(f"display update control 1 B=0x{self.ctrl1[1]:02X}: glass is wired to S8..S167 (0x80)")
         mode2 = bool(c & 0x08)
-        g = self.glass
+        g, n = self.glass, self.sources
         for gate in range(self.gates):
-            for s in range(self.sources):
-                new = self.pixel(self.bw, gate, s)
-                if mode2 and new == self.pixel(self.red, gate, s):
+            new = self.ink_row(self.bw, gate)
+            row = self.gates - 1 - gate if self.tb else gate
+            cur = g[row * n : (row + 1) * n]
+            if mode2:
+                old = self.ink_row(self.red, gate)
+                if new == old:
                     continue  # differential: only changed pixels are driven
-                row = self.gates - 1 - gate if self.tb else gate
-                g[row * self.sources + s] = 0 if new else 1
+                new = bytes(a if a != b else c for a, b, c in zip(new, old, cur, strict=True))
+            g[row * n : (row + 1) * n] = new
         if mode2:
             self.partial += 1
         else:
@@ -352,16 +366,26 @@ class UC8151(Controller):
         }
         hrst, hred, vrst, vred = self.window()
         ud, shl = self.psr & 0x08, self.psr & 0x04
+        conv = INK if white_is_1 else INK_INVERTED
+        n, lo, hi = self.sources, hrst, min(hred, self.sources - 1) + 1
+        # move[] keyed by (old, new) as glass values (1 = black).
+        drive = {(1 - o, 1 - w): v for (o, w), v in move.items()}
         for g in range(vrst, min(vred, self.gates - 1) + 1):
-            for s in range(hrst, min(hred, self.sources - 1) + 1):
-                i, bit = g * self.row + s // 8, 7 - s % 8
-                new_w = ((self.new[i] >> bit) & 1) == white_is_1
-                old_w = ((self.old[i] >> bit) & 1) == white_is_1
-                if reg and not move[(int(old_w), int(new_w))]:
-                    continue
-                row = g if ud else self.gates - 1 - g
-                col = s if shl else self.sources - 1 - s
-                self.glass[row * self.sources + col] = 0 if new_w else 1
+            new = b"".join(conv[b] for b in self.new[g * self.row : (g + 1) * self.row])[:n]
+            row = g if ud else self.gates - 1 - g
+            cur = bytearray(self.glass[row * n : (row + 1) * n])
+            if not shl:
+                cur.reverse()  # work in source order; mirror back below
+            if reg:
+                old = b"".join(conv[b] for b in self.old[g * self.row : (g + 1) * self.row])[:n]
+                for s in range(lo, hi):
+                    if drive[(old[s], new[s])]:
+                        cur[s] = new[s]
+            else:
+                cur[lo:hi] = new[lo:hi]
+            if not shl:
+                cur.reverse()
+            self.glass[row * n : (row + 1) * n] = cur
         if reg and not move[(1, 1)] and not move[(0, 0)]:
             self.partial += 1
         else:
