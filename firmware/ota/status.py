@@ -58,6 +58,11 @@ class Status:
             self.faults.clear(F.OTA_REJECTED)
         self.changed += 1
 
+    def note(self, reason):
+        # A refused command: say why without changing the state or faults.
+        self.reason = reason
+        self.changed += 1
+
     def progress(self, done, total):
         p = done * 100 // total if total else 0
         if p != self.percent:

@@ -47,12 +47,15 @@ class Updater:
     # -- uplink command -------------------------------------------------------------
     def on_command(self, payload, reset=None, **fetch_kw):
         # -> DONE status (ota/command.py ST_*); never raises.
+        # A refused command leaves the state alone (an image on trial must
+        # stay CONFIRMING to be confirmed); only the reason records it.
         try:
             cmd = command.parse(payload)
         except (command.CommandError, ValueError) as e:
-            self.status.set(S.FAILED, reason=e.args[0] if e.args else "bad-command")
+            self.status.note(e.args[0] if e.args else "bad-command")
             return command.ST_BAD_PAYLOAD
         if self.busy or self.status.state == S.CONFIRMING:
+            self.status.note("busy: update running or new image on trial")
             return command.ST_BUSY
         self.busy = True
         asyncio.create_task(self._update(cmd, reset or hal.reset, fetch_kw))
@@ -76,8 +79,7 @@ class Updater:
         if not isinstance(url, str) or (size is not None and not isinstance(size, int)):
             raise DownloadError("bad-command: url (str) and size (int) required", True)
         if self.status.state == S.CONFIRMING:
-            # The other slot holds the image we would roll back to.
-            raise DownloadError("busy: running image not yet confirmed", True)
+            raise DownloadError("busy: new image on trial", True)
         if sha is not None:
             try:
                 sha = binascii.unhexlify(sha)
@@ -109,6 +111,10 @@ class Updater:
     async def run(self, cmd, **fetch_kw):
         # -> True when the new image is set to boot (caller resets), False
         # when the update failed or was refused (status says why).
+        if self.status.state == S.CONFIRMING:
+            # The other slot holds the image we would roll back to.
+            self.status.note("busy: new image on trial")
+            return False
         try:
             inst = self.begin(cmd)
             f = await self._download(cmd, inst, fetch_kw)
