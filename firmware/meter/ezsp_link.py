@@ -87,8 +87,14 @@ class EzspLink:
     def _write(self, buf, n):
         if self._mv is None or len(self._mv) != len(buf):
             self._mv = memoryview(buf)
-        if self.uart is not None:
-            self.uart.write(self._mv[:n])
+        if self.uart is not None and not self.closed:
+            try:
+                self.uart.write(self._mv[:n])
+            except OSError:
+                # Only an emulated UART (socket, pty) can break; a peer that
+                # went away ends the link instead of killing the task.
+                self.closed = True
+                self._wake.set()
 
     def _on_frame(self, buf, off, n):
         self.sup.heard()
@@ -114,7 +120,10 @@ class EzspLink:
     async def _rx(self, reader):
         buf = bytearray(256)
         while True:
-            n = await reader.readinto(buf)
+            try:
+                n = await reader.readinto(buf)
+            except OSError:
+                n = 0
             if not n:
                 self.closed = True
                 self._wake.set()
