@@ -95,7 +95,7 @@ class Session:
     def muted(self) -> bool:
         return self.clock.now() < self.mute_until
 
-    def push(self, kind: str, frag: bytes, **values) -> None:
+    def push(self, kind: str, t: int, frag: bytes, **values) -> None:
         """Send one report, with the configured faults; log what was sent."""
         a = self.args
         if a.garbage and self.rng.random() < a.garbage:
@@ -108,14 +108,14 @@ class Session:
             frag, intact = bytes(b), False
         self.send(frag)
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        self.note(t=int(self.clock.now()), kind=kind, intact=intact, **values)
+        self.note(t=t, kind=kind, intact=intact, **values)
 
     # -- reports ---------------------------------------------------------------
     def demand(self, t: int) -> None:
         self.meter.advance_to(t)
         w = self.meter.demand_w()
         raw = self.stick.demand_raw(w)
-        self.push("demand", self.stick.demand(t, raw), raw=raw, demand_w=w)
+        self.push("demand", t, self.stick.demand(t, raw), raw=raw, demand_w=w)
 
     def summation(self, t: int) -> None:
         self.meter.advance_to(t)
@@ -125,6 +125,7 @@ class Session:
         wh = 1000 * st.summation_mult / st.summation_div
         self.push(
             "summation",
+            t,
             st.summation(t, d, r),
             raw_delivered=d,
             raw_received=r,
@@ -211,7 +212,7 @@ class Session:
                 self.mute_until = t + dur
             if not self.muted() and not self.resetting:
                 if t == next_t:
-                    self.push("time", self.stick.time(t), utc=t)
+                    self.push("time", t, self.stick.time(t), utc=t)
                 if t == next_s:
                     self.summation(t)
                 if t == next_d:

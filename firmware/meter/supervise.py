@@ -176,7 +176,8 @@ class Supervisor:
         self.faults.set(faults.COPROC_SILENT)
         self.status.state = SILENT
         self.status.reinits += 1
-        self.dropout.restart()
+        # the dropout baseline is kept: the hole this silence leaves in the
+        # readings is exactly what it must flag
 
     def coproc_reset(self):
         # The co-processor restarted by itself (or we restarted it).
