@@ -88,6 +88,8 @@ def _price(p):
 def _chart(fb, hours, x0, y0, w, h):
     # Bars of energy per hour, oldest left; an unknown hour is a dotted
     # baseline so "no data" never looks like "used nothing".
+    if hours and len(hours) > w // 3:
+        hours = hours[-(w // 3) :]  # bars at least 3 px wide: the latest hours
     n = len(hours) if hours else 0
     small(fb, "Last %dh" % n if n else "Last hours", x0, y0)
     base = y0 + h - 10  # baseline row; 8x8 labels below it

@@ -6,7 +6,7 @@
 #   kind = await d.aupdate(status, now_s)   # asyncio: yields while busy
 #   d.screen = screens.DIAG                 # switch (a full refresh when allowed)
 # `now_s` is monotonic seconds (hal.clock.ticks_ms() based), see policy.py.
-from display import policy, screens
+from display import policy, screens, status
 
 
 class Display:
@@ -15,9 +15,15 @@ class Display:
         self.policy = refresh or policy.RefreshPolicy()
         self.screen = screen
         self._drawn_screen = None  # screen on the glass, for layout changes
+        self.bad_fields = 0  # snapshot fields of the wrong type, drawn as "—"
+        self.last_bad = None  # name of the last such field
 
-    def render(self, status, screen=None):
-        screens.SCREENS[screen or self.screen](self.panel, status)
+    def render(self, st, screen=None):
+        st, bad = status.check(st)
+        if bad:
+            self.bad_fields += len(bad)
+            self.last_bad = bad[-1]
+        screens.SCREENS[screen or self.screen](self.panel, st)
 
     def _plan(self, status, now_s):
         self.render(status)
@@ -50,4 +56,5 @@ class Display:
             "display_full_refreshes": p.full,
             "display_partial_refreshes": p.partial,
             "display_skipped": p.skipped,
+            "display_bad_fields": self.bad_fields,
         }

@@ -1,10 +1,10 @@
-# Display on MicroPython: busy handling, refresh policy over a simulated
-# day, the Display's counters, heap budget, text and figure formatting.
+# Display on MicroPython with a panel: busy handling and timeouts, asyncio,
+# the Display's counters and skipped frames, heap held, bad snapshot fields.
 import gc
 
 import hal
-from display import fmt, open_panel, policy, screens
 from display import font_big as BIG
+from display import open_panel, policy, screens
 from display.epd import PanelTimeout
 from display.text import draw, width
 from display.ui import Display
@@ -126,59 +126,6 @@ def test_ashow_with_asyncio():
     assert bp.spi_while_busy == 0
 
 
-def test_policy_first_full_then_partial_then_skip():
-    rp = policy.RefreshPolicy()
-    assert rp.decide(0, b"a") == policy.FULL
-    rp.done(policy.FULL, 0, b"a")
-    assert rp.decide(10, b"a") == policy.NONE
-    rp.done(policy.NONE, 10, b"a")
-    assert rp.decide(20, b"b") == policy.PARTIAL
-    rp.done(policy.PARTIAL, 20, b"b")
-    # A layout change wants a full, but not before 180 s since the last.
-    assert rp.decide(100, b"c", layout_changed=True) == policy.PARTIAL
-    assert rp.decide(180, b"c", layout_changed=True) == policy.FULL
-    assert (rp.full, rp.partial, rp.skipped) == (1, 1, 1)
-
-
-def test_policy_simulated_day():
-    # A frame that changes every 10 s for 24 h, then nothing for 25 h.
-    rp = policy.RefreshPolicy()
-    fulls = []
-    t = 0
-    for i in range(8640):
-        d = b"%d" % i
-        k = rp.decide(t, d)
-        rp.done(k, t, d)
-        if k == policy.FULL:
-            fulls.append(t)
-        assert k != policy.NONE  # the frame changed
-        t += 10
-    gaps = [fulls[i + 1] - fulls[i] for i in range(len(fulls) - 1)]
-    assert min(gaps) >= policy.MIN_FULL_S
-    assert max(gaps) <= policy.MAX_FULL_S
-    assert rp.full + rp.partial == 8640
-    assert rp.full <= 86400 // policy.MIN_FULL_S
-    # Unchanged frame: no refresh at all, except the 24 h full.
-    last = fulls[-1]
-    n0 = rp.full + rp.partial
-    while t < last + policy.MAX_FULL_S + 3600:
-        k = rp.decide(t, d)
-        rp.done(k, t, d)
-        if k != policy.NONE:
-            assert k == policy.FULL and t - last >= policy.MAX_FULL_S, (k, t - last)
-        t += 10
-    assert rp.full + rp.partial == n0 + 1
-
-
-def test_policy_survives_tick_wrap():
-    rp = policy.RefreshPolicy()
-    rp.done(rp.decide(1000, b"a"), 1000, b"a")
-    assert rp.decide(5, b"b") == policy.PARTIAL  # clock went back: no full
-    rp.done(policy.PARTIAL, 5, b"b")
-    assert rp.decide(5 + 179, b"c", True) == policy.PARTIAL
-    assert rp.decide(5 + 181, b"c", True) == policy.FULL
-
-
 def test_display_counts_and_skips_unchanged_frames():
     d = Display(open_panel("ssd1680_296x128"))
     st = dict(STATUS)
@@ -195,7 +142,12 @@ def test_display_counts_and_skips_unchanged_frames():
     d.screen = screens.LIVE
     assert d.update(st, 200) == policy.FULL  # layout change, 200 s after
     c = d.counts()
-    assert c == {"display_full_refreshes": 2, "display_partial_refreshes": 2, "display_skipped": 3}, c
+    assert c == {
+        "display_full_refreshes": 2,
+        "display_partial_refreshes": 2,
+        "display_skipped": 3,
+        "display_bad_fields": 0,
+    }, c
     assert (d.panel.full_refreshes, d.panel.partial_refreshes) == (2, 2)
 
 
@@ -238,36 +190,6 @@ def test_text_width_and_draw_agree():
     assert width(BIG, "x") == width(BIG, "?") or BIG.CHARS.find("?") < 0
 
 
-def test_formatting():
-    assert fmt.power(None) == ("\u2014", "")
-    assert fmt.power(99) == ("99", "W")
-    assert fmt.power(352) == ("350", "W") and fmt.power(355) == ("360", "W")
-    assert fmt.power(994) == ("990", "W") and fmt.power(995) == ("1.00", "kW")
-    assert fmt.power(-1000) == ("1.00", "kW")
-    assert fmt.power(9994) == ("9.99", "kW")
-    assert fmt.power(9995) == ("10.0", "kW")
-    assert fmt.power(123456) == ("123", "kW")
-    assert fmt.energy(0) == ("0.00", "kWh")
-    assert fmt.energy(123456) == ("123", "kWh")
-    assert fmt.money(206.29, "\u00a3") == "\u00a32.06"
-    assert fmt.age(None) == "\u2014"
-    assert fmt.age(119) == "119s" and fmt.age(120) == "2m" and fmt.age(7200) == "2h"
-    assert fmt.age(200000) == "2d"
-    assert fmt.uptime(86400 + 3661) == "1d 01:01"
-    assert fmt.flag(None, "on", "off") == "\u2014" and fmt.flag(False, "on", "off") == "off"
-
-
-def test_every_fault_sentence_fits_two_lines_on_the_narrowest_panel():
-    from display import font_mid
-    from faults import TABLE
-
-    p = open_panel("ssd1680_250x122")
-    for row in TABLE:
-        lines = screens._wrap(font_mid, row[2], p.width - 2)
-        assert len(lines) <= 2, (row[1], lines)
-        assert max(width(font_mid, ln) for ln in lines) <= p.width - 2
-
-
 def test_failed_update_forces_reset_and_full_next_time():
     stuck = [True]
     p = open_panel("ssd1680_296x128", busy_source=lambda: 1 if stuck[0] else 0)
@@ -291,3 +213,50 @@ def test_failed_update_forces_reset_and_full_next_time():
     assert (p.full_refreshes, p.partial_refreshes) == (1, 0)
     p.show(full=False)
     assert (p.full_refreshes, p.partial_refreshes) == (1, 1)
+
+
+def test_bad_fields_are_drawn_unknown_and_counted():
+    from display import status
+
+    st, bad = status.check(STATUS)
+    assert st is STATUS and bad == []  # clean: no copy
+    broken = dict(STATUS)
+    broken["demand_w"] = "1234"
+    broken["meter"] = {"state": "joined", "lqi": "high", "rssi": -60}
+    broken["hourly_wh"] = [1, "x"]
+    broken["fault"] = (14, "M05")
+    st, bad = status.check(broken)
+    assert sorted(bad) == ["demand_w", "fault", "hourly_wh", "meter.lqi"], bad
+    assert st["demand_w"] is None and st["meter"]["lqi"] is None and st["meter"]["rssi"] == -60
+    assert "fault" not in st and broken["meter"]["lqi"] == "high"  # the caller's dict is untouched
+    d = Display(open_panel("ssd1680_296x128"))
+    d.update(broken, 0)
+    d.screen = screens.DIAG
+    d.update(broken, 10)
+    assert d.counts()["display_bad_fields"] == 8 and d.last_bad == "meter.lqi"
+    assert status.check(None) == ({}, ["status"])
+
+
+def test_long_history_keeps_bars_visible():
+    p = open_panel("ssd1680_250x122")
+    st = dict(STATUS)
+    st["hourly_wh"] = [500] * 500
+    screens.live(p, st)  # no zero-width bars, no exception
+    assert p.pixel(p.width - 3, p.height - 12) == 1
+
+
+def test_aupdate_with_asyncio():
+    import asyncio
+
+    d = Display(open_panel("uc8151_296x128"))
+
+    async def main():
+        a = await d.aupdate(STATUS, 0)
+        b = await d.aupdate(STATUS, 5)
+        st = dict(STATUS)
+        st["demand_w"] = 5000
+        c = await d.aupdate(st, 10)
+        return a, b, c
+
+    assert asyncio.run(main()) == (policy.FULL, policy.NONE, policy.PARTIAL)
+    assert (d.panel.full_refreshes, d.panel.partial_refreshes) == (1, 1)

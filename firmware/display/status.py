@@ -1,0 +1,65 @@
+# Checks a status snapshot (docs/display.md) before it is drawn: a field of
+# the wrong type is replaced by None (drawn as "—"), named and counted, so a
+# bug elsewhere shows up on the diagnostics counters instead of stopping the
+# display. A clean snapshot is returned as it is, without copying.
+_NUM = ("demand_w", "today_wh", "price", "last_reading_age_s", "uptime_s", "fault_count")
+_SUB = {
+    "meter": (("lqi", 0), ("rssi", 0)),
+    "wifi": (("connected", 1), ("rssi", 0)),
+    "cloud": (("last_ack_age_s", 0), ("pending", 0), ("realtime", 1)),
+    "store": (("fill_pct", 0),),
+}
+
+
+def _num(v):
+    return v is None or isinstance(v, (int, float))
+
+
+def _fault(v):
+    return v is None or (
+        isinstance(v, (tuple, list))
+        and len(v) == 3
+        and isinstance(v[0], int)
+        and isinstance(v[1], str)
+        and isinstance(v[2], str)
+    )
+
+
+def check(st):
+    # -> (snapshot to draw, list of bad field names; empty when clean).
+    if not isinstance(st, dict):
+        return {}, ["status"]
+    bad = []
+    for k in _NUM:
+        if not _num(st.get(k)):
+            bad.append(k)
+    if not _fault(st.get("fault")):
+        bad.append("fault")
+    h = st.get("hourly_wh")
+    if h is not None and not (isinstance(h, (list, tuple)) and all(_num(v) for v in h)):
+        bad.append("hourly_wh")
+    for sub, fields in _SUB.items():
+        d = st.get(sub)
+        if d is None:
+            continue
+        if not isinstance(d, dict):
+            bad.append(sub)
+            continue
+        for k, is_flag in fields:
+            v = d.get(k)
+            if not (_num(v) if not is_flag else v is None or isinstance(v, (bool, int))):
+                bad.append(sub + "." + k)
+    if not bad:
+        return st, bad
+    out = dict(st)
+    for name in bad:
+        if "." in name:
+            sub, k = name.split(".")
+            d = dict(out[sub])
+            d[k] = None
+            out[sub] = d
+        elif name == "fault":
+            del out["fault"]  # unknown, not "no fault"
+        else:
+            out[name] = None
+    return out, bad
