@@ -219,6 +219,11 @@ class Sim:
         self.db = self.out / "collector.sqlite"
         self.crash_streak = 0
         self.watchdog_resets = 0
+        self.events: list[tuple[int, str]] = []
+        self.ota_server: Proc | None = None
+        self.ota_port = 0
+        self.minor = 0
+        self.quit = False
         cuts = a.power_cuts
         span = max(1, int(a.hours * HOUR * 0.9))
         self.cut_times = sorted(START_UTC + self.rng.randrange(60, span) for _ in range(cuts))
@@ -337,6 +342,66 @@ class Sim:
             str(cfg["key_id"]),
         )
 
+    # -- operator actions: real-time mode, OTA (scripted or typed) ---------------------
+    def request_realtime(self, seconds: int) -> None:
+        out = self.tool(
+            str(ROOT / "tools" / "collector.py"),
+            "--db",
+            str(self.db),
+            "realtime",
+            str(self.device_id),
+            "--seconds",
+            str(seconds),
+        )
+        self.events.append((self.now(), f"realtime {seconds}s requested"))
+        print(f"\nsim: {out.strip()}", file=sys.stderr)
+
+    def request_ota(self, version: str = "1.1.0") -> None:
+        # A test image signed with the simulation's OTA key (the one the Unix
+        # board's defaults trust), served over HTTP, announced by the
+        # collector: the device downloads, verifies, reboots into it and
+        # confirms it once healthy.
+        ota = str(ROOT / "tools" / "ota.py")
+        d = self.out / "ota"
+        d.mkdir(exist_ok=True)
+        raw, img = d / f"ihd-{version}.unsigned.bin", d / f"ihd-{version}.bin"
+        self.tool(ota, "make-image", "-o", str(raw), "--version", version, "--size", str(256 * 1024))
+        self.tool(
+            ota, "sign", "-k", str(ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"), "-o", str(img), str(raw)
+        )
+        if self.ota_server is None:
+            self.ota_port = free_port()
+            cmd = [PY, ota, "serve", str(d), "--port", str(self.ota_port)]
+            self.ota_server = Proc("ota-server", cmd, self.out / "ota-server.log")
+            time.sleep(0.5)
+        url = f"http://127.0.0.1:{self.ota_port}/{img.name}"
+        out = self.tool(
+            ota, "request-update", "--device", str(self.device_id), "--url", url, "--db", str(self.db), str(img)
+        )
+        self.events.append((self.now(), f"ota {version} requested"))
+        print(f"\nsim: OTA {version} requested: {out.strip()}", file=sys.stderr)
+
+    def read_keys(self) -> None:
+        # Interactive: one command per line on the terminal.
+        print("sim: type  r [SECONDS]  real-time mode,  u  OTA update,  q  quit", file=sys.stderr)
+        for line in sys.stdin:
+            w = line.split()
+            try:
+                if not w:
+                    continue
+                if w[0] == "r":
+                    self.request_realtime(int(w[1]) if len(w) > 1 else 300)
+                elif w[0] == "u":
+                    self.minor += 1
+                    self.request_ota(f"1.{self.minor}.0")
+                elif w[0] == "q":
+                    self.quit = True
+                    return
+                else:
+                    print("sim: r [SECONDS] | u | q", file=sys.stderr)
+            except SystemExit as e:
+                print(e, file=sys.stderr)
+
     def start_network(self) -> None:
         a = self.a
         impaired = a.loss or a.dup or a.outage
@@ -431,7 +496,7 @@ class Sim:
         return (
             f"sim {done:6.1f}/{self.a.hours:g} h | boots {self.boots} cuts {sum(self.cuts_done.values())} "
             f"| readings {self.readings_fw + self._boot_readings} committed {sum(b - a + 1 for a, b in self.commits)} "
-            f"| store {st.get('count', '-')} | heap {s.get('heap', 0) // 1024}k "
+            f"| store {st.get('fill_pct', '-')}% | heap {s.get('heap', 0) // 1024}k "
             f"| faults {','.join(str(f) for f in s.get('faults', [])) or '-'}"
         )
 
@@ -454,8 +519,19 @@ class Sim:
         last_line = 0.0
         tty = sys.stderr.isatty()
         self.start_firmware()
+        scripted = []
+        if self.a.realtime_at:
+            at, _, secs = self.a.realtime_at.partition(":")
+            scripted.append((START_UTC + int(float(at) * HOUR), lambda: self.request_realtime(int(secs or 300))))
+        if self.a.ota_at is not None:
+            scripted.append((START_UTC + int(self.a.ota_at * HOUR), lambda: self.request_ota("1.1.0")))
+        scripted.sort(key=lambda e: e[0])
+        if sys.stdin.isatty():
+            threading.Thread(target=self.read_keys, daemon=True).start()
         try:
-            while self.now() < self.end_utc:
+            while self.now() < self.end_utc and not self.quit:
+                if scripted and self.now() >= scripted[0][0]:
+                    scripted.pop(0)[1]()
                 if self.fw.poll() is not None:
                     self.firmware_ended()
                     self.start_firmware()
@@ -513,7 +589,7 @@ class Sim:
             self.fw.stop(signal.SIGINT)
         if self.fw is not None and self.fw.returncode is not None:
             self.firmware_ended()
-        for p in (self.emu, self.impair, self.collector):
+        for p in (self.emu, self.impair, self.collector, self.ota_server):
             if p is not None:
                 p.stop()
         self.render_display()
@@ -586,7 +662,7 @@ class Sim:
                 by_kind["demand"].setdefault(t, set()).add(n.get("demand_w"))
             elif k == "summation":
                 by_kind["summation"].setdefault(t, set()).add(n.get("delivered_wh"))
-        win = int(max(2, self.a.speed / 50))
+        win = int(max(5, self.a.speed / 20))
         bad = 0
         for _seq, utc, demand, delivered, flags in rows:
             span = range(utc - 1, utc + win + 1)
@@ -598,6 +674,16 @@ class Sim:
                 ok = any(t in times for t in span)
             bad += not ok
         return bad
+
+    def live_count(self) -> int:
+        # Readings streamed in real-time mode (the collector's "live" table).
+        if not self.db.exists():
+            return 0
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute("SELECT COUNT(*) FROM live WHERE device_id = ?", (self.device_id,)).fetchone()[0]
+        finally:
+            con.close()
 
     def collector_device(self) -> dict:
         if not self.db.exists():
@@ -660,6 +746,9 @@ class Sim:
             "power_cuts": dict(self.cuts_done),
             "crashes": self.crashes,
             "watchdog_resets": self.watchdog_resets,
+            "ota": self.status.get("ota"),
+            "events": [f"{(t - START_UTC) / HOUR:.2f} h: {e}" for t, e in self.events],
+            "live_readings": self.live_count(),
         }
 
     def verdict(self) -> int:
@@ -694,6 +783,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--keep-state", action="store_true", help="keep DIR/state from a previous run")
     r.add_argument("--board-defaults", action="store_true", help="no provisioned config: the board's defaults")
     r.add_argument("--record-display", action=argparse.BooleanOptionalAction, default=True, help="record the panel bus")
+    r.add_argument("--realtime-at", help="H[:SECONDS]: ask for real-time mode at simulated hour H")
+    r.add_argument("--ota-at", type=float, help="H: push a signed OTA update at simulated hour H")
     r.add_argument("--drain-s", type=float, default=120, help="real seconds to wait for the final upload")
     a = p.parse_args(argv)
     if a.speed < 1:
