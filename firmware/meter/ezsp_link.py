@@ -46,11 +46,24 @@ class LinkDown(Exception):
 
 
 class EzspLink:
-    # cfg keys: "uart" (hal.Uart config), "install_code" (hex, optional),
-    # "meter_nwk" (0), "meter_ep" (9; learnt from the meter's reports),
-    # "poll_s" (30), "silent_ms" (60000 device ms).
-    def __init__(self, cfg, on_reading, faults_):
+    # EzspLink(uart, on_reading, faults, install_code=None, **opts) (as
+    # meter.make_link builds it, or with a dict holding "uart",
+    # "install_code" and opts). uart: an open hal.Uart, or None to open
+    # board.METER_UART in run() (a dict: that hal.Uart config instead).
+    # install_code: bytes or hex text (only needed to join). opts:
+    # meter_nwk (0), meter_ep (9; both learnt from the meter's frames),
+    # poll_s (30), silent_ms (60000 device ms).
+    def __init__(self, uart, on_reading, faults_, install_code=None, **opts):
+        if isinstance(uart, dict) and ("uart" in uart or "install_code" in uart):
+            # Also accepted: EzspLink({"uart": cfg, "install_code": hex, ...}, ...)
+            opts.update(uart)
+            uart = opts.pop("uart", None)
+            ic = opts.pop("install_code", None)
+            install_code = install_code or ic
+        cfg = dict(opts)
+        cfg["install_code"] = install_code
         self.cfg = cfg
+        self._uart_arg = uart
         self.on_reading = on_reading
         self.faults = faults_
         self.sup = supervise.Supervisor("ezsp", faults_, silent_ms=cfg.get("silent_ms", 60_000))
@@ -320,7 +333,12 @@ class EzspLink:
 
     async def run(self):
         # The link task: runs until the UART closes (only the emulator does).
-        self.uart = hal.Uart(self.cfg.get("uart") or {})
+        u = self._uart_arg
+        if u is None or isinstance(u, dict):
+            import board
+
+            u = hal.Uart(u or board.METER_UART)
+        self.uart = u
         reader = asyncio.StreamReader(self.uart.stream)
         rx = asyncio.create_task(self._rx(reader))
         timer = asyncio.create_task(self._timer())

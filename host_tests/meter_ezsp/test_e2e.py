@@ -29,7 +29,7 @@ from meter import ezsp_link
 F = faults.Faults()
 def on_reading(u, d, dw, rw, fl):
     print("R", u, d, dw, rw, fl)
-link = ezsp_link.EzspLink(CFG, on_reading, F)
+link = ezsp_link.EzspLink(None, on_reading, F, **CFG)
 asyncio.run(link.run())
 st = link.status
 print("STATUS", st.state, st.resets, st.reinits, st.frames_good, st.frames_bad,
