@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otatool import tool  # noqa: E402
+from ota_hosttool import tool  # noqa: E402
 
 
 class Keys:

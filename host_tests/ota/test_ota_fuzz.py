@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_verify import EXPECTED  # noqa: E402
+from test_ota_verify import EXPECTED  # noqa: E402
 
 FUZZ = """
 import sys, random, binascii

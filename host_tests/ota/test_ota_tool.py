@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otatool import tool  # noqa: E402
+from ota_hosttool import tool  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OTA = [sys.executable, str(tool.ROOT / "tools" / "ota.py")]
@@ -139,7 +139,7 @@ def test_on_command_updates_in_background_and_resets(mpy, keys, tmp_path):
 import sys
 sys.path.insert(0, {str(HERE)!r})
 import asyncio, binascii
-import devsim as D
+import ota_devsim as D
 D.factory({str(tmp_path / "v1.bin")!r}); D.power_on()
 u = D.updater([binascii.unhexlify({keys.digest[keys.trusted]!r})])
 u.reset_delay_ms = 10

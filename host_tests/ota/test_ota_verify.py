@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otatool import (  # noqa: E402
+from ota_hosttool import (  # noqa: E402
     SECTOR,
     craft_block,
     flip,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otatool import tool  # noqa: E402
+from ota_hosttool import tool  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,7 +41,7 @@ def run_update(mpy, keys, served, srv, name, extra="", cmd_extra=None, heap="128
 import sys
 sys.path.insert(0, {str(HERE)!r})
 import asyncio, binascii
-import devsim as D
+import ota_devsim as D
 from hal import unix_partition as UP
 D.factory({str(served / "v1.bin")!r}); D.power_on()
 u = D.updater([binascii.unhexlify({keys.digest[keys.trusted]!r})])

@@ -11,7 +11,7 @@ from esptool.bin_image import LoadFirmwareImage
 from esptool.cmds import _parse_app_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otatool import tool  # noqa: E402
+from ota_hosttool import tool  # noqa: E402
 
 PARSE = """
 import sys

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otatool import tool  # noqa: E402
+from ota_hosttool import tool  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,7 +29,7 @@ def images(keys, tmp_path_factory):
 def prelude(keys, images) -> str:
     return (
         f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
-        "import binascii, os\nimport devsim as D\nimport hal, faults as F\n"
+        "import binascii, os\nimport ota_devsim as D\nimport hal, faults as F\n"
         "from ota import status as S\nfrom hal.norflash import PowerCut\n"
         f"T = [binascii.unhexlify({keys.digest[keys.trusted]!r})]\n"
         f"V1, V2, V0 = {str(images['v1'])!r}, {str(images['v2'])!r}, {str(images['v0'])!r}\n"
