@@ -11,6 +11,7 @@
 # Without a valid configuration only the display and a re-check of the
 # config file run, showing CONFIG_MISSING / CONFIG_BAD.
 import asyncio
+import binascii
 import gc
 import json
 import time
@@ -72,14 +73,21 @@ class App:
         from store import Store
 
         self.store = Store(hal.partition("store"), clock=hal.clock)
-        uart = hal.Uart(board.METER_UART)
-        self.link = make_link(self.cfg.meter_protocol, uart, self.on_reading, self.faults)
+        c = self.cfg
+        if c.meter_protocol == "ezsp":
+            # EzspLink opens (and re-opens) the UART itself and joins with
+            # the install code: its own config dict, not make_link()'s UART.
+            from meter.ezsp_link import EzspLink
+
+            ic = binascii.hexlify(c.install_code).decode() if c.install_code else None
+            self.link = EzspLink({"uart": board.METER_UART, "install_code": ic}, self.on_reading, self.faults)
+        else:
+            self.link = make_link(c.meter_protocol, hal.Uart(board.METER_UART), self.on_reading, self.faults)
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)
         from ota import status as ota_status
         from ota.updater import Updater
         from uplink.uplink import Uplink
 
-        c = self.cfg
         self.ota = Updater(c.ota_keys, status=ota_status.Status(self.faults))
         state = self.ota.after_boot()
         if state != ota_status.IDLE:
