@@ -13,7 +13,7 @@ import time
 import faults
 from store import codec, queries
 from store.flash_log import FlashLog
-from store.layout import MAX_CURSORS, MAX_NAME, RH, SECTOR, T_READ
+from store.layout import MAX_CURSORS, MAX_NAME, RH, SECTOR, T_READ, T_READC
 from store.ram_ring import RamRing
 from store.reader import Reader
 
@@ -30,8 +30,9 @@ class Store:
         self.clock = clock
         self.flush_ms = flush_s * 1000
         self.flush_n = flush_n
-        self.log = FlashLog(part)
+        # the RAM ring first: its arrays are the largest blocks we need
         self.ram = RamRing(ram_size)
+        self.log = FlashLog(part)
         self._wst = codec.new_state()
         self._rd = Reader(self.log)  # for queries; iterators get their own
         self.dropped = 0  # readings lost before reaching flash (RAM overrun)
@@ -143,8 +144,17 @@ class Store:
                 i = s % size
                 p = codec.encode(buf, p, wst, ram.utc[i], ram.dem[i], ram.dl[i], ram.rc[i], ram.fl[i])
                 s += 1
-            if log.commit(T_READ, s - start, p - RH, wst):
+            t = T_READ
+            if s > end and self._dirty:
+                # the last record of the flush carries the cursors as well
+                q = log.trailer(p, RH + log.room())
+                if q > 0:
+                    p = q
+                    t = T_READC
+            if log.commit(t, s - start, p - RH, wst):
                 start = s
+                if t == T_READC:
+                    self._dirty = False
             else:
                 tries += 1
                 if tries > 2:

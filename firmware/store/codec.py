@@ -53,7 +53,7 @@ def _put(buf, p, v):
     return p + 1
 
 
-def _putz(buf, p, n):
+def putz(buf, p, n):
     return _put(buf, p, n << 1 if n >= 0 else ((-n) << 1) - 1)
 
 
@@ -65,17 +65,17 @@ def encode(buf, pos, st, utc, dem, dl, rc, fl):
     dt = utc - st[0]
     if dt != st[5]:
         tag = 4
-        p = _putz(buf, p, dt - st[5])
+        p = putz(buf, p, dt - st[5])
     d = dl - st[2]
     if 0 <= d <= 2:
         tag |= d
     else:
         tag |= 3
-        p = _putz(buf, p, d)
+        p = putz(buf, p, d)
     d = rc - st[3]
     if d:
         tag |= 8
-        p = _putz(buf, p, d)
+        p = putz(buf, p, d)
     if fl != st[4]:
         tag |= 16
         buf[p] = fl
@@ -93,7 +93,7 @@ def encode(buf, pos, st, utc, dem, dl, rc, fl):
             p += 2
         else:
             tag |= 0x60
-            p = _putz(buf, p, d)
+            p = putz(buf, p, d)
     buf[pos] = tag
     st[0] = utc
     st[1] = dem
@@ -108,7 +108,7 @@ class CodecError(Exception):
     pass
 
 
-def _getz(buf, st, end):
+def getz(buf, st, end):
     # zigzag varint at st[6]; advances st[6] (no tuple: decode must not allocate)
     p = st[6]
     v = 0
@@ -138,14 +138,14 @@ def decode(buf, pos, end, st):
         raise CodecError("bad tag")
     dt = st[5]
     if tag & 4:
-        dt += _getz(buf, st, end)
+        dt += getz(buf, st, end)
     k = tag & 3
     if k == 3:
-        k = _getz(buf, st, end)
+        k = getz(buf, st, end)
     dl = st[2] + k
     rc = st[3]
     if tag & 8:
-        rc += _getz(buf, st, end)
+        rc += getz(buf, st, end)
     p = st[6]
     fl = st[4]
     if tag & 16:
@@ -169,7 +169,7 @@ def decode(buf, pos, end, st):
         p += 2
     elif k == 0x60:
         st[6] = p
-        dem += _getz(buf, st, end)
+        dem += getz(buf, st, end)
         p = st[6]
     utc = st[0] + dt
     if utc < 0 or dl < 0 or rc < 0:

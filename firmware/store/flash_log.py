@@ -27,10 +27,11 @@ from store.layout import (
     RT,
     SECTOR,
     T_CUR,
-    T_READ,
+    T_READC,
     UNKNOWN,
     pack_cursors,
     pack_header,
+    pack_trailer,
     parse_header,
 )
 
@@ -64,6 +65,7 @@ class FlashLog:
         self.fst = codec.new_state()  # the newest reading on flash (delta base)
         self.last_seq = 0  # seqs up to this are accounted for on flash
         self.cursors = {}
+        self.hnames = []  # cursor names in the head header's order
         self.buf = bytearray(RH + REC_MAX + RT)  # record being written
         self.vbuf = bytearray(RH + REC_MAX + RT)  # read-back and boot scan
         self.hbuf = bytearray(HDR_MAX)  # headers and blank checks
@@ -151,12 +153,12 @@ class FlashLog:
                 self.write_failures += 1
 
     # -- headers ---------------------------------------------------------------
-    def header(self, s, st=None, cursors=None):
+    def header(self, s, st=None, cursors=None, names=None):
         # Read and check the header of sector s; fills the per-sector tables
         # (and st / cursors if given). False if it is not a valid header.
         b = self.hbuf
         self.part.readblocks(s, b, 0)
-        h = parse_header(b, st, cursors)
+        h = parse_header(b, st, cursors, names)
         if h is None:
             return False
         self.sseq[s] = h[0]
@@ -175,6 +177,7 @@ class FlashLog:
         if not self._program(s, 0, memoryview(self.hbuf)[:hlen]):
             return False
         self.top = seq
+        self.hnames = list(self.cursors)  # the order pack_header used
         self.state[s] = LIVE
         self.sseq[s] = seq
         self.first[s] = first
@@ -231,23 +234,32 @@ class FlashLog:
             return False
         self.end[h] = off + RH + n + RT
         self.failing = False
-        if t == T_READ:
+        if t != T_CUR:
             self.cnt[h] += aux
             self.last_seq += aux
             codec.copy_state(self.fst, wst)
         return True
 
+    def trailer(self, p, limit):
+        # Cursor entries by header index into buf at p (see layout.py).
+        return pack_trailer(self.buf, p, limit, self.cursors, self.hnames, self.first[self.head])
+
     def write_cursors(self):
-        # Persist all cursors: a record in the head, or the snapshot of a
-        # new sector's header when the head is full.
-        n = pack_cursors(self.buf, RH, self.cursors) - RH
-        for _ in range(self.n):
-            if self.room() < n:
-                if not self.open_next():
-                    return False
-                return True
-            if self.commit(T_CUR, len(self.cursors), n):
-                return True
+        # Persist all cursors: a small record in the head (by header index,
+        # or by name for a cursor the header does not list), or the snapshot
+        # of a new sector's header when the head is full.
+        for _ in range(2):
+            if self.room() > 0:
+                p = self.trailer(RH, RH + self.room())
+                if p > 0:
+                    if self.commit(T_READC, 0, p - RH, self.fst):
+                        return True
+                    continue
+                n = pack_cursors(self.buf, RH, self.cursors) - RH
+                if n <= self.room() and self.commit(T_CUR, len(self.cursors), n):
+                    return True
+            if self.room() < RH + RT + 8 * 22:
+                return self.open_next()
         return False
 
     def _next_usable(self, s):

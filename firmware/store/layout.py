@@ -8,8 +8,14 @@
 # A cursor entry (header snapshot and cursor records alike):
 #   name_len u8 (1..16), name (UTF-8), value u32.
 # Records follow the header: type u8, len u16, aux u8, payload, crc32 u32
-# (seeded with sector_seq). type 0x52 readings (aux = count), 0x43 cursors
-# (aux = entries), 0x00 seal (nothing more in this sector), 0xFF free.
+# (seeded with sector_seq). Types:
+#   0x52 readings: aux coded readings (codec.py);
+#   0x53 readings + cursors: aux coded readings, then cursor entries
+#        [index u8 into the header's cursor list, zigzag varint value -
+#        first_seq] up to the end (aux may be 0: cursors only);
+#   0x43 cursors by name: aux entries as in the header (for a cursor the
+#        header does not list yet);
+#   0x00 seal (nothing more in this sector); 0xFF free space.
 import binascii
 import struct
 
@@ -22,6 +28,7 @@ REC_MAX = const(480)  # payload bytes per record
 RH = const(4)  # record header: type, len16, aux
 RT = const(4)  # record trailer: crc32
 T_READ = const(0x52)
+T_READC = const(0x53)
 T_CUR = const(0x43)
 T_SEAL = const(0x00)
 MAX_CURSORS = const(8)
@@ -52,14 +59,18 @@ def pack_cursors(b, p, cursors):
     return p
 
 
-def parse_cursors(b, p, end, count, out):
-    # Entries at b[p:end] into the dict out; False if malformed.
+def parse_cursors(b, p, end, count, out, names=None):
+    # Entries at b[p:end] into the dict out (and their names, in order, into
+    # the list names); False if malformed.
     try:
         for _ in range(count):
             nl = b[p]
             if nl == 0 or nl > MAX_NAME or p + 1 + nl + 4 > end:
                 return False
-            out[bytes(b[p + 1 : p + 1 + nl]).decode()] = struct.unpack_from("<I", b, p + 1 + nl)[0]
+            name = bytes(b[p + 1 : p + 1 + nl]).decode()
+            out[name] = struct.unpack_from("<I", b, p + 1 + nl)[0]
+            if names is not None:
+                names.append(name)
             p += 1 + nl + 4
     except (UnicodeError, ValueError):
         return False
@@ -76,9 +87,9 @@ def pack_header(b, sseq, first, st, cursors):
     return p + 4
 
 
-def parse_header(b, st=None, cursors=None):
+def parse_header(b, st=None, cursors=None, names=None):
     # -> (sector_seq, first_seq, base_utc, base_delivered, hlen) or None.
-    # Fills st (codec state) and cursors when given.
+    # Fills st (codec state), cursors and names (header order) when given.
     hlen = b[5]
     if b[0] != 0x49 or b[1] != 0x48 or b[2] != 0x44 or b[3] != 0x4C or b[4] != _VER or hlen < _HFIX + 4:
         return None
@@ -88,10 +99,13 @@ def parse_header(b, st=None, cursors=None):
     if not 0 < f[5] < LIMIT or not 0 < f[6] < LIMIT or f[3] > MAX_CURSORS:
         return None
     got = {}
-    if not parse_cursors(b, _HFIX, hlen - 4, f[3], got):
+    order = []
+    if not parse_cursors(b, _HFIX, hlen - 4, f[3], got, order):
         return None
     if cursors is not None:
         cursors.update(got)
+    if names is not None:
+        names[:] = order
     if st is not None:
         codec.set_state(st, f[7], f[8], f[9], f[10], f[12], f[11])
     return (f[5], f[6], f[7], f[9], hlen)
@@ -99,3 +113,33 @@ def parse_header(b, st=None, cursors=None):
 
 def record_ok(b, ln, seed):
     return binascii.crc32(memoryview(b)[: RH + ln], seed) == struct.unpack_from("<I", b, RH + ln)[0]
+
+
+def pack_trailer(b, p, limit, cursors, names, first):
+    # Cursor entries by header index after p; -> new position, or -1 if a
+    # cursor is not in the header list or the entries pass limit.
+    for name in cursors:
+        if name not in names or p + 6 > limit:
+            return -1
+        b[p] = names.index(name)
+        p = codec.putz(b, p + 1, cursors[name] - first)
+    return p
+
+
+def parse_trailer(b, p, end, names, first, out):
+    # Entries from pack_trailer into the dict out; False if malformed.
+    st = codec.new_state()
+    while p < end:
+        i = b[p]
+        if i >= len(names):
+            return False
+        st[6] = p + 1
+        try:
+            v = first + codec.getz(b, st, end)
+        except codec.CodecError:
+            return False
+        if not 0 <= v <= LIMIT:
+            return False
+        out[names[i]] = v
+        p = st[6]
+    return True

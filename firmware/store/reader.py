@@ -8,7 +8,7 @@
 # and the reader seeks again. A record failing its CRC here (damage after
 # boot) is reported to the log, which sets the rest of that sector aside.
 from store import codec
-from store.layout import LIVE, REC_MAX, RH, RT, T_CUR, T_READ, record_ok
+from store.layout import LIVE, REC_MAX, RH, RT, T_CUR, T_READ, T_READC, record_ok
 
 
 class Reader:
@@ -74,7 +74,7 @@ class Reader:
             log.read(s, off, mv[:RH])
             t = b[0]
             ln = b[1] | (b[2] << 8)
-            if (t != T_READ and t != T_CUR) or ln > REC_MAX or off + RH + ln + RT > log.end[s]:
+            if (t != T_READ and t != T_READC and t != T_CUR) or ln > REC_MAX or off + RH + ln + RT > log.end[s]:
                 log.damage(s, off)
                 return False
             log.read(s, off + RH, mv[RH : RH + ln + RT])
@@ -82,7 +82,7 @@ class Reader:
                 log.damage(s, off)
                 return False
             self.off = off + RH + ln + RT
-            if t == T_READ and b[3]:
+            if t != T_CUR and b[3]:
                 self.roff = off
                 self.left = b[3]
                 self.rpos = RH

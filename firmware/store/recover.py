@@ -10,7 +10,21 @@
 # bad record followed by blank flash at the head is a power cut (not
 # counted); anything else is damage (counted, sector quarantined).
 from store import codec
-from store.layout import BLANK, LIVE, RH, RT, SECTOR, T_CUR, T_READ, T_SEAL, UNKNOWN, parse_cursors, record_ok
+from store.layout import (
+    BLANK,
+    LIVE,
+    RH,
+    RT,
+    SECTOR,
+    T_CUR,
+    T_READ,
+    T_READC,
+    T_SEAL,
+    UNKNOWN,
+    parse_cursors,
+    parse_trailer,
+    record_ok,
+)
 
 
 def boot(log):
@@ -56,7 +70,7 @@ def boot(log):
 
 def _scan(log, s, is_head):
     if is_head:
-        log.header(s, log.fst, log.cursors)
+        log.header(s, log.fst, log.cursors, log.hnames)
     b = log.vbuf
     mv = memoryview(b)
     off = log.start[s]
@@ -75,12 +89,12 @@ def _scan(log, s, is_head):
             break
         ln = b[1] | (b[2] << 8)
         fits = off + RH + ln + RT <= SECTOR and ln <= len(b) - RH - RT
-        ok = fits and (t == T_READ or t == T_CUR)
+        ok = fits and (t == T_READ or t == T_READC or t == T_CUR)
         if ok:
             log.read(s, off + RH, mv[RH : RH + ln + RT])
             ok = record_ok(b, ln, seed)
         if ok and is_head:
-            ok = _apply(log, t, b, ln)
+            ok = _apply(log, s, t, b, ln)
         if not ok:
             if not is_head or not log.blank(s, off + RH + (ln + RT if fits else 0)):
                 log.corrupt += 1
@@ -88,18 +102,19 @@ def _scan(log, s, is_head):
             if is_head:
                 log.seal(s, off)
             break
-        if t == T_READ:
+        if t != T_CUR:
             cnt += b[3]
         off += RH + ln + RT
     log.end[s] = off
     log.cnt[s] = cnt
 
 
-def _apply(log, t, b, ln):
+def _apply(log, s, t, b, ln):
     # Replay a head record; False if its content is malformed (it passed the
     # CRC, so crafted data only) and then nothing of it is applied.
     end = RH + ln
-    if t == T_READ:
+    got = {}
+    if t != T_CUR:
         st = log.fst
         keep = codec.new_state()
         codec.copy_state(keep, st)
@@ -109,11 +124,15 @@ def _apply(log, t, b, ln):
                 p = codec.decode(b, p, end, st)
         except codec.CodecError:
             p = -1
-        if p != end:
+        if t == T_READ:
+            ok = p == end
+        else:
+            ok = p >= 0 and parse_trailer(b, p, end, log.hnames, log.first[s], got)
+        if not ok:
             codec.copy_state(st, keep)
             return False
+        log.cursors.update(got)
         return True
-    got = {}
     if not parse_cursors(b, RH, end, b[3], got):
         return False
     log.cursors.update(got)

@@ -49,7 +49,7 @@ def _still_works(path, f, st):
     top = st.seq
     f.close()
     f, st = _open(path)
-    assert st.seq == top and st.cursor("uploaded") == top - 5
+    assert st.seq == top and st.cursor("uploaded") == top - 5, (st.seq, top, st.cursor("uploaded"), st.log.hnames)
     got = [r[0] for r in st.readings_from(base + 1)]
     assert got == list(range(base + 1, top + 1)), "new readings lost after garbage"
     assert st.stats()["health"] != "failing"

@@ -19,9 +19,9 @@ from storetest import Clock, Lcg, check_log, flash, gen, remove
 from hal.norflash import PowerCut
 from store import Store
 
-NSECT = 5
+NSECT = 4
 RAM = 400
-STEPS = 700
+STEPS = 800
 TORN = (1, 3, 6, 40, 300, 3000)  # bytes of the cut operation that land
 
 
@@ -87,6 +87,10 @@ def workload(run):
                 run.cur_commit = run.cur_set
             run.done(st)
         elif r < 95:
+            if rng.next(6) == 0:
+                # other consumers' cursors: names the sector header may not
+                # list yet go out as by-name records
+                st.set_cursor("aux%d" % rng.next(3), max(0, run.committed - rng.next(500)))
             c = run.committed - rng.next(30)
             if c > run.cur_set:
                 run.cur_set = c
