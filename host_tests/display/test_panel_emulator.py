@@ -158,3 +158,50 @@ def test_uc8151_loses_sram_in_deep_sleep():
     assert not any(b.ctl.glass)
     assert (b.ctl.full, b.ctl.partial) == (1, 2)
     assert b.ctl.errors == []
+
+
+def _record(path: Path, events) -> None:
+    import struct
+
+    out = bytearray()
+    for kind, a, b in events:
+        if kind == "pin":
+            out += bytes((0x50, a, b))
+        elif kind == "spi":
+            out += b"S" + struct.pack("<I", len(a)) + a
+        else:
+            out += b"M" + bytes((len(a),)) + a.encode()
+    path.write_bytes(bytes(out))
+
+
+def _frame_events(fill: int, sleep_code: bytes):
+    cs, dc, rst = PINS["cs"], PINS["dc"], PINS["rst"]
+    ev = [("pin", cs, 1), ("pin", rst, 0), ("pin", rst, 1)]
+
+    def cmd(c, data=b""):
+        ev.extend([("pin", cs, 0), ("pin", dc, 0), ("spi", bytes([c]), None)])
+        if data:
+            ev.extend([("pin", dc, 1), ("spi", data, None)])
+        ev.append(("pin", cs, 1))
+
+    cmd(0x01, b"\x27\x01\x00")
+    cmd(0x21, b"\x00\x80")
+    cmd(0x24, bytes([fill]) * (22 * 296))
+    cmd(0x22, b"\xf7")
+    cmd(0x20)
+    ev.append(("mark", "frame", None))
+    cmd(0x10, sleep_code)
+    cmd(0x24, b"\x00")  # traffic after deep sleep when sleep_code is valid
+    return ev
+
+
+def test_render_cli_writes_images_and_fails_on_controller_errors(tmp_path):
+    rec = tmp_path / "ok.rec"
+    _record(rec, _frame_events(0x00, b"\x00"))  # 0x10 0x00: normal mode, no sleep
+    assert emu.main(["render", str(rec), "--out", str(tmp_path / "ok"), "--format", "pbm"]) == 0
+    img = emu.Image.open(tmp_path / "ok" / "frame.pbm").convert("L")
+    assert img.size == (296, 128) and img.histogram()[0] == 296 * 128  # all black
+    bad = tmp_path / "bad.rec"
+    _record(bad, _frame_events(0xFF, b"\x01"))
+    assert emu.main(["render", str(bad), "--out", str(tmp_path / "bad")]) == 1
+    assert (tmp_path / "bad" / "frame.png").exists()
