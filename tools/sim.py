@@ -21,7 +21,6 @@ the collector, a MemoryError happened or the firmware crashed.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import random
@@ -84,13 +83,14 @@ def parse_size(s: str) -> int:
     return int(s.rstrip("km")) * mult
 
 
-def board_defaults() -> dict:
-    """boards/unix/board.py DEFAULT_CONFIG, read as a literal (firmware is never imported here)."""
-    tree = ast.parse((ROOT / "boards" / "unix" / "board.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DEFAULT_CONFIG" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise SystemExit("sim: boards/unix/board.py has no DEFAULT_CONFIG")
+def board_defaults(env: dict | None = None) -> dict:
+    """boards/unix/board.py DEFAULT_CONFIG, as the firmware sees it (read on MicroPython)."""
+    e = dict(os.environ, MICROPYPATH=f"{ROOT / 'boards' / 'unix'}:{ROOT / 'firmware'}:.frozen", **(env or {}))
+    code = "import board, json\nprint(json.dumps(board.DEFAULT_CONFIG))"
+    r = subprocess.run([str(BIN / "micropython"), "-c", code], capture_output=True, text=True, env=e)
+    if r.returncode:
+        raise SystemExit(f"sim: cannot read the Unix board's DEFAULT_CONFIG:\n{r.stdout}{r.stderr}")
+    return json.loads(r.stdout)
 
 
 def launcher_cpu_s() -> float:
@@ -217,6 +217,7 @@ class Sim:
         self.collector: Proc | None = None
         self.impair: Proc | None = None
         self.db = self.out / "collector.sqlite"
+        self.device_port = 0
         self.crash_streak = 0
         self.watchdog_resets = 0
         self.events: list[tuple[int, str]] = []
@@ -269,6 +270,7 @@ class Sim:
         env["IHD_STATE"] = str(self.state)
         env["IHD_CLOCK"] = f"utc={self.now()},speed={int(self.a.speed)}"
         env["IHD_UART"] = f"tcp:127.0.0.1:{self.emu_port}"
+        env["IHD_COLLECTOR"] = f"127.0.0.1:{self.device_port}"
         env.pop("IHD_FLASH_CUT", None)
         env.pop("IHD_PANEL_REC", None)
         if self.a.record_display:
@@ -299,15 +301,15 @@ class Sim:
         # The device's config: the board's embedded defaults (make run), or
         # one written by tools/provision.py with a fresh key (scripted runs).
         a = self.a
+        self.device_port = free_port(socket.SOCK_DGRAM)
         if a.board_defaults:
-            cfg = board_defaults()
+            # The defaults name the collector by IHD_COLLECTOR (the port is
+            # ours to choose, so several simulations can run at once).
+            cfg = board_defaults({"IHD_COLLECTOR": f"127.0.0.1:{self.device_port}"})
             if a.protocol != cfg["meter_protocol"]:
                 raise SystemExit(f"sim: the board defaults use {cfg['meter_protocol']}; drop --board-defaults")
             (self.state / "config.json").unlink(missing_ok=True)
-            host, _, port = cfg["endpoints"][0].rpartition(":")
-            self.device_port = int(port)
         else:
-            self.device_port = free_port(socket.SOCK_DGRAM)
             out = self.tool(
                 str(ROOT / "tools" / "provision.py"),
                 "make",
@@ -517,6 +519,7 @@ class Sim:
         self.pending_flash_cut = False
         cuts = list(self.cut_times)
         last_line = 0.0
+        last_preview = time.monotonic()
         tty = sys.stderr.isatty()
         self.start_firmware()
         scripted = []
@@ -544,6 +547,9 @@ class Sim:
                     self.killed = True
                     self.cuts_done["kill"] += 1
                     self.fw.stop(signal.SIGKILL)
+                if self.a.preview_every and time.monotonic() - last_preview > self.a.preview_every:
+                    last_preview = time.monotonic()
+                    threading.Thread(target=self.render_display, daemon=True).start()
                 if time.monotonic() - last_line > 0.5:
                     last_line = time.monotonic()
                     line = self.status_line()
@@ -551,6 +557,7 @@ class Sim:
                 time.sleep(0.01)
         except KeyboardInterrupt:
             print("\nsim: interrupted", file=sys.stderr)
+            self.a.drain_s = min(self.a.drain_s, 5)
         finally:
             self.finish()
         return self.verdict()
@@ -604,7 +611,7 @@ class Sim:
             capture_output=True,
             text=True,
         )
-        pngs = sorted(shots.glob("*.png"), key=lambda p: p.stat().st_mtime) if shots.exists() else []
+        pngs = sorted(shots.glob("refresh*.png"), key=lambda p: int("0" + "".join(filter(str.isdigit, p.stem))))
         if r.returncode or not pngs:
             print(f"sim: display preview failed: {r.stderr.strip()[-500:]}", file=sys.stderr)
             return
@@ -787,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--record-display", action=argparse.BooleanOptionalAction, default=True, help="record the panel bus")
     r.add_argument("--realtime-at", help="H[:SECONDS]: ask for real-time mode at simulated hour H")
     r.add_argument("--ota-at", type=float, help="H: push a signed OTA update at simulated hour H")
+    r.add_argument("--preview-every", type=float, default=0, help="render DIR/display.png every S real seconds")
     r.add_argument("--drain-s", type=float, default=120, help="real seconds to wait for the final upload")
     a = p.parse_args(argv)
     if a.speed < 1:

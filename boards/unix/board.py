@@ -25,6 +25,15 @@ PANEL = "ssd1680_296x128"
 PANEL_SPI = {"baud": 4_000_000}
 PANEL_PINS = {"cs": 10, "dc": 9, "rst": 8, "busy": 7}
 
+
+def _collector():
+    # The simulator's collector: IHD_COLLECTOR="host:port" (tools/sim.py
+    # picks a free port), else the collector's default port on loopback.
+    import os
+
+    return os.getenv("IHD_COLLECTOR") or "127.0.0.1:4700"
+
+
 # Embedded configuration for the simulation (app/config.py format), used
 # when the state directory holds no provisioned config.json, so `make run`
 # needs no set-up. The key is public: it only ever protects simulated
@@ -36,7 +45,7 @@ DEFAULT_CONFIG = {
     "device_id": 1001,
     "key_id": 1,
     "key": "53494d204f4e4c592d206e6f742061207265616c20646576696365206b657921",  # "SIM ONLY- not a real device key!"
-    "endpoints": ["127.0.0.1:4700"],
+    "endpoints": [_collector()],
     "wifi_ssid": "sim-wifi",
     "wifi_key": "simulated",
     "meter_protocol": "ezsp",

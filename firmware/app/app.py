@@ -32,6 +32,7 @@ _STATUS_MS = const(600_000)
 _HEALTH_MS = const(30_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
+_DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
 
@@ -189,9 +190,21 @@ class App:
             await sleep_device(_HEALTH_MS)
 
     async def display_task(self):
+        from display import screens
+
         n = 0
+        rounds = 0
         while True:
-            kind = await self.display.aupdate(self.snapshot(), hal.clock.ticks_ms() // 1000)
+            # No fault: the live screen. A fault: live and diagnostics take
+            # turns, so the household keeps its figures and support can read
+            # the cause off the glass.
+            d = self.display
+            if self.faults.current() is None:
+                d.screen = screens.LIVE
+            elif rounds % _DIAG_EVERY == 0:
+                d.screen = screens.DIAG if d.screen == screens.LIVE else screens.LIVE
+            rounds += 1
+            kind = await d.aupdate(self.snapshot(), hal.clock.ticks_ms() // 1000)
             if kind and self.bus is not None:
                 n += 1
                 self.bus.mark("refresh%d" % n)
@@ -208,12 +221,14 @@ class App:
         t = self.last_reading_ticks
         s = {
             "fault": self.faults.current(),
+            "fault_count": len(self.faults.active()),
             "demand_w": self.last_demand,
             "last_reading_age_s": None if t is None else time.ticks_diff(now, t) // 1000,
             "utc": hal.clock.utc(),
             "clock_valid": hal.clock.valid(),
             "version": VERSION,
             "board": board.NAME,
+            "build": board.NAME,
             "uptime_s": time.ticks_diff(now, self.boot_ticks) // 1000,
             "reset_cause": self.reset_cause,
             "readings": self.readings,
