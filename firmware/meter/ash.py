@@ -151,6 +151,11 @@ class Ash:
         self.resets = 0  # RSTACKs received
         self.errors = 0  # ERROR frames received
         self.cancelled = 0  # frames dropped by CAN / SUB / overflow
+        # Capture decoding (meter/ezsp_capture.py): accept DATA frames in any
+        # order, drop retransmitted duplicates, never write; on_bad(reason).
+        self.passive = False
+        self.on_bad = None
+        self._last = -1
 
     # -- receive --------------------------------------------------------------
     def feed(self, data, n):
@@ -165,7 +170,7 @@ class Ash:
                 if discard:
                     discard = False
                 elif esc:
-                    self.rx_bad += 1  # escape then flag: corrupt frame
+                    self._bad("escape before flag")
                 elif cnt:
                     self._n = 0
                     self._frame(cnt)
@@ -196,7 +201,7 @@ class Ash:
                         # Escaping a non-reserved byte is a framing error.
                         discard = True
                         cnt = 0
-                        self.rx_bad += 1
+                        self._bad("escaped byte not reserved")
                         continue
                 if cnt < _RX_MAX:
                     rx[cnt] = b
@@ -204,7 +209,7 @@ class Ash:
                 else:
                     discard = True
                     cnt = 0
-                    self.rx_bad += 1
+                    self._bad("frame too long")
         self._n = cnt
         self._esc = esc
         self._discard = discard
@@ -212,21 +217,29 @@ class Ash:
     def _frame(self, n):
         rx = self._rx
         if n < 3 or crc16(rx, 0, n, CRC_TABLE) != 0:  # type: ignore[arg-type]  # viper ptr8 takes any buffer
-            self.rx_bad += 1
+            self._bad("CRC" if n >= 3 else "frame too short")
             if n >= 1 and not rx[0] & 0x80:
                 self._nak()  # damaged DATA frame: ask for it again
             return
         c = rx[0]
         if not c & 0x80:  # DATA
             if n < 6:  # EZSP needs at least sequence, control and id
-                self.rx_bad += 1
+                self._bad("DATA too short")
                 self._nak()
                 return
             self.rx_good += 1
+            frm = (c >> 4) & 7
+            if self.passive:  # capture decoding: every frame once, no replies
+                if c & 0x08 and frm == self._last:
+                    self.rx_dup += 1
+                    return
+                self._last = frm
+                randomise(rx, 1, n - 3, RAND)  # type: ignore[arg-type]  # viper ptr8 takes any buffer
+                self._on_frame(rx, 1, n - 3)
+                return
             self._acked(c & 7)
             if self.state != CONNECTED:
                 return
-            frm = (c >> 4) & 7
             if frm == self._ack:
                 self._ack = (frm + 1) & 7
                 self._reject = False
@@ -241,13 +254,13 @@ class Ash:
                 self._nak()
         elif c & 0xE0 == 0x80:  # ACK
             if n != 3:
-                self.rx_bad += 1
+                self._bad("ACK length")
                 return
             self.rx_good += 1
             self._acked(c & 7)
         elif c & 0xE0 == 0xA0:  # NAK
             if n != 3:
-                self.rx_bad += 1
+                self._bad("NAK length")
                 return
             self.rx_good += 1
             self.naks_rx += 1
@@ -260,7 +273,7 @@ class Ash:
                     self._transmit(True)
         elif c == 0xC1 or c == 0xC2:  # RSTACK / ERROR: version 2, reason
             if n != 5 or rx[1] != 2:
-                self.rx_bad += 1
+                self._bad("RSTACK/ERROR format")
                 return
             self.rx_good += 1
             code = rx[2]
@@ -274,7 +287,12 @@ class Ash:
                 self._pending = False
                 self._on_event(EV_ERROR, code)
         else:  # RST (host to NCP only) or an undefined control byte
-            self.rx_bad += 1
+            self._bad("control byte")
+
+    def _bad(self, reason):
+        self.rx_bad += 1
+        if self.on_bad is not None:
+            self.on_bad(reason)
 
     def _acked(self, ack_num):
         # ack_num is the next frame the NCP expects: ours is done when it
@@ -295,6 +313,8 @@ class Ash:
     # -- transmit -------------------------------------------------------------
     def _control(self, base):
         # ACK (0x80) or NAK (0xA0) carrying our ackNum; nRdy is never set.
+        if self.passive:
+            return
         self._raw[0] = base | self._ack
         self._send_raw(1)
 

@@ -105,6 +105,7 @@ class Ezsp:
         self.on_scan_complete = None
         self.on_message_sent = None
         self.on_key_establishment = None
+        self.on_bad = None  # on_bad(reason): a malformed frame (capture decoder)
         # Counters.
         self.responses = 0
         self.callbacks = 0
@@ -113,6 +114,11 @@ class Ezsp:
         self.other_profile = 0  # incoming messages not Smart Energy
         self.overflow = 0  # NCP reported overflow / truncation
         self.refused = 0  # sends refused by the read-only guard
+
+    def _bad(self, reason):
+        self.bad += 1
+        if self.on_bad is not None:
+            self.on_bad(reason)
 
     def reset(self):
         # After an ASH reset the NCP expects the legacy header again.
@@ -250,20 +256,20 @@ class Ezsp:
         # One EZSP frame from the NCP (ASH on_frame).
         if self.ext:
             if n < 5 or buf[off + 2] & 0x80:  # too short, or security on
-                self.bad += 1
+                self._bad("EZSP header short or secured")
                 return
             fid = buf[off + 3] | (buf[off + 4] << 8)
             p = off + 5
         else:
             if n < 3:
-                self.bad += 1
+                self._bad("EZSP header short")
                 return
             fid = buf[off + 2]
             p = off + 3
         fc = buf[off + 1]
         end = off + n
         if not fc & 0x80:  # a command, not a response: NCPs never send these
-            self.bad += 1
+            self._bad("EZSP command from NCP")
             return
         if fc & 0x18:
             self.overflow += 1
@@ -271,7 +277,7 @@ class Ezsp:
             rsp = self.rsp
             m = end - p
             if m > len(rsp):
-                self.bad += 1
+                self._bad("EZSP response too long")
                 return
             for k in range(m):
                 rsp[k] = buf[p + k]
@@ -288,7 +294,7 @@ class Ezsp:
         if fid == INCOMING_MESSAGE:
             # type, APS frame (11), lqi, rssi, sender, binding, address, LV
             if m < 19 or m < 19 + b[p + 18]:
-                self.bad += 1
+                self._bad("incomingMessage truncated")
                 return
             self.callbacks += 1
             profile = b[p + 1] | (b[p + 2] << 8)
@@ -309,14 +315,14 @@ class Ezsp:
                 )
         elif fid == STACK_STATUS:
             if m < 1:
-                self.bad += 1
+                self._bad("stackStatus truncated")
                 return
             self.callbacks += 1
             if self.on_stack_status is not None:
                 self.on_stack_status(b[p])
         elif fid == NETWORK_FOUND:
             if m < 16:
-                self.bad += 1
+                self._bad("networkFound truncated")
                 return
             self.callbacks += 1
             if self.on_network_found is not None:
@@ -325,7 +331,7 @@ class Ezsp:
                 )
         elif fid == SCAN_COMPLETE:
             if m < 2:
-                self.bad += 1
+                self._bad("scanComplete truncated")
                 return
             self.callbacks += 1
             if self.on_scan_complete is not None:
@@ -333,14 +339,14 @@ class Ezsp:
         elif fid == MESSAGE_SENT:
             # type, destination, APS frame (11), tag, status, LV
             if m < 17:
-                self.bad += 1
+                self._bad("messageSent truncated")
                 return
             self.callbacks += 1
             if self.on_message_sent is not None:
                 self.on_message_sent(b[p + 15])
         elif fid == KEY_ESTABLISHMENT:
             if m < 9:
-                self.bad += 1
+                self._bad("keyEstablishment truncated")
                 return
             self.callbacks += 1
             if self.on_key_establishment is not None:

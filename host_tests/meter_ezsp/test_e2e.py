@@ -76,11 +76,12 @@ def check_all_reported(reports: list[dict], readings: list[tuple]) -> None:
 
 def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     log = tmp_path / "emu.jsonl"
+    capture = tmp_path / "capture.bin"
     speed = 60
     emu = subprocess.Popen(
         [sys.executable, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", "ezsp", "--port", "0",
          "--speed", str(speed), "--duration", "3600", "--start", str(START), "--reset-at", "1800",
-         "--garbage", "0.02", "--log", str(log)],
+         "--garbage", "0.02", "--log", str(log), "--record", str(capture)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -103,6 +104,13 @@ def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     # Read-only: everything the firmware sent over the air was Read Attributes.
     assert end["violations"] == 0 and end["sent_zcl"] > 100
     assert tail["FAULTS"] == [] or set(tail["FAULTS"]) <= {"15"}  # dropout flag around the reset is allowed
+    # The capture decoder (meter/ezsp_capture.py via tools/capture_mpy.py)
+    # finds the same values in the raw bytes the co-processor sent.
+    decoded = mpy.run(path=ROOT / "tools" / "capture_mpy.py", args=("ezsp", capture, 0, 7), heap=HEAP).stdout
+    dec = [tuple(int(x) for x in ln.split()[2:5]) for ln in decoded.splitlines() if ln.startswith("R ")]
+    assert dec == [r[1:4] for r in readings]
+    good, bad = (int(x) for x in decoded.splitlines()[-1].split()[1:3])
+    assert good > 1000 and bad > 0  # the injected garbage is reported, not decoded
 
 
 def test_join_with_install_code_link_key(mpy):
