@@ -36,17 +36,29 @@ class Display:
         if kind != policy.NONE:
             self._drawn_screen = self.screen
 
+    def _sent(self, full0, part0):
+        # What the driver really did: it forces a full refresh when the
+        # controller's old image is unknown (boot, an interrupted update).
+        p = self.panel
+        if p.full_refreshes > full0:
+            return policy.FULL
+        return policy.PARTIAL if p.partial_refreshes > part0 else policy.NONE
+
     def update(self, status, now_s):
         kind, d = self._plan(status, now_s)
         if kind != policy.NONE:
+            f0, p0 = self.panel.full_refreshes, self.panel.partial_refreshes
             self.panel.show(full=kind == policy.FULL)
+            kind = self._sent(f0, p0)
         self._done(kind, now_s, d)
         return kind
 
     async def aupdate(self, status, now_s):
         kind, d = self._plan(status, now_s)
         if kind != policy.NONE:
+            f0, p0 = self.panel.full_refreshes, self.panel.partial_refreshes
             await self.panel.ashow(full=kind == policy.FULL)
+            kind = self._sent(f0, p0)
         self._done(kind, now_s, d)
         return kind
 

@@ -260,3 +260,26 @@ def test_aupdate_with_asyncio():
 
     assert asyncio.run(main()) == (policy.FULL, policy.NONE, policy.PARTIAL)
     assert (d.panel.full_refreshes, d.panel.partial_refreshes) == (1, 1)
+
+
+def test_display_reports_the_refresh_the_driver_sent():
+    # After an interrupted update the driver must do a full refresh even if
+    # the policy asked for a partial; the policy and counters follow it.
+    stuck = [False]
+    p = open_panel("ssd1680_296x128", busy_source=lambda: 1 if stuck[0] else 0)
+    p.BUSY_TIMEOUT_MS = 20
+    d = Display(p)
+    assert d.update(STATUS, 0) == policy.FULL
+    st = dict(STATUS)
+    st["demand_w"] = 2000
+    stuck[0] = True
+    try:
+        d.update(st, 10)
+        assert False, "no timeout"
+    except PanelTimeout:
+        pass
+    stuck[0] = False
+    assert d.update(st, 20) == policy.FULL
+    assert d.counts()["display_full_refreshes"] == 2 == p.full_refreshes
+    st["demand_w"] = 3000
+    assert d.update(st, 30) == policy.PARTIAL
