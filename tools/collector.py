@@ -73,6 +73,11 @@ class Collector:
         self.windows: dict[int, wire.Window] = {}
         self.seq = self.reserved = 0
         self.errors = 0
+        # keep-alive token -> (device id, seq): a keep-alive is only its token
+        self._ka_index: dict[bytes, tuple[int, int]] = {}
+        self._ka_tokens: dict[int, list[bytes]] = {}
+        for dev, key, top in self.db.execute("SELECT device_id, key, seq_top FROM devices").fetchall():
+            self._ka_refresh(dev, bytes(key), top)
 
     # -- administration --------------------------------------------------------
     def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
@@ -83,6 +88,8 @@ class Collector:
             "ON CONFLICT(device_id) DO UPDATE SET key_id=excluded.key_id, key=excluded.key",
             (device_id, key_id, key),
         )
+        top = self.db.execute("SELECT seq_top FROM devices WHERE device_id=?", (device_id,)).fetchone()[0]
+        self._ka_refresh(device_id, key, top)
 
     def queue_command(self, device_id: int, kind: int, payload: bytes) -> int:
         """Queue a command; sent with every reply to the device until it reports DONE."""
@@ -145,18 +152,19 @@ class Collector:
         if d.type == wire.T_REPLY:
             self._reject(d.device_id, "bad_type")  # collector->device type sent to us (reflection)
             return []
+        if d.type == wire.T_KEEPALIVE:
+            hit = self._ka_index.get(d.raw)
+            if hit is None:  # forged, replayed, or too far ahead: the device resyncs with a HELLO
+                self._reject(0, "bad_keepalive")
+                return []
+            d.device_id, d.seq = hit
         row = self.db.execute("SELECT key_id, key, seq_top FROM devices WHERE device_id=?", (d.device_id,)).fetchone()
         if row is None:
             self._reject(0, "unknown_device")
             return []
         kid, key, top = row[0], bytes(row[1]), row[2]
         win = self._window(d.device_id, top)
-        if d.type == wire.T_KEEPALIVE:
-            d.seq = wire.restore_seq(d.seq, win.top)
-            if not wire.verify_keepalive(d, key, d.seq):
-                self._reject(d.device_id, "bad_tag")
-                return []
-        else:
+        if d.type != wire.T_KEEPALIVE:
             if d.key_id != kid:
                 self._reject(d.device_id, "unknown_key")
                 return []
@@ -221,7 +229,20 @@ class Collector:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        self._ka_refresh(d.device_id, key, win.top)
         return out
+
+    def _ka_refresh(self, device_id: int, key: bytes, top: int) -> None:
+        # The keep-alive tokens this device may send next (seq top+1 ..).
+        for t in self._ka_tokens.pop(device_id, ()):
+            if self._ka_index.get(t, (None,))[0] == device_id:
+                del self._ka_index[t]
+        toks = []
+        for s in range(top + 1, top + 1 + wire.KA_AHEAD):
+            t = wire.keepalive_token(key, device_id, s)
+            self._ka_index[t] = (device_id, s)
+            toks.append(t)
+        self._ka_tokens[device_id] = toks
 
     def _pending(self, device_id: int) -> list[tuple[int, int, bytes]]:
         room = wire.MAX_DGRAM - wire.REPLY_HEAD - wire.TAG

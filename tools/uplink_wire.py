@@ -23,8 +23,8 @@ TYPE_NAMES = {T_DATA: "DATA", T_KEEPALIVE: "KEEPALIVE", T_HELLO: "HELLO", T_DONE
 
 HDR = 11
 TAG = 12
-KA_LEN = 11
-KA_TAG = 4
+KA_LEN = 4  # a keep-alive is only its token; every other datagram is longer
+KA_AHEAD = 64  # tokens the collector expects per device: seqs top+1 .. top+KA_AHEAD
 MAX_DGRAM = 1200
 DATA_HEAD = 18
 REPLY_HEAD = 21
@@ -76,14 +76,11 @@ def parse(data: bytes) -> Datagram:
         raise WireError("oversized", f"{n} bytes > {MAX_DGRAM}")
     if n < 1:
         raise WireError("truncated", "empty datagram")
+    if n == KA_LEN:
+        return Datagram(T_KEEPALIVE, 0, 0, raw=bytes(data))
     t = data[0]
-    if t >> 4 != VERSION or t not in TYPE_NAMES:
+    if t >> 4 != VERSION or t not in TYPE_NAMES or t == T_KEEPALIVE:
         raise WireError("bad_type", f"type byte 0x{t:02x} is not a version-{VERSION} datagram")
-    if t == T_KEEPALIVE:
-        if n != KA_LEN:
-            raise WireError("truncated" if n < KA_LEN else "malformed", f"keep-alive of {n} bytes, not {KA_LEN}")
-        dev, seq16 = struct.unpack_from(">IH", data, 1)
-        return Datagram(t, dev, seq16, raw=bytes(data))
     minimum = {T_DATA: DATA_HEAD + 1, T_HELLO: HDR + 8, T_DONE: HDR + 5, T_REPLY: REPLY_HEAD}[t] + TAG
     if n < minimum:
         raise WireError("truncated", f"{TYPE_NAMES[t]} of {n} bytes, at least {minimum} expected")
@@ -122,17 +119,8 @@ def verify(d: Datagram, key: bytes) -> bool:
     return hmac.compare_digest(tag(key, d.raw[:-TAG]), d.raw[-TAG:])
 
 
-def restore_seq(seq16: int, top: int) -> int:
-    """Full seq nearest above-or-around `top` whose low 16 bits are seq16 (RFC 3550 style)."""
-    base = max(top, 0) & ~0xFFFF
-    cands = [base - 0x10000 + seq16, base + seq16, base + 0x10000 + seq16]
-    cands = [c for c in cands if 0 <= c <= 0xFFFFFFFF]
-    return min(cands, key=lambda c: (abs(c - top), -c))
-
-
-def verify_keepalive(d: Datagram, key: bytes, full_seq: int) -> bool:
-    msg = bytes([T_KEEPALIVE]) + struct.pack(">II", d.device_id, full_seq)
-    return hmac.compare_digest(tag(key, msg, KA_TAG), d.raw[7:11])
+def keepalive_token(key: bytes, dev: int, seq: int) -> bytes:
+    return tag(key, bytes([T_KEEPALIVE]) + struct.pack(">II", dev, seq), KA_LEN)
 
 
 def header(t: int, dev: int, kid: int, seq: int) -> bytes:
@@ -175,8 +163,7 @@ def build_done(key: bytes, dev: int, kid: int, seq: int, cmd_id: int, status: in
 
 
 def build_keepalive(key: bytes, dev: int, seq: int) -> bytes:
-    t = tag(key, bytes([T_KEEPALIVE]) + struct.pack(">II", dev, seq), KA_TAG)
-    return bytes([T_KEEPALIVE]) + struct.pack(">IH", dev, seq & 0xFFFF) + t
+    return keepalive_token(key, dev, seq)
 
 
 class Window:

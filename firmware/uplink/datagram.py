@@ -4,10 +4,12 @@
 # (docs/wire-format.md is the specification; tools/uplink_wire.py is the
 # collector's side of the same layout). Every datagram is authenticated with
 # HMAC-SHA256 under the device's key, truncated to 96 bits, except the
-# keep-alive, which carries a 32-bit tag: it is sent every two minutes, so
-# its size is most of the uplink's daily bytes, and a forged one can only
-# make the collector send an already-authenticated command to one more
-# address (see docs/uplink.md, "Keep-alive").
+# keep-alive: it is sent every two minutes, so its size is most of the
+# uplink's daily bytes, and it is nothing but a 32-bit token (HMAC of the
+# device id and its next sequence number) that the collector looks up among
+# the tokens it expects next from each device; a forged one can at most make
+# the collector send an already-authenticated command to one more address
+# (see docs/uplink.md, "Keep-alive").
 # MicroPython has no hmac module, so HMAC (RFC 2104) is built on
 # hashlib.sha256 here; a host test checks it against CPython's hmac.
 import hashlib
@@ -16,15 +18,14 @@ from micropython import const
 
 VERSION = const(1)
 T_DATA = const(0x11)  # device -> collector: a batch (or one real-time reading)
-T_KEEPALIVE = const(0x12)  # device -> collector: compact, keeps the NAT open
+T_KEEPALIVE = const(0x12)  # device -> collector: 4-byte token (known by its length)
 T_HELLO = const(0x14)  # device -> collector: first contact after boot/failover
 T_DONE = const(0x15)  # device -> collector: command executed
 T_REPLY = const(0x18)  # collector -> device: ACK and/or commands
 
 HDR = const(11)  # type, device id u32, key id u16, seq u32
 TAG = const(12)  # HMAC-SHA256 truncated to 96 bits
-KA_LEN = const(11)  # type, device id u32, seq low 16 bits, tag 4 bytes
-KA_TAG = const(4)
+KA_LEN = const(4)  # the whole keep-alive: a token, nothing else
 MAX_DGRAM = const(1200)  # UDP payload bound: no IP fragmentation anywhere
 DATA_HEAD = const(18)  # HDR + first reading seq u32, count u16, flags u8
 DATA_CAP = const(1170)  # MAX_DGRAM - DATA_HEAD - TAG: codec payload budget
@@ -103,15 +104,12 @@ def check(buf, n, mac):
 
 
 def keepalive(buf, dev, seq, mac):
-    # Compact keep-alive: the tag covers the full 32-bit seq, of which only
-    # the low 16 bits travel; the collector restores the rest (window).
+    # Token = HMAC(key, 0x12 | device id | seq)[:4]; all a keep-alive is.
     buf[0] = T_KEEPALIVE
     put32(buf, 1, dev)
     put32(buf, 5, seq)
     t = mac.digest(buf, 9)
-    buf[5] = (seq >> 8) & 0xFF
-    buf[6] = seq & 0xFF
-    buf[7:KA_LEN] = t[:KA_TAG]
+    buf[0:KA_LEN] = t[:KA_LEN]
     return KA_LEN
 
 

@@ -34,7 +34,10 @@ from uplink.session import UPLOADED, SeqSource, Session, seq_path
 
 _RT_CAP = const(40)  # codec budget of one streamed reading
 REALTIME_MAX_S = const(900)
-_RTO_INIT = const(10_000)  # ms, before the first round-trip sample  # no request can make a device stream longer
+_RTO_INIT = const(10_000)  # ms, before the first round-trip sample
+_KA_RESYNC = const(
+    40
+)  # keep-alives without any reply before a HELLO (< KA_AHEAD 64)  # no request can make a device stream longer
 
 
 async def _readable(sock):
@@ -52,7 +55,7 @@ class Uplink:
         clock=None,
         on_command=None,
         faults=None,
-        keepalive_s=115,
+        keepalive_s=118,
         batch_max_age_s=3600,
         rto_min_s=2,
         rto_max_s=300,
@@ -101,6 +104,7 @@ class Uplink:
         self.per_batch = 0  # readings in the last full batch
         self.next_try = 0
         self.rt_until = 0
+        self.ka_quiet = 0  # keep-alives sent since the last authentic reply
         now = self.clock.ticks_ms()
         self.last_tx = now
         self.ka_due = now
@@ -197,8 +201,15 @@ class Uplink:
         if not self.inflight and time.ticks_diff(now, self.next_try) >= 0:
             self._try_batch(now)
         if not st.realtime and time.ticks_diff(now, time.ticks_add(self.last_tx, self.ka_ms)) >= 0:
-            st.keepalives += 1
-            self._send_ctl(self.session.keepalive(self.ctl)[0])
+            if self.ka_quiet >= _KA_RESYNC:
+                # The collector only knows our next KA_AHEAD tokens: after
+                # this many unanswered contacts, say HELLO (full seq) instead.
+                self.ka_quiet = 0
+                self._send_ctl(self.session.hello(self.ctl, self.uploaded, self.head or 0)[0])
+            else:
+                st.keepalives += 1
+                self.ka_quiet += 1
+                self._send_ctl(self.session.keepalive(self.ctl)[0])
         due = time.ticks_diff(time.ticks_add(self.last_tx, self.ka_ms), now)
         if self.inflight:
             due = min(due, time.ticks_diff(self.deadline, now))
@@ -318,6 +329,7 @@ class Uplink:
         now = self.clock.ticks_ms()
         st.last_ack_ticks = now
         self.fails = 0
+        self.ka_quiet = 0
         if self.faults is not None:
             self.faults.clear(CLOUD_UNREACHABLE)
         first, count = ses.ack_range(data)
