@@ -33,11 +33,9 @@ from uplink.codec import Encoder
 from uplink.session import UPLOADED, SeqSource, Session, seq_path
 
 _RT_CAP = const(40)  # codec budget of one streamed reading
-REALTIME_MAX_S = const(900)
+REALTIME_MAX_S = const(900)  # no request can make a device stream longer
 _RTO_INIT = const(10_000)  # ms, before the first round-trip sample
-_KA_RESYNC = const(
-    40
-)  # keep-alives without any reply before a HELLO (< KA_AHEAD 64)  # no request can make a device stream longer
+_KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector expects 64)
 
 
 async def _readable(sock):
