@@ -6,7 +6,8 @@
 # checked: every committed reading present and equal to gen(seq), nothing
 # never appended, seqs contiguous, cursor between its last committed and
 # last set value, no corruption reported; then the log must accept new
-# writes that survive one more reboot.
+# writes that survive one more reboot. Every fourth clean cut is followed by
+# a second cut during the recovery boot and its first writes.
 #
 # micropython powerloss.py DIR START STRIDE
 #   runs cut points START, START+STRIDE, ... and prints one line
@@ -109,13 +110,37 @@ def workload(run):
     return st
 
 
-def after_cut(path, run):
+def second_cut(path, run, c2):
+    # A second power cut while recovering from the first: boot, append and
+    # flush with the power cut after operation c2 of that boot (torn).
+    # Returns the oldest seq this boot may legitimately evict up to.
+    f, part = flash(path, NSECT, cut=c2, torn=3)
+    bound = 0
+    try:
+        st = Store(part, clock=Clock(), ram_size=RAM)
+        live = st.log.live
+        # opening a sector evicts at most the oldest one
+        bound = st.log.first[live[1]] if len(live) > 1 else 0
+        for _ in range(120):
+            s = st.append(*gen(st.seq + 1))
+            if s > run.top:
+                run.top = s
+        st.flush()
+        run.committed = st.committed()
+    except PowerCut:
+        pass
+    f.close()
+    return bound
+
+
+def after_cut(path, run, bound2=0):
     f, part = flash(path, NSECT)
     st = Store(part, clock=Clock(), ram_size=RAM)
     s = st.stats()
     assert s["corrupt_records"] == 0 and s["quarantined"] == 0, "power cut reported as damage: %r" % s
     assert s["health"] == "ok", s
     bound = run.ref_oldest[run.calls] if run.calls < len(run.ref_oldest) else run.ref_oldest[-1]
+    bound = max(bound, bound2)
     check_log(st, run.top, bound, run.committed)
     c = st.cursor("uploaded")
     assert run.cur_commit <= c <= run.cur_set, "cursor %d not in [%d, %d]" % (c, run.cur_commit, run.cur_set)
@@ -143,6 +168,7 @@ def main():
     erases = sum(ref.f.erase_counts())
     ref.f.close()
     tried = 0
+    double = 0
     for n in range(start, total, stride):
         for torn in (None, TORN[n % len(TORN)]):
             remove(path)
@@ -154,13 +180,22 @@ def main():
             except PowerCut:
                 pass
             run.f.close()
+            c2 = None
             try:
-                after_cut(path, run)
+                bound2 = 0
+                if torn is None and n % 4 == 0:
+                    c2 = (n // 4) % 4
+                    bound2 = second_cut(path, run, c2)
+                    double += 1
+                after_cut(path, run, bound2)
             except AssertionError as e:
-                print("FAIL cut=%d torn=%r: %s" % (n, torn, e))
+                print("FAIL cut=%d torn=%r second cut=%r: %s" % (n, torn, c2, e))
                 raise
             tried += 1
-    print("powerloss ops=%d tried=%d erases=%d sectors=%d readings=%d" % (total, tried, erases, NSECT, ref.top))
+    print(
+        "powerloss ops=%d tried=%d erases=%d sectors=%d readings=%d double=%d"
+        % (total, tried, erases, NSECT, ref.top, double)
+    )
 
 
 main()

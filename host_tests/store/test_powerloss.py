@@ -27,17 +27,23 @@ def test_power_cut_after_every_operation(tmp_path):
     with ThreadPoolExecutor(PROCS) as ex:
         outs = list(ex.map(one, range(PROCS)))
     tried = 0
+    double = 0
     ops = set()
     for out in outs:
-        m = re.search(r"powerloss ops=(\d+) tried=(\d+) erases=(\d+) sectors=(\d+) readings=(\d+)", out)
+        m = re.search(r"powerloss ops=(\d+) tried=(\d+) erases=(\d+) sectors=(\d+) readings=(\d+) double=(\d+)", out)
         assert m, out
         ops.add(int(m[1]))
         tried += int(m[2])
         erases, sectors = int(m[3]), int(m[4])
+        double += int(m[6])
     assert len(ops) == 1, "processes disagree on the workload"
     total = ops.pop()
-    print(f"power-loss: {total} operations, {tried} cut points tried (clean + torn), {erases / sectors:.1f} rotations")
+    print(
+        f"power-loss: {total} operations, {tried} cut points tried (clean + torn), "
+        f"{double} of them with a second cut while recovering, {erases / sectors:.1f} rotations"
+    )
     # every operation of the workload was cut, once clean and once torn
     assert tried == 2 * total
+    assert double >= total // 4
     # the workload wraps the ring several times
     assert erases >= 3 * sectors
