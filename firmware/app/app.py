@@ -349,8 +349,8 @@ def boot():
     except config.ConfigError as e:
         faults.set(F.CONFIG_BAD)
         errors = e.errors
-    for e in errors or ():
-        log("config", e)
+    for line in errors or ():
+        log("config", line)
     code = preload(cfg.meter_protocol if cfg else board.METER_PROTOCOL)
     a = App(cfg, faults, errors, cause)
     a.heap_code = code
