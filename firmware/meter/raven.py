@@ -138,6 +138,7 @@ class Parser:
         self.demand_w = 0
         self.delivered_wh = -1
         self.received_wh = -1
+        self.sum_res_wh = 1  # Wh per summation register step
         # display formatting from the last summation/demand fragment
         self.digits_right = 0
         self.digits_left = 0
@@ -417,6 +418,7 @@ class Parser:
                 self.demand_w = scale(num[_S_DEMAND], mult, div)
                 flags |= reading.F_DEMAND
             else:
+                self.sum_res_wh = scale(1, mult, div) or 1  # register step
                 self.delivered_wh = scale(num[_S_DELIV], mult, div)
                 flags |= reading.F_SUMMATION
                 if h & (1 << _S_RECV):

@@ -60,6 +60,8 @@ class RavenLink:
         if not flags & reading.F_TIME_VALID and hal.clock.valid():
             utc = hal.clock.utc()
             flags |= reading.F_TIME_VALID
+        if flags & reading.F_SUMMATION:
+            self.sup.dropout.res_wh = self.parser.sum_res_wh
         flags = self.sup.reading(utc, demand_w, delivered_wh, received_wh, flags)
         self.on_reading(utc, demand_w, delivered_wh, received_wh, flags)
 
@@ -83,6 +85,7 @@ class RavenLink:
         elif kind == raven.EV_TIME:
             if a is not None and (not hal.clock.valid() or abs(hal.clock.utc() - a) > 2):
                 hal.clock.set_utc(a)
+                self.faults.clear(faults.CLOCK_INVALID)
         elif kind == raven.EV_METERS:
             self.meters = a
             if not a:
