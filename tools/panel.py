@@ -21,7 +21,7 @@ mounts it rotated 90 degrees clockwise, so images are saved landscape.
 
 Sub-commands:
   decode   print the command log of a record
-  render   write one image per marker of a record
+  render   write one image per marker of a record (--last N: the last N)
   scenes   run host_tests/display/scenes.py on MicroPython and render them
   previews PNG previews of every scene on every panel (make previews)
 """
@@ -35,6 +35,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from pathlib import Path
 
 from PIL import Image
@@ -175,18 +176,48 @@ class SSD1680(Controller):
             self.ram_data(data)
 
     def ram_data(self, data: bytes) -> None:
-        ram = self.target
+        # Runs along the fast axis up to the window edge go in one slice
+        # assignment; the counter then wraps and steps the other axis.
+        ram, xb = self.target, self.RAM_X_BYTES
         xinc, yinc, yfirst = self.entry & 1, self.entry & 2, self.entry & 4
-        for b in data:
-            if 0 <= self.x < self.RAM_X_BYTES and 0 <= self.y < self.RAM_Y:
-                ram[self.y * self.RAM_X_BYTES + self.x] = b
-            else:
+        i = 0
+        while i < len(data):
+            if not (0 <= self.x < xb and 0 <= self.y < self.RAM_Y):
                 self.error(f"RAM write outside memory at X={self.x} Y={self.y}")
+                return
             if yfirst:
-                if self.step_y(yinc):
+                end = self.ywin[1]
+                room = (end - self.y + 1) if yinc else (self.y - end + 1)
+                step = xb if yinc else -xb
+                limit = self.RAM_Y - self.y if yinc else self.y + 1
+            else:
+                end = self.xwin[1]
+                room = (end - self.x + 1) if xinc else (self.x - end + 1)
+                step = 1 if xinc else -1
+                limit = xb - self.x if xinc else self.x + 1
+            n = min(max(room, 1), len(data) - i, limit)
+            start = self.y * xb + self.x
+            stop = start + step * n
+            ram[start : stop if stop >= 0 else None : step] = data[i : i + n]
+            i += n
+            if room < 1:  # counter already past the window edge: byte by byte
+                for _ in range(n):
+                    if yfirst:
+                        if self.step_y(yinc):
+                            self.step_x(xinc)
+                    elif self.step_x(xinc):
+                        self.step_y(yinc)
+            elif n == room:  # reached the edge: wrap, step the other axis
+                if yfirst:
+                    self.y = self.ywin[0]
                     self.step_x(xinc)
-            elif self.step_x(xinc):
-                self.step_y(yinc)
+                else:
+                    self.x = self.xwin[0]
+                    self.step_y(yinc)
+            elif yfirst:
+                self.y += n if yinc else -n
+            else:
+                self.x += n if xinc else -n
 
     def step_x(self, inc) -> bool:
         # Move X one byte; at the window edge wrap and report it.
@@ -395,7 +426,8 @@ class UC8151(Controller):
 class Emulator:
     """Feeds one panel model from the bus: CS/DC framing, reset, markers."""
 
-    def __init__(self, panel: str, pins: dict | None = None):
+    def __init__(self, panel: str, pins: dict | None = None, keep: int | None = None):
+        # keep: remember only the last `keep` snapshots (long simulation records).
         kind, gates, sources = PANELS[panel]
         self.ctl = (SSD1680 if kind == "ssd1680" else UC8151)(gates, sources)
         p = pins or board_pins()
@@ -405,12 +437,14 @@ class Emulator:
         self.resets = 0
         self.started = False
         self.args = bytearray()
-        self.frames: list[tuple[str, Image.Image]] = []
+        self.frames: deque[tuple[str, Image.Image]] = deque(maxlen=keep)
+        self.marks = 0
 
     def feed(self, kind, a, b) -> None:
         ctl = self.ctl
         if kind == "mark":
             self.flush()
+            self.marks += 1
             self.frames.append((a, ctl.image()))
         elif kind == "pin":
             prev = self.levels.get(a)
@@ -461,8 +495,8 @@ class Emulator:
         self.args = bytearray()
 
 
-def emulate(panel: str, record: Path) -> Emulator:
-    emu = Emulator(panel)
+def emulate(panel: str, record: Path, keep: int | None = None) -> Emulator:
+    emu = Emulator(panel, keep=keep)
     for ev in read_record(record):
         emu.feed(*ev)
     emu.flush()
@@ -511,6 +545,7 @@ def main(argv=None) -> int:
     r.add_argument("--panel", choices=PANELS, default="ssd1680_296x128")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--format", choices=("png", "pbm"), default="png")
+    r.add_argument("--last", type=int, help="write only the last N snapshots")
     s = sub.add_parser("scenes", help="render the test scenes of one panel")
     s.add_argument("--panel", choices=PANELS, default="ssd1680_296x128")
     s.add_argument("--out", type=Path, required=True)
@@ -533,12 +568,12 @@ def main(argv=None) -> int:
         if args.cmd == "render":
             if not args.record.exists():
                 raise SystemExit(f"panel: {args.record} not found")
-            emu = emulate(args.panel, args.record)
+            emu = emulate(args.panel, args.record, keep=args.last)
         else:
             emu = render_scenes(args.panel, args.only)
         for name, img in emu.frames:
             save(img, args.out / f"{name}.{args.format}")
-        print(f"panel: {len(emu.frames)} images in {args.out}")
+        print(f"panel: {len(emu.frames)} images in {args.out} ({emu.marks} snapshots in the record)")
     else:
         total = 0
         for panel in PANELS:

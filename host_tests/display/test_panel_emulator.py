@@ -90,6 +90,21 @@ def test_ssd1680_data_entry_modes_address_ram():
     b.cmd(0x4F, b"\x00\x00")
     b.cmd(0x24, b"\x03\x04")
     assert b.ctl.bw[0] == 3 and b.ctl.bw[22] == 4  # down the gates
+    # Windows wrap: X window 0..1, X first: (0,0) (1,0) then (0,1).
+    ssd_init(b, entry=0x03)
+    b.cmd(0x44, b"\x00\x01")
+    b.cmd(0x4E, b"\x00")
+    b.cmd(0x4F, b"\x00\x00")
+    b.cmd(0x24, b"\x05\x06\x07")
+    assert (b.ctl.bw[0], b.ctl.bw[1], b.ctl.bw[22]) == (5, 6, 7)
+    # Y first, Y decrement over gates 2..0, X increment: (0,2) (0,1) (0,0) (1,2).
+    ssd_init(b, entry=0x05)
+    b.cmd(0x45, b"\x02\x00\x00\x00")
+    b.cmd(0x4E, b"\x00")
+    b.cmd(0x4F, b"\x02\x00")
+    b.cmd(0x24, b"\x08\x09\x0a\x0b")
+    assert (b.ctl.bw[44], b.ctl.bw[22], b.ctl.bw[0], b.ctl.bw[45]) == (8, 9, 10, 11)
+    assert (b.ctl.x, b.ctl.y) == (1, 1)
     assert b.ctl.errors == []
 
 

@@ -1,6 +1,6 @@
 # Heap footprint of the display, run on MicroPython under a heap cap with
 # the code precompiled (.mpy: on the device it is frozen and takes no heap).
-#   micropython heapcheck.py PANEL
+#   micropython display_heapcheck.py PANEL
 # Opens the panel, shows the live screen, switches to diagnostics and back
 # (full and partial refreshes), and prints one line "heapcheck <json>":
 # bytes the display's data holds (frames and objects), its modules' heap
