@@ -7,9 +7,11 @@
 # Header formats (UG100): until the version is negotiated every frame uses
 # the legacy header [seq, control, frameId]; with EZSP 8 and later the
 # extended header [seq, control lo, control hi (format version 1), frameId
-# lo, frameId hi] follows. Versions 8 to 13 are spoken (their parameter
-# layouts for these commands are identical; EZSP 14 moved to sl_status and
-# new callback layouts, see docs/meter-ezsp.md).
+# lo, frameId hi] follows. Versions 8 to 19 are spoken: 8..13 share one
+# parameter layout for these commands; from 14 statuses are four-byte
+# sl_status values and sendUnicast, incomingMessageHandler and
+# messageSentHandler changed (docs/meter-ezsp.md). Statuses are handed up
+# normalised to the EmberStatus numbers below whatever the version.
 #
 # Read-only towards the meter: the only over-the-air command that can be
 # built is sendUnicast, and send_unicast() refuses any payload that is not a
@@ -17,7 +19,8 @@
 from micropython import const
 
 V_MIN = const(8)
-V_MAX = const(13)
+V_MAX = const(19)  # newest layout bellows knows; 14+ use sl_status (V_SL)
+V_SL = const(14)
 
 # Commands (host -> NCP).
 VERSION = const(0x00)
@@ -79,6 +82,19 @@ class NotAllowed(Exception):
     pass
 
 
+def _sl(v):
+    # sl_status (EZSP 14+) -> the EmberStatus number the link compares with.
+    if v == 0:
+        return SUCCESS
+    if v == 0x15:
+        return NETWORK_UP
+    if v == 0x16:
+        return NETWORK_DOWN
+    if v == 0x17:
+        return NOT_JOINED  # also what EZSP 14+ reports for a failed join
+    return 0x01  # EMBER_ERR_FATAL: some other failure
+
+
 class Ezsp:
     # Callbacks set by the link (None: ignored):
     #   on_incoming(cluster, src_ep, sender, lqi, rssi, buf, off, n)
@@ -95,6 +111,7 @@ class Ezsp:
         self.rsp_ready = False
         self.rsp_invalid = False  # NCP answered invalidCommand
         self.ext = False  # extended header (EZSP 8+) in use
+        self.sl = False  # sl_status and the EZSP 14 layouts in use
         self.version = 0
         self.seq = 0
         self._pid = -1  # frame id awaiting its response
@@ -120,9 +137,22 @@ class Ezsp:
         if self.on_bad is not None:
             self.on_bad(reason)
 
+    def set_version(self, v):
+        self.version = v
+        self.ext = v >= V_MIN
+        self.sl = v >= V_SL
+
+    def status(self, i=0):
+        # Status in the last response at rsp[i], as an EmberStatus number.
+        if not self.sl:
+            return self.rsp[i]
+        r = self.rsp
+        return _sl(r[i] | (r[i + 1] << 8) | (r[i + 2] << 16) | (r[i + 3] << 24))
+
     def reset(self):
         # After an ASH reset the NCP expects the legacy header again.
         self.ext = False
+        self.sl = False
         self.version = 0
         self._pid = -1
         self.rsp_ready = False
@@ -248,6 +278,9 @@ class Ezsp:
         i = self._u16(i, 0)  # group id
         tx[i] = 0  # APS sequence: assigned by the stack
         tx[i + 1] = tag
+        if self.sl:
+            tx[i + 2] = 0  # message tag is 16 bits from EZSP 14
+            i += 1
         tx[i + 2] = n
         return self._copy(i + 3, zcl, n)
 
@@ -289,11 +322,22 @@ class Ezsp:
             return
         self._callback(fid, buf, p, end)
 
+    def _st(self, b, i):
+        if not self.sl:
+            return b[i]
+        return _sl(b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24))
+
     def _callback(self, fid, b, p, end):
         m = end - p
         if fid == INCOMING_MESSAGE:
-            # type, APS frame (11), lqi, rssi, sender, binding, address, LV
-            if m < 19 or m < 19 + b[p + 18]:
+            # <14: type, APS frame (11), lqi, rssi, sender, binding, address, LV
+            # 14+: type, APS frame, sender, EUI64, binding, address, lqi, rssi,
+            #      timestamp (4), LV
+            if self.sl:
+                q, lq, sd = 30, 24, 12
+            else:
+                q, lq, sd = 18, 12, 14
+            if m < q + 1 or m < q + 1 + b[p + q]:
                 self._bad("incomingMessage truncated")
                 return
             self.callbacks += 1
@@ -301,25 +345,25 @@ class Ezsp:
             if profile != PROFILE_SE:
                 self.other_profile += 1
                 return
-            rssi = b[p + 13]
+            rssi = b[p + lq + 1]
             if self.on_incoming is not None:
                 self.on_incoming(
                     b[p + 3] | (b[p + 4] << 8),
                     b[p + 5],
-                    b[p + 14] | (b[p + 15] << 8),
-                    b[p + 12],
+                    b[p + sd] | (b[p + sd + 1] << 8),
+                    b[p + lq],
                     rssi - 256 if rssi > 127 else rssi,
                     b,
-                    p + 19,
-                    b[p + 18],
+                    p + q + 1,
+                    b[p + q],
                 )
         elif fid == STACK_STATUS:
-            if m < 1:
+            if m < (4 if self.sl else 1):
                 self._bad("stackStatus truncated")
                 return
             self.callbacks += 1
             if self.on_stack_status is not None:
-                self.on_stack_status(b[p])
+                self.on_stack_status(self._st(b, p))
         elif fid == NETWORK_FOUND:
             if m < 16:
                 self._bad("networkFound truncated")
@@ -330,20 +374,21 @@ class Ezsp:
                     b[p], b[p + 1] | (b[p + 2] << 8), bytes(b[p + 3 : p + 11]), b[p + 11], b[p + 12], b[p + 13]
                 )
         elif fid == SCAN_COMPLETE:
-            if m < 2:
+            if m < (5 if self.sl else 2):
                 self._bad("scanComplete truncated")
                 return
             self.callbacks += 1
             if self.on_scan_complete is not None:
-                self.on_scan_complete(b[p], b[p + 1])
+                self.on_scan_complete(b[p], self._st(b, p + 1))
         elif fid == MESSAGE_SENT:
-            # type, destination, APS frame (11), tag, status, LV
-            if m < 17:
+            # <14: type, destination, APS frame (11), tag, status, LV
+            # 14+: status (4), type, destination, APS frame, tag (2), LV
+            if m < (21 if self.sl else 17):
                 self._bad("messageSent truncated")
                 return
             self.callbacks += 1
             if self.on_message_sent is not None:
-                self.on_message_sent(b[p + 15])
+                self.on_message_sent(self._st(b, p) if self.sl else b[p + 15])
         elif fid == KEY_ESTABLISHMENT:
             if m < 9:
                 self._bad("keyEstablishment truncated")

@@ -174,7 +174,8 @@ class EzspLink:
         return self.ez.rsp
 
     async def _status_call(self, n):
-        return (await self._call(n))[0]
+        await self._call(n)
+        return self.ez.status()
 
     async def _wait(self, cond, ms):
         # Wait (real time) until cond() or a link event.
@@ -235,8 +236,7 @@ class EzspLink:
         if v < ezsp.V_MIN or v > ezsp.V_MAX:
             self.version = v
             raise LinkDown()  # docs/meter-ezsp.md: versions spoken
-        ez.ext = True
-        ez.version = v
+        ez.set_version(v)
         self.version = v
         if v != ezsp.V_MAX:
             rsp = await self._call(ez.cmd(ezsp.VERSION, v))
@@ -249,8 +249,8 @@ class EzspLink:
         await self._status_call(ez.add_endpoint(ENDPOINT, ezsp.PROFILE_SE, DEVICE_IHD, (), (zcl.METERING, zcl.TIME)))
         # CBKE is done by co-processor firmware that has it; without it, SE
         # meters will not talk to us beyond the trust-centre link key.
-        lib = await self._status_call(ez.cmd(ezsp.GET_LIBRARY_STATUS, ezsp.CBKE_LIBRARY))
-        lib2 = await self._status_call(ez.cmd(ezsp.GET_LIBRARY_STATUS, ezsp.CBKE_283K1_LIBRARY))
+        lib = (await self._call(ez.cmd(ezsp.GET_LIBRARY_STATUS, ezsp.CBKE_LIBRARY)))[0]
+        lib2 = (await self._call(ez.cmd(ezsp.GET_LIBRARY_STATUS, ezsp.CBKE_283K1_LIBRARY)))[0]
         self.cbke = (lib != 0xFF and lib & ezsp.LIBRARY_PRESENT) or (lib2 != 0xFF and lib2 & ezsp.LIBRARY_PRESENT)
         self.cbke = bool(self.cbke)
         if self.cbke:

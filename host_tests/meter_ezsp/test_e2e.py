@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from ncp_server import START, NcpServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,14 +114,33 @@ def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     assert good > 1000 and bad > 0  # the injected garbage is reported, not decoded
 
 
-def test_join_with_install_code_link_key(mpy):
+@pytest.mark.parametrize("version", [8, 16])
+def test_join_with_install_code_link_key(mpy, version):
+    # EZSP 8 (one-byte EmberStatus) and 16 (sl_status, EZSP 14 layouts).
     code = "83FED3407A939723A5C639B26916D505C3B5"  # 16 bytes + CRC (zigpy's test vector)
-    with NcpServer(speed=20, duration=120, joined=False, install_code=bytes.fromhex(code), version=8) as srv:
+    with NcpServer(speed=20, duration=120, joined=False, install_code=bytes.fromhex(code), version=version) as srv:
         readings, tail = run_firmware(mpy, srv.port, 20, {"install_code": code})
     assert srv.ncp.joined and tail["STATUS"][0] == "up"
-    assert tail["LINK"][0] == "8"
+    assert tail["LINK"][0] == str(version)
     check_all_reported(srv.reports, readings)
     assert len(srv.reports) > 10
+
+
+@pytest.mark.parametrize("version", [13, 19])
+def test_reads_from_joined_ncp_of_each_layout(mpy, version):
+    with NcpServer(speed=20, duration=90, version=version) as srv:
+        readings, tail = run_firmware(mpy, srv.port, 20)
+    assert tail["LINK"][0] == str(version) and tail["STATUS"][0] == "up"
+    assert len(srv.reports) > 10 and srv.ncp.violations == 0
+    check_all_reported(srv.reports, readings)
+
+
+def test_unsupported_old_ncp_is_not_driven(mpy):
+    # EZSP 7 (EmberZNet 6.6): answered version 7, the link does not go on.
+    with NcpServer(speed=20, duration=30, version=7) as srv:
+        readings, tail = run_firmware(mpy, srv.port, 20)
+    assert readings == [] and tail["LINK"][0] == "7" and tail["STATUS"][0] != "up"
+    assert srv.ncp.sent_zcl == []
 
 
 def test_wrong_install_code_is_not_joined(mpy):

@@ -31,9 +31,9 @@ def handler(version: int, seq: int = 0):
     return h
 
 
-def commands_fw(ext: bool) -> str:
+def commands_fw(version: int) -> str:
     return f"""
-ez.ext = {ext}
+ez.set_version({version})
 ez.seq = 7
 show(ez.cmd(ezsp.VERSION, 13))
 show(ez.cmd(ezsp.NOP))
@@ -97,8 +97,8 @@ def commands_bellows(h) -> list[bytes]:
     return out
 
 
-def _compare(mpy, ext: bool, version: int):
-    lines = mpy.run(PRELUDE + commands_fw(ext)).stdout.split()
+def _compare(mpy, version: int):
+    lines = mpy.run(PRELUDE + commands_fw(version)).stdout.split()
     expected = []
     for i, fr in enumerate(commands_bellows(handler(version, 7))):
         del i
@@ -115,21 +115,32 @@ def test_legacy_header_commands_match_bellows_v4(mpy):
     assert bytes.fromhex(lines[0]) == bytes([3, 0, 0, 13])
 
 
-@pytest.mark.parametrize("version", [8, 9, 10, 11, 12, 13])
+VERSIONS = sorted(v for v in EZSP._BY_VERSION if v >= 8)  # 8..19 (bellows has no 15)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 def test_extended_header_commands_match_bellows(mpy, version):
-    _compare(mpy, True, version)
+    _compare(mpy, version)
 
 
-def _rx_frame(h, name: str, seq: int, callback: bool, **fields) -> bytes:
-    """Serialise an NCP->host frame with bellows' schema for `name`."""
+def _rx_frame(h, name: str, seq: int, callback: bool, *values, **fields) -> bytes:
+    """Serialise an NCP->host frame with bellows' schema for `name` (fields by position or name)."""
     cmd_id, _tx, rx_schema = h.COMMANDS[name]
+    if values:
+        fields = dict(zip(rx_schema, values, strict=True))
     data = t.serialize_dict((), fields, rx_schema)
     if h.VERSION < 8:
         return bytes([seq, 0x80 | (2 if callback else 0), cmd_id]) + data
     return bytes([seq, 0x80 | (2 if callback else 0), 0x01]) + t.uint16_t(cmd_id).serialize() + data
 
 
-@pytest.mark.parametrize("version", [8, 13])
+def _st(version: int, ember: int):
+    if version >= 14:
+        return t.sl_Status.from_ember_status(t.EmberStatus(ember))
+    return t.EmberStatus(ember)
+
+
+@pytest.mark.parametrize("version", [8, 13, 14, 16, 19])
 def test_callbacks_decoded_like_bellows(mpy, version):
     h = handler(version)
     aps = t.EmberApsFrame(
@@ -142,58 +153,32 @@ def test_callbacks_decoded_like_bellows(mpy, version):
         sequence=77,
     )
     zcl = bytes.fromhex("18420a000425e803000000")
+    kind = t.EmberIncomingMessageType.INCOMING_UNICAST
+    direct = t.EmberOutgoingMessageType.OUTGOING_DIRECT
+    failed = _st(version, t.EmberStatus.DELIVERY_FAILED)
+    if version >= 14:
+        incoming = (kind, aps, 0x0000, t.EUI64(TC), 0xFF, 0xFF, 212, -61, 123456, zcl)
+        sent = (failed, direct, 0, aps, 0x42, b"")
+    else:
+        incoming = (kind, aps, 212, -61, 0x0000, 0xFF, 0xFF, zcl)
+        sent = (direct, 0, aps, 0x42, failed, b"")
+    net = t.EmberZigbeeNetwork(
+        channel=15, panId=0x1A62, extendedPanId=zt.ExtendedPanId(EXT), allowingJoin=True, stackProfile=2, nwkUpdateId=0
+    )
     frames = [
-        _rx_frame(
-            h,
-            "incomingMessageHandler",
-            0,
-            True,
-            type=t.EmberIncomingMessageType.INCOMING_UNICAST,
-            apsFrame=aps,
-            lastHopLqi=212,
-            lastHopRssi=-61,
-            sender=0x0000,
-            bindingIndex=0xFF,
-            addressIndex=0xFF,
-            messageContents=zcl,
-        ),
-        _rx_frame(h, "stackStatusHandler", 0, True, status=t.EmberStatus.NETWORK_UP),
-        _rx_frame(
-            h,
-            "networkFoundHandler",
-            0,
-            True,
-            networkFound=t.EmberZigbeeNetwork(
-                channel=15,
-                panId=0x1A62,
-                extendedPanId=zt.ExtendedPanId(EXT),
-                allowingJoin=True,
-                stackProfile=2,
-                nwkUpdateId=0,
-            ),
-            lastHopLqi=200,
-            lastHopRssi=-40,
-        ),
-        _rx_frame(h, "scanCompleteHandler", 0, True, channel=15, status=t.EmberStatus.SUCCESS),
-        _rx_frame(
-            h,
-            "messageSentHandler",
-            0,
-            True,
-            type=t.EmberOutgoingMessageType.OUTGOING_DIRECT,
-            indexOrDestination=0,
-            apsFrame=aps,
-            messageTag=0x42,
-            status=t.EmberStatus.DELIVERY_FAILED,
-            messageContents=b"",
-        ),
-        _rx_frame(h, "zigbeeKeyEstablishmentHandler", 0, True, partner=t.EUI64(TC), status=3),
-        _rx_frame(h, "version", 5, False, protocolVersion=version, stackType=2, stackVersion=0x7440),
+        _rx_frame(h, "incomingMessageHandler", 0, True, *incoming),
+        _rx_frame(h, "stackStatusHandler", 0, True, _st(version, t.EmberStatus.NETWORK_UP)),
+        _rx_frame(h, "networkFoundHandler", 0, True, net, 200, -40),
+        _rx_frame(h, "scanCompleteHandler", 0, True, 15, _st(version, t.EmberStatus.SUCCESS)),
+        _rx_frame(h, "messageSentHandler", 0, True, *sent),
+        _rx_frame(h, "zigbeeKeyEstablishmentHandler", 0, True, t.EUI64(TC), 3),
+        _rx_frame(h, "version", 5, False, version, 2, 0x7440),
+        _rx_frame(h, "stackStatusHandler", 0, True, _st(version, t.EmberStatus.JOIN_FAILED)),
     ]
     code = (
         PRELUDE
         + f"""
-ez.ext = True
+ez.set_version({version})
 ez.on_incoming = lambda *a: print("in", a[0], a[1], a[2], a[3], a[4], bytes(a[5][a[6]:a[6] + a[7]]).hex())
 ez.on_stack_status = lambda s: print("st", s)
 ez.on_network_found = lambda *a: print("nf", a[0], a[1], a[2].hex(), a[3], a[4], a[5])
@@ -211,10 +196,13 @@ print(ez.bad, ez.unknown)
     )
     lines = mpy.run(code).stdout.strip().split("\n")
     assert lines[0] == f"in 1794 9 0 212 -61 {zcl.hex()}"
-    assert lines[1] == "st 144"
+    assert lines[1] == "st 144"  # NETWORK_UP, normalised to EmberStatus 0x90
     assert lines[2] == f"nf 15 6754 {EXT.hex()} 1 2 0"
     assert lines[3] == "sc 15 0"
-    assert lines[4] == "ms 102"
+    # DELIVERY_FAILED: 0x66 up to 13; from 14 any non-OK sl_status is reported as 0x01
+    assert lines[4] == ("ms 1" if version >= 14 else "ms 102")
     assert lines[5] == "ke 3"
-    assert lines[6] == f"rsp True {bytes([version, 2, 0x40, 0x74]).hex()}"
-    assert lines[7] == "0 0"
+    # EZSP 14+ reports a failed join as NOT_JOINED (0x93); older as JOIN_FAILED (0x94)
+    assert lines[6] == ("st 147" if version >= 14 else "st 148")
+    assert lines[7] == f"rsp True {bytes([version, 2, 0x40, 0x74]).hex()}"
+    assert lines[8] == "0 0"

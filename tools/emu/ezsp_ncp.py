@@ -204,6 +204,16 @@ class EzspNcp:
     def _callback(self, name: str, **fields) -> None:
         self._queue(0, name, True, **fields)
 
+    def _queue_pos(self, seq: int, name: str, callback: bool, *values) -> None:
+        """Fields by position: their names differ between EZSP versions."""
+        self._queue(seq, name, callback, **dict(zip(self.commands[name][2], values, strict=True)))
+
+    def _st(self, ember: int):
+        """A status as this version sends it: EmberStatus, or sl_Status from EZSP 14."""
+        if self.version >= 14:
+            return t.sl_Status.from_ember_status(t.EmberStatus(ember))
+        return t.EmberStatus(ember)
+
     def _command(self, frame: bytes) -> None:
         self.stats["commands"] += 1
         ext = self.negotiated >= 8 or (len(frame) >= 6 and frame[2:5] == b"\x01\x00\x00")
@@ -216,13 +226,16 @@ class EzspNcp:
             return  # UG100: nothing but version before the version command
         name, tx_schema, _rx = self.by_id.get(fid, (None, None, None))
         if name is None:
-            self._queue(seq, "invalidCommand", False, status=t.EzspStatus.ERROR_INVALID_FRAME_ID)
+            self._queue_pos(seq, "invalidCommand", False, self._inv())
             return
         args, _rest = t.deserialize_dict(params, tx_schema)
         getattr(self, "_cmd_" + name, self._cmd_default)(seq, name, args)
 
     def _cmd_default(self, seq, name, args) -> None:
-        self._queue(seq, "invalidCommand", False, status=t.EzspStatus.ERROR_INVALID_ID)
+        self._queue_pos(seq, "invalidCommand", False, self._inv())
+
+    def _inv(self):
+        return t.sl_Status.INVALID_PARAMETER if self.version >= 14 else t.EzspStatus.ERROR_INVALID_FRAME_ID
 
     def _cmd_version(self, seq, name, args) -> None:
         # UG100: the first version command and its answer use the legacy
@@ -265,14 +278,14 @@ class EzspNcp:
 
     def _cmd_networkInit(self, seq, name, args) -> None:
         if not self.joined:
-            self._queue(seq, name, False, status=t.EmberStatus.NOT_JOINED)
+            self._queue_pos(seq, name, False, self._st(t.EmberStatus.NOT_JOINED))
             return
         self._ok(seq, name)
         self._up()
 
     def _up(self) -> None:
         self.network_up = True
-        self._callback("stackStatusHandler", status=t.EmberStatus.NETWORK_UP)
+        self._queue_pos(0, "stackStatusHandler", True, self._st(t.EmberStatus.NETWORK_UP))
 
     def _cmd_setInitialSecurityState(self, seq, name, args) -> None:
         self.key = bytes(args["state"].preconfiguredKey)
@@ -284,7 +297,7 @@ class EzspNcp:
             channel=CHANNEL, panId=PAN_ID, extendedPanId=EXT_PAN, allowingJoin=True, stackProfile=2, nwkUpdateId=0
         )
         self._callback("networkFoundHandler", networkFound=net, lastHopLqi=220, lastHopRssi=-48)
-        self._callback("scanCompleteHandler", channel=CHANNEL, status=t.EmberStatus.SUCCESS)
+        self._queue_pos(0, "scanCompleteHandler", True, CHANNEL, self._st(t.EmberStatus.SUCCESS))
 
     def _cmd_joinNetwork(self, seq, name, args) -> None:
         p = args["parameters"]
@@ -293,11 +306,11 @@ class EzspNcp:
             self.joined = True
             self._up()
         else:  # the trust centre cannot decrypt/authenticate us
-            self._callback("stackStatusHandler", status=t.EmberStatus.JOIN_FAILED)
+            self._queue_pos(0, "stackStatusHandler", True, self._st(t.EmberStatus.JOIN_FAILED))
 
     def _cmd_sendUnicast(self, seq, name, args) -> None:
-        data = bytes(args["messageContents"])
-        aps = args["apsFrame"]
+        _type, dest, aps, tag, contents = args.values()  # names differ by version
+        data = bytes(contents)
         hdr, payload = f.ZCLHeader.deserialize(data)
         self.sent_zcl.append((aps.clusterId, hdr, payload))
         is_read = (
@@ -309,18 +322,15 @@ class EzspNcp:
         if not is_read:
             self.violations += 1
         if not self.network_up:
-            self._queue(seq, name, False, status=t.EmberStatus.NETWORK_DOWN, sequence=0)
+            self._queue_pos(seq, name, False, self._st(t.EmberStatus.NETWORK_DOWN), 0)
             return
-        self._queue(seq, name, False, status=t.EmberStatus.SUCCESS, sequence=self.rng.randrange(256))
-        self._callback(
-            "messageSentHandler",
-            type=t.EmberOutgoingMessageType.OUTGOING_DIRECT,
-            indexOrDestination=args["indexOrDestination"],
-            apsFrame=aps,
-            messageTag=args["messageTag"],
-            status=t.EmberStatus.SUCCESS,
-            messageContents=b"",
-        )
+        self._queue_pos(seq, name, False, self._st(t.EmberStatus.SUCCESS), self.rng.randrange(256))
+        direct = t.EmberOutgoingMessageType.OUTGOING_DIRECT
+        ok = self._st(t.EmberStatus.SUCCESS)
+        if self.version >= 14:
+            self._queue_pos(0, "messageSentHandler", True, ok, direct, dest, aps, tag, b"")
+        else:
+            self._queue_pos(0, "messageSentHandler", True, direct, dest, aps, tag, ok, b"")
         if is_read:
             ids, _ = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes].schema.deserialize(payload)
             self._read_response(aps.clusterId, hdr.tsn, ids.attribute_ids)
@@ -360,17 +370,14 @@ class EzspNcp:
             groupId=0,
             sequence=self.rng.randrange(256),
         )
-        self._callback(
-            "incomingMessageHandler",
-            type=t.EmberIncomingMessageType.INCOMING_UNICAST,
-            apsFrame=aps,
-            lastHopLqi=self.rng.randint(180, 255),
-            lastHopRssi=self.rng.randint(-75, -40),
-            sender=METER_NWK,
-            bindingIndex=0xFF,
-            addressIndex=0xFF,
-            messageContents=hdr.serialize() + payload,
-        )
+        kind = t.EmberIncomingMessageType.INCOMING_UNICAST
+        lqi, rssi = self.rng.randint(180, 255), self.rng.randint(-75, -40)
+        msg = hdr.serialize() + payload
+        if self.version >= 14:
+            values = (kind, aps, METER_NWK, METER_EUI, 0xFF, 0xFF, lqi, rssi, self.rng.randrange(1 << 32), msg)
+        else:
+            values = (kind, aps, lqi, rssi, METER_NWK, 0xFF, 0xFF, msg)
+        self._queue_pos(0, "incomingMessageHandler", True, *values)
 
     def _read_response(self, cluster: int, tsn: int, ids) -> None:
         recs = []
