@@ -32,6 +32,7 @@ _STATUS_MS = const(600_000)
 _HEALTH_MS = const(30_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
+_QUERY_MS = const(300_000)
 _DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
@@ -66,6 +67,7 @@ class App:
         self.ota = None
         self.bus = None  # Unix: display bus recorder (board.bus_recorder)
         self.last_demand = None
+        self._query = None  # (ticks, today_wh, hourly_wh) cached store queries
         self.last_reading_ticks = None
 
     # -- parts ---------------------------------------------------------------
@@ -162,6 +164,7 @@ class App:
             self.flush()
 
     async def health(self):
+        rounds = 0
         while True:
             if hal.wifi.isconnected():
                 self.faults.clear(F.WIFI_DOWN)
@@ -181,12 +184,14 @@ class App:
                 elif ota.rollback_due():
                     log("ota", "new image never became healthy: rolling back")
                     hal.reset("ota-rollback")
-            have = self.store.stats()["faults"]
-            for f in _STORE_FAULTS:
-                if f in have:
-                    self.faults.set(f)
-                else:
-                    self.faults.clear(f)
+            rounds += 1
+            if rounds % 10 == 0:  # store health every 5 minutes: stats() walks the log
+                have = self.store.stats()["faults"]
+                for f in _STORE_FAULTS:
+                    if f in have:
+                        self.faults.set(f)
+                    else:
+                        self.faults.clear(f)
             await sleep_device(_HEALTH_MS)
 
     async def display_task(self):
@@ -245,9 +250,14 @@ class App:
             st = self.store
             s["store"] = st.stats()
             if hal.clock.valid():
-                utc = hal.clock.utc()
-                s["today_wh"] = st.energy_since(utc - utc % 86400)
-                s["hourly_wh"] = st.hourly_wh(utc, 24)
+                # Flash queries: refreshed every _QUERY_MS, not every redraw
+                # (the figures move slowly; each query may decode a sector).
+                q = self._query
+                if q is None or time.ticks_diff(now, q[0]) >= _QUERY_MS:
+                    utc = hal.clock.utc()
+                    q = self._query = (now, st.energy_since(utc - utc % 86400), st.hourly_wh(utc, 24))
+                s["today_wh"] = q[1]
+                s["hourly_wh"] = q[2]
         u = self.uplink
         if u is not None:
             us = u.status
