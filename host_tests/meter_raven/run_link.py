@@ -1,7 +1,8 @@
 # MicroPython: run the firmware's meter link against the co-processor
 # emulator (IHD_UART) until it disconnects. Prints one line per reading
 # ("R utc demand_w delivered_wh received_wh flags") and a final status line
-# ("S " + JSON of link status, fault counts and commands sent).
+# ("S " + JSON of link status and fault counts; for RAVEn "L " + JSON of
+# what the link learnt: warnings, meters, stick status, device info).
 import asyncio
 import json
 import sys
@@ -24,3 +25,13 @@ st = link.status.as_dict()
 st["fault_counts"] = {faults.TABLE[i][1]: f.counts[i] for i in range(len(faults.TABLE)) if f.counts[i]}
 st["faults_active"] = [faults.describe(n)[1] for n in f.active()]
 print("S", json.dumps(st))
+if sys.argv[1] == "raven":
+    info = {
+        "warnings": link.warnings,
+        "last_warning": link.last_warning and link.last_warning.decode(),
+        "meters": [m.decode() for m in link.meters],
+        "link_status": link.link_status and link.link_status.decode(),
+        "device": link.device and {k.decode(): v.decode() for k, v in link.device.items()},
+        "parser": [link.parser.good, link.parser.bad, link.parser.ignored],
+    }
+    print("L", json.dumps(info))
