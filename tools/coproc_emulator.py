@@ -28,6 +28,7 @@ import os
 import random
 import sys
 import time
+import tty
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -287,6 +288,7 @@ async def session(args, read, write) -> None:
 
 async def serve_pty(args) -> None:
     master, slave = os.openpty()
+    tty.setraw(slave)  # a UART: no echo, no line discipline, no CR/LF mapping
     os.set_blocking(master, False)
     print(f"listening on pty:{os.ttyname(slave)}", flush=True)
     loop = asyncio.get_running_loop()
@@ -297,6 +299,7 @@ async def serve_pty(args) -> None:
         os.write(master, b)
 
     await session(args, q.get, write)
+    await asyncio.sleep(1.0)  # let the firmware drain the pty before it closes
 
 
 def parse_utc(s: str) -> int:

@@ -101,10 +101,18 @@ class RavenLink:
 
     # -- tasks -----------------------------------------------------------------
     async def _rx(self):
-        r = asyncio.StreamReader(self.uart.stream)
+        # Wait until the UART is readable, then take what hal.Uart.readinto
+        # has (never blocks: on Unix a pty is a file whose own readinto
+        # would wait to fill the whole buffer).
+        uart = self.uart
+        ready = _Readable(uart.stream)
         buf = self._buf
         while True:
-            n = await r.readinto(buf)
+            await ready
+            try:
+                n = uart.readinto(buf)
+            except OSError:  # only an emulated UART (socket, pty) breaks
+                n = 0
             if n is None:
                 continue
             if n == 0:  # the emulator closed the connection (Unix only)
@@ -153,3 +161,15 @@ class RavenLink:
                     self.send("get_connection_status")
             else:
                 probed = False
+
+
+class _Readable:
+    # Awaitable: resumes when the stream has bytes to read, as asyncio's own
+    # StreamReader waits before it reads (same I/O queue, no allocation).
+    def __init__(self, stream):
+        self.s = stream
+
+    def __iter__(self):
+        yield asyncio.core._io_queue.queue_read(self.s)
+
+    __await__ = __iter__

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
 sys.path.insert(0, str(TOOLS))
 
-from raven_xml import Stick  # noqa: E402  (tools/ is not a package)
+from loadprofile import DAY, LoadProfile, Meter  # noqa: E402  (tools/ is not a package)
+from raven_xml import Stick  # noqa: E402
 
-__all__ = ["Stick", "TOOLS", "ROOT"]
+__all__ = ["DAY", "LoadProfile", "Meter", "Stick", "TOOLS", "ROOT"]
 
 ZIGBEE_EPOCH = 946684800
 F_TIME_VALID, F_DEMAND, F_SUMMATION, F_RECEIVED, F_GAP = 1, 2, 4, 8, 16
