@@ -39,67 +39,14 @@ if proto == "raven":
         return (p.good, p.bad, p.ignored, p.skipped)
 
 elif proto == "ezsp":
-    # NCP -> host bytes: ASH deframing (meter/ash.py), EZSP frames
-    # (meter/ezsp.py), ZCL Metering/Time (meter/zcl.py). A capture carries no
-    # timing, so readings are stamped with the last meter Time seen. The
-    # header format is taken per frame: extended (EZSP 8+) frames have the
-    # frame-format version 1 in their third byte.
-    from meter import ash, ezsp, zcl
+    # the EZSP side's passive decoder (meter/ezsp_capture.py): ASH, EZSP and
+    # ZCL parsers of the firmware, nothing written back
+    from meter import ezsp_capture
 
-    class _Clock:
-        t = None
-
-        def valid(self):
-            return self.t is not None
-
-        def utc(self):
-            return self.t or 0
-
-    clock = _Clock()
-
-    def on_time(utc):
-        clock.t = utc
-        print("T", utc)
-
-    meter = zcl.Meter(on_reading, clock, on_time)
-    ez = ezsp.Ezsp()
-
-    def incoming(cluster, src_ep, sender, lqi, rssi, buf, off, n):
-        before = meter.bad
-        meter.handle(cluster, buf, off, n)
-        if meter.bad != before:
-            print("B zcl frame rejected|cluster 0x%04x" % cluster)
-
-    ez.on_incoming = incoming
-
-    def on_frame(buf, off, n):
-        ez.ext = n >= 5 and buf[off + 2] == 0x01
-        before = ez.bad
-        ez.frame(buf, off, n)
-        if ez.bad != before:
-            print("B ezsp frame rejected|%d bytes" % n)
-
-    def on_event(kind, code):
-        if kind == ash.EV_RSTACK:
-            print("E rstack")
-        elif kind == ash.EV_ERROR:
-            print("B ash ERROR frame|code %d" % code)
-
-    class _Feed:
-        def __init__(self):
-            self.a = ash.Ash(lambda b, n: None, on_frame, on_event)
-            self.a.state = ash.CONNECTED  # a capture may start mid-session
-
-        def feed(self, buf, n):
-            bad = self.a.rx_bad
-            self.a.feed(buf, n)
-            for _ in range(self.a.rx_bad - bad):
-                print("B ash frame rejected (CRC, length or escape)|ash")
-
-    p = _Feed()
+    p = ezsp_capture.Decoder(on_reading, lambda why: print("B " + why + "|ezsp"), lambda utc: print("T", utc))
 
     def counters():
-        return (p.a.rx_good, p.a.rx_bad + ez.bad + meter.bad, ez.unknown, p.a.cancelled)
+        return p.counters()
 
 else:
     raise SystemExit("capture_mpy: unknown protocol " + proto)

@@ -170,6 +170,6 @@ class _Readable:
         self.s = stream
 
     def __iter__(self):
-        yield asyncio.core._io_queue.queue_read(self.s)
+        yield asyncio.core._io_queue.queue_read(self.s)  # type: ignore[attr-defined]
 
     __await__ = __iter__
