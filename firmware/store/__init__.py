@@ -17,8 +17,10 @@ from store.layout import MAX_CURSORS, MAX_NAME, RH, SECTOR, T_READ, T_READC
 from store.ram_ring import RamRing
 from store.reader import Reader
 
+# bounds as globals, not const(): boxed ints on a 32-bit port, built once
 _U32 = 0xFFFFFFFF
 _I32 = 0x7FFFFFFF
+_I32_MIN = -0x80000000
 
 
 class Store:
@@ -69,7 +71,7 @@ class Store:
         # -> seq. RAM only, no allocation; flash is written by flush()/tick().
         if not (
             0 <= utc_s <= _U32
-            and -_I32 - 1 <= demand_w <= _I32
+            and _I32_MIN <= demand_w <= _I32
             and 0 <= delivered_wh <= _U32
             and 0 <= received_wh <= _U32
             and 0 <= flags <= 255
@@ -123,6 +125,7 @@ class Store:
         if start < ram.lo:
             self.dropped += ram.lo - start
             start = ram.lo
+        first = start
         end = self.seq
         wst = self._wst
         size = ram.size
@@ -134,6 +137,7 @@ class Store:
                 if not log.open_next(start):
                     ok = False
                     break
+                self._dirty = False  # the new header holds every cursor
                 continue
             buf = log.buf
             lim = RH + log.room() - codec.MAXENC
@@ -160,8 +164,8 @@ class Store:
                 if tries > 2:
                     ok = False
                     break
-        written = start - 1 - self.fseq if start - 1 > self.fseq else 0
-        self.fseq = start - 1
+        if start - 1 > self.fseq:
+            self.fseq = start - 1
         if ok and self._dirty:
             ok = log.write_cursors()
             self._dirty = not ok
@@ -174,7 +178,7 @@ class Store:
             self.flush_errors += 1
             self._fails += 1
             self._due = time.ticks_add(self.clock.ticks_ms(), self.flush_ms << min(self._fails, 6))
-        return written
+        return start - first
 
     # -- cursors -------------------------------------------------------------
     def cursor(self, name):

@@ -21,6 +21,8 @@ from store.layout import (
     BLANK,
     HDR_MAX,
     LIVE,
+    MAX_CURSORS,
+    MAX_NAME,
     REC_MAX,
     RETIRED,
     RH,
@@ -258,8 +260,8 @@ class FlashLog:
                 n = pack_cursors(self.buf, RH, self.cursors) - RH
                 if n <= self.room() and self.commit(T_CUR, len(self.cursors), n):
                     return True
-            if self.room() < RH + RT + 8 * 22:
-                return self.open_next()
+            if self.room() < MAX_CURSORS * (1 + MAX_NAME + 4):
+                return self.open_next()  # the new header carries them all
         return False
 
     def _next_usable(self, s):
