@@ -214,3 +214,39 @@ def test_heap_with_precompiled_code(mpy, tmp_path):
     assert n > 10 and line[6] == "up"
     assert built < 12 * 1024  # the link's preallocated buffers and state
     assert peak < 24 * 1024  # live data while running: buffers, tasks, streams (64-bit words)
+
+
+def test_silent_coprocessor_detected_and_reinitialised(mpy, tmp_path):
+    # The co-processor says nothing and hears nothing for 10 minutes: the
+    # link must call it silent (faults.COPROC_SILENT), re-initialise with
+    # backoff, and take every report again once it is back. (ASH and command
+    # timeouts run in real time, the simulation at 60x: a silence shorter
+    # than ~5 simulated minutes is ridden out by ASH retransmission here.)
+    log = tmp_path / "emu.jsonl"
+    speed = 60
+    emu = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", "ezsp", "--port", "0",
+         "--speed", str(speed), "--duration", "1800", "--start", str(START), "--silence-at", "300:600",
+         "--log", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        port = int(emu.stdout.readline().strip().rsplit(":", 1)[1])
+        readings, tail = run_firmware(mpy, port, speed)
+    finally:
+        emu.wait(60)
+    events = [json.loads(x) for x in log.read_text().splitlines()]
+    silence = [e for e in events if e["kind"] == "silence"][0]
+    back = silence["t"] + silence["duration"]
+    assert int(tail["STATUS"][2]) >= 1 and tail["STATUS"][0] == "up"  # reinits, state
+    assert "10" not in tail["FAULTS"]  # COPROC_SILENT cleared once up again
+    # Back within 5 simulated minutes (RST timeouts of 3.2 s real are 192 s
+    # simulated at 60x, plus backoff); reports before the silence, and from
+    # the first reading after it, all arrived.
+    recovered = min(r[0] for r in readings if r[0] > back)
+    assert recovered - back < 300
+    before = [e for e in events if e["kind"] in ("demand", "summation") and e["t"] < silence["t"]]
+    after = [e for e in events if e["kind"] in ("demand", "summation") and e["t"] > recovered + 10]
+    assert len(before) > 20 and len(after) > 50
+    check_all_reported(before, readings)
+    check_all_reported(after, [r for r in readings if r[0] > back])
