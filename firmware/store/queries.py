@@ -7,7 +7,10 @@
 # UTC is assumed non-decreasing along seq (the meter link only stores
 # readings with a valid clock or marks them; a clock stepped backwards
 # makes range and energy answers approximate, never crash).
+from meter.reading import F_SUMMATION
+
 _HOUR = 3600
+_LOOK = 16  # readings searched for one with a known summation
 
 
 def first_seq_at(st, t):
@@ -31,32 +34,54 @@ def first_seq_at(st, t):
     return ram.lo if ram.hi >= ram.lo else None
 
 
+def summation(st, seq, step):
+    # delivered_wh of the reading at seq, or of the nearest one within _LOOK
+    # readings (step -1: earlier, +1: later) whose summation is known (the
+    # meter link stores 0 with F_SUMMATION clear when it is not). None if
+    # there is none.
+    for _ in range(_LOOK):
+        if seq < 1:
+            return None
+        r = st.get(seq)
+        if r is None:
+            return None
+        if step > 0:
+            seq = r[0]  # the next reading held
+        if r[0] == seq and r[5] & F_SUMMATION:
+            return r[3]
+        seq += step
+    return None
+
+
+def latest_summation(st):
+    r = st.latest()
+    return None if r is None else summation(st, r[0], -1)
+
+
 def delivered_before(st, t):
     # delivered_wh of the last reading with utc < t; None if there is none.
     q = first_seq_at(st, t)
     if q is None:
-        r = st.latest()
-        return None if r is None else r[3]
+        return latest_summation(st)
     old = st.oldest_seq()
     if old is None or q <= old:
         return None
-    r = st.get(q - 1)
-    return None if r is None else r[3]
+    return summation(st, q - 1, -1)
 
 
 def energy_since(st, utc):
     # Wh delivered since utc (e.g. local midnight for "today"); counted from
     # the oldest reading after utc when the log does not reach back so far.
-    last = st.latest()
+    last = latest_summation(st)
     if last is None:
         return 0
     b = delivered_before(st, utc)
     if b is None:
         q = first_seq_at(st, utc)
-        if q is None:
+        b = None if q is None else summation(st, q, 1)
+        if b is None:
             return 0
-        b = st.get(q)[3]
-    d = last[3] - b
+    d = last - b
     return d if d > 0 else 0
 
 
@@ -77,6 +102,7 @@ def hourly_wh(st, now_utc, hours=24):
     # hour, the last being the hour containing now_utc (so far). None for an
     # hour the log does not cover.
     last = st.latest()
+    lastwh = latest_summation(st)
     h1 = now_utc // _HOUR
     h0 = h1 - hours + 1
     marks = st._marks
@@ -90,13 +116,13 @@ def hourly_wh(st, now_utc, hours=24):
     a = _mark(st, h0 * _HOUR, newest, marks)
     for h in range(h0, h1 + 1):
         t = (h + 1) * _HOUR
-        b = last[3] if t > newest else _mark(st, t, newest, marks)
+        b = lastwh if t > newest else _mark(st, t, newest, marks)
         if a is None:
             # the log starts inside this hour: count from its first reading
             q = first_seq_at(st, h * _HOUR)
             r = st.get(q) if q is not None else None
             if r is not None and r[1] < t:
-                a = r[3]
+                a = summation(st, q, 1)
         if a is None or b is None:
             out.append(None)
         else:

@@ -276,3 +276,49 @@ def test_queries_against_oracle():
     hi = st.seq
     want[-1] = gen(hi)[2] - (_oracle_before(h1 * 3600, lo, hi))
     assert st.hourly_wh(now, 6) == want
+
+
+def _gen_nosum(seq):
+    # every tenth reading without a summation: 0 and F_SUMMATION clear, as
+    # the app stores readings whose summation the meter did not send
+    r = gen(seq)
+    if seq % 10 == 3:
+        return (r[0], r[1], 0, r[3], r[4] & ~4)
+    return r
+
+
+def test_queries_skip_unknown_summations():
+    f, st = _store("nosum.bin", nsect=16, ram=200)
+    for _ in range(3000):
+        st.append(*_gen_nosum(st.seq + 1))
+        if st.seq % 100 == 0:
+            st.flush()
+    st.append(*_gen_nosum(st.seq + 1))  # newest: seq 3001
+    st.append(*_gen_nosum(st.seq + 1))  # 3002
+    st.append(*_gen_nosum(st.seq + 1))  # 3003, summation unknown
+    st.flush()
+    hi = st.seq
+
+    def before(t):
+        best = None
+        for s in range(1, hi + 1):
+            r = _gen_nosum(s)
+            if r[0] >= t:
+                break
+            if r[4] & 4:
+                best = r[2]
+        return best
+
+    latest = gen(hi - 1)[2]  # 3003 has no summation: 3002 counts
+    for s in (4, 13, 14, 23, 1500, 2993, 2994, 3003):
+        t = gen(s)[0]
+        want = latest - before(t)
+        assert st.energy_since(t) == want, (s, st.energy_since(t), want)
+    now = gen(hi)[0]
+    h1 = now // 3600
+    got = st.hourly_wh(now, 3)
+    want = []
+    for h in range(h1 - 2, h1 + 1):
+        b = before((h + 1) * 3600) if (h + 1) * 3600 <= now else latest
+        want.append(b - before(h * 3600))
+    assert got == want, (got, want)
