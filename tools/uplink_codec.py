@@ -18,9 +18,9 @@ import csv
 import sys
 
 QMAX = 20
-NRESET = 32
+NRESET = 16
 WH2 = 7200
-ACC_MAX = 14400
+ACC_MAX = 7199  # carry kept within [0, 1 Wh): the register is floor(energy)
 NSTREAMS = 5
 F_SUMMATION = 4  # firmware/meter/reading.py: delivered_wh is known
 F_RECEIVED = 8  # received_wh is known
@@ -202,8 +202,8 @@ class Encoder:
             step = received - self.rec
             self._sparse(2, zz(step - (accr // WH2 if accr > 0 else 0)))
             accr -= step * WH2
-            self.accd = max(-ACC_MAX, min(ACC_MAX, accd))
-            self.accr = max(-ACC_MAX, min(ACC_MAX, accr))
+            self.accd = max(0, min(ACC_MAX, accd))
+            self.accr = max(0, min(ACC_MAX, accr))
             self._sparse(3, flags ^ self.flg)
             if self._size(self.n + 1) > self.cap:
                 self._rollback(snap)
@@ -362,8 +362,8 @@ def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
         step = unzz(r.next()) + (accr // WH2 if accr > 0 else 0)
         rec += step
         accr -= step * WH2
-        accd = max(-ACC_MAX, min(ACC_MAX, accd))
-        accr = max(-ACC_MAX, min(ACC_MAX, accr))
+        accd = max(0, min(ACC_MAX, accd))
+        accr = max(0, min(ACC_MAX, accr))
         dem = ndem
         out.append((utc, dem, dele, rec, flg))
     for rdr in readers:

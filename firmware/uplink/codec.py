@@ -25,9 +25,9 @@ from micropython import const
 from meter.reading import F_RECEIVED, F_SUMMATION
 
 _QMAX = const(20)  # longest Rice unary prefix before the escape
-_NRESET = const(32)  # Rice statistics halve after this many values
+_NRESET = const(16)  # Rice statistics halve after this many values (fast adaptation)
 _WH2 = const(7200)  # 1 Wh in the predictor's unit: 2 * W * s (trapezoid)
-_ACC_MAX = const(14400)  # predictor carry is clamped to +-2 Wh
+_ACC_MAX = const(7199)  # the meter's unseen fraction of a Wh: 0 .. 1 Wh - 1
 _NSTREAMS = const(5)
 
 
@@ -247,7 +247,10 @@ class Encoder:
             st[_DT] = dt
             self._rice(zz(demand - st[_DEM]))
             # Energy predicted from the trapezoid of the two demands; the
-            # carry tracks the meter's unseen fraction of a Wh.
+            # carry tracks the meter's unseen fraction of a Wh, and is kept
+            # within [0, 1 Wh) after each observed step: a register that
+            # reads floor(energy) cannot hold more, so each surprise locks
+            # the estimate back onto the meter's phase.
             e2 = (st[_DEM] + demand) * dt
             accd = st[_ACCD]
             accr = st[_ACCR]
@@ -266,8 +269,8 @@ class Encoder:
             step = received - st[_REC]
             self._sparse(2, zz(step - (accr // _WH2 if accr > 0 else 0)))
             accr -= step * _WH2
-            st[_ACCD] = max(-_ACC_MAX, min(_ACC_MAX, accd))
-            st[_ACCR] = max(-_ACC_MAX, min(_ACC_MAX, accr))
+            st[_ACCD] = max(0, min(_ACC_MAX, accd))
+            st[_ACCR] = max(0, min(_ACC_MAX, accr))
             self._sparse(3, flags ^ st[_FLG])
             if self._size(n + 1) > self.cap:
                 self._restore()

@@ -54,7 +54,7 @@ class Uplink:
         on_command=None,
         faults=None,
         keepalive_s=118,
-        batch_max_age_s=3600,
+        batch_max_age_s=5400,
         rto_min_s=2,
         rto_max_s=300,
         failover_after=3,
@@ -92,6 +92,8 @@ class Uplink:
         self.tries = 0
         self.sent_at = 0  # ticks of the latest transmission of the batch
         self.tx_seq = 0
+        self.sent_at0 = 0  # and of its first transmission
+        self.tx_seq0 = 0
         self.srtt = 0
         self.rttvar = 0
         self.rto = _RTO_INIT
@@ -261,7 +263,8 @@ class Uplink:
         self.tries = 0
         self.probing = False
         self.txn, self.tx_seq = self.session.data(self.tx, first, n, 0, enc)
-        self.sent_at = now
+        self.sent_at = self.sent_at0 = now
+        self.tx_seq0 = self.tx_seq
         self._send(self.tx, self.txn)
         self.deadline = time.ticks_add(now, self.rto)
 
@@ -332,10 +335,13 @@ class Uplink:
             self.faults.clear(CLOUD_UNREACHABLE)
         first, count = ses.ack_range(data)
         if self.inflight and count and first == self.first and count == self.inflight:
-            if dg.get32(data, dg.HDR) == self.tx_seq:
-                # The reply echoes which transmission it answers, so the RTT
-                # sample is exact even after retransmissions (no Karn issue).
+            # The reply echoes which transmission it answers, so the RTT
+            # sample is exact even after a retransmission (no Karn problem).
+            echo = dg.get32(data, dg.HDR)
+            if echo == self.tx_seq:
                 self._rtt_sample(time.ticks_diff(now, self.sent_at))
+            elif echo == self.tx_seq0:
+                self._rtt_sample(time.ticks_diff(now, self.sent_at0))
             else:
                 self.rto = self._rto_base()  # backoff ends with the batch
             self.uploaded = first + count - 1

@@ -105,7 +105,7 @@ async def main():
         key,
         eps,
         keepalive_s=int(env("UPL_KA", "115")),
-        batch_max_age_s=int(env("UPL_MAXAGE", "3600")),
+        batch_max_age_s=int(env("UPL_MAXAGE", "5400")),
     )
     asyncio.create_task(up.run())
     mt = asyncio.create_task(meter(store, up, int(env("UPL_INTERVAL", "3")), int(env("UPL_FLUSH", "20"))))

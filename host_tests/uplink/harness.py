@@ -122,3 +122,68 @@ def run_device(state_dir: Path, env: dict, heap: str = "256k", timeout: float = 
     if status is None:
         raise AssertionError("device printed no status:\n" + r.stdout[-3000:])
     return (status, rows, r.stdout) if raw else (status, rows)
+
+
+def realtime_trial(
+    tmp: Path, speed: int = 100, run_s: int = 5400, rt_s: int = 45, seed: int = 4, t0: int = 1_700_000_000
+):
+    """A device behind a NAT that forgets idle mappings after 60 s; real-time requests
+    queued at random moments. Returns latencies (device s, request -> first streamed
+    reading), readings streamed per request, per-reading delays (real s, handed to the
+    uplink -> stored by the collector), the device status and the NAT's counters."""
+    import random
+    import time
+
+    net = Net(tmp / "rt.db", impair=dict(nat_timeout=60, speed=speed, seed=seed))
+    result: dict = {}
+
+    def device():
+        env = {"IHD_CLOCK": f"utc={t0},speed={speed}", "UPL_RUN_S": run_s, "UPL_EPS": net.endpoints(), "UPL_RTLOG": 1}
+        try:
+            result["out"] = run_device(tmp / "rtdev", env, raw=True)
+        except BaseException as e:  # re-raised below, in the caller's thread
+            result["err"] = e
+
+    def q(sql, *args):
+        return net.call(lambda: net.col.db.execute(sql, args).fetchall())
+
+    th = threading.Thread(target=device)
+    th.start()
+    rng = random.Random(seed)
+    latencies, streamed = [], []
+    try:
+        time.sleep(300 / speed)  # boot and HELLO
+        t_end = time.monotonic() + (run_s - 600) / speed
+        while time.monotonic() < t_end and "err" not in result:
+            time.sleep(rng.uniform(60, 240) / speed)  # a random moment
+            cid = net.call(net.col.request_realtime, DEV, rt_s)
+            created = q("SELECT created FROM commands WHERE cmd_id=?", cid)[0][0]
+            first = None
+            while first is None and time.time() < created + 400 / speed + 1:
+                time.sleep(0.005)
+                first = q("SELECT min(received_at) FROM live WHERE device_id=? AND received_at>=?", DEV, created)[0][0]
+            if first is None:
+                latencies.append(float("inf"))
+                continue
+            latencies.append((first - created) * speed)
+            time.sleep((rt_s + 30) / speed)  # the stream must have stopped by itself by now
+            streamed.append(q("SELECT count(*) FROM live WHERE device_id=? AND received_at>=?", DEV, created)[0][0])
+        th.join(run_s / speed + 120)
+        live = dict(q("SELECT seq, received_at FROM live WHERE device_id=?", DEV))
+        counts = dict(net.imps[0].counts)
+    finally:
+        th.join(run_s / speed + 120)
+        net.stop()
+    if "err" in result:
+        raise result["err"]
+    status, _, stdout = result["out"]
+    sent = [line.split() for line in stdout.splitlines() if line.startswith("rt ")]
+    delays = [live[int(s)] - float(t) for _, s, t in sent if int(s) in live]
+    return {
+        "latencies": latencies,
+        "streamed": streamed,
+        "delays": delays,
+        "sent": len(sent),
+        "status": status,
+        "nat": counts,
+    }
