@@ -5,7 +5,8 @@
 # meter.raven_cmd.command(), which can only build the Get commands in its
 # whitelist. The stick pushes InstantaneousDemand, CurrentSummationDelivered,
 # TimeCluster and ConnectionStatus on its own schedule; we only ask for the
-# meter list, device info, connection status and time at (re)initialisation,
+# meter list, device info, connection status, time and summation at
+# (re)initialisation,
 # and probe with get_connection_status when the stick goes quiet.
 # Supervision (meter/supervise.py): no valid fragment for silent_ms means a
 # silent stick (fault, re-initialise with exponential backoff); a
@@ -17,7 +18,8 @@ import faults
 import hal
 from meter import raven, raven_cmd, reading, supervise
 
-_INIT = ("get_device_info", "get_meter_list", "get_connection_status", "get_time")
+# summation too: the stick pushes it only every few minutes
+_INIT = ("get_device_info", "get_meter_list", "get_connection_status", "get_time", "get_current_summation_delivered")
 _TICK_MS = 1000  # supervision period, device time
 
 

@@ -86,7 +86,7 @@ def test_record_then_replay_gives_the_same_bytes_and_readings(mpy, tmp_path):
     out = mpy.run(
         path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
         args=("raven",),
-        heap="160k",
+        heap="128k",
         env={"IHD_UART": f"tcp:127.0.0.1:{line.rsplit(':', 1)[1]}", "IHD_CLOCK": f"utc={START}"},
         timeout=60,
     ).stdout
@@ -111,7 +111,7 @@ def test_firmware_reads_the_emulator_over_a_pty(mpy, tmp_path):
     out = mpy.run(
         path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
         args=("raven",),
-        heap="160k",
+        heap="128k",
         env={"IHD_UART": line.split("pty:", 1)[1], "IHD_CLOCK": f"utc={START},speed=100"},
         timeout=60,
     ).stdout

@@ -33,7 +33,7 @@ READ_ONLY = {
 }
 
 
-def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str = "160k"):
+def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str = "128k"):
     log = tmp_path / "emu.jsonl"
     emu = subprocess.Popen(
         [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", "raven", "--port", "0",

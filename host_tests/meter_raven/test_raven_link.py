@@ -72,7 +72,7 @@ def run_link(mpy, stick: ScriptedStick, speed: int):
     out = mpy.run(
         path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
         args=("raven",),
-        heap="160k",
+        heap="128k",
         env={"IHD_UART": f"tcp:127.0.0.1:{stick.port}", "IHD_CLOCK": f"utc={START},speed={speed},invalid"},
         timeout=120,
     ).stdout
