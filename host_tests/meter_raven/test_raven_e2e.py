@@ -4,7 +4,8 @@ tools/coproc_emulator.py over TCP, in accelerated simulated time.
 Every report the emulator sent intact must come out of the firmware as a
 reading with the same time and value (zero missed reports), nothing else may
 come out, and the link must recover from a stick reset and from silence. The
-emulator logs every command the firmware sent: all must be reads.
+emulator logs every command the firmware sent: all must be reads. The last
+test runs the same application path (meter.make_link) over EZSP for an hour.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ READ_ONLY = {
 }
 
 
-def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str = "128k"):
+def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str = "128k", protocol: str = "raven"):
     log = tmp_path / "emu.jsonl"
     emu = subprocess.Popen(
-        [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", "raven", "--port", "0",
+        [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", protocol, "--port", "0",
          "--speed", str(speed), "--duration", str(duration), "--start", str(START), "--log", str(log),
          "--record", str(tmp_path / "capture.bin"), *emu_args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -45,7 +46,7 @@ def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str = "1
         port = int(emu.stdout.readline().strip().rsplit(":", 1)[1])
         out = mpy.run(
             path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
-            args=("raven",),
+            args=(protocol,),
             heap=heap,
             env={"IHD_UART": f"tcp:127.0.0.1:{port}", "IHD_CLOCK": f"utc={START},speed={speed}"},
             timeout=duration / speed + 120,
@@ -138,3 +139,32 @@ def test_silence_dropped_bytes_and_dropout(mpy, tmp_path):
     assert status["state"] == "up" and "M01" not in status["faults_active"]
     cmds = [e["name"] for e in events if e["kind"] == "cmd"]
     assert set(cmds) <= READ_ONLY and cmds.count("get_meter_list") >= 2  # re-initialised
+
+
+def test_one_simulated_hour_over_ezsp_through_make_link(mpy, tmp_path):
+    # The same application path (meter.make_link("ezsp", uart, ...)) over the
+    # EZSP side's NCP emulator. EZSP readings are stamped by the device clock
+    # and polls add readings of their own: match each report by value, in
+    # order, within 30 s (an ASH retransmission at 120x).
+    readings, status, events = run(
+        mpy, tmp_path, 120, 3600, "--reset-at", "1800", "--seed", "4", heap="256k", protocol="ezsp"
+    )
+    reports = [e for e in events if e["kind"] in ("demand", "summation")]
+    assert len(reports) > 400
+    demand = [r for r in readings if r[4] & F_DEMAND]
+    summ = [r for r in readings if r[4] & F_SUMMATION]
+    i = j = 0
+    for e in reports:
+        if e["kind"] == "demand":
+            while i < len(demand) and not (demand[i][1] == e["demand_w"] and abs(demand[i][0] - e["t"]) <= 30):
+                i += 1
+            assert i < len(demand), f"demand report missed: {e}"
+            i += 1
+        else:
+            want = (e["delivered_wh"], e["received_wh"])
+            while j < len(summ) and not (summ[j][2:4] == want and abs(summ[j][0] - e["t"]) <= 30):
+                j += 1
+            assert j < len(summ), f"summation report missed: {e}"
+            j += 1
+    assert any(e["kind"] == "reset" for e in events)
+    assert status["protocol"] == "ezsp" and status["resets"] >= 1 and status["state"] == "up"
