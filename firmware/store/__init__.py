@@ -128,7 +128,6 @@ class Store:
         first = start
         end = self.seq
         wst = self._wst
-        size = ram.size
         ok = True
         tries = 0
         while start <= end:
@@ -145,8 +144,7 @@ class Store:
             p = RH
             s = start
             while s <= end and s - start < 255 and p <= lim:
-                i = s % size
-                p = codec.encode(buf, p, wst, ram.utc[i], ram.dem[i], ram.dl[i], ram.rc[i], ram.fl[i])
+                p = ram.encode(s, buf, p, wst)
                 s += 1
             t = T_READ
             if s > end and self._dirty:

@@ -96,8 +96,10 @@ class FlashLog:
         return True
 
     def _program(self, s, off, mv):
-        # Program and read back. False (and counted) if the flash misbehaved.
-        # PowerCut is a BaseException and passes straight through.
+        # Program and read back. False (and counted) if the flash misbehaved
+        # (OSError on the device). PowerCut is a BaseException and passes
+        # straight through; so does MemoryError, which says nothing about
+        # the flash.
         n = len(mv)
         try:
             self.part.writeblocks(s, mv, off)
@@ -106,6 +108,8 @@ class FlashLog:
             self.part.readblocks(s, v, off)
             if v == mv:
                 return True
+        except MemoryError:
+            raise  # not the flash's fault: never retire a sector for it
         except Exception:
             pass
         self.write_failures += 1
@@ -118,6 +122,8 @@ class FlashLog:
             if self.blank(s, 0):
                 self.state[s] = BLANK
                 return True
+        except MemoryError:
+            raise
         except Exception:
             pass
         self.write_failures += 1
@@ -151,6 +157,8 @@ class FlashLog:
             try:
                 self.part.writeblocks(s, b"\x00", off)
                 self.programs += 1
+            except MemoryError:
+                raise
             except Exception:
                 self.write_failures += 1
 

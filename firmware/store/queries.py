@@ -7,8 +7,9 @@
 # UTC is assumed non-decreasing along seq (the meter link only stores
 # readings with a valid clock or marks them; a clock stepped backwards
 # makes range and energy answers approximate, never crash).
-from meter.reading import F_SUMMATION
+from micropython import const
 
+_F_SUMMATION = const(4)  # meter/reading.py F_SUMMATION (not imported: saves heap)
 _HOUR = 3600
 _LOOK = 16  # readings searched for one with a known summation
 
@@ -17,7 +18,7 @@ def first_seq_at(st, t):
     # Smallest seq with utc >= t (committed or pending), or None if every
     # reading is older than t.
     ram = st.ram
-    if ram.hi >= ram.lo and ram.utc[ram.lo % ram.size] < t:
+    if ram.hi >= ram.lo and ram.utc_at(ram.lo) < t:
         return ram.first_utc_ge(t)
     log = st.log
     x = -1
@@ -47,7 +48,7 @@ def summation(st, seq, step):
             return None
         if step > 0:
             seq = r[0]  # the next reading held
-        if r[0] == seq and r[5] & F_SUMMATION:
+        if r[0] == seq and r[5] & _F_SUMMATION:
             return r[3]
         seq += step
     return None

@@ -2,9 +2,28 @@
 # history and as the staging area of readings not yet flushed to flash.
 #
 # Fixed, preallocated arrays indexed by seq % size; put() never allocates.
+# Each field is split in chunks of 256 readings (1 KB arrays) so the
+# ring never needs one large contiguous block from a fragmented heap.
 # Holds the contiguous run of sequence numbers [lo, hi]; older slots are
 # overwritten as new readings arrive.
 from array import array
+
+from micropython import const
+
+from store import codec
+
+_SH = const(8)
+_CH = const(256)
+_M = const(255)
+
+
+def _chunks(tc, size):
+    out = []
+    while size > 0:
+        k = _CH if size > _CH else size
+        out.append(array(tc, bytes(4 * k)) if tc else bytearray(k))
+        size -= k
+    return out
 
 
 class RamRing:
@@ -12,12 +31,11 @@ class RamRing:
         if size < 2:
             raise ValueError("ram ring needs at least 2 slots")
         self.size = size
-        z = bytearray(4 * size)
-        self.utc = array("I", z)
-        self.dem = array("i", z)
-        self.dl = array("I", z)
-        self.rc = array("I", z)
-        self.fl = bytearray(size)
+        self.utc = _chunks("I", size)
+        self.dem = _chunks("i", size)
+        self.dl = _chunks("I", size)
+        self.rc = _chunks("I", size)
+        self.fl = _chunks(None, size)
         self.lo = 1  # oldest seq held
         self.hi = 0  # newest seq held (hi < lo: empty)
 
@@ -34,11 +52,13 @@ class RamRing:
         if seq != self.hi + 1:
             self.lo = seq
         i = seq % self.size
-        self.utc[i] = utc
-        self.dem[i] = dem
-        self.dl[i] = dl
-        self.rc[i] = rc
-        self.fl[i] = fl
+        c = i >> _SH
+        j = i & _M
+        self.utc[c][j] = utc
+        self.dem[c][j] = dem
+        self.dl[c][j] = dl
+        self.rc[c][j] = rc
+        self.fl[c][j] = fl
         self.hi = seq
         if seq - self.lo >= self.size:
             self.lo = seq - self.size + 1
@@ -48,32 +68,31 @@ class RamRing:
 
     def get(self, seq):
         i = seq % self.size
-        return (seq, self.utc[i], self.dem[i], self.dl[i], self.rc[i], self.fl[i])
+        c = i >> _SH
+        j = i & _M
+        return (seq, self.utc[c][j], self.dem[c][j], self.dl[c][j], self.rc[c][j], self.fl[c][j])
 
-    def field(self, seq, k):
-        # One field without building a tuple: 0 utc, 1 demand, 2 delivered,
-        # 3 received, 4 flags.
+    def utc_at(self, seq):
         i = seq % self.size
-        if k == 0:
-            return self.utc[i]
-        if k == 1:
-            return self.dem[i]
-        if k == 2:
-            return self.dl[i]
-        if k == 3:
-            return self.rc[i]
-        return self.fl[i]
+        return self.utc[i >> _SH][i & _M]
+
+    def encode(self, seq, buf, p, st):
+        # codec.encode() of reading seq into buf at p; returns the new position.
+        i = seq % self.size
+        c = i >> _SH
+        j = i & _M
+        return codec.encode(buf, p, st, self.utc[c][j], self.dem[c][j], self.dl[c][j], self.rc[c][j], self.fl[c][j])
 
     def first_utc_ge(self, t):
         # Smallest seq in the ring with utc >= t (utc non-decreasing), or
         # None if every reading is older. Binary search: no allocation.
         lo = self.lo
         hi = self.hi
-        if hi < lo or self.utc[hi % self.size] < t:
+        if hi < lo or self.utc_at(hi) < t:
             return None
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.utc[mid % self.size] >= t:
+            if self.utc_at(mid) >= t:
                 hi = mid
             else:
                 lo = mid + 1

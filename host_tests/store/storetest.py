@@ -6,10 +6,8 @@
 # correct if and only if it equals gen(s).
 import os
 
-from hal import unix_partition
-from hal.norflash import SECTOR, NorFlash
-
 T0 = 1700000000
+SECTOR = 4096
 
 
 def tmpdir():
@@ -36,6 +34,10 @@ def remove(path):
 def flash(path, nsect, cut=None, torn=None):
     # -> (NorFlash, store partition). The partition is the whole emulated
     # chip, exposed through the HAL's own esp32.Partition emulation.
+    # (Imported here: the heap check runs without the HAL.)
+    from hal import unix_partition
+    from hal.norflash import NorFlash
+
     f = NorFlash(path, nsect * SECTOR, cut_after=cut, torn=torn)
     unix_partition.attach(f, (("store", 1, 0x40, 0, nsect * SECTOR),))
     return f, unix_partition.Partition("store")
