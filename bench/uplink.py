@@ -279,7 +279,6 @@ def wire_run(rows, tmp: Path, speed: int) -> dict:
             "UPL_CSV": csv_path,
             "UPL_RUN_S": span + 10,
             "UPL_DRAIN": 1,
-            "UPL_STORE": "real",
             "UPL_EPS": net.endpoints(),
         }
         t = time.monotonic()

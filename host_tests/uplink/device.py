@@ -5,7 +5,8 @@
 # UPL_DRAIN=1 (then keep running until everything stored is acknowledged),
 # UPL_KA, UPL_MAXAGE (seconds), UPL_INTERVAL, UPL_FLUSH (readings per flush),
 # UPL_CSV (file of utc_s,demand_w[,delivered_wh,received_wh,flags] rows to
-# replay at their own times), UPL_STORE ("mem": host_tests/uplink/memstore).
+# replay at their own times). The store is the real one (firmware/store) on
+# the emulated flash of IHD_STATE, so a new process is a reboot.
 # Prints "status {json}" at the end; UPL_DUMP=1 also prints every stored
 # reading as "r seq,utc,demand,delivered,received,flags"; UPL_RTLOG=1 prints
 # "rt seq unix_time" for each reading handed to the uplink in real-time mode.
@@ -26,10 +27,6 @@ def env(name, default=None):
 
 
 def open_store():
-    if env("UPL_STORE", "mem") == "mem":
-        from memstore import MemStore
-
-        return MemStore(hal.state_dir() + "/memstore")
     from store import Store
 
     return Store(hal.partition("store"), clock=hal.clock)
