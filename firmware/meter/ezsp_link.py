@@ -51,7 +51,7 @@ class EzspLink:
     # "install_code" and opts). uart: an open hal.Uart, or None to open
     # board.METER_UART in run() (a dict: that hal.Uart config instead).
     # install_code: bytes or hex text (only needed to join). opts:
-    # meter_nwk (0), meter_ep (9; both learnt from the meter's frames),
+    # meter_nwk (0), meter_ep (1; else learnt from the first meter frames),
     # poll_s (30), silent_ms (60000 device ms).
     def __init__(self, uart, on_reading, faults_, install_code=None, **opts):
         if isinstance(uart, dict) and ("uart" in uart or "install_code" in uart):
@@ -78,7 +78,11 @@ class EzspLink:
         ez.on_scan_complete = self._scan_complete
         ez.on_message_sent = self._message_sent
         self.meter_nwk = cfg.get("meter_nwk", 0)
-        self.meter_ep = cfg.get("meter_ep", 9)
+        self.meter_ep = cfg.get("meter_ep", 1)
+        # Given explicitly: only that meter; else the first to send a good
+        # Metering frame (report or answer to a poll) is the one.
+        self._locked = "meter_ep" in cfg
+        self.other_meter = 0  # frames from other metering endpoints, ignored
         self.poll_s = cfg.get("poll_s", 30)
         self.uart = None
         self.version = 0
@@ -191,10 +195,17 @@ class EzspLink:
     # -- callbacks ------------------------------------------------------------------
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         self.sup.radio(lqi, rssi)
-        if cluster == zcl.METERING or cluster == zcl.TIME:
-            if self.meter.handle(cluster, buf, off, n) == zcl.OK and cluster == zcl.METERING:
-                self.meter_nwk = sender
-                self.meter_ep = src_ep
+        if cluster != zcl.METERING and cluster != zcl.TIME:
+            return
+        if self._locked and (sender != self.meter_nwk or (cluster == zcl.METERING and src_ep != self.meter_ep)):
+            # One meter only: an ESI often also serves a mirrored gas meter
+            # on another endpoint, and its values must not mix with ours.
+            self.other_meter += 1
+            return
+        if self.meter.handle(cluster, buf, off, n) == zcl.OK and cluster == zcl.METERING and not self._locked:
+            self.meter_nwk = sender
+            self.meter_ep = src_ep
+            self._locked = True
 
     def _stack_status(self, s):
         self._stack = s

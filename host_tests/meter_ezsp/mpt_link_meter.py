@@ -1,0 +1,49 @@
+# The link takes readings from one meter only: the first (node, endpoint)
+# to send a good Metering frame, or the configured one. An ESI commonly
+# also serves a mirrored gas meter on another endpoint; its values must not
+# mix into the electricity readings, nor another node set our clock.
+import faults
+from meter import ezsp_link
+
+HEAP = "128k"
+
+
+def report(attr_bytes):
+    f = bytes([0x18, 0x01, 0x0A]) + attr_bytes
+    return f, len(f)
+
+
+def demand(v):
+    return report(bytes([0x00, 0x04, 0x2A, v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF]))
+
+
+def test_first_meter_is_kept():
+    out = []
+    link = ezsp_link.EzspLink(None, lambda *r: out.append(r), faults.Faults())
+    f, n = demand(1500)
+    link._incoming(0x0702, 9, 0x0000, 200, -50, f, 0, n)  # ESI, electricity on endpoint 9
+    f, n = demand(7)
+    link._incoming(0x0702, 2, 0x0000, 200, -50, f, 0, n)  # mirrored gas meter, endpoint 2
+    link._incoming(0x0702, 9, 0x1234, 200, -50, f, 0, n)  # another node altogether
+    assert [r[1] for r in out] == [1500 * 1000]  # kWh assumed until the unit is read
+    assert link.meter_ep == 9 and link.meter_nwk == 0 and link.other_meter == 2
+    # Time from another node is ignored too.
+    t = bytes([0x18, 0x02, 0x0A, 0x00, 0x00, 0xE2, 0x80, 0x5F, 0xE8, 0x30])
+    link._incoming(0x000A, 1, 0x1234, 200, -50, t, 0, len(t))
+    assert link.other_meter == 3
+    assert link.status.lqi == 200 and link.status.rssi == -50
+
+
+def test_configured_meter_only():
+    out = []
+    link = ezsp_link.EzspLink(None, lambda *r: out.append(r), faults.Faults(), meter_ep=2, meter_nwk=0)
+    f, n = demand(1500)
+    link._incoming(0x0702, 9, 0x0000, 200, -50, f, 0, n)
+    f, n = demand(7)
+    link._incoming(0x0702, 2, 0x0000, 200, -50, f, 0, n)
+    assert [r[1] for r in out] == [7000] and link.other_meter == 1
+
+
+def test_config_dict_form_accepted():
+    link = ezsp_link.EzspLink({"uart": {"connect": "tcp:127.0.0.1:1"}, "install_code": "00"}, print, faults.Faults())
+    assert link.cfg["install_code"] == "00" and link._uart_arg == {"connect": "tcp:127.0.0.1:1"}
