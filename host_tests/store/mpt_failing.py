@@ -9,7 +9,7 @@ from storetest import Clock, check_log, flash, gen, remove, tmpdir
 import faults
 from store import Store
 
-HEAP = "160k"
+HEAP = "128k"
 NSECT = 8
 
 

@@ -6,7 +6,7 @@ from storetest import T0, Clock, Lcg, check_log, flash, gen, remove, tmpdir
 from store import Store, codec
 from store.layout import MAX_CURSORS
 
-HEAP = "192k"  # test code and oracles; the store's own cap is in mpt_heap.py
+HEAP = "128k"  # test code and oracles; the store's own cap: test_heap.py
 
 
 def _store(name, nsect=8, ram=300, fresh=True, **kw):

@@ -6,7 +6,7 @@ from storetest import Clock, check_log, flash, gen, remove, tmpdir
 
 from store import Store
 
-HEAP = "160k"
+HEAP = "128k"
 NSECT = 8
 ROTATIONS = 12
 

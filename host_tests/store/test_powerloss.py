@@ -22,7 +22,7 @@ def test_power_cut_after_every_operation(tmp_path):
         d = tmp_path / f"p{i}"
         d.mkdir()
         env = {"MICROPYPATH": mpy.module_path() + ":" + str(HERE)}
-        return mpy.run(path=HERE / "powerloss.py", args=(d, i, PROCS), heap="192k", env=env, timeout=900).stdout
+        return mpy.run(path=HERE / "powerloss.py", args=(d, i, PROCS), heap="128k", env=env, timeout=900).stdout
 
     with ThreadPoolExecutor(PROCS) as ex:
         outs = list(ex.map(one, range(PROCS)))
