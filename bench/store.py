@@ -142,6 +142,17 @@ def main():
                 held = st.committed() - st.oldest_seq() + 1
                 min_held = held if min_held is None else min(min_held, held)
     st.flush()
+    # a reboot on the full log, and the display's cold queries
+    t1 = time.ticks_us()
+    st2 = Store(part, clock=clk, ram_size=900)
+    boot_us = time.ticks_diff(time.ticks_us(), t1)
+    t1 = time.ticks_us()
+    st2.hourly_wh(utc, 24)
+    hourly_us = time.ticks_diff(time.ticks_us(), t1)
+    t1 = time.ticks_us()
+    st2.energy_since(utc - 18 * 3600)  # a point far back on flash
+    today_us = time.ticks_diff(time.ticks_us(), t1)
+    st2 = None
     log = st.log
     # every sector ever opened is consumed whole (header, records, tail),
     # except the head, which is consumed up to its end
@@ -160,6 +171,9 @@ def main():
         "append_us": t_app / n,
         "flush_us_per_reading": t_flush / n,
         "stats_health": st.stats()["health"],
+        "boot_us": boot_us,
+        "hourly_us": hourly_us,
+        "today_us": today_us,
     })
 
 
@@ -203,6 +217,9 @@ def main() -> None:
         "baseline_hours_in_256k": round((b["sectors"] - 2) * 4096 / raw_bpr * 4 / 3600, 1),
         "append_us_unix": round(b["append_us"], 1),
         "flush_us_per_reading_unix": round(b["flush_us_per_reading"], 1),
+        "boot_ms_full_log_unix": round(b["boot_us"] / 1000, 1),
+        "hourly_wh_24h_cold_ms_unix": round(b["hourly_us"] / 1000, 1),
+        "energy_since_18h_ms_unix": round(b["today_us"] / 1000, 1),
         "heap_cap": h["heap_cap"],
         "heap_store_bytes_empty_log": h["store_empty"],
         "heap_store_bytes_full_log": h["store_full"],

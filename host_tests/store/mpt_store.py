@@ -322,3 +322,26 @@ def test_queries_skip_unknown_summations():
         b = before((h + 1) * 3600) if (h + 1) * 3600 <= now else latest
         want.append(b - before(h * 3600))
     assert got == want, (got, want)
+
+
+def test_seq_never_reused_below_a_persisted_cursor():
+    # A cursor may pass readings that never reached flash (the uplink sent
+    # pending ones, a new sector's header snapshot holds the cursor, then
+    # the power went). After the reboot new readings must get seqs above
+    # the cursor, or the uplink would skip them.
+    f, st = _store("bump.bin")
+    _fill(st, 100)
+    st.flush()
+    _fill(st, 50, 0)  # 101..150 pending
+    st.set_cursor("uploaded", 140)
+    assert st.log.open_next()  # a sector opens: its header carries the cursor
+    f.close()  # power cut: 101..150 lost
+    f, st = _store("bump.bin", fresh=False)
+    assert st.cursor("uploaded") == 140 and st.committed() == 140
+    assert [r[0] for r in st.readings_from(95)] == [95, 96, 97, 98, 99, 100]
+    assert st.append(*gen(141)) == 141
+    st.flush()
+    f.close()
+    f, st = _store("bump.bin", fresh=False)
+    assert [r[0] for r in st.readings_from(99)] == [99, 100, 141]
+    assert st.get(141) == (141,) + gen(141)
