@@ -89,6 +89,7 @@ class EzspLink:
         self.cbke = None  # co-processor has the CBKE library (None: unknown)
         self.closed = False
         self.send_failures = 0  # messageSent / sendUnicast failures
+        self.error = None  # why the link last went down, for support
         self._zcl = bytearray(40)
         self._tsn = 0
         self._ev = 0  # pending ASH event (ash.EV_*)
@@ -157,24 +158,24 @@ class EzspLink:
     async def _call(self, n):
         # Send ez.tx[:n] and wait for its response parameters (ez.rsp).
         if self._ev or self.closed:
-            raise LinkDown()
+            raise LinkDown("link event")
         self._wake.clear()
         if not self.ash.send(self.ez.tx, n):
-            raise LinkDown()
+            raise LinkDown("ASH not ready to send")
         t0 = ticks_ms()
         while not self.ez.rsp_ready:
             if self._ev or self.closed:
-                raise LinkDown()
+                raise LinkDown("link event")
             left = CMD_TIMEOUT_MS - ticks_diff(ticks_ms(), t0)
             if left <= 0:
-                raise LinkDown()
+                raise LinkDown("no answer to EZSP command")
             try:
                 await asyncio.wait_for_ms(self._wake.wait(), left)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
         if self.ez.rsp_invalid:
-            raise LinkDown()
+            raise LinkDown("EZSP command refused as invalid")
         return self.ez.rsp
 
     async def _status_call(self, n):
@@ -186,7 +187,7 @@ class EzspLink:
         t0 = ticks_ms()
         while not cond():
             if self._ev or self.closed:
-                raise LinkDown()
+                raise LinkDown("link event")
             if ticks_diff(ticks_ms(), t0) > ms:
                 return False
             await asyncio.sleep_ms(10)
@@ -240,19 +241,19 @@ class EzspLink:
         self._resetting = True
         self.ash.reset()
         if not await self._wait(lambda: self.ash.state == ash.CONNECTED, ash.T_RSTACK_MAX + 200):
-            raise LinkDown()
+            raise LinkDown("no RSTACK after RST")
         # Version: legacy header first, then the extended one (EZSP 8+).
         rsp = await self._call(ez.cmd(ezsp.VERSION, ezsp.V_MAX))
         v = rsp[0]
         if v < ezsp.V_MIN or v > ezsp.V_MAX:
             self.version = v
-            raise LinkDown()  # docs/meter-ezsp.md: versions spoken
+            raise LinkDown("EZSP version %d not spoken (8..19)" % v)
         ez.set_version(v)
         self.version = v
         if v != ezsp.V_MAX:
             rsp = await self._call(ez.cmd(ezsp.VERSION, v))
             if rsp[0] != v:
-                raise LinkDown()
+                raise LinkDown("EZSP version negotiation failed")
         for cid, val in CONFIG:
             await self._status_call(ez.set_config(cid, val))  # a refused value is not fatal
         for pid, dec in POLICIES:
@@ -282,29 +283,29 @@ class EzspLink:
         code = self.cfg.get("install_code")
         if not code:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown()
+            raise LinkDown("not joined and no install code configured")
         try:
             key = installcode.link_key(code)
-        except ValueError:
+        except ValueError as e:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown()
+            raise LinkDown(str(e))
         ez = self.ez
         await self._status_call(ez.set_initial_security(HAVE_PRECONFIGURED_KEY | REQUIRE_ENCRYPTED_KEY, key))
         self._found = None
         self._scan_done = False
         if await self._status_call(ez.start_scan(SE_CHANNELS, 3)) != ezsp.SUCCESS:
-            raise LinkDown()
+            raise LinkDown("network scan refused")
         await self._wait(lambda: self._scan_done, 30_000)
         if self._found is None:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown()
+            raise LinkDown("no Smart Energy network open for joining")
         ch, pan, ext, upd = self._found
         self._stack = -1
         await self._status_call(ez.join_network(END_DEVICE, ext, pan, ch, 8, upd))
         await self._wait(lambda: self._stack >= 0, 30_000)
         if self._stack != ezsp.NETWORK_UP:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown()
+            raise LinkDown("join failed (status 0x%02x): install code registered at the meter?" % (self._stack & 0xFF))
 
     # -- running ----------------------------------------------------------------------
     async def read(self, cluster, attrs):
@@ -321,11 +322,11 @@ class EzspLink:
         setup_at = time_at = poll_at = up_at = c.ticks_ms()
         while True:
             if self._ev or self.closed:
-                raise LinkDown()
+                raise LinkDown("link event")
             if self._stack == ezsp.NETWORK_DOWN:
-                raise LinkDown()
+                raise LinkDown("network down")
             if self.sup.is_silent():
-                raise LinkDown()
+                raise LinkDown("co-processor silent")
             now = c.ticks_ms()
             if ticks_diff(now, setup_at) >= 0:
                 await self.read(zcl.METERING, zcl.SETUP_ATTRS)
@@ -359,8 +360,9 @@ class EzspLink:
                     self.sup.state(supervise.INIT)
                     await self._start()
                     await self._serve()
-                except LinkDown:
-                    pass
+                except LinkDown as e:
+                    if not self.closed:  # the end of an emulated UART is no news
+                        self.error = e.args[0] if e.args else None
                 if self.closed:
                     break
                 ev = self._ev

@@ -38,6 +38,7 @@ print("STATUS", st.state, st.resets, st.reinits, st.frames_good, st.frames_bad,
       st.frames_retransmitted, st.lqi, st.rssi)
 print("LINK", link.version, link.cbke, link.ez.refused, link.meter.bad)
 print("FAULTS", " ".join(str(x) for x in F.active()))
+print("ERROR", link.error)
 """
 
 
@@ -50,7 +51,7 @@ def run_firmware(mpy, port: int, speed: float, cfg: dict | None = None, timeout:
         timeout=timeout,
     ).stdout
     readings = [tuple(int(x) for x in ln.split()[1:]) for ln in out.splitlines() if ln.startswith("R ")]
-    tail = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if re.match(r"^(STATUS|LINK|FAULTS)", ln)}
+    tail = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if re.match(r"^(STATUS|LINK|FAULTS|ERROR)", ln)}
     return readings, tail
 
 
@@ -141,6 +142,7 @@ def test_unsupported_old_ncp_is_not_driven(mpy):
     with NcpServer(speed=20, duration=30, version=7) as srv:
         readings, tail = run_firmware(mpy, srv.port, 20)
     assert readings == [] and tail["LINK"][0] == "7" and tail["STATUS"][0] != "up"
+    assert " ".join(tail["ERROR"]) == "EZSP version 7 not spoken (8..19)"
     assert srv.ncp.sent_zcl == []
 
 
@@ -151,6 +153,7 @@ def test_wrong_install_code_is_not_joined(mpy):
         readings, tail = run_firmware(mpy, srv.port, 20, {"install_code": other})
     assert not srv.ncp.joined and readings == []
     assert "12" in tail["FAULTS"]  # faults.NOT_JOINED
+    assert "CRC" in " ".join(tail["ERROR"])  # the reason is kept for support
 
 
 def test_coprocessor_without_cbke_is_reported(mpy):
