@@ -22,7 +22,7 @@
 # thousands of times faster than real time.
 import asyncio
 import time
-from asyncio import core
+from asyncio import core  # type: ignore[attr-defined]  # the I/O queue StreamReader uses
 
 from micropython import const
 
@@ -39,6 +39,7 @@ _KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector expects 6
 
 
 async def _readable(sock):
+    # Wait until a datagram is there (StreamReader would concatenate them).
     yield core._io_queue.queue_read(sock)
 
 
