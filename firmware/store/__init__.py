@@ -13,7 +13,7 @@ import time
 import faults
 from store import codec, queries
 from store.flash_log import FlashLog
-from store.layout import MAX_CURSORS, MAX_NAME, RH, SECTOR, T_READ, T_READC
+from store.layout import ABSURD, MAX_CURSORS, MAX_NAME, RH, SECTOR, T_READ, T_READC
 from store.ram_ring import RamRing
 from store.reader import Reader
 
@@ -52,8 +52,11 @@ class Store:
         # refilled from flash so the display has its history at once.
         log = self.log
         last = log.last_seq
-        for v in log.cursors.values():
-            if v > last:
+        for k in list(log.cursors):
+            v = log.cursors[k]
+            if v >= ABSURD:
+                del log.cursors[k]  # garbage that passed a CRC: not a cursor
+            elif v > last:
                 last = v
         self.seq = last
         self.fseq = last  # everything up to here is on flash (or lost for good)

@@ -130,6 +130,10 @@ class FlashLog:
         self._retire(s)
         return False
 
+    def erase_now(self, s):
+        # Boot: erase a sector that must not stay (see recover.py).
+        return self._erase(s)
+
     def _retire(self, s):
         # Out of service until the next boot tries it again. Zero the magic so
         # a stale header cannot come back as log data.

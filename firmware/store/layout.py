@@ -46,6 +46,7 @@ _HFIX = const(37)
 _MAGIC = b"IHDL"
 _VER = const(1)
 LIMIT = const(0x7FFFFFFF)  # sector and reading seqs stay below this
+ABSURD = const(0x40000000)  # no real log reaches this: garbage
 
 
 def pack_cursors(b, p, cursors):

@@ -9,8 +9,11 @@
 # Torn versus damaged: a torn write leaves only blank flash after it, so a
 # bad record followed by blank flash at the head is a power cut (not
 # counted); anything else is damage (counted, sector quarantined).
+# Exception to "never erases": a header claiming an absurd sequence number
+# (crafted or garbage data with a valid CRC) is erased at once.
 from store import codec
 from store.layout import (
+    ABSURD,
     BLANK,
     LIVE,
     RH,
@@ -33,6 +36,12 @@ def boot(log):
     for s in range(n):
         log.state[s] = UNKNOWN
         if log.header(s):
+            if log.sseq[s] >= ABSURD or log.first[s] >= ABSURD:
+                # Valid-looking but no real log gets there (2**30 sector
+                # opens or readings: centuries). It would outrank every new
+                # sector, so it goes now rather than when the ring comes.
+                log.erase_now(s)
+                continue
             cands.append(s)
             # New sectors must outrank every header on flash, even ones
             # rejected below, or a stale one could win at the next boot.

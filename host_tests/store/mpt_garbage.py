@@ -204,3 +204,32 @@ def test_damage_found_while_reading_is_reported():
     assert _check_any(st) > 0
     s = st.stats()
     assert s["corrupt_records"] == 1 and s["quarantined"] == 1, s
+
+
+def test_crafted_header_with_absurd_sequence_is_erased():
+    # A header with a valid CRC but a sector sequence no real log reaches
+    # would outrank every new sector at every boot: it is erased at once.
+    from store import codec
+    from store.layout import pack_header
+
+    path = tmpdir() + "/absurd.bin"
+    _real_log(path, 1500)
+    f, st = _open(path)
+    top = st.seq
+    spare = [s for s in range(NSECT) if s not in st.log.live][0]
+    f.close()
+    b = bytearray(256)
+    hlen = pack_header(b, 0x7FFFFFF0, 5, codec.new_state(), {"uploaded": 0x7FFFFF00})
+    raw = _raw(path)
+    raw.seek(spare * SECT)
+    raw.write(b"\xff" * SECT)
+    raw.seek(spare * SECT)
+    raw.write(b[:hlen])
+    raw.close()
+    f, st = _open(path)
+    assert spare not in st.log.live
+    assert st.seq == top  # neither its first_seq nor its cursor count
+    check_log(st, top, None, top)
+    _still_works(path, f, st)
+    f, st = _open(path)
+    assert st.log.top < 0x40000000
