@@ -435,6 +435,8 @@ class Sim:
         cmd += ["--log", str(self.out / "emulator.jsonl")]
         if a.replay:
             cmd += ["--replay", a.replay]
+        if a.record:
+            cmd += ["--record", a.record]
         if a.solar:
             cmd += ["--solar", str(a.solar)]
         if self.emu is not None:
@@ -723,7 +725,8 @@ class Sim:
             "heapsize": self.heapsize,
             "heap_code": self.heap_code,
             "data_heap_budget": self.heapsize - self.heap_code,
-            "readings_generated": self.emulator_reports(),
+            # A replayed capture is not decoded here (tools/capture.py does that).
+            "readings_generated": None if self.a.replay else self.emulator_reports(),
             "readings_taken_reported": self.readings_fw,
             "readings_committed": len(committed),
             "readings_stored": len(rows),
@@ -786,7 +789,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--outage", help="network outage START_H:DURATION_H (hours from the start)")
     r.add_argument("--power-cuts", type=int, default=0, help="power cuts at random times")
     r.add_argument("--replay", help="co-processor capture to replay instead of the load profile")
-    r.add_argument("--seed", type=int, default=1, help="household and fault randomness")
+    r.add_argument("--seed", "--profile", type=int, default=1, help="household load profile (and fault) seed")
+    r.add_argument("--record", help="append every byte the co-processor sent to FILE (a capture for --replay)")
     r.add_argument("--solar", type=int, default=0, help="rooftop PV peak W in the load profile")
     r.add_argument("--out", default="run/sim", help="output directory (state, logs, summary.json)")
     r.add_argument("--keep-state", action="store_true", help="keep DIR/state from a previous run")
