@@ -254,8 +254,8 @@ class Sim:
             elif line.startswith("commit "):
                 _, first, last = line.split()
                 self.commits.append((int(first), int(last)))
-            elif line.startswith("fault "):
-                self.faults_seen[line.split()[1]] += 1
+            elif line.startswith("fault ") and " set:" in line:
+                self.faults_seen[int(line.split()[1])] += 1
             elif "MemoryError" in line:
                 self.mem_errors += 1
             if line.startswith("Traceback"):
@@ -753,6 +753,7 @@ class Sim:
             "display_full_refreshes": disp["display_full_refreshes"],
             "display_partial_refreshes": disp["display_partial_refreshes"],
             "faults": sorted(self.faults_seen),
+            "faults_raised": {str(k): v for k, v in sorted(self.faults_seen.items()) if v},
             "boots": self.boots,
             "resets": self.resets,
             "power_cuts": dict(self.cuts_done),

@@ -68,6 +68,7 @@ class App:
         self.bus = None  # Unix: display bus recorder (board.bus_recorder)
         self.last_demand = None
         self._query = None  # (ticks, today_wh, hourly_wh) cached store queries
+        self._logged_faults = []
         self.last_reading_ticks = None
 
     # -- parts ---------------------------------------------------------------
@@ -163,9 +164,23 @@ class App:
             await sleep_device(_TICK_MS)
             self.flush()
 
+    def log_faults(self):
+        # One line per fault raised or cleared, numbered and worded as on
+        # the display and in the cloud (faults.TABLE).
+        now = self.faults.active()
+        for num in now:
+            if num not in self._logged_faults:
+                row = F.describe(num)
+                print("fault", num, row[1], "set:", row[2])
+        for num in self._logged_faults:
+            if num not in now:
+                print("fault", num, F.describe(num)[1], "cleared")
+        self._logged_faults = now
+
     async def health(self):
         rounds = 0
         while True:
+            self.log_faults()
             if hal.wifi.isconnected():
                 self.faults.clear(F.WIFI_DOWN)
             else:
