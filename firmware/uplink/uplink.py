@@ -106,6 +106,8 @@ class Uplink:
         self.next_try = 0
         self.rt_until = 0
         self.ka_quiet = 0  # keep-alives sent since the last authentic reply
+        self.hello_seq = -1
+        self.hello_at = 0
         now = self.clock.ticks_ms()
         self.last_tx = now
         self.ka_due = now
@@ -141,7 +143,7 @@ class Uplink:
         self.sock = hal.udp_socket(0)
         self._failover()
         asyncio.create_task(self._rx_loop())
-        self._send_ctl(self.session.hello(self.ctl, self.uploaded, self.head or 0)[0])
+        self._hello()
         while True:
             ms = self._step(self.clock.ticks_ms())
             try:
@@ -165,6 +167,12 @@ class Uplink:
 
     def _send_ctl(self, n):
         self._send(self.ctl, n)
+
+    def _hello(self):
+        # Always answered: its reply also gives an RTT sample before any batch.
+        n, self.hello_seq = self.session.hello(self.ctl, self.uploaded, self.head or 0)
+        self.hello_at = self.clock.ticks_ms()
+        self._send_ctl(n)
 
     def _stream(self):
         last = self.last
@@ -206,7 +214,7 @@ class Uplink:
                 # The collector only knows our next KA_AHEAD tokens: after
                 # this many unanswered contacts, say HELLO (full seq) instead.
                 self.ka_quiet = 0
-                self._send_ctl(self.session.hello(self.ctl, self.uploaded, self.head or 0)[0])
+                self._hello()
             else:
                 st.keepalives += 1
                 self.ka_quiet += 1
@@ -283,13 +291,14 @@ class Uplink:
             self.faults.set(CLOUD_UNREACHABLE)
         if self.tries >= self.probe_after:
             self.probing = True
-            self._send_ctl(self.session.hello(self.ctl, self.uploaded, self.head or 0)[0])
+            self._hello()
         else:
             self._retransmit(now)
         self.deadline = time.ticks_add(now, self.rto)
 
     def _rtt_sample(self, rtt):
         # RFC 6298: RTO = SRTT + 4 * RTTVAR, within [rto_min, rto_max].
+        rtt = max(1, rtt)
         if not self.srtt:
             self.srtt = rtt
             self.rttvar = rtt // 2
@@ -335,6 +344,9 @@ class Uplink:
         if self.faults is not None:
             self.faults.clear(CLOUD_UNREACHABLE)
         first, count = ses.ack_range(data)
+        if dg.get32(data, dg.HDR) == self.hello_seq:
+            self.hello_seq = -1
+            self._rtt_sample(time.ticks_diff(now, self.hello_at))
         if self.inflight and count and first == self.first and count == self.inflight:
             # The reply echoes which transmission it answers, so the RTT
             # sample is exact even after a retransmission (no Karn problem).
