@@ -24,7 +24,9 @@ START = 1767225600
 
 
 class NcpServer:
-    def __init__(self, speed: float = 20, duration: float = 120, **ncp_kw):
+    def __init__(self, speed: float = 20, duration: float = 120, actions=(), **ncp_kw):
+        # actions: (simulated offset s, callable(ncp)) run once at that time.
+        self.actions = sorted(actions, key=lambda a: a[0])
         self.speed = speed
         self.duration = duration
         self.ncp_kw = ncp_kw
@@ -64,6 +66,8 @@ class NcpServer:
                         break
                     if data:
                         ncp.feed(data)
+                    while self.actions and now() >= START + self.actions[0][0]:
+                        self.actions.pop(0)[1](ncp)
                     ncp.poll_ash()
                     self.reports += ncp.tick(now())
                 await writer.drain()

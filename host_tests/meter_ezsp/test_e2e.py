@@ -137,6 +137,20 @@ def test_reads_from_joined_ncp_of_each_layout(mpy, version):
     check_all_reported(srv.reports, readings)
 
 
+def test_ash_error_and_network_down_recovered(mpy):
+    # An ASH ERROR frame (the NCP gave up on us) needs a reset; a
+    # NETWORK_DOWN stack status needs networkInit again. Both are recovered
+    # from and reports flow again.
+    acts = [(60, lambda n: n.fail(0x51)), (150, lambda n: n.network_down())]
+    with NcpServer(speed=20, duration=240, actions=acts) as srv:
+        readings, tail = run_firmware(mpy, srv.port, 20)
+    assert tail["STATUS"][0] == "up" and int(tail["STATUS"][2]) >= 1  # re-initialised after ERROR
+    assert tail["ERROR"] == ["network", "down"]  # the last cause, seen and recovered from
+    late = [r for r in srv.reports if r["t"] > START + 200]
+    assert len(late) > 3
+    check_all_reported(late, [r for r in readings if r[0] > START + 180])
+
+
 def test_unsupported_old_ncp_is_not_driven(mpy):
     # EZSP 7 (EmberZNet 6.6): answered version 7, the link does not go on.
     with NcpServer(speed=20, duration=30, version=7) as srv:

@@ -17,6 +17,8 @@ Interface (used by tools/coproc_emulator.py, and directly by tests):
     ncp.tick(now_s: float)    simulated time: emit the reports now due;
                               returns a list of dicts, one per report sent
     ncp.power_cycle(code=2)   the NCP restarts: state lost, RSTACK sent
+    ncp.fail(code=0x51)       ASH ERROR frame, deaf until the host's RST
+    ncp.network_down()        stackStatusHandler(NETWORK_DOWN)
     ncp.poll_ash()            real-time ASH retransmission (call often)
 
 `meter` is tools/loadprofile.Meter (advance_to(t), demand_w(),
@@ -118,6 +120,18 @@ class EzspNcp:
         self._buf.clear()
         self._power_on(send_rstack=True, code=code)
         self.connected = True
+
+    def fail(self, code: int = 0x51) -> None:
+        """ASH failure: send ERROR and ignore everything until the host's RST."""
+        self._write(ash.ErrorFrame(version=2, reset_code=t.NcpResetCode(code)))
+        self.connected = False
+        self.network_up = False
+
+    def network_down(self) -> None:
+        """The radio network goes down (e.g. the meter rebooted); networkInit brings it back."""
+        self.network_up = False
+        self._queue_pos(0, "stackStatusHandler", True, self._st(t.EmberStatus.NETWORK_DOWN))
+        self._pump()
 
     # -- ASH -------------------------------------------------------------------
     def _write(self, frame: ash.AshFrame) -> None:
