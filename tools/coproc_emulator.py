@@ -308,6 +308,13 @@ def parse_utc(s: str) -> int:
     return int(datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(timezone.utc).timestamp())
 
 
+def parse_port(s: str) -> int:
+    p = int(s)
+    if not 0 <= p <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be 0..65535, got {p}")
+    return p
+
+
 def parse_silence(s: str) -> tuple[int, int]:
     t, _, d = s.partition(":")
     try:
@@ -322,7 +329,7 @@ def main(argv=None) -> int:
     s = sub.add_parser("serve", help="play a co-processor for one connection")
     s.add_argument("--protocol", choices=("raven", "ezsp"), default="raven")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=7001, help="TCP port (0: any free port, printed)")
+    s.add_argument("--port", type=parse_port, default=7001, help="TCP port (0: any free port, printed)")
     s.add_argument("--pty", action="store_true", help="serve on a new pty instead of TCP")
     s.add_argument("--seed", type=int, default=1, help="household and fault randomness")
     s.add_argument("--start", type=parse_utc, default=1767225600, help="simulated start, UTC (ISO or seconds)")
@@ -349,6 +356,10 @@ def main(argv=None) -> int:
         asyncio.run(serve_pty(args) if args.pty else serve_tcp(args))
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        where = "a pty" if args.pty else f"tcp:{args.host}:{args.port}"
+        print(f"emulator: cannot serve on {where}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
