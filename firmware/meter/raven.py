@@ -1,5 +1,5 @@
-# RAVEn XML API (Rainforest RAVEn / EMU-2): read-only command writer and a
-# streaming fragment parser that turns pushes into readings.
+# RAVEn XML API (Rainforest RAVEn / EMU-2): the streaming fragment parser
+# that turns the stick's pushes into readings (commands: meter/raven_cmd.py).
 #
 # The stick sends top-level XML fragments with no framing and no checksum,
 # e.g. <InstantaneousDemand><TimeStamp>0x2c1a3b4d</TimeStamp>...</...>, line
@@ -121,8 +121,8 @@ def scale(raw, mult, div):
 class Parser:
     # feed(buf, n) with any split of the byte stream; results go to
     # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags) and
-    # on_event(kind, a, b). A reading without a meter time (TimeStamp missing
-    # or 0xFFFFFFFF) has utc_s 0 and no F_TIME_VALID: the link stamps it.
+    # on_event(kind, a, b). A reading without a meter time (TimeStamp
+    # 0xFFFFFFFF) has utc_s 0 and no F_TIME_VALID: the link stamps it.
     def __init__(self, on_reading, on_event=None):
         self.on_reading = on_reading
         self.on_event = on_event or (lambda k, a, b: None)
@@ -235,6 +235,13 @@ class Parser:
                 return _UNKNOWN
         return i
 
+    def _rehash(self, a, b):
+        h = 0
+        name = self._name
+        for j in range(a, b):
+            h = (h * 33 + name[j]) & _HASH_MASK
+        return h
+
     def _tag(self, nn, nh):
         name = self._name
         if nn == 0:
@@ -245,19 +252,13 @@ class Parser:
         if closing and selfclose:
             self._broken("bad tag")
             return
-        if closing:
-            # hash of the name without '/': recompute (rare path, bounded)
-            h = 0
-            for j in range(1, nn):
-                h = (h * 33 + name[j]) & _HASH_MASK
+        if closing:  # hash of the name without '/'
+            h = self._rehash(1, nn)
             self._close(self._lookup(1, nn - 1, h), h, nn - 1)
             return
         if selfclose:
             nn -= 1
-            h = 0
-            for j in range(nn):
-                h = (h * 33 + name[j]) & _HASH_MASK
-            nh = h
+            nh = self._rehash(0, nn)
         i = self._lookup(0, nn, nh)
         if 0 <= i < _N_TOP:
             if self._top != _NONE:
