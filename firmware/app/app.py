@@ -16,6 +16,7 @@ import gc
 import json
 import time
 
+import micropython
 from micropython import const
 
 import board
@@ -391,7 +392,12 @@ def main():
     try:
         asyncio.run(a.run())
     except KeyboardInterrupt:
-        # Orderly stop (simulator): commit what is in RAM, report.
+        # Orderly stop (simulator): commit what is in RAM, report. The
+        # interrupt may have landed inside a heap-locked hot path; lock once
+        # more so the depth is at least 1, then unlock down to 0.
+        micropython.heap_lock()
+        while micropython.heap_unlock():
+            pass
         if a.store is not None:
             a.flush(force=True)
         a.print_status()
