@@ -7,7 +7,8 @@ object (its last stdout line). Figures are put beside their baselines:
   * an explicit map in the object, "baselines": {"figure": "baseline_figure"},
   * or by name: FIGURE with FIGURE_baseline, or a key containing "baseline"
     whose other words match (e.g. wire_bytes_per_day / http_baseline_bytes_per_day),
-and the ratio is printed. A benchmark that fails is reported as failed with
+and the ratio baseline ÷ figure is printed (for a cost, how many times
+better than the baseline; for a time, how many times faster). A benchmark that fails is reported as failed with
 its error, and the exit status is 1; the others still run.
 """
 
@@ -84,7 +85,7 @@ def markdown(report: dict) -> str:
         res = r["result"]
         ps = pairs(res)
         if ps:
-            out += ["| figure | value | baseline | value | ratio |", "|---|---|---|---|---|"]
+            out += ["| figure | value | baseline | value | baseline ÷ figure |", "|---|---|---|---|---|"]
             for k, b in ps:
                 ratio = res[b] / res[k] if res[k] else float("inf")
                 out.append(f"| {k} | {fmt(res[k])} | {b} | {fmt(res[b])} | {ratio:.3g}x |")
