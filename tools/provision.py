@@ -56,7 +56,7 @@ def validate_text(text: str) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="provision-") as tmp:
         script = Path(tmp) / "validate.py"
         script.write_text(_VALIDATE)
-        env = dict(os.environ, MICROPYPATH=f"{ROOT / 'firmware'}:{ROOT / 'boards' / 'unix'}", IHD_STATE=tmp)
+        env = dict(os.environ, MICROPYPATH=f"{ROOT / 'firmware'}:{ROOT / 'boards' / 'unix'}:.frozen", IHD_STATE=tmp)
         proc = subprocess.run(
             [str(MICROPYTHON), "-X", "heapsize=256k", str(script)],
             input=text.encode(),
