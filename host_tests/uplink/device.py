@@ -10,8 +10,11 @@
 # Prints "status {json}" at the end; UPL_DUMP=1 also prints every stored
 # reading as "r seq,utc,demand,delivered,received,flags"; UPL_RTLOG=1 prints
 # "rt seq unix_time" for each reading handed to the uplink in real-time mode.
+# Always printed: "uplink_heap N" (bytes the Uplink object took) and, every
+# device hour, "heap N" (bytes allocated after a collection).
 import asyncio
 import binascii
+import gc
 import json
 import os
 import sys
@@ -95,6 +98,8 @@ async def main():
         i = e.rfind(":")
         eps.append((e[:i], int(e[i + 1 :])))
     store = open_store()
+    gc.collect()
+    before = gc.mem_alloc()
     up = Uplink(
         store,
         dev,
@@ -104,12 +109,19 @@ async def main():
         keepalive_s=int(env("UPL_KA", "115")),
         batch_max_age_s=int(env("UPL_MAXAGE", "5400")),
     )
+    gc.collect()
+    print("uplink_heap", gc.mem_alloc() - before)
     asyncio.create_task(up.run())
     mt = asyncio.create_task(meter(store, up, int(env("UPL_INTERVAL", "3")), int(env("UPL_FLUSH", "20"))))
     clock = hal.clock
     end = time.ticks_add(clock.ticks_ms(), int(env("UPL_RUN_S", "60")) * 1000)
+    hour = time.ticks_add(clock.ticks_ms(), 3600_000)
     while time.ticks_diff(end, clock.ticks_ms()) > 0:
         await asyncio.sleep_ms(clock.real_ms(1000))
+        if time.ticks_diff(clock.ticks_ms(), hour) >= 0:
+            hour = time.ticks_add(hour, 3600_000)
+            gc.collect()
+            print("heap", gc.mem_alloc())
     if env("UPL_DRAIN"):
         mt.cancel()
         store.flush()
