@@ -161,3 +161,41 @@ _GOT = [0]
 
 def _on_reading(utc, d, dl, r, f):
     _GOT[0] = d
+
+
+def test_layouts_seen_from_real_sticks():
+    # Layouts published from real EMU-2 / RAVEn units (values are ours):
+    # 6-digit Demand, 16-digit summations, indented top tags, empty
+    # elements, and children newer firmware adds (UnitOfMeasure, StartTime,
+    # Duration) that must be skipped.
+    data = (
+        b"   <InstantaneousDemand>\n     <DeviceMacId>0xd8d5b90000001234</DeviceMacId>\n"
+        b"     <MeterMacId>0x0007810000123456</MeterMacId>\n     <TimeStamp>0x1c531d48</TimeStamp>\n"
+        b"     <Demand>0x00032d</Demand>\n     <Multiplier>0x00000001</Multiplier>\n"
+        b"     <Divisor>0x000003e8</Divisor>\n     <DigitsRight>0x03</DigitsRight>\n"
+        b"     <DigitsLeft>0x06</DigitsLeft>\n     <SuppressLeadingZero>Y</SuppressLeadingZero>\n"
+        b"   </InstantaneousDemand>\n"
+        b"<CurrentSummationDelivered><DeviceMacId>0xd8d5b90000001234</DeviceMacId>"
+        b"<MeterMacId>0x0007810000123456</MeterMacId><TimeStamp>0x1c531d50</TimeStamp>"
+        b"<SummationDelivered>0x0000000002cb3ad7</SummationDelivered>"
+        b"<SummationReceived>0x0000000000000000</SummationReceived>"
+        b"<Multiplier>0x00000001</Multiplier><Divisor>0x000003e8</Divisor>"
+        b"<UnitOfMeasure>0x00</UnitOfMeasure><DigitsRight>0x01</DigitsRight>"
+        b"<DigitsLeft>0x06</DigitsLeft><SuppressLeadingZero>Y</SuppressLeadingZero>"
+        b"</CurrentSummationDelivered>"
+        b"<PriceCluster>\r\n  <DeviceMacId>0xd8d5b90000001234</DeviceMacId>\r\n"
+        b"  <MeterMacId>0x0007810000123456</MeterMacId>\r\n  <TimeStamp>0x234e56bd</TimeStamp>\r\n"
+        b"  <Price>0x0000025b</Price>\r\n  <Currency>0x0348</Currency>\r\n"
+        b"  <TrailingDigits>0x04</TrailingDigits>\r\n  <Tier>0x00</Tier>\r\n"
+        b"  <StartTime>0x234da0d0</StartTime>\r\n  <Duration>0x05a0</Duration>\r\n"
+        b"  <RateLabel></RateLabel>\r\n</PriceCluster>\r\n"
+    )
+    p, s = parse(data, 13)
+    # 0x1c531d48 = 475209032 s after 2000 -> 1421893832; 0x32d = 813 W;
+    # 0x2cb3ad7 = 46873303 -> 46873303 Wh
+    assert s.readings == [
+        (1421893832, 813, -1, -1, reading.F_TIME_VALID | reading.F_DEMAND),
+        (1421893840, 813, 46873303, 0, reading.F_TIME_VALID | reading.F_SUMMATION | reading.F_RECEIVED),
+    ], s.readings
+    assert s.events == [(raven.EV_PRICE, 0x25B, 4)], s.events  # 0.0603 per kWh
+    assert p.bad == 0 and (p.digits_right, p.digits_left) == (1, 6)
