@@ -8,12 +8,14 @@ blackholed, it must move on (wrapping round to the others) and come back.
 
 from __future__ import annotations
 
+import pytest
 from harness import Net, free_udp_port, run_device
 
 SPEED = 500
 T0 = 1_700_000_000
 
 
+@pytest.mark.slow
 def test_failover_across_names_and_addresses(tmp_path):
     net = Net(tmp_path / "c.db", impair=dict(speed=SPEED, seed=1))
     try:

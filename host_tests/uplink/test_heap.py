@@ -3,11 +3,13 @@ of batches, ACKs, keep-alives and a lossy network (heap capped for the device)."
 
 from __future__ import annotations
 
+import pytest
 from harness import Net, run_device
 
 SPEED = 1000
 
 
+@pytest.mark.slow
 def test_uplink_footprint_and_no_heap_growth(tmp_path):
     net = Net(tmp_path / "c.db", impair=dict(loss=0.2, dup=0.1, speed=SPEED, seed=2))
     try:

@@ -10,12 +10,14 @@ store, dumped at the end: the collector must hold exactly those readings.
 
 from __future__ import annotations
 
+import pytest
 from harness import DEV, Net, free_udp_port, run_device
 
 SPEED = 600
 T0 = 1_700_000_000
 
 
+@pytest.mark.slow
 def test_exactly_once_under_loss_dup_reorder_outage_and_reboots(tmp_path):
     impair = dict(loss=0.3, dup=0.15, reorder=0.2, reorder_delay=20, speed=SPEED, seed=7)
     net = Net(tmp_path / "c.db", n_endpoints=2, impair=impair)

@@ -10,11 +10,13 @@ each streamed reading is real time on loopback.
 
 from __future__ import annotations
 
+import pytest
 from harness import realtime_trial
 
 RT_S = 45
 
 
+@pytest.mark.slow
 def test_realtime_latency_behind_forgetful_nat_and_fallback(tmp_path):
     r = realtime_trial(tmp_path, speed=100, run_s=5400, rt_s=RT_S)
     lat = sorted(r["latencies"])
