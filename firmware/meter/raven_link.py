@@ -21,6 +21,7 @@ from meter import raven, raven_cmd, reading, supervise
 # summation too: the stick pushes it only every few minutes
 _INIT = ("get_device_info", "get_meter_list", "get_connection_status", "get_time", "get_current_summation_delivered")
 _TICK_MS = 1000  # supervision period, device time
+METER_SILENT_MS = 300_000  # no reading for 5 minutes (faults.METER_SILENT)
 
 
 class RavenLink:
@@ -44,7 +45,10 @@ class RavenLink:
 
     # -- commands ------------------------------------------------------------
     def send(self, name, args=()):
-        self.uart.write(raven_cmd.command(name, args))
+        try:
+            self.uart.write(raven_cmd.command(name, args))
+        except OSError:  # only an emulated UART (socket, pty) breaks
+            self._eof = True
         if len(self.sent) >= 16:
             self.sent.pop(0)
         self.sent.append(name)
@@ -59,6 +63,7 @@ class RavenLink:
         self.sup.good()
         if self.status.state != supervise.UP:
             self.sup.up()
+        self.faults.clear(faults.METER_SILENT)
         if not flags & reading.F_TIME_VALID and hal.clock.valid():
             utc = hal.clock.utc()
             flags |= reading.F_TIME_VALID
@@ -151,9 +156,15 @@ class RavenLink:
         # The stick answers: probe it when quiet, give up when silent.
         st = self.status
         probed = False
+        since = hal.clock.ticks_ms()
         while not self._eof:
             await self._sleep(_TICK_MS)
-            quiet = time.ticks_diff(hal.clock.ticks_ms(), st.last_rx_ticks)
+            now = hal.clock.ticks_ms()
+            # the stick answers but the meter sends nothing: faults.METER_SILENT
+            last = st.last_reading_ticks
+            if time.ticks_diff(now, since if last is None else last) > METER_SILENT_MS:
+                self.faults.set(faults.METER_SILENT)
+            quiet = time.ticks_diff(now, st.last_rx_ticks)
             if quiet > self.sup.silent_ms:
                 self.sup.silent()
                 return

@@ -146,3 +146,14 @@ def test_stick_restart_is_counted_and_recovered(mpy):
     assert [r[1] for r in readings] == [100, 130]
     assert status["resets"] == 1 and status["fault_counts"] == {"M02": 1}
     assert status["state"] == "up" and status["faults_active"] == [] and status["frames_bad"] == 1
+
+
+def test_stick_answers_but_meter_is_silent(mpy):
+    # The stick answers every probe (so it is not silent) but no reading
+    # comes for 8 minutes: faults.METER_SILENT (M05), until a reading arrives.
+    st = Stick()
+    stick = ScriptedStick([(4.8, st.demand(START + 490, 700)), (0.3, b"")], lambda c: st.connection_status("Connected"))
+    readings, status, info = run_link(mpy, stick, 100)
+    assert status["fault_counts"].get("M05") == 1 and "M05" not in status["faults_active"]
+    assert status["fault_counts"].get("M01") is None and status["state"] == "up"
+    assert [r[1] for r in readings] == [700]
