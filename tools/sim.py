@@ -494,14 +494,22 @@ class Sim:
 
     # -- the run ----------------------------------------------------------------------
     def status_line(self) -> str:
+        # What the device shows and sends, from its latest status line,
+        # plus what the collector holds.
         s = self.status
         done = (self.now() - START_UTC) / HOUR
         st = s.get("store", {})
+        cloud = s.get("cloud") or {}
+        f = s.get("fault")
+        demand = s.get("demand_w")
+        today = s.get("today_wh")
         return (
-            f"sim {done:6.1f}/{self.a.hours:g} h | boots {self.boots} cuts {sum(self.cuts_done.values())} "
-            f"| readings {self.readings_fw + self._boot_readings} committed {sum(b - a + 1 for a, b in self.commits)} "
+            f"sim {done:6.1f}/{self.a.hours:g} h | meter {(s.get('meter') or {}).get('state', '-')} "
+            f"{'-' if demand is None else demand} W, today {'-' if today is None else today} Wh "
+            f"| committed {sum(b - a + 1 for a, b in self.commits)} "
+            f"| cloud ack {cloud.get('last_ack_age_s', '-')} s ago{' REALTIME' if cloud.get('realtime') else ''} "
             f"| store {st.get('fill_pct', '-')}% | heap {s.get('heap', 0) // 1024}k "
-            f"| faults {','.join(str(f) for f in s.get('faults', [])) or '-'}"
+            f"| boots {self.boots} | {f[1] if f else 'OK'}"
         )
 
     def run(self) -> int:
