@@ -166,8 +166,12 @@ class RavenLink:
                 self.faults.set(faults.METER_SILENT)
             quiet = time.ticks_diff(now, st.last_rx_ticks)
             if quiet > self.sup.silent_ms:
-                self.sup.silent()
-                return
+                # give the rx task a turn first: after a stall of this task
+                # (simulation on a busy host) bytes may already be waiting
+                await asyncio.sleep_ms(50)
+                if time.ticks_diff(hal.clock.ticks_ms(), st.last_rx_ticks) > self.sup.silent_ms:
+                    self.sup.silent()
+                    return
             if quiet > self.probe_ms:
                 if not probed:
                     probed = True
