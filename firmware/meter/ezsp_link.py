@@ -42,6 +42,9 @@ METER_SILENT_MS = 300_000  # faults.METER_SILENT: no reading for 5 minutes
 
 
 class LinkDown(Exception):
+    # args: (reason,) for a co-processor that failed to answer as it
+    # should; (reason, False) when it answered fine but the network, the
+    # version or the configuration stands in the way (no COPROC_SILENT).
     pass
 
 
@@ -247,7 +250,7 @@ class EzspLink:
         v = rsp[0]
         if v < ezsp.V_MIN or v > ezsp.V_MAX:
             self.version = v
-            raise LinkDown("EZSP version %d not spoken (8..19)" % v)
+            raise LinkDown("EZSP version %d not spoken (8..19)" % v, False)
         ez.set_version(v)
         self.version = v
         if v != ezsp.V_MAX:
@@ -283,12 +286,12 @@ class EzspLink:
         code = self.cfg.get("install_code")
         if not code:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown("not joined and no install code configured")
+            raise LinkDown("not joined and no install code configured", False)
         try:
             key = installcode.link_key(code)
         except ValueError as e:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown(str(e))
+            raise LinkDown(str(e), False)
         ez = self.ez
         await self._status_call(ez.set_initial_security(HAVE_PRECONFIGURED_KEY | REQUIRE_ENCRYPTED_KEY, key))
         self._found = None
@@ -298,14 +301,16 @@ class EzspLink:
         await self._wait(lambda: self._scan_done, 30_000)
         if self._found is None:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown("no Smart Energy network open for joining")
+            raise LinkDown("no Smart Energy network open for joining", False)
         ch, pan, ext, upd = self._found
         self._stack = -1
         await self._status_call(ez.join_network(END_DEVICE, ext, pan, ch, 8, upd))
         await self._wait(lambda: self._stack >= 0, 30_000)
         if self._stack != ezsp.NETWORK_UP:
             self.faults.set(faults.NOT_JOINED)
-            raise LinkDown("join failed (status 0x%02x): install code registered at the meter?" % (self._stack & 0xFF))
+            raise LinkDown(
+                "join failed (status 0x%02x): install code registered at the meter?" % (self._stack & 0xFF), False
+            )
 
     # -- running ----------------------------------------------------------------------
     async def read(self, cluster, attrs):
@@ -324,7 +329,7 @@ class EzspLink:
             if self._ev or self.closed:
                 raise LinkDown("link event")
             if self._stack == ezsp.NETWORK_DOWN:
-                raise LinkDown("network down")
+                raise LinkDown("network down", False)
             if self.sup.is_silent():
                 raise LinkDown("co-processor silent")
             now = c.ticks_ms()
@@ -356,6 +361,7 @@ class EzspLink:
         timer = asyncio.create_task(self._timer())
         try:
             while not self.closed:
+                coproc = True
                 try:
                     self.sup.state(supervise.INIT)
                     await self._start()
@@ -363,6 +369,7 @@ class EzspLink:
                 except LinkDown as e:
                     if not self.closed:  # the end of an emulated UART is no news
                         self.error = e.args[0] if e.args else None
+                    coproc = len(e.args) < 2
                 if self.closed:
                     break
                 ev = self._ev
@@ -370,7 +377,7 @@ class EzspLink:
                     # The co-processor restarted by itself: re-initialise now.
                     self.sup.coproc_reset()
                     continue
-                if ev or self.sup.is_silent() or self.ash.state != ash.CONNECTED:
+                if coproc or ev or self.sup.is_silent() or self.ash.state != ash.CONNECTED:
                     self.sup.silent()
                 await asyncio.sleep_ms(hal.clock.real_ms(self.sup.backoff_ms()))
         finally:
