@@ -21,6 +21,7 @@ from store.reader import Reader
 _U32 = 0xFFFFFFFF
 _I32 = 0x7FFFFFFF
 _I32_MIN = -0x80000000
+_WORN = 80_000  # mean erase cycles per sector: degraded (100,000-cycle flash)
 
 
 class Store:
@@ -288,9 +289,11 @@ class Store:
         usable = log.usable()
         cap = (usable - 1) * SECTOR if usable > 1 else 1
         quarantined = damaged + log.retired
+        # every sector open erases one sector: sector_seq counts lifetime erases
+        wear = log.top // log.n
         if log.failing or usable < 3:
             health = "failing"
-        elif quarantined or log.corrupt or log.write_failures or self.dropped or self.flush_errors:
+        elif quarantined or log.corrupt or log.write_failures or self.dropped or self.flush_errors or wear > _WORN:
             health = "degraded"
         else:
             health = "ok"
@@ -314,6 +317,7 @@ class Store:
             "retired": log.retired,
             "corrupt_records": log.corrupt,
             "erases": log.erases,
+            "wear_cycles": wear,
             "programs": log.programs,
             "write_failures": log.write_failures,
             "oldest_seq": oldest,

@@ -43,6 +43,8 @@ def test_wrap_around_and_even_wear():
             assert s["fill_pct"] >= 70, s
     counts = f.erase_counts()
     rotations = sum(counts) / NSECT
+    # the store's own lifetime wear estimate agrees with the chip's counters
+    assert abs(st.stats()["wear_cycles"] - rotations) <= 1, (st.stats()["wear_cycles"], rotations)
     print(
         "wear: rotations %.1f boots %d erase counts %r readings %d min held %d"
         % (rotations, boots, counts, st.seq, min_held)
