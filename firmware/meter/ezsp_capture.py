@@ -2,7 +2,8 @@
 # tools/capture.py via tools/capture_mpy.py): the firmware's own ASH, EZSP
 # and ZCL parsers, with ASH in passive mode (every DATA frame once,
 # retransmissions dropped, nothing written) and the EZSP header format read
-# from each frame (legacy or extended).
+# from each frame (legacy or extended), the parameter layout (EZSP 8-13 or
+# 14+) from the version answer or, failing that, from the frame itself.
 #
 #   d = Decoder(on_reading, on_bad, on_time)
 #   d.feed(buf, n)            bytes as captured, any split
@@ -40,6 +41,7 @@ class Decoder:
         self.ash.passive = True
         self.ash.on_bad = on_bad
         self.other = 0  # frames that are not Smart Energy metering or time
+        self.version_seen = False
 
     def _nowrite(self, buf, n):
         pass
@@ -51,8 +53,23 @@ class Decoder:
         # Extended header iff byte 2 is frame format version 1: legacy frames
         # (before version negotiation, or NCPs < 8) carry the frame id there,
         # and no legacy callback or version answer has id 0x01.
-        self.ez.ext = n >= 5 and buf[off + 2] == 0x01
-        self.ez.frame(buf, off, n)
+        ez = self.ez
+        ext = n >= 5 and buf[off + 2] == 0x01
+        if not ext and n >= 4 and buf[off + 2] == 0x00 and buf[off + 1] & 0x80:
+            ez.set_version(buf[off + 3])  # the version answer: layouts to come
+            self.version_seen = True
+        ez.ext = ext
+        if ext and not self.version_seen and n > 5 and buf[off + 3] == ezsp.INCOMING_MESSAGE and buf[off + 4] == 0:
+            # The capture started after the version answer: tell the layouts
+            # apart by where the message length fits (the older one first;
+            # it is the one that could also fit by chance the other way).
+            m = n - 5
+            p = off + 5
+            if m >= 19 and buf[p + 18] == m - 19:
+                ez.sl = False
+            elif m >= 31 and buf[p + 30] == m - 31:
+                ez.sl = True
+        ez.frame(buf, off, n)
 
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         if cluster != zcl.METERING and cluster != zcl.TIME:
