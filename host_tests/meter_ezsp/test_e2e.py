@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAP = "256k"  # source compiled at import; see test_heap_with_precompiled_code
 HEAP_CAP_PRECOMPILED = "128k"  # of which ~80 KB is loaded .mpy code (in flash on the device)
 # A frame damaged by line noise waits for the NCP's 0.4 s (real) ASH
-# retransmission: 24 simulated seconds at 60x. Reports are matched by value
-# and order; the time only has to be plausible.
-TOL_S = 30
+# retransmission: 24 simulated seconds at 60x; a loaded CI machine adds
+# more. Reports are matched by value and order; the reading's time only has
+# to be plausible (2 s of real time at 60x).
+TOL_S = 120
 
 FIRMWARE = """
 import asyncio, faults, hal
