@@ -260,11 +260,11 @@ def test_silent_coprocessor_detected_and_reinitialised(mpy, tmp_path):
     back = silence["t"] + silence["duration"]
     assert int(tail["STATUS"][2]) >= 1 and tail["STATUS"][0] == "up"  # reinits, state
     assert "10" not in tail["FAULTS"]  # COPROC_SILENT cleared once up again
-    # Back within 5 simulated minutes (RST timeouts of 3.2 s real are 192 s
+    # Back within 10 simulated minutes (RST timeouts of 3.2 s real are 192 s
     # simulated at 60x, plus backoff); reports before the silence, and from
     # the first reading after it, all arrived.
     recovered = min(r[0] for r in readings if r[0] > back)
-    assert recovered - back < 300
+    assert recovered - back < 600  # 10 s of real time at 60x
     before = [e for e in events if e["kind"] in ("demand", "summation") and e["t"] < silence["t"]]
     after = [e for e in events if e["kind"] in ("demand", "summation") and e["t"] > recovered + 10]
     assert len(before) > 20 and len(after) > 50
