@@ -145,24 +145,30 @@ def test_one_simulated_hour_over_ezsp_through_make_link(mpy, tmp_path):
     # The same application path (meter.make_link("ezsp", uart, ...)) over the
     # EZSP side's NCP emulator. EZSP readings are stamped by the device clock
     # and polls add readings of their own: match each report by value, in
-    # order, within 30 s (an ASH retransmission at 120x).
+    # order, within 60 s (ASH retransmissions and a busy host at 120x).
     readings, status, events = run(
         mpy, tmp_path, 120, 3600, "--reset-at", "1800", "--seed", "4", heap="256k", protocol="ezsp"
     )
-    reports = [e for e in events if e["kind"] in ("demand", "summation")]
+    # A report that arrives before the link has read the meter's unit is
+    # passed on flagged F_ESTIMATED (64), scaled by an assumed unit: those
+    # (at most the first few, before the first exactly scaled reading) are
+    # not compared.
+    t_exact = min(r[0] for r in readings if not r[4] & 64)
+    reports = [e for e in events if e["kind"] in ("demand", "summation") and e["t"] >= t_exact]
     assert len(reports) > 400
+    readings = [r for r in readings if not r[4] & 64]
     demand = [r for r in readings if r[4] & F_DEMAND]
     summ = [r for r in readings if r[4] & F_SUMMATION]
     i = j = 0
     for e in reports:
         if e["kind"] == "demand":
-            while i < len(demand) and not (demand[i][1] == e["demand_w"] and abs(demand[i][0] - e["t"]) <= 30):
+            while i < len(demand) and not (demand[i][1] == e["demand_w"] and abs(demand[i][0] - e["t"]) <= 60):
                 i += 1
             assert i < len(demand), f"demand report missed: {e}"
             i += 1
         else:
             want = (e["delivered_wh"], e["received_wh"])
-            while j < len(summ) and not (summ[j][2:4] == want and abs(summ[j][0] - e["t"]) <= 30):
+            while j < len(summ) and not (summ[j][2:4] == want and abs(summ[j][0] - e["t"]) <= 60):
                 j += 1
             assert j < len(summ), f"summation report missed: {e}"
             j += 1
