@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -113,6 +114,23 @@ def run_device(state_dir: Path, env: dict, heap: str = "256k", timeout: float = 
     e = {"UPL_KEY": key.hex(), "UPL_DEV": DEV, **env}
     e["MICROPYPATH"] = f"{DEVICE.parent}:{mpymod.module_path()}"
     r = mpymod.run(path=DEVICE, heap=heap, state_dir=state_dir, env=e, timeout=timeout)
+    return _result(r, raw)
+
+
+def crash_device(state_dir: Path, env: dict, after_s: float, heap: str = "256k", key: bytes = KEY) -> None:
+    """One boot of the test device, killed (SIGKILL, like a power cut) after `after_s` real seconds."""
+    e = mpymod.env_for(state_dir, {"UPL_KEY": key.hex(), "UPL_DEV": DEV, **env})
+    e["MICROPYPATH"] = f"{DEVICE.parent}:{mpymod.module_path()}"
+    p = subprocess.Popen(mpymod.command(DEVICE, heap), env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=after_s)
+        raise AssertionError(f"device exited before the power cut ({p.returncode}):\n{out.decode()[-2000:]}")
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+
+
+def _result(r, raw):
     status, rows = None, []
     for line in r.stdout.splitlines():
         if line.startswith("status "):
