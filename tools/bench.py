@@ -88,7 +88,8 @@ def markdown(report: dict) -> str:
             out += ["| figure | value | baseline | value | baseline ÷ figure |", "|---|---|---|---|---|"]
             for k, b in ps:
                 ratio = res[b] / res[k] if res[k] else float("inf")
-                out.append(f"| {k} | {fmt(res[k])} | {b} | {fmt(res[b])} | {ratio:.3g}x |")
+                shown = f"{ratio:,.0f}" if ratio >= 100 else f"{ratio:.3g}"
+                out.append(f"| {k} | {fmt(res[k])} | {b} | {fmt(res[b])} | {shown}x |")
             out.append("")
         paired = {x for p in ps for x in p} | {"baselines"}
         rest = [k for k in res if k not in paired]
