@@ -22,6 +22,7 @@ NRESET = 16
 WH2 = 7200
 ACC_MAX = 7199  # carry kept within [0, 1 Wh): the register is floor(energy)
 NSTREAMS = 5
+JUMP = 48
 F_SUMMATION = 4  # firmware/meter/reading.py: delivered_wh is known
 F_RECEIVED = 8  # received_wh is known
 
@@ -132,7 +133,7 @@ class Encoder:
         self.w = [BitWriter() for _ in range(NSTREAMS)]
         self.n = 0
         self.utc = self.dem = self.dele = self.rec = self.flg = 0
-        self.dt = self.accd = self.accr = 0
+        self.dt = self.accd = self.accr = self.lvl = 0
         self.ra, self.rn = 4, 1
         self.run = [0, 0, 0, 0]
         self.first = (0, 0, 0, 0, 0)
@@ -168,11 +169,11 @@ class Encoder:
     def _snapshot(self):
         return (
             [len(w.bits) for w in self.w],
-            (self.dt, self.accd, self.accr, self.ra, self.rn, list(self.run)),
+            (self.dt, self.accd, self.accr, self.ra, self.rn, list(self.run), self.lvl),
         )
 
     def _rollback(self, snap) -> None:
-        lens, (self.dt, self.accd, self.accr, self.ra, self.rn, run) = snap
+        lens, (self.dt, self.accd, self.accr, self.ra, self.rn, run, self.lvl) = snap
         self.run = run
         for w, n in zip(self.w, lens, strict=True):
             del w.bits[n:]
@@ -180,12 +181,15 @@ class Encoder:
     def add(self, utc: int, demand: int, delivered: int, received: int, flags: int) -> bool:
         if self.n == 0:
             self.first = (utc, demand, delivered, received, flags)
+            self.lvl = demand << 3
         else:
             snap = self._snapshot()
             dt = utc - self.utc
             self._sparse(0, zz(dt - self.dt))
             self.dt = dt
-            self._rice(zz(demand - self.dem))
+            e = demand - ((self.lvl + 4) >> 3)
+            self._rice(zz(e))
+            self.lvl = self.lvl + (((demand << 3) - self.lvl) >> 2) if -JUMP <= e <= JUMP else demand << 3
             e2 = (self.dem + demand) * dt
             accd, accr = self.accd, self.accr
             if e2 > 0:
@@ -329,6 +333,7 @@ def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
     rd = readers[1]
     ra, rn = 4, 1
     dt = accd = accr = 0
+    lvl = dem << 3
     for _ in range(n - 1):
         dt += unzz(t.next())
         utc += dt
@@ -345,7 +350,9 @@ def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
         if rn >= NRESET:
             ra >>= 1
             rn >>= 1
-        ndem = dem + unzz(v)
+        res = unzz(v)
+        ndem = ((lvl + 4) >> 3) + res
+        lvl = lvl + (((ndem << 3) - lvl) >> 2) if -JUMP <= res <= JUMP else ndem << 3
         e2 = (dem + ndem) * dt
         if e2 > 0:
             accd += e2
