@@ -104,10 +104,15 @@ class Dropout:
             self._t = utc
             self._ti = utc
             self._d = demand_w
-        if flags & reading.F_SUMMATION:
+        net = delivered_wh - (received_wh if flags & reading.F_RECEIVED else 0)
+        # A summation sample: a reading with a summation and no demand, or
+        # with both when the summation moved. A demand reading that only
+        # carries the last known summation (EZSP does) is not one: comparing
+        # it would see energy without a summation change.
+        sample = flags & reading.F_SUMMATION and (not flags & reading.F_DEMAND or net != self._sum)
+        if sample:
             if self._ti is not None and utc >= self._ti:
                 self._integrate(utc)
-            net = delivered_wh - (received_wh if flags & reading.F_RECEIVED else 0)
             prev = self._sum
             self._sum = net
             if prev is not None and self._covered:
@@ -123,7 +128,7 @@ class Dropout:
         if gap:
             self.good_run = 0
             return flags | reading.F_GAP
-        if flags & reading.F_SUMMATION:
+        if sample:
             self.good_run += 1
         return flags
 

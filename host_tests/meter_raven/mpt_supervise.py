@@ -30,9 +30,11 @@ class Meter:
         self.rnd = (self.rnd * 1103515245 + 12345) & 0x7FFFFFFF
         return 4 + self.rnd % 7
 
-    def run(self, dropout, seconds, skip=(), jump_at=None, jump_wh=0):
-        # Returns the list of (t, flags) of readings flagged F_GAP.
+    def run(self, dropout, seconds, skip=(), jump_at=None, jump_wh=0, carry=False):
+        # Returns the list of (t, flags) of readings flagged F_GAP. carry:
+        # demand readings also carry the last summation (as EZSP's do).
         gaps = []
+        last = (0, 0)
         next_d = T0 + 3
         next_s = T0 + 30
         for t in range(T0, T0 + seconds):
@@ -43,13 +45,17 @@ class Meter:
                     jump_at = None
                 dl = self.ws_in // 3600 // self.res * self.res
                 rc = self.ws_out // 3600 // self.res * self.res
+                last = (dl, rc)
                 f = dropout.check(t, 0, dl, rc, S)
                 if f & reading.F_GAP:
                     gaps.append((t, "S"))
                 next_s += 60
             if t == next_d:
                 if not (skip and skip[0] <= t < skip[1]):
-                    f = dropout.check(t, p, 0, 0, D)
+                    if carry:
+                        f = dropout.check(t, p, last[0], last[1], D | S)
+                    else:
+                        f = dropout.check(t, p, 0, 0, D)
                     if f & reading.F_GAP:
                         gaps.append((t, "D"))
                 next_d += self._next_gap()
@@ -88,6 +94,15 @@ def test_no_false_dropout_with_export_and_kwh_register():
     assert Meter(_household, res=1000).run(supervise.Dropout(res_wh=1000), 7200) == []
     # ... which a 1 Wh assumption would misread as dropouts
     assert Meter(_household, res=1000).run(supervise.Dropout(res_wh=1), 7200) != []
+
+
+def test_demand_readings_carrying_the_last_summation():
+    # EZSP-style: every demand reading repeats the last summation: no false
+    # dropouts (a shower's 8.5 kW x 10 s would otherwise look like one) ...
+    assert Meter(_household).run(supervise.Dropout(), 7200, carry=True) == []
+    # ... and a real one is still found
+    gaps = Meter(_household).run(supervise.Dropout(), 3600, jump_at=T0 + 2000, jump_wh=200, carry=True)
+    assert gaps == [(T0 + 2010, "S")], gaps
 
 
 def test_hole_in_demand_reports_is_a_gap():
