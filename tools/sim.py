@@ -812,6 +812,20 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.speed < 1:
         p.error("--speed must be at least 1")
+    if a.outage:
+        try:
+            start, dur = (float(x) for x in a.outage.split(":"))
+        except ValueError:
+            p.error(f"--outage wants START_H:DURATION_H (hours), got {a.outage!r}")
+    for name in ("heap", "data_heap"):
+        v = getattr(a, name)
+        if v is not None:
+            try:
+                parse_size(v)
+            except ValueError:
+                p.error(f"--{name.replace('_', '-')} wants a size like 128k or 2m, got {v!r}")
+    if a.replay and not Path(a.replay).is_file():
+        p.error(f"--replay: no such capture file {a.replay}")
     return Sim(a).run()
 
 
