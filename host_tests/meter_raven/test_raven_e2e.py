@@ -174,3 +174,6 @@ def test_one_simulated_hour_over_ezsp_through_make_link(mpy, tmp_path):
             j += 1
     assert any(e["kind"] == "reset" for e in events)
     assert status["protocol"] == "ezsp" and status["resets"] >= 1 and status["state"] == "up"
+    # dropouts flagged only around the NCP restart (rejoin leaves a hole)
+    gaps = [r[0] - START for r in readings if r[4] & F_GAP]
+    assert all(1800 <= t <= 2400 for t in gaps), gaps
