@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
 import random
@@ -29,6 +30,7 @@ from ravenlib import (
     F_RECEIVED,
     F_SUMMATION,
     F_TIME_VALID,
+    ROOT,
     OracleDevice,
     Stick,
     aioraven_elements,
@@ -275,3 +277,15 @@ def test_aioraven_defects_firmware_follows_the_api(mpy, tmp_path):
     assert times == [None]
     code = "from meter import raven_cmd\nprint(raven_cmd.format_value(0x41B, 1, 100000, 3))"
     assert mpy.run(code, heap="64k").stdout.strip() == "0.011"
+
+
+def test_link_writes_only_through_the_whitelist():
+    # Read-only by construction: the RAVEn link's one UART write sends what
+    # raven_cmd.command() built, and nothing else in the RAVEn modules writes.
+    writes = []
+    for name in ("raven.py", "raven_cmd.py", "raven_link.py", "supervise.py"):
+        tree = ast.parse((ROOT / "firmware" / "meter" / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "write":
+                writes.append((name, ast.unparse(node)))
+    assert writes == [("raven_link.py", "self.uart.write(raven_cmd.command(name, args))")]
