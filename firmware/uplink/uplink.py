@@ -106,6 +106,7 @@ class Uplink:
         self.next_try = 0
         self.rt_until = 0
         self.ka_quiet = 0  # keep-alives sent since the last authentic reply
+        self.flush_req = False
         self.hello_seq = -1
         self.hello_at = 0
         now = self.clock.ticks_ms()
@@ -138,6 +139,13 @@ class Uplink:
         self.status.realtime_left_s = seconds
         if self.status.realtime and not was and self.have_last:
             self._stream()  # the latest reading right away
+
+    def flush(self):
+        # Send everything pending now, full batch or not (before an update,
+        # a planned restart, or at the end of a simulation).
+        self.flush_req = True
+        self.next_try = self.clock.ticks_ms()
+        self.wake.set()
 
     async def run(self):
         self.sock = hal.udp_socket(0)
@@ -249,6 +257,7 @@ class Uplink:
             st.pending = 0
             st.batches_pending = 0
             self.pending_since = None
+            self.flush_req = False
             self.next_try = time.ticks_add(now, 60_000)
             return
         if full:
@@ -260,7 +269,7 @@ class Uplink:
         if self.pending_since is None:
             self.pending_since = now
         age = time.ticks_diff(now, self.pending_since)
-        if not full and age < self.max_age_ms:
+        if not full and age < self.max_age_ms and not self.flush_req:
             # Not worth a datagram yet: look again when it should be full.
             span = enc.span()
             per_ms = span * 1000 // (n - 1) if n > 1 else 3000

@@ -128,6 +128,7 @@ async def main():
         for _ in range(100000):
             if up.uploaded >= store.committed() and not up.inflight:
                 break
+            up.flush()
             await asyncio.sleep_ms(clock.real_ms(1000))
             store.flush()
     st = up.status
