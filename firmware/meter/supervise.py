@@ -64,11 +64,11 @@ class Status:
 class Dropout:
     # Compares the demand integral with the summation change between
     # consecutive summation readings. gap_s: longest acceptable hole between
-    # demand reports; res_wh: summation resolution; rel: relative slack.
-    def __init__(self, gap_s=45, res_wh=1, rel=0.02, clear_after=3):
+    # demand reports; res_wh: summation resolution; rel_pct: relative slack.
+    def __init__(self, gap_s=45, res_wh=1, rel_pct=2, clear_after=3):
         self.gap_s = gap_s
         self.res_wh = res_wh
-        self.rel = rel
+        self.rel_pct = rel_pct
         self.clear_after = clear_after
         self.restart()
 
@@ -116,9 +116,10 @@ class Dropout:
             prev = self._sum
             self._sum = net
             if prev is not None and self._covered:
-                ds = net - prev
-                e = self._ws / 3600
-                tol = 2 * self.res_wh + self._var / 3600 + self.rel * (e if e > 0 else -e)
+                # in W*s, integers only (no float boxing on the ESP32)
+                ds = (net - prev) * 3600
+                e = self._ws
+                tol = 2 * self.res_wh * 3600 + self._var + (e if e > 0 else -e) * self.rel_pct // 100
                 if ds - e > tol or e - ds > tol or self._hole:
                     gap = True
             self._ws = 0
