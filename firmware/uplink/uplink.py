@@ -109,9 +109,7 @@ class Uplink:
         self.flush_req = False
         self.hello_seq = -1
         self.hello_at = 0
-        now = self.clock.ticks_ms()
-        self.last_tx = now
-        self.ka_due = now
+        self.last_tx = self.clock.ticks_ms()
 
     # -- public --------------------------------------------------------------
     def notify(self, seq, utc, demand, delivered, received, flags):
