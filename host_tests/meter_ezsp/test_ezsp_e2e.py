@@ -154,6 +154,17 @@ def test_ash_error_and_network_down_recovered(mpy):
     check_all_reported(late, [r for r in readings if r[0] > START + 180])
 
 
+@pytest.mark.parametrize("version", [8, 16])
+def test_coprocessor_reset_on_each_layout(mpy, version):
+    # A power-on reset mid-run (RSTACK unasked): counted as a reset, the
+    # link re-initialised at once, and no report missed.
+    with NcpServer(speed=20, duration=150, version=version, actions=[(60, lambda n: n.power_cycle())]) as srv:
+        readings, tail = run_firmware(mpy, srv.port, 20)
+    assert tail["STATUS"][0] == "up" and int(tail["STATUS"][1]) == 1  # resets
+    assert len(srv.reports) > 15
+    check_all_reported(srv.reports, readings)
+
+
 def test_unsupported_old_ncp_is_not_driven(mpy):
     # EZSP 7 (EmberZNet 6.6): answered version 7, the link does not go on.
     with NcpServer(speed=20, duration=30, version=7) as srv:
