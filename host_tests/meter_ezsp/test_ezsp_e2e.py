@@ -85,7 +85,7 @@ def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     emu = subprocess.Popen(
         [sys.executable, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", "ezsp", "--port", "0",
          "--speed", str(speed), "--duration", "3600", "--start", str(START), "--reset-at", "1800",
-         "--garbage", "0.02", "--log", str(log), "--record", str(capture)],
+         "--garbage", "0.02", "--drop", "0.02", "--log", str(log), "--record", str(capture)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
