@@ -27,7 +27,6 @@ import random
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -35,150 +34,25 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
-PY = str(BIN / "python")
-RESET_EXIT = 75  # hal.RESET_EXIT
-START_UTC = 1767225600  # 2026-01-01T00:00:00Z: reproducible runs
-HOUR = 3600
-STORE_PART = (0x3F0000, 0x40000)  # boards/unix/board.py "store"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simproc import (  # noqa: E402
+    BIN,
+    HOUR,
+    PY,
+    RESET_EXIT,
+    ROOT,
+    START_UTC,
+    Proc,
+    board_defaults,
+    build_tree,
+    free_port,
+    launcher_cpu_s,
+    parse_size,
+)
+from simresults import Results  # noqa: E402
 
 
-def build_tree(dest: Path) -> Path:
-    """The firmware as the device runs it: precompiled, not compiled at import.
-
-    On the board the modules are frozen (bytecode in flash); compiling .py at
-    import would cost the Unix run tens of KB of heap the device never
-    spends. mpy-cross -march=x64 also compiles @micropython.native/viper code.
-    """
-    if dest.exists():
-        shutil.rmtree(dest)
-    srcs = [(p, p.relative_to(ROOT / "firmware")) for p in (ROOT / "firmware").rglob("*.py")]
-    srcs += [(p, p.relative_to(ROOT / "boards" / "unix")) for p in (ROOT / "boards" / "unix").glob("*.py")]
-    for src, rel in srcs:
-        out = dest / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if rel.as_posix() == "main.py":
-            shutil.copyfile(src, out)
-            continue
-        r = subprocess.run(
-            [str(BIN / "mpy-cross"), "-march=x64", "-s", rel.as_posix(), "-o", str(out.with_suffix(".mpy")), str(src)],
-            capture_output=True,
-            text=True,
-        )
-        if r.returncode:
-            raise SystemExit(f"sim: mpy-cross failed on {rel}:\n{r.stdout}{r.stderr}")
-    return dest
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def parse_size(s: str) -> int:
-    s = s.strip().lower()
-    mult = {"k": 1024, "m": 1024 * 1024}.get(s[-1:], 1)
-    return int(s.rstrip("km")) * mult
-
-
-def board_defaults(env: dict | None = None) -> dict:
-    """boards/unix/board.py DEFAULT_CONFIG, as the firmware sees it (read on MicroPython)."""
-    e = dict(os.environ, MICROPYPATH=f"{ROOT / 'boards' / 'unix'}:{ROOT / 'firmware'}:.frozen", **(env or {}))
-    code = "import board, json\nprint(json.dumps(board.DEFAULT_CONFIG))"
-    r = subprocess.run([str(BIN / "micropython"), "-c", code], capture_output=True, text=True, env=e)
-    if r.returncode:
-        raise SystemExit(f"sim: cannot read the Unix board's DEFAULT_CONFIG:\n{r.stdout}{r.stderr}")
-    return json.loads(r.stdout)
-
-
-def launcher_cpu_s() -> float:
-    """CPU of starting and stopping an empty MicroPython (the pip build runs
-    inside a CPython launcher); subtracted per boot from the firmware's CPU."""
-    samples = []
-    for _ in range(3):
-        p = subprocess.Popen([str(BIN / "micropython"), "-c", "pass"])
-        _, _, ru = os.wait4(p.pid, 0)
-        p.returncode = 0
-        samples.append(ru.ru_utime + ru.ru_stime)
-    return sorted(samples)[1]
-
-
-class Proc:
-    """A child process whose output lines go to a log file and a callback."""
-
-    def __init__(self, name: str, cmd: list[str], log: Path, on_line=None, env=None, cwd=None):
-        self.name = name
-        self.cmd = cmd
-        self.log = open(log, "a")
-        self.log.write(f"### {time.strftime('%H:%M:%S')} start: {' '.join(cmd)}\n")
-        self.log.flush()
-        self.on_line = on_line
-        self.p = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,  # Ctrl-C in a terminal reaches sim.py only
-        )
-        self.returncode: int | None = None
-        self.rusage = None
-        self.tail: list[str] = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self) -> None:
-        for raw in self.p.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.log.write(line + "\n")
-            self.tail = (self.tail + [line])[-40:]
-            if self.on_line:
-                try:
-                    self.on_line(line)
-                except Exception as e:  # a bad line must not stop the reader (the child would block)
-                    self.log.write(f"### sim could not parse that line: {e!r}\n")
-        self.log.flush()
-
-    def poll(self) -> int | None:
-        # os.wait4 rather than Popen.wait: the child's CPU time comes with it.
-        if self.returncode is None:
-            pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
-            if pid:
-                self._reaped(status, ru)
-        return self.returncode
-
-    def _reaped(self, status, ru) -> None:
-        self.returncode = os.waitstatus_to_exitcode(status)
-        self.p.returncode = self.returncode
-        self.rusage = ru
-        self._t.join(timeout=5)
-        self.log.write(f"### exit {self.returncode}\n")
-        self.log.flush()
-
-    def wait(self, timeout: float) -> int | None:
-        end = time.monotonic() + timeout
-        while self.poll() is None and time.monotonic() < end:
-            time.sleep(0.01)
-        return self.returncode
-
-    def stop(self, sig=signal.SIGTERM, timeout=5.0) -> int | None:
-        if self.poll() is None:
-            try:
-                os.kill(self.p.pid, sig)
-            except ProcessLookupError:
-                pass
-            if self.wait(timeout) is None:
-                os.kill(self.p.pid, signal.SIGKILL)
-                self.wait(timeout)
-        return self.returncode
-
-    def cpu_s(self) -> float:
-        return 0.0 if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
-
-
-class Sim:
+class Sim(Results):
     def __init__(self, a: argparse.Namespace):
         self.a = a
         self.out = Path(a.out)
@@ -572,20 +446,6 @@ class Sim:
             self.finish()
         return self.verdict()
 
-    def committed_seqs(self) -> set[int]:
-        with self.lock:
-            return {q for a, b in self.commits for q in range(a, b + 1)}
-
-    def collector_rows(self) -> list[tuple[int, int]]:
-        if not self.db.exists():
-            return []
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            q = "SELECT seq, utc_s, demand_w, delivered_wh, flags FROM readings WHERE device_id = ?"
-            return con.execute(q, (self.device_id,)).fetchall()
-        finally:
-            con.close()
-
     def drain(self, timeout: float) -> None:
         # The meter stops; the device commits what it holds and uploads it.
         if self.emu is not None:
@@ -629,156 +489,6 @@ class Sim:
         print(f"sim: display preview {self.out / 'display.png'} ({len(pngs)} refreshes)", file=sys.stderr)
 
     # -- results ------------------------------------------------------------------------
-    def flash_erases(self) -> tuple[int, int]:
-        wear = self.state / "flash.bin.wear"
-        if not wear.exists():
-            return 0, 0
-        data = wear.read_bytes()
-        counts = [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
-        off, size = STORE_PART
-        store = counts[off // 4096 : (off + size) // 4096]
-        return max(counts, default=0), max(store, default=0)
-
-    def emulator_reports(self) -> int:
-        p = self.out / "emulator.jsonl"
-        if not p.exists():
-            return 0
-        n = 0
-        for line in p.read_text().splitlines():
-            try:
-                kind = json.loads(line).get("kind")
-            except ValueError:
-                continue
-            if kind in ("demand", "summation"):
-                n += 1
-        return n
-
-    def never_sent(self, rows: list[tuple]) -> int:
-        """Readings at the collector that match no report the emulator sent.
-
-        A demand reading must match a demand report of the same watts, a
-        summation reading one of the same Wh, within a window: the emulator
-        stamps its log when it writes, which lags the report's own time by
-        up to a few seconds at high speed.
-        """
-        p = self.out / "emulator.jsonl"
-        if not p.exists():
-            return len(rows)
-        by_kind: dict[str, dict[int, set]] = {"demand": {}, "summation": {}}
-        times = set()
-        for line in p.read_text().splitlines():
-            try:
-                n = json.loads(line)
-            except ValueError:
-                continue
-            k, t = n.get("kind"), n.get("t")
-            if not isinstance(t, int):
-                continue
-            times.add(t)
-            if k == "demand":
-                by_kind["demand"].setdefault(t, set()).add(n.get("demand_w"))
-            elif k == "summation":
-                by_kind["summation"].setdefault(t, set()).add(n.get("delivered_wh"))
-        win = int(max(5, self.a.speed / 20))
-        bad = 0
-        for _seq, utc, demand, delivered, flags in rows:
-            span = range(utc - 1, utc + win + 1)
-            if flags & 2:  # F_DEMAND
-                ok = any(demand in by_kind["demand"].get(t, ()) for t in span)
-            elif flags & 4:  # F_SUMMATION
-                ok = any(delivered in by_kind["summation"].get(t, ()) for t in span)
-            else:
-                ok = any(t in times for t in span)
-            bad += not ok
-        return bad
-
-    def live_count(self) -> int:
-        # Readings streamed in real-time mode (the collector's "live" table).
-        if not self.db.exists():
-            return 0
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            return con.execute("SELECT COUNT(*) FROM live WHERE device_id = ?", (self.device_id,)).fetchone()[0]
-        finally:
-            con.close()
-
-    def collector_device(self) -> dict:
-        if not self.db.exists():
-            return {}
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        con.row_factory = sqlite3.Row
-        try:
-            r = con.execute("SELECT * FROM devices WHERE device_id = ?", (self.device_id,)).fetchone()
-            return dict(r) if r else {}
-        finally:
-            con.close()
-
-    def summary(self) -> dict:
-        days = max(self.a.hours / 24, 1e-9)
-        fw_cpu = max(0.0, self.fw_cpu - self.boots * self.launcher_cpu)
-        erase_max, erase_store = self.flash_erases()
-        disp = self.display_done
-        growth = None
-        if len(self.heap_series) >= 8:
-            q = len(self.heap_series) // 4
-            growth = max(h for _, h in self.heap_series[-q:]) - max(h for _, h in self.heap_series[:q])
-        committed = self.committed_seqs()
-        rows = self.collector_rows()
-        at_collector = {r[0] for r in rows}
-        dev = self.collector_device()
-        return {
-            "protocol": self.a.protocol,
-            "hours": self.a.hours,
-            "speed": self.a.speed,
-            "heapsize": self.heapsize,
-            "heap_code": self.heap_code,
-            "data_heap_budget": self.heapsize - self.heap_code,
-            # A replayed capture is not decoded here (tools/capture.py does that).
-            "readings_generated": None if self.a.replay else self.emulator_reports(),
-            "readings_taken_reported": self.readings_fw,
-            "readings_committed": len(committed),
-            "readings_stored": len(rows),
-            "readings_duplicated": dev.get("duplicates", 0),
-            "readings_lost": len(committed - at_collector),
-            "readings_unlogged": len(at_collector - committed),
-            # The EZSP emulator logs reports but not the answers to the
-            # firmware's polls, so only RAVEn runs can be checked value by value.
-            "readings_never_sent": self.never_sent(rows) if self.a.protocol == "raven" and not self.a.replay else None,
-            "bytes_up": dev.get("bytes_in", 0),
-            "bytes_down": dev.get("bytes_out", 0),
-            "firmware_cpu_s": round(fw_cpu, 3),
-            "firmware_cpu_raw_s": round(self.fw_cpu, 3),
-            "launcher_cpu_s_per_boot": round(self.launcher_cpu, 4),
-            "firmware_cpu_s_per_day": round(fw_cpu / days, 3),
-            "realtime_factor": round(86400 / max(fw_cpu / days, 1e-9)),
-            "heap_peak": self.heap_peak,
-            "data_heap_peak": self.heap_peak - self.heap_code if self.heap_peak else 0,
-            "heap_after_gc_by_day": [self.heap_by_day[d] for d in sorted(self.heap_by_day)],
-            "heap_growth": growth,
-            "memory_errors": self.mem_errors,
-            "flash_erases_max_per_sector": erase_max,
-            "store_erases_max_per_sector": erase_store,
-            "display_full_refreshes": disp["display_full_refreshes"],
-            "display_partial_refreshes": disp["display_partial_refreshes"],
-            "faults": sorted(self.faults_seen),
-            "faults_raised": {str(k): v for k, v in sorted(self.faults_seen.items()) if v},
-            "boots": self.boots,
-            "resets": self.resets,
-            "power_cuts": dict(self.cuts_done),
-            "crashes": self.crashes,
-            "watchdog_resets": self.watchdog_resets,
-            "ota": self.status.get("ota"),
-            "events": [f"{(t - START_UTC) / HOUR:.2f} h: {e}" for t, e in self.events],
-            "live_readings": self.live_count(),
-        }
-
-    def verdict(self) -> int:
-        s = self.summary()
-        (self.out / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
-        print(json.dumps(s, indent=1))
-        ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"])
-        ok = ok and s["readings_lost"] == 0 and not s["readings_never_sent"]
-        return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,180 @@
+"""Results of a tools/sim.py run: what the collector holds, what was committed, summary.json.
+
+A mixin for tools/sim.py's Sim: it reads the firmware's commit lines and
+status lines (collected by Sim), the collector's SQLite database, the
+emulator's log and the NOR flash wear file, and decides the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from simproc import HOUR, START_UTC, STORE_PART
+
+
+class Results:
+    def committed_seqs(self) -> set[int]:
+        with self.lock:
+            return {q for a, b in self.commits for q in range(a, b + 1)}
+
+    def collector_rows(self) -> list[tuple[int, int]]:
+        if not self.db.exists():
+            return []
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            q = "SELECT seq, utc_s, demand_w, delivered_wh, flags FROM readings WHERE device_id = ?"
+            return con.execute(q, (self.device_id,)).fetchall()
+        finally:
+            con.close()
+
+    def flash_erases(self) -> tuple[int, int]:
+        wear = self.state / "flash.bin.wear"
+        if not wear.exists():
+            return 0, 0
+        data = wear.read_bytes()
+        counts = [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
+        off, size = STORE_PART
+        store = counts[off // 4096 : (off + size) // 4096]
+        return max(counts, default=0), max(store, default=0)
+
+    def emulator_reports(self) -> int:
+        p = self.out / "emulator.jsonl"
+        if not p.exists():
+            return 0
+        n = 0
+        for line in p.read_text().splitlines():
+            try:
+                kind = json.loads(line).get("kind")
+            except ValueError:
+                continue
+            if kind in ("demand", "summation"):
+                n += 1
+        return n
+
+    def never_sent(self, rows: list[tuple]) -> int:
+        """Readings at the collector that match no report the emulator sent.
+
+        A demand reading must match a demand report of the same watts, a
+        summation reading one of the same Wh, within a window: the emulator
+        stamps its log when it writes, which lags the report's own time by
+        up to a few seconds at high speed.
+        """
+        p = self.out / "emulator.jsonl"
+        if not p.exists():
+            return len(rows)
+        by_kind: dict[str, dict[int, set]] = {"demand": {}, "summation": {}}
+        times = set()
+        for line in p.read_text().splitlines():
+            try:
+                n = json.loads(line)
+            except ValueError:
+                continue
+            k, t = n.get("kind"), n.get("t")
+            if not isinstance(t, int):
+                continue
+            times.add(t)
+            if k == "demand":
+                by_kind["demand"].setdefault(t, set()).add(n.get("demand_w"))
+            elif k == "summation":
+                by_kind["summation"].setdefault(t, set()).add(n.get("delivered_wh"))
+        win = int(max(5, self.a.speed / 20))
+        bad = 0
+        for _seq, utc, demand, delivered, flags in rows:
+            span = range(utc - 1, utc + win + 1)
+            if flags & 2:  # F_DEMAND
+                ok = any(demand in by_kind["demand"].get(t, ()) for t in span)
+            elif flags & 4:  # F_SUMMATION
+                ok = any(delivered in by_kind["summation"].get(t, ()) for t in span)
+            else:
+                ok = any(t in times for t in span)
+            bad += not ok
+        return bad
+
+    def live_count(self) -> int:
+        # Readings streamed in real-time mode (the collector's "live" table).
+        if not self.db.exists():
+            return 0
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute("SELECT COUNT(*) FROM live WHERE device_id = ?", (self.device_id,)).fetchone()[0]
+        finally:
+            con.close()
+
+    def collector_device(self) -> dict:
+        if not self.db.exists():
+            return {}
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        con.row_factory = sqlite3.Row
+        try:
+            r = con.execute("SELECT * FROM devices WHERE device_id = ?", (self.device_id,)).fetchone()
+            return dict(r) if r else {}
+        finally:
+            con.close()
+
+    def summary(self) -> dict:
+        days = max(self.a.hours / 24, 1e-9)
+        fw_cpu = max(0.0, self.fw_cpu - self.boots * self.launcher_cpu)
+        erase_max, erase_store = self.flash_erases()
+        disp = self.display_done
+        growth = None
+        if len(self.heap_series) >= 8:
+            q = len(self.heap_series) // 4
+            growth = max(h for _, h in self.heap_series[-q:]) - max(h for _, h in self.heap_series[:q])
+        committed = self.committed_seqs()
+        rows = self.collector_rows()
+        at_collector = {r[0] for r in rows}
+        dev = self.collector_device()
+        return {
+            "protocol": self.a.protocol,
+            "hours": self.a.hours,
+            "speed": self.a.speed,
+            "heapsize": self.heapsize,
+            "heap_code": self.heap_code,
+            "data_heap_budget": self.heapsize - self.heap_code,
+            # A replayed capture is not decoded here (tools/capture.py does that).
+            "readings_generated": None if self.a.replay else self.emulator_reports(),
+            "readings_taken_reported": self.readings_fw,
+            "readings_committed": len(committed),
+            "readings_stored": len(rows),
+            "readings_duplicated": dev.get("duplicates", 0),
+            "readings_lost": len(committed - at_collector),
+            "readings_unlogged": len(at_collector - committed),
+            # The EZSP emulator logs reports but not the answers to the
+            # firmware's polls, so only RAVEn runs can be checked value by value.
+            "readings_never_sent": self.never_sent(rows) if self.a.protocol == "raven" and not self.a.replay else None,
+            "bytes_up": dev.get("bytes_in", 0),
+            "bytes_down": dev.get("bytes_out", 0),
+            "firmware_cpu_s": round(fw_cpu, 3),
+            "firmware_cpu_raw_s": round(self.fw_cpu, 3),
+            "launcher_cpu_s_per_boot": round(self.launcher_cpu, 4),
+            "firmware_cpu_s_per_day": round(fw_cpu / days, 3),
+            "realtime_factor": round(86400 / max(fw_cpu / days, 1e-9)),
+            "heap_peak": self.heap_peak,
+            "data_heap_peak": self.heap_peak - self.heap_code if self.heap_peak else 0,
+            "heap_after_gc_by_day": [self.heap_by_day[d] for d in sorted(self.heap_by_day)],
+            "heap_growth": growth,
+            "memory_errors": self.mem_errors,
+            "flash_erases_max_per_sector": erase_max,
+            "store_erases_max_per_sector": erase_store,
+            "display_full_refreshes": disp["display_full_refreshes"],
+            "display_partial_refreshes": disp["display_partial_refreshes"],
+            "faults": sorted(self.faults_seen),
+            "faults_raised": {str(k): v for k, v in sorted(self.faults_seen.items()) if v},
+            "boots": self.boots,
+            "resets": self.resets,
+            "power_cuts": dict(self.cuts_done),
+            "crashes": self.crashes,
+            "watchdog_resets": self.watchdog_resets,
+            "ota": self.status.get("ota"),
+            "events": [f"{(t - START_UTC) / HOUR:.2f} h: {e}" for t, e in self.events],
+            "live_readings": self.live_count(),
+        }
+
+    def verdict(self) -> int:
+        s = self.summary()
+        (self.out / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
+        print(json.dumps(s, indent=1))
+        ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"])
+        ok = ok and s["readings_lost"] == 0 and not s["readings_never_sent"]
+        return 0 if ok else 1
