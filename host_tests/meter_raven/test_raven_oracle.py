@@ -7,7 +7,7 @@
 * host -> stick: the firmware's command writer must produce exactly the bytes
   aioraven's RAVEnWriter.write_cmd produces for the same command, and must
   refuse every command that is not a read.
-* Where aioraven is wrong (four known defects), the firmware is tested against
+* Where aioraven is wrong (five known defects), the firmware is tested against
   the RAVEn XML API's own definition instead, and the aioraven value is shown
   to differ so the test documents the defect.
 """
@@ -289,3 +289,36 @@ def test_link_writes_only_through_the_whitelist():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "write":
                 writes.append((name, ast.unparse(node)))
     assert writes == [("raven_link.py", "self.uart.write(raven_cmd.command(name, args))")]
+
+
+def test_display_formatting_agrees_with_aioraven_where_it_is_exact(mpy):
+    # raven_cmd.format_value against aioraven's convert_float_formatted on
+    # cases where aioraven's float path is exact and does not round (its
+    # rounding is defect 4 above): the fraction has at most DigitsRight digits.
+    rng = random.Random(3)
+    cases = []
+    while len(cases) < 400:
+        raw = rng.randrange(-(1 << 31), 1 << 31) if rng.random() < 0.5 else rng.randrange(-5000, 5000)
+        mult = rng.choice((1, 2, 5, 10))
+        div = rng.choice((1, 10, 100, 1000))
+        right, left, slz = rng.randrange(0, 5), rng.randrange(0, 12), rng.choice("YN")
+        want = convert_float_formatted(
+            f"0x{raw & 0xFFFFFFFF:08x}", f"0x{mult:08x}", f"0x{div:08x}", f"0x{right:02x}", f"0x{left:02x}", slz
+        )
+        frac = str(float(raw * mult) / div).split(".")[1]
+        if len(frac) > right or (right == 0 and frac != "0"):
+            continue  # aioraven would round (defect 4)
+        cases.append((raw, mult, div, right, left, 1 if slz == "Y" else 0, want))
+    code = f"""
+from meter import raven_cmd
+for raw, mult, div, right, left, slz, _ in {cases!r}:
+    print(raven_cmd.format_value(raw, mult, div, right, left, slz))
+"""
+    got = mpy.run(code, heap="128k").stdout.splitlines()
+    for c, g in zip(cases, got, strict=True):
+        assert g == c[-1], (c, g)
+    # 5. with DigitsRight 0 aioraven "rounds" 5 kW up to "6." (its rounding
+    #    branch always carries when no digit may remain); the API says "5"
+    assert convert_float_formatted("0x00000005", "0x00000001", "0x00000001", "0x00", "0x00", "Y") == "6."
+    code = "from meter import raven_cmd\nprint(raven_cmd.format_value(5, 1, 1, 0))"
+    assert mpy.run(code, heap="64k").stdout.strip() == "5"
