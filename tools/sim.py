@@ -130,7 +130,8 @@ class Sim(Results):
                 self.commits.append((int(first), int(last)))
             elif line.startswith("fault ") and " set:" in line:
                 self.faults_seen[int(line.split()[1])] += 1
-            elif "MemoryError" in line:
+            elif line.startswith("MemoryError") or (line.startswith("log ") and "(MemoryError)" in line):
+                # an uncaught one (traceback) or one the supervisor caught
                 self.mem_errors += 1
             if line.startswith("Traceback"):
                 self.tracebacks.append([line])

@@ -14,6 +14,7 @@ import asyncio
 import binascii
 import gc
 import json
+import sys
 import time
 
 import micropython
@@ -308,7 +309,13 @@ class App:
         s["heap_free"] = gc.mem_free()
         s["heap_peak"] = self.heap_peak
         s["heap_code"] = self.heap_code
-        print("status", json.dumps(s))
+        # Streamed, not json.dumps(): one status line is a few KB, and a
+        # string that size needs a contiguous block a fragmented heap may
+        # not have (this was a real MemoryError in the 7-day soak).
+        out = sys.stdout
+        out.write("status ")
+        json.dump(s, out)
+        out.write("\n")
 
     async def config_watch(self):
         # Unprovisioned: once a valid config appears, restart into it.
