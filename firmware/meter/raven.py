@@ -19,6 +19,11 @@ import micropython
 from micropython import const
 
 from meter import reading
+from meter.raven_names import BY_HASH, HASH_MASK, NAMES, hexval, scale
+
+# NAMES (meter/raven_names.py) numbers the elements: 0..14 fragments, 15..30
+# numeric children (slot = index - 15), 31.. text children (33 MeterMacId,
+# 34 DeviceMacId). The constants below follow that order.
 
 # -- events passed to on_event(kind, a, b) besides readings -------------------
 EV_TIME = const(1)  # a: UTC seconds or None (meter time invalid), b: local s
@@ -30,22 +35,6 @@ EV_WARNING = const(6)  # a: warning text (bytes), e.g. b"Unknown command"
 EV_BAD = const(7)  # a: reason (str), b: fragment name (bytes)
 EV_IGNORED = const(8)  # a: fragment name (bytes): known but not used
 
-# -- names: top-level fragments first, then children --------------------------
-NAMES = (
-    # 0..14 top-level: 0-7 used, 8 NetworkInfo reads as ConnectionStatus,
-    # 9-14 known fragments that are parsed and ignored
-    b"InstantaneousDemand", b"CurrentSummationDelivered", b"TimeCluster", b"ConnectionStatus",
-    b"DeviceInfo", b"MeterList", b"PriceCluster", b"Warning", b"NetworkInfo", b"MeterInfo",
-    b"ScheduleInfo", b"MessageCluster", b"CurrentPeriodUsage", b"LastPeriodUsage", b"ProfileData",
-    # 15..30 numeric children, slot = index - 15
-    b"TimeStamp", b"Demand", b"SummationDelivered", b"SummationReceived", b"Multiplier",
-    b"Divisor", b"DigitsRight", b"DigitsLeft", b"SuppressLeadingZero", b"UTCTime", b"LocalTime",
-    b"LinkStrength", b"Price", b"TrailingDigits", b"Currency", b"Tier",
-    # 31.. text children, kept only in fragments that need text (33 MeterMacId)
-    b"Status", b"Description", b"MeterMacId", b"DeviceMacId", b"FWVersion", b"HWVersion",
-    b"ImageType", b"Manufacturer", b"ModelId", b"DateCode", b"InstallCode", b"TierLabel",
-    b"RateLabel", b"Text",
-)  # fmt: skip
 _N_TOP = const(15)
 _FIRST_CHILD = const(15)
 _FIRST_TEXT = const(31)
@@ -79,44 +68,9 @@ _NONE = const(-2)
 _MAX_NAME = const(32)
 _MAX_VALUE = const(64)
 _MAX_CHILDREN = const(40)
-_HASH_MASK = const(0xFFFFF)  # keeps h * 33 + c a small int on the ESP32
-
-
-def _hash(name):
-    h = 0
-    for c in name:
-        h = (h * 33 + c) & _HASH_MASK
-    return h
-
-
-_BY_HASH = {}
-for _i, _n in enumerate(NAMES):
-    if _hash(_n) in _BY_HASH:  # a collision would make two names one
-        raise ValueError("raven: name hash collision")
-    _BY_HASH[_hash(_n)] = _i
-
-
-def _hexval(c):
-    # Value of an ASCII hex digit, or -1.
-    if 48 <= c <= 57:
-        return c - 48
-    c |= 0x20
-    if 97 <= c <= 102:
-        return c - 87
-    return -1
-
-
-def scale(raw, mult, div):
-    # raw * mult / div kilo-units -> units (W, Wh), rounded half away from
-    # zero. Multiplier or Divisor 0 means 1 (ZCL and RAVEn both say so).
-    if not mult:
-        mult = 1
-    if not div:
-        div = 1
-    n = raw * mult * 1000
-    if n < 0:
-        return -((-n * 2 + div) // (div * 2))
-    return (n * 2 + div) // (div * 2)
+_HASH_MASK = const(0xFFFFF)  # as raven_names.HASH_MASK (checked below)
+if _HASH_MASK != HASH_MASK or NAMES[_FIRST_TEXT + 2] != b"MeterMacId":
+    raise ImportError("raven: raven_names out of step")
 
 
 class Parser:
@@ -140,6 +94,10 @@ class Parser:
         self.delivered_wh = -1
         self.received_wh = -1
         self.sum_res_wh = 1  # Wh per summation register step
+        # the meter to read (MeterMacId text, e.g. b"0x00135003001c2d3e"):
+        # demand and summation of other meters are ignored; None: any
+        self.meter = None
+        self._other = False
         # display formatting from the last summation/demand fragment
         self.digits_right = 0
         self.digits_left = 0
@@ -227,7 +185,7 @@ class Parser:
     # -- per tag ------------------------------------------------------------
     def _lookup(self, start, n, h):
         # Index into NAMES of name[start:start+n], or _UNKNOWN. No allocation.
-        i = _BY_HASH.get(h, _UNKNOWN)
+        i = BY_HASH.get(h, _UNKNOWN)
         if i < 0:
             return _UNKNOWN
         ref = NAMES[i]
@@ -294,6 +252,7 @@ class Parser:
         self._have = 0
         self._kids = 0
         self._poison = None
+        self._other = False
         t = i == _T_CONN or i == _T_NETINFO or i == _T_DEVINFO or i == _T_METERS or i == _T_PRICE or i == _T_WARNING
         self._text = {} if t else None
         self._meters = [] if i == _T_METERS else None
@@ -341,6 +300,8 @@ class Parser:
             if self._number(-1) is None:
                 self._poison = self._poison or "bad number"
                 return
+            if c == 33 and self.meter is not None and not self._same(self.meter):
+                self._other = True
         if c < _FIRST_TEXT:
             s = c - _FIRST_CHILD
             bit = 1 << s
@@ -364,12 +325,9 @@ class Parser:
         # "0x" + 1..16 hex digits, optional surrounding whitespace; "Y"/"N"
         # for SuppressLeadingZero. None if malformed. Slot -1: check only.
         val = self._val
-        a = 0
-        b = self._vn
-        while a < b and val[a] in b" \t\r\n":
-            a += 1
-        while b > a and val[b - 1] in b" \t\r\n":
-            b -= 1
+        self._trim()
+        a = self._a
+        b = self._b
         if slot == _S_SLZ:
             if b - a == 1 and val[a] in b"YN":
                 return 1 if val[a] == 89 else 0
@@ -379,7 +337,7 @@ class Parser:
             return None
         v = 0
         for j in range(a + 2, b):
-            d = _hexval(val[j])
+            d = hexval(val[j])
             if d < 0:
                 return None
             if slot >= 0:
@@ -387,6 +345,32 @@ class Parser:
         if slot == _S_DEMAND and v >> (nd * 4 - 1):  # signed: extend by width
             v -= 1 << (nd * 4)
         return v
+
+    def _trim(self):
+        # self._a, self._b: the value without surrounding whitespace (no
+        # tuple: this runs for every element, with the heap locked in tests)
+        val = self._val
+        a = 0
+        b = self._vn
+        while a < b and val[a] in b" \t\r\n":
+            a += 1
+        while b > a and val[b - 1] in b" \t\r\n":
+            b -= 1
+        self._a = a
+        self._b = b
+
+    def _same(self, ref):
+        # The value just read (trimmed) equals ref, hex case ignored.
+        val = self._val
+        self._trim()
+        a = self._a
+        b = self._b
+        if b - a != len(ref):
+            return False
+        for j in range(b - a):
+            if (val[a + j] | 32) != (ref[j] | 32):
+                return False
+        return True
 
     def _need(self, mask, t):
         if self._have & mask != mask:
@@ -402,7 +386,10 @@ class Parser:
             return
         num = self._num
         ev = self.on_event
-        if t == _T_DEMAND or t == _T_SUMM:
+        if (t == _T_DEMAND or t == _T_SUMM) and self._other:
+            self.ignored += 1  # another meter on the stick's network
+            ev(EV_IGNORED, NAMES[t], None)
+        elif t == _T_DEMAND or t == _T_SUMM:
             key = _S_DEMAND if t == _T_DEMAND else _S_DELIV
             if not self._need((1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
                 return

@@ -95,6 +95,8 @@ class RavenLink:
                 self.faults.clear(faults.CLOCK_INVALID)
         elif kind == raven.EV_METERS:
             self.meters = a
+            # read the first meter only: a stick may hear a gas meter too
+            self.parser.meter = a[0] if a else None
             if not a:
                 self.faults.set(faults.NOT_JOINED)
                 sup.state(supervise.JOINING)

@@ -199,3 +199,14 @@ def test_layouts_seen_from_real_sticks():
     ], s.readings
     assert s.events == [(raven.EV_PRICE, 0x25B, 4)], s.events  # 0.0603 per kWh
     assert p.bad == 0 and (p.digits_right, p.digits_left) == (1, 6)
+
+
+def test_only_the_chosen_meter_is_read():
+    other = DEMAND.replace(b"0x00135003001c2d3e", b"0x00135003001C2D3F").replace(b"0x000004d2", b"0x00000007")
+    p, s = parse(other + DEMAND)
+    assert s.readings == [(1765157665, 7, -1, -1, WANT[4]), WANT]  # no filter: both
+    p, s = parse(b"")
+    p.meter = b"0x00135003001C2D3E"  # hex case does not matter
+    p.feed(other + DEMAND + DEMAND.replace(b"<MeterMacId>0x00135003001c2d3e</MeterMacId>", b""))
+    assert s.readings == [WANT, WANT] and p.ignored == 1
+    assert s.events == [(raven.EV_IGNORED, b"InstantaneousDemand", None)]
