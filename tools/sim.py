@@ -99,6 +99,7 @@ class Sim(Results):
         self.ota_port = 0
         self.minor = 0
         self.quit = False
+        self.aborted = None
         cuts = a.power_cuts
         span = max(1, int(a.hours * HOUR * 0.9))
         self.cut_times = sorted(START_UTC + self.rng.randrange(60, span) for _ in range(cuts))
@@ -336,11 +337,13 @@ class Sim(Results):
         self.boots += 1
         self._boot_readings = 0
         self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
+        self.fw_accounted = False
         self.fw_armed_cut = flash_cut is not None
 
     def firmware_ended(self) -> None:
         # Account for the run that just ended; decide whether that was fine.
         fw = self.fw
+        self.fw_accounted = True
         self.fw_cpu += fw.cpu_s()
         self.readings_fw += self._boot_readings
         for k in self.display_done:
@@ -443,6 +446,9 @@ class Sim(Results):
         except KeyboardInterrupt:
             print("\nsim: interrupted", file=sys.stderr)
             self.a.drain_s = min(self.a.drain_s, 5)
+        except SystemExit as e:  # a component failed: still report what happened
+            self.aborted = str(e)
+            print(f"\n{e}", file=sys.stderr)
         finally:
             self.finish()
         return self.verdict()
@@ -460,16 +466,19 @@ class Sim(Results):
             time.sleep(0.5)
 
     def finish(self) -> None:
-        if self.fw is not None and self.fw.poll() is None:
-            print("\nsim: meter stopped; waiting for the device to upload what it committed", file=sys.stderr)
-            self.drain(self.a.drain_s)
-            self.stopping = True
-            self.fw.stop(signal.SIGINT)
-        if self.fw is not None and self.fw.returncode is not None:
-            self.firmware_ended()
-        for p in (self.emu, self.impair, self.collector, self.ota_server):
-            if p is not None:
-                p.stop()
+        # Whatever happened, no child outlives the simulation.
+        try:
+            if self.fw is not None and self.fw.poll() is None:
+                print("\nsim: meter stopped; waiting for the device to upload what it committed", file=sys.stderr)
+                self.drain(self.a.drain_s)
+                self.stopping = True
+                self.fw.stop(signal.SIGINT)
+            if self.fw is not None and self.fw.returncode is not None and not self.fw_accounted:
+                self.firmware_ended()
+        finally:
+            for p in (self.fw, self.emu, self.impair, self.collector, self.ota_server):
+                if p is not None:
+                    p.stop(signal.SIGKILL if p is self.fw else signal.SIGTERM)
         self.render_display()
 
     def render_display(self) -> None:

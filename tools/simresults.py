@@ -166,6 +166,7 @@ class Results:
             "power_cuts": dict(self.cuts_done),
             "crashes": self.crashes,
             "watchdog_resets": self.watchdog_resets,
+            "aborted": self.aborted,
             "ota": self.status.get("ota"),
             "events": [f"{(t - START_UTC) / HOUR:.2f} h: {e}" for t, e in self.events],
             "live_readings": self.live_count(),
@@ -175,6 +176,6 @@ class Results:
         s = self.summary()
         (self.out / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
         print(json.dumps(s, indent=1))
-        ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"])
+        ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"] or s["aborted"])
         ok = ok and s["readings_lost"] == 0 and not s["readings_never_sent"]
         return 0 if ok else 1
