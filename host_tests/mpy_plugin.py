@@ -67,9 +67,22 @@ class MicroPythonItem(pytest.Item):
         return self.path, None, f"{self.path.name}::{self.name} [micropython heap={self.heap}]"
 
 
+def _is_mpt(path: Path) -> bool:
+    return path.suffix == ".py" and path.name.startswith("mpt_")
+
+
 def pytest_collect_file(parent, file_path: Path):
-    if file_path.suffix == ".py" and file_path.name.startswith("mpt_"):
+    # A file named on the command line is also offered to pytest's Python
+    # collector, which asks pytest_pycollect_makemodule below: leave it there.
+    if _is_mpt(file_path) and not parent.session.isinitpath(file_path):
         return MicroPythonFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    # Never let CPython import a MicroPython test module.
+    if _is_mpt(module_path):
+        return MicroPythonFile.from_parent(parent, path=module_path)
     return None
 
 

@@ -53,6 +53,8 @@ def main() -> int:
         str(site),
         "--no-site-packages",
         "--explicit-package-bases",
+        "--cache-dir",
+        str(ROOT / ".mypy_cache"),
         *targets,
     ]
     print(f"mypy: {len(targets)} firmware modules against micropython-esp32-stubs")
