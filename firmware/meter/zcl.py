@@ -12,7 +12,6 @@ from micropython import const
 
 from meter.reading import (
     F_DEMAND,
-    F_ESTIMATED,
     F_GAS,
     F_RECEIVED,
     F_SUMMATION,
@@ -160,6 +159,9 @@ def build_read(buf, seq, attrs):
     return i
 
 
+_SCALE_BITS = const(0x1C)  # staging slots 2, 3, 4: unit, multiplier, divisor
+
+
 class Meter:
     # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags);
     # on_time(unix_s) when the meter's Time attribute is valid;
@@ -168,9 +170,13 @@ class Meter:
         self.on_reading = on_reading
         self.on_time = on_time
         self.clock = clock
-        self.unit = -1  # not read yet: assume kWh/kW and flag F_ESTIMATED
+        self.unit = -1  # not read yet
         self.multiplier = 1
         self.divisor = 1
+        # Bits 2..4 (unit, multiplier, divisor) set once each is known. No
+        # reading leaves before all three are: a value scaled by a guess is
+        # a wrong value (a divisor of 1000 unread turns 127 W into 127 kW).
+        self._known = 0
         self.sum_format = 0
         self.demand_format = 0
         self.device_type = 0
@@ -185,6 +191,7 @@ class Meter:
         self.ignored = 0
         self.readings = 0
         self.invalid_values = 0  # ZCL "invalid" markers, bad BCD, unsupported unit
+        self.unscaled = 0  # values held back because the scaling was not yet read
         # Staging (one frame).
         self._seen = 0
         self._v = [0] * 12
@@ -209,9 +216,7 @@ class Meter:
     def flags(self):
         f = 0
         u = self.unit
-        if u < 0:
-            f |= F_ESTIMATED
-        elif (u & 0x7F) < 16 and _VOLUME & (1 << (u & 0x7F)):
+        if u >= 0 and (u & 0x7F) < 16 and _VOLUME & (1 << (u & 0x7F)):
             f |= F_GAS
         if self.device_type == 1 or self.device_type == 128:
             f |= F_GAS
@@ -266,7 +271,11 @@ class Meter:
                 st = buf[i]
                 i += 1
                 if st:
-                    continue  # UNSUPPORTED_ATTRIBUTE etc.: record has no value
+                    # UNSUPPORTED_ATTRIBUTE etc.: record has no value. A meter
+                    # without Multiplier/Divisor means the spec's default 1.
+                    if cluster == METERING and (attr == A_MULTIPLIER or attr == A_DIVISOR):
+                        self._known |= 1 << self._slot(cluster, attr)
+                    continue
                 if i >= end:
                     return False
             t = buf[i]
@@ -312,6 +321,7 @@ class Meter:
                     self.on_time(t + ZIGBEE_EPOCH)
             return
         rescale = False
+        self._known |= seen & _SCALE_BITS
         if seen & (1 << 2):
             self.unit = v[2] & 0xFF
             rescale = True
@@ -342,6 +352,9 @@ class Meter:
             self.received = r
             got = True
         if not got:
+            return
+        if self._known & _SCALE_BITS != _SCALE_BITS:
+            self.unscaled += 1
             return
         if self._sd == 1 and self._sn == 0:
             self.invalid_values += 1  # unit that is neither energy nor volume

@@ -26,6 +26,9 @@ class Pipeline:
     def __init__(self):
         self.readings = []
         self.meter = zcl.Meter(self._reading, Clock())
+        # The scaling is read first (no reading leaves before it): kW, 1/1.
+        setup = bytes([0x18, 0, 0x0A, 0x00, 0x03, 0x30, 0, 0x01, 0x03, 0x22, 1, 0, 0, 0x02, 0x03, 0x22, 1, 0, 0])
+        assert self.meter.handle(zcl.METERING, setup, 0, len(setup)) == zcl.OK
         self.ez = ezsp.Ezsp()
         self.ez.ext = True
         self.ez.on_incoming = self._incoming

@@ -17,15 +17,23 @@ def demand(v):
     return report(bytes([0x00, 0x04, 0x2A, v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF]))
 
 
+# Read Attributes Response to the link's setup read (zcl.SETUP_ATTRS):
+# UnitofMeasure kWh, Multiplier 1, Divisor 1. No reading leaves before it.
+SCALING = bytes(
+    [0x18, 0x03, 0x01, 0x00, 0x03, 0x00, 0x30, 0x00, 0x01, 0x03, 0x00, 0x22, 1, 0, 0, 0x02, 0x03, 0x00, 0x22, 1, 0, 0]
+)
+
+
 def test_first_meter_is_kept():
     out = []
     link = ezsp_link.EzspLink(None, lambda *r: out.append(r), faults.Faults())
+    link._incoming(0x0702, 9, 0x0000, 200, -50, SCALING, 0, len(SCALING))  # ESI answers the setup read
     f, n = demand(1500)
     link._incoming(0x0702, 9, 0x0000, 200, -50, f, 0, n)  # ESI, electricity on endpoint 9
     f, n = demand(7)
     link._incoming(0x0702, 2, 0x0000, 200, -50, f, 0, n)  # mirrored gas meter, endpoint 2
     link._incoming(0x0702, 9, 0x1234, 200, -50, f, 0, n)  # another node altogether
-    assert [r[1] for r in out] == [1500 * 1000]  # kWh assumed until the unit is read
+    assert [r[1] for r in out] == [1500 * 1000]  # kW, multiplier and divisor 1
     assert link.meter_ep == 9 and link.meter_nwk == 0 and link.other_meter == 2
     # Time from another node is ignored too.
     t = bytes([0x18, 0x02, 0x0A, 0x00, 0x00, 0xE2, 0x80, 0x5F, 0xE8, 0x30])
@@ -37,6 +45,7 @@ def test_first_meter_is_kept():
 def test_configured_meter_only():
     out = []
     link = ezsp_link.EzspLink(None, lambda *r: out.append(r), faults.Faults(), meter_ep=2, meter_nwk=0)
+    link._incoming(0x0702, 2, 0x0000, 200, -50, SCALING, 0, len(SCALING))
     f, n = demand(1500)
     link._incoming(0x0702, 9, 0x0000, 200, -50, f, 0, n)
     f, n = demand(7)

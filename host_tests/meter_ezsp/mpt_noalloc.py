@@ -26,6 +26,12 @@ class Link:
         self.readings = 0
         self.demand = 0
         self.meter = zcl.Meter(self.on_reading, Clock())
+        # The scaling is read first (no reading leaves before it): a Read
+        # Attributes Response with unit kWh, Multiplier 1, Divisor 1.
+        setup = bytes(
+            [0x18, 0, 0x01, 0x00, 0x03, 0x00, 0x30, 0, 0x01, 0x03, 0x00, 0x22, 1, 0, 0, 0x02, 0x03, 0x00, 0x22, 1, 0, 0]
+        )
+        assert self.meter.handle(zcl.METERING, setup, 0, len(setup)) == zcl.OK
 
     def incoming(self, cluster, ep, sender, lqi, rssi, buf, off, n):
         self.meter.handle(cluster, buf, off, n)

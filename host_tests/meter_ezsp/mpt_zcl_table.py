@@ -110,15 +110,20 @@ def test_bcd_units():
     assert out[-1][2] == 123450 and out[-1][4] & F_GAS  # 123.45 m3
 
 
-def test_gas_flags_and_estimated_unit():
+def test_gas_flags_and_no_reading_before_scaling_is_known():
     m, out, _ = meter()
     setup(m, 0x00, 1, 1000, dev=1)  # gas meter reporting kWh (calorific) -> still gas
     report(m, rec(0x0000, 0x25, 5, 6))
     assert out[-1][4] & F_GAS
-    m, out, _ = meter()  # no UnitofMeasure read yet: kWh assumed and flagged
-    report(m, rec(0x0000, 0x25, 7, 6))
-    assert out[-1][2] == 7000 and out[-1][4] & F_ESTIMATED
-    assert out[-1][4] & F_TIME_VALID
+    # Unit, multiplier and divisor not read yet: a value would be a guess
+    # (127 with divisor 1000 unread reads as 127 kW), so nothing leaves.
+    m, out, _ = meter()
+    report(m, rec(0x0000, 0x25, 7, 6), rec(0x0400, 0x2A, 127, 3))
+    assert out == [] and m.unscaled == 1
+    setup(m, 0x00, 1, 1000)
+    report(m, rec(0x0000, 0x25, 7, 6), rec(0x0400, 0x2A, 127, 3))
+    assert out[-1][1] == 127 and out[-1][2] == 7  # 0.127 kW, 0.007 kWh
+    assert not out[-1][4] & F_ESTIMATED and out[-1][4] & F_TIME_VALID
 
 
 def test_invalid_markers_and_unsupported_units():
@@ -180,3 +185,13 @@ def test_malformed_frames_change_nothing():
     assert m.handle(zcl.METERING, manuf, 0, len(manuf)) == zcl.IGNORED
     cluster_specific = bytes([0x19, 0x01, 0x00, 0x00])
     assert m.handle(zcl.METERING, cluster_specific, 0, 4) == zcl.IGNORED
+
+
+def test_unsupported_multiplier_and_divisor_mean_one():
+    # Read Attributes Response: unit kWh; Multiplier and Divisor answered
+    # UNSUPPORTED_ATTRIBUTE (0x86), so the spec's default of 1 applies.
+    m, out, _ = meter()
+    rsp = bytes([0x18, 0x02, 0x01, 0x00, 0x03, 0x00, 0x30, 0x00, 0x01, 0x03, 0x86, 0x02, 0x03, 0x86])
+    assert m.handle(zcl.METERING, rsp, 0, len(rsp)) == zcl.OK
+    report(m, rec(0x0000, 0x25, 5, 6))
+    assert out[-1][2] == 5000  # 5 kWh

@@ -48,7 +48,20 @@ def report(cluster, attrs) -> bytes:
     )
 
 
-def build(version: int, from_start: bool = True) -> bytes:
+def read_rsp(attrs) -> bytes:
+    # the meter's answer to the link's setup read (UnitofMeasure, Multiplier, Divisor)
+    hdr = f.ZCLHeader.general(3, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
+    recs = [f.ReadAttributeRecord(a, f.Status.SUCCESS, f.TypeValue(typ, v)) for a, typ, v in attrs]
+    return (
+        hdr.serialize()
+        + f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema(status_records=recs).serialize()
+    )
+
+
+SCALING = [(0x0300, 0x30, zt.enum8(0)), (0x0301, 0x22, zt.uint24_t(1)), (0x0302, 0x22, zt.uint24_t(1000))]
+
+
+def build(version: int, from_start: bool = True, scaling: bool = True) -> bytes:
     out = b""
     if from_start:  # else the capture begins mid-session, after the version answer
         out += stuffed(ash.RStackFrame(version=2, reset_code=t.NcpResetCode.RESET_POWER_ON))
@@ -56,7 +69,8 @@ def build(version: int, from_start: bool = True) -> bytes:
         out += stuffed(ash.DataFrame(frm_num=0, re_tx=False, ack_num=1, ezsp_frame=version_rsp))
     frames = [
         incoming(version, 0x000A, report(0x000A, [(0x0000, 0xE2, zt.uint32_t(820540800))])),
-        incoming(version, 0x0702, report(0x0702, [(0x0300, 0x30, zt.enum8(0)), (0x0302, 0x22, zt.uint24_t(1000))])),
+        # without the setup answer (capture started after it), nothing can be scaled
+        incoming(version, 0x0702, read_rsp(SCALING) if scaling else report(0x0702, [(0x0300, 0x30, zt.enum8(0))])),
         incoming(version, 0x0702, report(0x0702, [(0x0400, 0x2A, zt.int24s(-1500))])),
         incoming(version, 0x0702, report(0x0702, [(0x0000, 0x25, zt.uint48_t(123456))])),
     ]
@@ -89,3 +103,18 @@ def test_capture_decoded(mpy, tmp_path, version, chunk, from_start):
     good, nbad, ignored, skipped = (int(x) for x in out[-1].split()[1:])
     # RSTACK + version answer + 4 reports + the duplicate; 1 duplicate skipped
     assert (good, nbad, skipped) == ((7 if from_start else 5), 2, 1)
+
+
+@pytest.mark.parametrize("version", [8, 16])
+def test_capture_without_scaling_holds_values_back(mpy, tmp_path, version):
+    # A capture started after the setup read: unit known from a report, but
+    # not Multiplier/Divisor. The decoder must not guess them: no reading on
+    # stdout, and stderr says how many values were held back and why.
+    cap = tmp_path / "cap.bin"
+    cap.write_bytes(build(version, from_start=False, scaling=False))
+    res = mpy.run(path=CAPTURE_MPY, args=("ezsp", cap, 256), heap="128k")
+    out = res.stdout.splitlines()
+    assert [ln for ln in out if ln.startswith("R ")] == []
+    assert "capture_mpy: 2 values held back: the meter's scaling" in res.stderr, res.stderr
+    good, nbad, ignored, skipped = (int(x) for x in out[-1].split()[1:])
+    assert (good, nbad, skipped) == (5, 2, 1)
