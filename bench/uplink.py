@@ -22,6 +22,11 @@ docs/uplink.md). Prints one JSON object:
                               IPv4+TCP headers (timestamps option) each
   reduction_factor            http_baseline_bytes_per_day / wire_bytes_per_day
   keepalive_bytes_per_day     the keep-alives' share of wire_bytes_per_day
+  wire_bytes_per_day_by_kind  where every byte of the day went, counted by the
+                              collector per datagram kind (data, data_repeat =
+                              a batch the collector already held, keepalive,
+                              hello, done, realtime; ack, hello_reply, command,
+                              push), IPv4+UDP headers included
   realtime_*                  behind a NAT that forgets mappings after 60 s:
                               request -> first streamed reading (device s), and
                               each streamed reading's delay (real s, loopback)
@@ -52,9 +57,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "host_tests"))
 sys.path.insert(0, str(ROOT / "host_tests" / "uplink"))
 import uplink_codec as uc  # noqa: E402
-from harness import DEV, Net, realtime_trial, run_device  # noqa: E402
-
-import mpy  # noqa: E402
+from harness import DEV, Net, fw_batches, realtime_trial, run_device  # noqa: E402
 
 DATA_CAP = 1170  # firmware/uplink/datagram.py
 IP_UDP = 28
@@ -159,38 +162,9 @@ def complete(rows) -> list[tuple[int, int, int, int, int]]:
 
 
 # -- codec ---------------------------------------------------------------------------
-FW_ENCODE = """
-import sys
-from uplink.codec import Encoder
-enc = Encoder(int(sys.argv[1]))
-out = bytearray(enc.cap)
-pending = None
-done = False
-while not done:
-    enc.start()
-    while True:
-        if pending is None:
-            line = sys.stdin.readline()
-            if not line:
-                done = True
-                break
-            pending = [int(x) for x in line.split(",")]
-        if not enc.add(pending[0], pending[1], pending[2], pending[3], pending[4]):
-            break
-        pending = None
-    if enc.count():
-        n = enc.finish(out)
-        print(enc.count(), bytes(out[:n]).hex())
-"""
-
-
 def codec_bits(rows, tmp: Path) -> tuple[float, int]:
-    text = "".join(",".join(map(str, r)) + "\n" for r in rows)
-    r = mpy.run(FW_ENCODE, args=(DATA_CAP,), input=text.encode(), heap="96k", state_dir=tmp / "codec", timeout=900)
     total = i = batches = 0
-    for line in r.stdout.splitlines():
-        n, h = line.split()
-        n, payload = int(n), bytes.fromhex(h)
+    for n, payload in fw_batches(rows, DATA_CAP, state_dir=tmp / "codec", timeout=900):
         if uc.decode(payload) != rows[i : i + n]:
             raise SystemExit(f"codec round trip failed at reading {i}")
         if uc.encode(rows[i:], DATA_CAP) != (payload, n):
@@ -324,8 +298,14 @@ def main(argv=None) -> int:
         out["wire_bytes_down_per_day"] = round(dev["wire_bytes_out"] * per_day)
         out["datagrams_per_day"] = round((dev["datagrams_in"] + dev["datagrams_out"]) * per_day)
         out["keepalive_bytes_per_day"] = round(st["keepalives"] * (4 + IP_UDP) * per_day)
+        out["wire_bytes_per_day_by_kind"] = {
+            k: round(v["wire_bytes"] * per_day)
+            for k, v in sorted(dev["traffic"].items(), key=lambda kv: -kv[1]["bytes"])
+        }
+        out["datagrams_per_day_by_kind"] = {k: round(v["datagrams"] * per_day) for k, v in dev["traffic"].items()}
         out["batches"] = st["batches_acked"]
         out["retransmits"] = st["retransmits"]
+        out["keepalive_interval_s"] = st.get("keepalive_s")
         out["readings_at_collector_exactly_once"] = True
         log("HTTP/1.1 baseline (aiohttp client and server)")
         up, down = asyncio.run(_http_bytes(rows, a.http_samples))

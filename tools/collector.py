@@ -56,15 +56,31 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE TABLE IF NOT EXISTS rejects (
     device_id INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (device_id, reason));
+CREATE TABLE IF NOT EXISTS traffic (
+    device_id INTEGER NOT NULL, kind TEXT NOT NULL, datagrams INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    PRIMARY KEY (device_id, kind)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 """
 SEQ_BLOCK = 65536  # reply sequence numbers reserved per database write
+# A command is pushed unasked to the address a device was last heard from, if
+# that was at most this long ago: it gets through while the home router still
+# holds the mapping (docs/uplink.md, "Keep-alive and real-time"). Longer than
+# any keep-alive interval, so a live device is always tried; a device silent
+# for longer is presumed gone from that address.
+PUSH_WINDOW_S = 600
+# Traffic kinds (UDP payload bytes and datagrams per device): what each byte of
+# the day was for. In: DATA that brought new readings, DATA whose readings were
+# all held already (a retransmission after a lost or late ACK), streamed
+# readings, keep-alives, HELLOs, DONEs. Out: ACKs, answers to a HELLO, replies
+# carrying commands, commands pushed unasked.
+TRAFFIC_IN = ("data", "data_repeat", "realtime", "keepalive", "hello", "done")
+TRAFFIC_OUT = ("ack", "hello_reply", "command", "push")
 
 
 class Collector:
     """Protocol logic over one SQLite database; `handle()` is the whole server minus sockets."""
 
-    def __init__(self, db_path: str | Path, clock=time.time) -> None:
+    def __init__(self, db_path: str | Path, clock=time.time, push_window_s: float = PUSH_WINDOW_S) -> None:
         self.db = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -73,6 +89,12 @@ class Collector:
         self.windows: dict[int, wire.Window] = {}
         self.seq = self.reserved = 0
         self.errors = 0
+        # Where each device was last heard from: (addr, via, time). A command is
+        # pushed there at once (see push_pending); `sender(datagram, addr, via)`
+        # is set by serve(), `via` being the socket the device reached.
+        self.routes: dict[int, tuple] = {}
+        self.push_window_s = push_window_s
+        self.sender = None
         # keep-alive token -> (device id, seq): a keep-alive is only its token
         self._ka_index: dict[bytes, tuple[int, int]] = {}
         self._ka_tokens: dict[int, list[bytes]] = {}
@@ -103,6 +125,7 @@ class Collector:
             "INSERT INTO commands(device_id, kind, payload, created) VALUES(?,?,?,?)",
             (device_id, kind, bytes(payload), self.clock()),
         )
+        self.push_pending()
         return int(cur.lastrowid or 0)
 
     def request_realtime(self, device_id: int, seconds: int = 600) -> int:
@@ -113,6 +136,13 @@ class Collector:
         self.db.execute(
             "INSERT INTO rejects VALUES(?,?,1) ON CONFLICT(device_id, reason) DO UPDATE SET count=count+1",
             (device_id, reason),
+        )
+
+    def _count(self, device_id: int, kind: str, nbytes: int) -> None:
+        self.db.execute(
+            "INSERT INTO traffic VALUES(?,?,1,?) ON CONFLICT(device_id, kind) "
+            "DO UPDATE SET datagrams=datagrams+1, bytes=bytes+excluded.bytes",
+            (device_id, kind, nbytes),
         )
 
     def _next_seq(self) -> int:
@@ -130,10 +160,11 @@ class Collector:
             w = self.windows[device_id] = wire.Window(top)
         return w
 
-    def handle(self, data: bytes, addr) -> list[bytes]:
-        """One datagram in; the replies to send back to `addr` out. Never raises on bad input."""
+    def handle(self, data: bytes, addr, via=None) -> list[bytes]:
+        """One datagram in; the replies to send back to `addr` out. Never raises on bad input.
+        `via`: the socket it came in on (where a later push to this device leaves from)."""
         try:
-            return self._handle(bytes(data), addr)
+            return self._handle(bytes(data), addr, via)
         except Exception as e:  # a bug must cost one datagram, never the server
             self.errors += 1
             print(f"collector: internal error on a datagram from {addr}: {e!r}", file=sys.stderr)
@@ -143,7 +174,7 @@ class Collector:
                 pass
             return []
 
-    def _handle(self, data: bytes, addr) -> list[bytes]:
+    def _handle(self, data: bytes, addr, via) -> list[bytes]:
         try:
             d = wire.parse(data)
         except wire.WireError as e:
@@ -178,6 +209,7 @@ class Collector:
         out: list[bytes] = []
         ack = (0, 0)
         want_reply = d.type == wire.T_HELLO
+        kind_in = {wire.T_KEEPALIVE: "keepalive", wire.T_HELLO: "hello", wire.T_DONE: "done"}.get(d.type, "data")
         self.db.execute("BEGIN")
         try:
             if d.type == wire.T_DATA:
@@ -190,6 +222,7 @@ class Collector:
                     self._reject(d.device_id, "malformed")
                     return []
                 if d.flags & wire.DF_REALTIME:
+                    kind_in = "realtime"
                     self.db.executemany(
                         "INSERT OR IGNORE INTO live VALUES(?,?,?,?,?)",
                         [(d.device_id, d.first + i, r[0], r[1], now) for i, r in enumerate(rows)],
@@ -205,6 +238,8 @@ class Collector:
                         self.db.execute(
                             "UPDATE devices SET duplicates=duplicates+? WHERE device_id=?", (dups, d.device_id)
                         )
+                    if dups == d.count:
+                        kind_in = "data_repeat"
                     ack = (d.first, d.count)
                     want_reply = True
             elif d.type == wire.T_DONE:
@@ -213,12 +248,15 @@ class Collector:
                     (now, d.status, d.cmd_id, d.device_id),
                 )
             win.accept(d.seq)
+            self.routes[d.device_id] = (addr, via, now)
             cmds = self._pending(d.device_id)
             if want_reply or cmds:
                 reply = wire.build_reply(key, d.device_id, kid, self._next_seq(), d.seq, ack[0], ack[1], cmds)
                 out.append(reply)
                 if cmds:
                     self.db.executemany("UPDATE commands SET sent=sent+1 WHERE cmd_id=?", [(c[1],) for c in cmds])
+                self._count(d.device_id, "command" if cmds else "ack" if ack[1] else "hello_reply", len(reply))
+            self._count(d.device_id, kind_in, len(data))
             nout = sum(len(r) for r in out)
             self.db.execute(
                 "UPDATE devices SET seq_top=?, bytes_in=bytes_in+?, bytes_out=bytes_out+?, dgrams_in=dgrams_in+1, "
@@ -231,6 +269,37 @@ class Collector:
             raise
         self._ka_refresh(d.device_id, key, win.top)
         return out
+
+    def push_pending(self) -> int:
+        """Send each command that no reply has carried yet to its device now, to the
+        address the device's last authentic datagram came from (if within
+        push_window_s), echoing that datagram's seq. Behind a NAT it arrives while
+        the mapping lives; otherwise the reply to the next keep-alive carries it (as
+        it carries every command until DONE). Returns the number of pushes."""
+        if self.sender is None:
+            return 0
+        devs = [r[0] for r in self.db.execute("SELECT DISTINCT device_id FROM commands WHERE sent=0 AND done IS NULL")]
+        n = 0
+        for dev in devs:
+            route = self.routes.get(dev)
+            win = self.windows.get(dev)
+            if route is None or win is None or self.clock() - route[2] > self.push_window_s:
+                continue
+            row = self.db.execute("SELECT key_id, key FROM devices WHERE device_id=?", (dev,)).fetchone()
+            cmds = self._pending(dev)
+            if row is None or not cmds:
+                continue
+            reply = wire.build_reply(bytes(row[1]), dev, row[0], self._next_seq(), win.top, 0, 0, cmds)
+            self.db.execute("BEGIN")
+            self.db.executemany("UPDATE commands SET sent=sent+1 WHERE cmd_id=?", [(c[1],) for c in cmds])
+            self.db.execute(
+                "UPDATE devices SET bytes_out=bytes_out+?, dgrams_out=dgrams_out+1 WHERE device_id=?", (len(reply), dev)
+            )
+            self._count(dev, "push", len(reply))
+            self.db.execute("COMMIT")
+            self.sender(reply, route[0], route[1])
+            n += 1
+        return n
 
     def _ka_refresh(self, device_id: int, key: bytes, top: int) -> None:
         # The keep-alive tokens this device may send next (seq top+1 ..).
@@ -275,7 +344,15 @@ class Collector:
                 "duplicate_readings": row[5],
                 "last_seen": row[6],
                 "readings": row[7],
+                "traffic": {},
             }
+        for dev, kind, n, nbytes in self.db.execute("SELECT device_id, kind, datagrams, bytes FROM traffic"):
+            if dev in devs:
+                devs[dev]["traffic"][kind] = {
+                    "datagrams": n,
+                    "bytes": nbytes,
+                    "wire_bytes": nbytes + wire.IP_UDP_OVERHEAD * n,
+                }
         rejects: dict[str, int] = {}
         for _dev, reason, count in self.db.execute("SELECT device_id, reason, count FROM rejects"):
             rejects[reason] = rejects.get(reason, 0) + count
@@ -306,7 +383,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        for reply in self.col.handle(data, addr):
+        for reply in self.col.handle(data, addr, self.transport):
             if self.transport is not None:
                 self.transport.sendto(reply, addr)
 
@@ -321,13 +398,33 @@ def parse_listen(s: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def serve(col: Collector, listen: list[tuple[str, int]], stats_every: float = 0, ready=None) -> None:
+def _send(data: bytes, addr, via) -> None:
+    if via is not None and not via.is_closing():
+        via.sendto(data, addr)
+
+
+async def _push_loop(col: Collector, poll_s: float) -> None:
+    # Commands queued by another process (the CLI) reach serve through the
+    # database; those queued in this process are pushed by queue_command().
+    while True:
+        await asyncio.sleep(poll_s)
+        try:
+            col.push_pending()
+        except sqlite3.Error as e:  # a locked database: next round
+            print(f"collector: push: {e}", file=sys.stderr)
+
+
+async def serve(
+    col: Collector, listen: list[tuple[str, int]], stats_every: float = 0, ready=None, poll_s: float = 1.0
+) -> None:
     loop = asyncio.get_running_loop()
     transports = []
     for host, port in listen:
         t, _ = await loop.create_datagram_endpoint(lambda: _Protocol(col), local_addr=(host, port))
         transports.append(t)
         print(f"collector: listening on {host}:{port}", file=sys.stderr, flush=True)
+    col.sender = _send
+    pusher = asyncio.ensure_future(_push_loop(col, poll_s))
     if ready is not None:
         ready.set()
     try:
@@ -338,6 +435,8 @@ async def serve(col: Collector, listen: list[tuple[str, int]], stats_every: floa
                 n = sum(d["readings"] for d in s["devices"].values())
                 print(f"collector: {len(s['devices'])} devices, {n} readings, rejects {s['rejects']}", file=sys.stderr)
     finally:
+        col.sender = None
+        pusher.cancel()
         for t in transports:
             t.close()
 
@@ -359,6 +458,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("serve", help="receive datagrams until interrupted")
     p.add_argument("--listen", type=parse_listen, action="append", help="HOST:PORT (repeatable)")
     p.add_argument("--stats-every", type=float, default=60, help="progress line every S seconds (0: never)")
+    p.add_argument("--poll", type=float, default=1.0, help="look for commands queued by the CLI every S seconds")
+    p.add_argument(
+        "--push-window",
+        type=float,
+        default=PUSH_WINDOW_S,
+        help="push a new command at once if the device was heard from in the last S seconds (default: %(default)s)",
+    )
     p = sub.add_parser("add-device", help="register a device and its key")
     p.add_argument("device_id", type=int)
     p.add_argument("--key", help="64 hex digits (default: generate and print one)")
@@ -376,10 +482,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("stats", help="bytes, readings and rejects per device")
     p.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    col = Collector(a.db)
+    col = Collector(a.db, push_window_s=getattr(a, "push_window", PUSH_WINDOW_S))
     try:
         if a.cmd == "serve":
-            asyncio.run(serve(col, a.listen or [("0.0.0.0", 4700)], a.stats_every))
+            asyncio.run(serve(col, a.listen or [("0.0.0.0", 4700)], a.stats_every, poll_s=a.poll))
         elif a.cmd == "add-device":
             key = bytes.fromhex(a.key) if a.key else secrets.token_bytes(32)
             col.add_device(a.device_id, key, a.key_id)

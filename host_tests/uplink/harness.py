@@ -18,6 +18,7 @@ import netimpair  # noqa: E402
 import mpy as mpymod  # noqa: E402
 
 DEVICE = Path(__file__).resolve().parent / "device.py"
+ENCODE_BATCHES = Path(__file__).resolve().parent / "encode_batches.py"
 KEY = bytes(range(32))
 DEV = 4097
 
@@ -107,6 +108,20 @@ class Net:
         asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def fw_batches(rows, cap: int, heap: str = "96k", timeout: float = 300, state_dir=None) -> list[tuple[int, bytes]]:
+    """The firmware encoder (MicroPython) over `rows`: [(readings in the batch, payload)],
+    each batch filled until the next reading would not fit `cap` bytes."""
+    text = "".join(",".join(map(str, r)) + "\n" for r in rows)
+    r = mpymod.run(
+        path=ENCODE_BATCHES, args=(cap,), input=text.encode(), heap=heap, state_dir=state_dir, timeout=timeout
+    )
+    out = []
+    for line in r.stdout.splitlines():
+        n, h = line.split()
+        out.append((int(n), bytes.fromhex(h)))
+    return out
 
 
 def run_device(state_dir: Path, env: dict, heap: str = "256k", timeout: float = 600, key: bytes = KEY, raw=False):

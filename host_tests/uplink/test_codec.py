@@ -16,33 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import uplink_codec as uc  # noqa: E402
-
-# Runs on MicroPython: readings as CSV lines on stdin, batches out as
-# "count hex" lines, each batch filling at most CAP bytes (argv[1]).
-FW_ENCODE = """
-import sys
-from uplink.codec import Encoder
-cap = int(sys.argv[1])
-enc = Encoder(cap)
-out = bytearray(cap)
-pending = None
-done = False
-while not done:
-    enc.start()
-    while True:
-        if pending is None:
-            line = sys.stdin.readline()
-            if not line:
-                done = True
-                break
-            pending = [int(x) for x in line.split(",")]
-        if not enc.add(pending[0], pending[1], pending[2], pending[3], pending[4]):
-            break
-        pending = None
-    if enc.count():
-        n = enc.finish(out)
-        print(enc.count(), bytes(out[:n]).hex())
-"""
+from harness import fw_batches  # noqa: E402
 
 
 def realistic(n: int, seed: int = 1) -> list[tuple[int, int, int, int, int]]:
@@ -71,19 +45,8 @@ def awkward(n: int, seed: int) -> list[tuple[int, int, int, int, int]]:
     return rows
 
 
-def fw_batches(mpy, rows, cap):
-    text = "".join(",".join(map(str, r)) + "\n" for r in rows)
-    r = mpy.run(FW_ENCODE, args=(cap,), input=text.encode(), heap="96k")
-    out = []
-    for line in r.stdout.split("\n"):
-        if line:
-            n, h = line.split()
-            out.append((int(n), bytes.fromhex(h)))
-    return out
-
-
-def check_exact(mpy, rows, cap):
-    batches = fw_batches(mpy, rows, cap)
+def check_exact(rows, cap):
+    batches = fw_batches(rows, cap)
     i = 0
     for n, payload in batches:
         assert len(payload) <= cap
@@ -95,23 +58,23 @@ def check_exact(mpy, rows, cap):
     return batches
 
 
-def test_realistic_day_fraction_byte_exact_and_compact(mpy):
+def test_realistic_day_fraction_byte_exact_and_compact():
     rows = realistic(6000)
-    batches = check_exact(mpy, rows, 1170)
+    batches = check_exact(rows, 1170)
     bits = 8 * sum(len(p) for _, p in batches) / len(rows)
     assert bits < 8, bits  # 8 bits a reading would already be 20x smaller than 5 x 32-bit
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_awkward_values_byte_exact(mpy, seed):
-    check_exact(mpy, awkward(1500, seed), 1170)
+def test_awkward_values_byte_exact(seed):
+    check_exact(awkward(1500, seed), 1170)
 
 
 @pytest.mark.parametrize("cap", [20, 40, 200])
-def test_small_budgets_split_batches(mpy, cap):
+def test_small_budgets_split_batches(cap):
     # A one-reading batch must always fit the real-time budget of 40 bytes.
     rows = awkward(300, 9) if cap != 40 else awkward(300, 10)
-    check_exact(mpy, rows, cap if cap != 20 else 30)
+    check_exact(rows, cap if cap != 20 else 30)
 
 
 def test_single_and_two_readings():

@@ -1,0 +1,28 @@
+# MicroPython script: the firmware's batch encoder over a stream of readings.
+# Readings come as CSV lines "utc,demand,delivered,received,flags" on stdin;
+# every batch, filled until the next reading would not fit argv[1] bytes, goes
+# out as a line "count hex". Shared by host_tests/uplink/test_codec.py and
+# bench/uplink.py through harness.fw_batches().
+import sys
+
+from uplink.codec import Encoder
+
+enc = Encoder(int(sys.argv[1]))
+out = bytearray(enc.cap)
+pending = None
+done = False
+while not done:
+    enc.start()
+    while True:
+        if pending is None:
+            line = sys.stdin.readline()
+            if not line:
+                done = True
+                break
+            pending = [int(x) for x in line.split(",")]
+        if not enc.add(pending[0], pending[1], pending[2], pending[3], pending[4]):
+            break
+        pending = None
+    if enc.count():
+        n = enc.finish(out)
+        print(enc.count(), bytes(out[:n]).hex())
