@@ -39,6 +39,7 @@ class Status:
         self.retransmits = 0
         self.failovers = 0
         self.keepalives = 0
+        self.keepalive_s = 0  # the keep-alive interval in use
         self.commands = 0
         # rejected incoming datagrams, by reason
         self.rej_short = 0  # truncated: shorter than a reply can be

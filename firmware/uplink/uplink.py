@@ -13,9 +13,13 @@
 #     full batches into the void and probes with a small HELLO instead.
 #   * failover: after `failover_after` silent attempts the next collector
 #     endpoint (host name or address) is resolved and used.
-#   * keep-alive: a compact datagram every keepalive_s (less than the
-#     2-minute latency target) keeps a way in through the home router's NAT;
-#     the collector answers it only when it has a command.
+#   * keep-alive: a 4-byte datagram after keepalive_s without sending
+#     anything else. The collector pushes a new command at once to where the
+#     device was last heard from, which gets through while the home router
+#     keeps that mapping (nat_timeout_s), and otherwise answers the next
+#     keep-alive with it; so a request waits at most keepalive_s -
+#     nat_timeout_s, and the default interval is nat_timeout_s +
+#     realtime_wait_s (60 + 120 s: docs/uplink.md has the arithmetic).
 #   * real-time mode: on request each new reading (notify()) is sent at
 #     once, for a bounded time, then the device returns to batches by itself.
 # All times are device time (hal.clock ticks), so simulations can run it
@@ -36,6 +40,11 @@ _RT_CAP = const(40)  # codec budget of one streamed reading
 REALTIME_MAX_S = const(900)  # no request can make a device stream longer
 _RTO_INIT = const(10_000)  # ms, before the first round-trip sample
 _KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector expects 64)
+# An accelerated clock (simulations) speeds up the device, not the collector
+# or the network: an RTO shorter than this much real time would time out
+# round trips that take milliseconds in reality (at 1000x the collector's
+# 11 ms to commit a batch are 11 device seconds). No effect at speed 1.
+_RTO_REAL_MIN = const(50)  # ms of real time
 
 
 async def _readable(sock):
@@ -54,7 +63,9 @@ class Uplink:
         clock=None,
         on_command=None,
         faults=None,
-        keepalive_s=118,
+        keepalive_s=None,
+        nat_timeout_s=60,
+        realtime_wait_s=120,
         batch_max_age_s=5400,
         rto_min_s=2,
         rto_max_s=300,
@@ -69,10 +80,15 @@ class Uplink:
         self.endpoints = endpoints  # [(host, port)], failover order
         self.on_command = on_command  # fn(kind, payload bytes) -> status int
         self.faults = faults
+        if keepalive_s is None:
+            # Worst wait for a request = interval - NAT timeout (the collector
+            # pushes while the mapping of our last datagram lives).
+            keepalive_s = nat_timeout_s + realtime_wait_s
+        self.status.keepalive_s = keepalive_s
         self.ka_ms = keepalive_s * 1000
         self.max_age_ms = batch_max_age_s * 1000
-        self.rto_min = rto_min_s * 1000
         self.rto_max = rto_max_s * 1000
+        self.rto_min = min(self.rto_max, max(rto_min_s * 1000, _RTO_REAL_MIN * getattr(self.clock, "speed", 1)))
         self.failover_after = failover_after
         self.probe_after = probe_after
         self.tx = bytearray(dg.MAX_DGRAM)  # the batch in flight
@@ -97,7 +113,7 @@ class Uplink:
         self.tx_seq0 = 0
         self.srtt = 0
         self.rttvar = 0
-        self.rto = _RTO_INIT
+        self.rto = max(_RTO_INIT, self.rto_min)
         self.deadline = 0
         self.fails = 0  # consecutive timeouts without any authentic reply
         self.probing = False
@@ -316,7 +332,7 @@ class Uplink:
 
     def _rto_base(self):
         if not self.srtt:
-            return _RTO_INIT
+            return max(_RTO_INIT, self.rto_min)
         return max(self.rto_min, min(self.rto_max, self.srtt + 4 * self.rttvar))
 
     def _retransmit(self, now):

@@ -106,7 +106,7 @@ async def main():
         int(env("UPL_KID", "0")),
         key,
         eps,
-        keepalive_s=int(env("UPL_KA", "115")),
+        keepalive_s=int(env("UPL_KA")) if env("UPL_KA") else None,
         batch_max_age_s=int(env("UPL_MAXAGE", "5400")),
     )
     gc.collect()

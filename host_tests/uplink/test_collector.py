@@ -146,6 +146,47 @@ def test_keepalive_answered_only_with_commands_and_done_ends_them(tmp_path):
     assert c.windows[DEV].top == far + 5
 
 
+def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(tmp_path):
+    now = [1000.0]
+    c = colmod.Collector(tmp_path / "c.db", clock=lambda: now[0], push_window_s=300)
+    c.add_device(DEV, KEY, 2)
+    sent = []
+    c.sender = lambda d, addr, via: sent.append((d, addr, via))
+    assert c.request_realtime(DEV, 30) and sent == []  # never heard from: nowhere to push
+    assert c.handle(wire.build_keepalive(KEY, DEV, 40), ADDR, "sock-a")  # carries the first command
+    c.handle(wire.build_done(KEY, DEV, 2, 41, 1, 0), ADDR, "sock-a")
+    other = ("127.0.0.1", 6666)
+    assert c.handle(wire.build_keepalive(KEY, DEV, 42), other, "sock-b") == []
+    now[0] += 50
+    cid = c.request_realtime(DEV, 600)
+    assert len(sent) == 1
+    d, addr, via = sent[0]
+    r = wire.parse(d)
+    # authentic, echoing the device's latest datagram (its replay window accepts it),
+    # to the address and socket that datagram came from
+    assert wire.verify(r, KEY) and (r.echo, r.first, r.count) == (42, 0, 0)
+    assert r.commands == [(wire.CMD_REALTIME, cid, (600).to_bytes(2, "big"))]
+    assert (addr, via) == (other, "sock-b")
+    assert c.push_pending() == 0 and len(sent) == 1  # pushed once; then with every reply
+    out = c.handle(wire.build_keepalive(KEY, DEV, 43), other, "sock-b")
+    assert wire.parse(out[0]).commands == r.commands
+    assert c.handle(wire.build_done(KEY, DEV, 2, 44, cid, 0), other, "sock-b") == []
+    # a device not heard from within the window gets no push (the next keep-alive brings it)
+    now[0] += 301
+    c.request_realtime(DEV, 60)
+    assert len(sent) == 1
+    # a command queued by another process (the CLI) is pushed by the poll
+    now[0] = 2000.0
+    c.handle(wire.build_keepalive(KEY, DEV, 45), other, "sock-b")
+    cli = colmod.Collector(tmp_path / "c.db")
+    cid3 = cli.queue_command(DEV, wire.CMD_OTA, b"x")
+    cli.db.close()
+    assert c.push_pending() == 1 and [cmd[1] for cmd in wire.parse(sent[-1][0]).commands][-1] == cid3
+    t = c.stats()["devices"][DEV]["traffic"]
+    assert t["push"]["datagrams"] == 2 and t["keepalive"]["datagrams"] == 4 and t["command"]["datagrams"] == 3
+    assert t["push"]["wire_bytes"] == t["push"]["bytes"] + 28 * 2
+
+
 def test_cli_and_server_over_udp(tmp_path):
     db = tmp_path / "c.db"
     py = sys.executable
