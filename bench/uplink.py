@@ -21,6 +21,11 @@ docs/uplink.md). Prints one JSON object:
                               reading (request, response, ACK) of 52 bytes of
                               IPv4+TCP headers (timestamps option) each
   reduction_factor            http_baseline_bytes_per_day / wire_bytes_per_day
+  uplink_cpu_ms_per_day       MicroPython CPU of the uplink's calls (notify, its
+                              schedule, replies) over the day with a manual clock
+                              (host_tests/uplink/cpu_day.py), against
+  encode_once_cpu_ms_per_day  the codec encoding each reading once, same process;
+                              uplink_cpu_vs_encode_once is their ratio
   keepalive_bytes_per_day     the keep-alives' share of wire_bytes_per_day
   wire_bytes_per_day_by_kind  where every byte of the day went, counted by the
                               collector per datagram kind (data, data_repeat =
@@ -58,6 +63,10 @@ sys.path.insert(0, str(ROOT / "host_tests"))
 sys.path.insert(0, str(ROOT / "host_tests" / "uplink"))
 import uplink_codec as uc  # noqa: E402
 from harness import DEV, Net, fw_batches, realtime_trial, run_device  # noqa: E402
+
+import mpy  # noqa: E402
+
+CPU_DAY = ROOT / "host_tests" / "uplink" / "cpu_day.py"
 
 DATA_CAP = 1170  # firmware/uplink/datagram.py
 IP_UDP = 28
@@ -194,6 +203,25 @@ def general_purpose(rows) -> dict:
     return out
 
 
+def uplink_cpu(rows, tmp: Path) -> dict:
+    """CPU of the uplink's own work for these readings (host_tests/uplink/cpu_day.py)
+    against the codec encoding each reading once, in the same MicroPython process."""
+    f = tmp / "cpu.csv"
+    f.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+    r = mpy.run(path=CPU_DAY, args=(f,), heap="256k", state_dir=tmp / "cpu", timeout=900)
+    us = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("cpu "):
+            _, name, t, uploaded, _n = line.split()
+            us[name] = int(t)
+    per_day = 86400 / max(1, rows[-1][0] - rows[0][0])
+    return {
+        "uplink_cpu_ms_per_day": round(us["uplink"] / 1000 * per_day),
+        "encode_once_cpu_ms_per_day": round(us["encode_once"] / 1000 * per_day),
+        "uplink_cpu_vs_encode_once": round(us["uplink"] / us["encode_once"], 2),
+    }
+
+
 # -- HTTP baseline -----------------------------------------------------------------
 async def _http_bytes(rows, n: int) -> tuple[float, float]:
     from aiohttp import ClientSession, TCPConnector, web
@@ -285,6 +313,8 @@ def main(argv=None) -> int:
         bits, batches = codec_bits(rows, tmp)
         out["codec_bits_per_reading"] = round(bits, 2)
         out.update(general_purpose(rows))
+        log("uplink CPU on MicroPython (manual clock, stand-in collector)")
+        out.update(uplink_cpu(rows, tmp))
         out["codec_vs_best_general_purpose"] = round(
             min(out["zlib9_bits_per_reading"], out["zstd19_bits_per_reading"]) / bits, 2
         )

@@ -149,7 +149,7 @@ class Encoder:
 
     def _rice(self, v: int) -> None:
         k = 0
-        while (self.rn << k) < self.ra:
+        while (self.rn << (k + 1)) <= self.ra:
             k += 1
         w = self.w[1]
         q = v >> k
@@ -338,7 +338,7 @@ def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
         dt += unzz(t.next())
         utc += dt
         k = 0
-        while (rn << k) < ra:
+        while (rn << (k + 1)) <= ra:
             k += 1
         q = rd.ones(QMAX)
         if q < QMAX:  # ones() consumed the terminating 0

@@ -94,6 +94,9 @@ class Uplink:
         self.tx = bytearray(dg.MAX_DGRAM)  # the batch in flight
         self.ctl = bytearray(64)  # keep-alive, HELLO, DONE, streamed reading
         self.enc = Encoder(dg.DATA_CAP)
+        self.enc_from = -1  # the cursor the encoder's batch was started at (-1: none)
+        self.enc_first = -1  # seq of its first reading
+        self.enc_full = False  # the next reading did not fit (or a hole)
         self.rt_enc = Encoder(_RT_CAP)
         self.wake = asyncio.Event()
         self.sock = None
@@ -251,21 +254,31 @@ class Uplink:
         return max(1, due)
 
     def _try_batch(self, now):
+        # The batch grows across tries: each reading is encoded once, not
+        # again at every look (a batch takes ~1,500 readings and several
+        # looks to fill).
         enc = self.enc
-        enc.start()
-        first = -1
-        n = 0
-        full = False
-        for r in self.store.readings_from(self.uploaded + 1):  # committed only
-            if first < 0:
-                first = r[0]
-            elif r[0] != first + n:
-                full = True  # a hole in the store: the batch ends before it
-                break
-            if not enc.add(r[1], r[2], r[3], r[4], r[5]):
-                full = True
-                break
-            n += 1
+        if self.enc_from != self.uploaded or not enc.count():
+            enc.start()
+            self.enc_from = self.uploaded
+            self.enc_first = -1
+            self.enc_full = False
+        first = self.enc_first
+        n = enc.count()
+        full = self.enc_full
+        if not full:
+            for r in self.store.readings_from(first + n if n else self.uploaded + 1):  # committed only
+                if first < 0:
+                    first = r[0]
+                elif r[0] != first + n:
+                    full = True  # a hole in the store: the batch ends before it
+                    break
+                if not enc.add(r[1], r[2], r[3], r[4], r[5]):
+                    full = True
+                    break
+                n += 1
+            self.enc_first = first
+            self.enc_full = full
         st = self.status
         if n == 0:
             st.pending = 0
@@ -292,6 +305,7 @@ class Uplink:
             return
         self.first = first
         self.inflight = n
+        self.enc_from = -1  # finish() below consumes the encoder's batch
         self.tries = 0
         self.probing = False
         self.txn, self.tx_seq = self.session.data(self.tx, first, n, 0, enc)
