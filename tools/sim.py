@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -36,7 +37,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simproc import (  # noqa: E402
-    BIN,
     HOUR,
     PY,
     RESET_EXIT,
@@ -44,7 +44,9 @@ from simproc import (  # noqa: E402
     START_UTC,
     Proc,
     board_defaults,
+    build_romfs,
     build_tree,
+    firmware_cmd,
     free_port,
     launcher_cpu_s,
     parse_size,
@@ -62,6 +64,7 @@ class Sim(Results):
         self.state = self.out / "state"
         self.state.mkdir(exist_ok=True)
         self.tree = build_tree(self.out / "firmware")
+        self.romfs = build_romfs(self.tree, self.out / "firmware.romfs") if a.romfs else None
         self.rng = random.Random(a.seed)
         self.t0 = 0.0
         self.end_utc = START_UTC + int(a.hours * HOUR)
@@ -78,6 +81,12 @@ class Sim(Results):
         self._boot_readings = 0
         self.display_done = {"display_full_refreshes": 0, "display_partial_refreshes": 0}
         self._boot_display: dict = {}
+        self._boot_cpu: dict = {}  # --cpu-profile: this boot's latest per-task CPU
+        self.cpu_tasks: Counter = Counter()  # name -> ms, summed over boots
+        self.cpu_resumes: Counter = Counter()
+        self.cpu_process_ms = 0
+        self.calls: Counter = Counter()  # --cpu-profile calls: function -> calls (orderly stops only)
+        self.calls_ms: Counter = Counter()
         self.heap_series: list[tuple[int, int]] = []  # (utc, heap after collect)
         # run bookkeeping
         self.boots = 0
@@ -124,8 +133,14 @@ class Sim(Results):
                     self.faults_seen[f] += 0
                 self._boot_readings = s.get("readings", 0)
                 self._boot_display = s.get("display", {})
+                if "cpu" in s:
+                    self._boot_cpu = s["cpu"]
                 if s.get("uptime_s", 0) >= 3600:  # past start-up: the steady state
                     self.heap_series.append((s.get("utc", 0), s.get("heap", 0)))
+            elif line.startswith("calls "):  # --cpu-profile calls, at an orderly stop
+                _, name, n, ms = line.split()
+                self.calls[name] += int(n)
+                self.calls_ms[name] += int(ms)
             elif line.startswith("commit "):
                 _, first, last = line.split()
                 self.commits.append((int(first), int(last)))
@@ -149,6 +164,9 @@ class Sim(Results):
         env["IHD_COLLECTOR"] = f"127.0.0.1:{self.device_port}"
         env.pop("IHD_FLASH_CUT", None)
         env.pop("IHD_PANEL_REC", None)
+        env.pop("IHD_PROFILE", None)
+        if self.a.cpu_profile:
+            env["IHD_PROFILE"] = self.a.cpu_profile
         if self.a.record_display:
             env["IHD_PANEL_REC"] = str(self.state / "panel.rec")
         if flash_cut is not None:
@@ -160,9 +178,7 @@ class Sim(Results):
         """Heap the firmware's imported code takes on this port (app.preload())."""
         env = self.firmware_env(None)
         code = f"from app import app\nprint(app.preload({self.a.protocol!r}))\n"
-        r = subprocess.run(
-            [str(BIN / "micropython"), "-X", "heapsize=4m", "-c", code], capture_output=True, text=True, env=env
-        )
+        r = subprocess.run(firmware_cmd(self.romfs, 4 << 20, code=code), capture_output=True, text=True, env=env)
         if r.returncode or not r.stdout.strip().isdigit():
             raise SystemExit(f"sim: heap probe failed:\n{r.stdout}{r.stderr}")
         return int(r.stdout.strip())
@@ -333,7 +349,11 @@ class Sim(Results):
             flash_cut = self.rng.randrange(1, 200)
             self.pending_flash_cut = False
         self.start_emulator()
-        cmd = [str(BIN / "micropython"), "-X", f"heapsize={self.heapsize}", str(self.tree / "main.py")]
+        cmd = firmware_cmd(self.romfs, self.heapsize, main=self.tree / "main.py")
+        if self.a.wrap:
+            # A profiler around the firmware (e.g. valgrind --tool=callgrind);
+            # %b in it becomes the boot number (one output file per boot).
+            cmd = [w.replace("%b", str(self.boots + 1)) for w in shlex.split(self.a.wrap)] + cmd
         self.boots += 1
         self._boot_readings = 0
         self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
@@ -349,6 +369,11 @@ class Sim(Results):
         for k in self.display_done:
             self.display_done[k] += self._boot_display.get(k, 0)
         self._boot_display = {}
+        for name, (resumes, ms) in self._boot_cpu.get("tasks", {}).items():
+            self.cpu_tasks[name] += ms
+            self.cpu_resumes[name] += resumes
+        self.cpu_process_ms += self._boot_cpu.get("process_ms") or 0
+        self._boot_cpu = {}
         rc = fw.returncode
         self.crash_streak = 0 if rc in (RESET_EXIT, -signal.SIGKILL) else self.crash_streak
         if rc == RESET_EXIT:
@@ -391,7 +416,7 @@ class Sim(Results):
         )
 
     def run(self) -> int:
-        self.launcher_cpu = launcher_cpu_s()
+        self.launcher_cpu = launcher_cpu_s(self.romfs)
         self.heap_code = self.probe_code_heap()
         if self.a.data_heap:
             # The device runs its code from flash (frozen); here the code
@@ -472,7 +497,8 @@ class Sim(Results):
                 print("\nsim: meter stopped; waiting for the device to upload what it committed", file=sys.stderr)
                 self.drain(self.a.drain_s)
                 self.stopping = True
-                self.fw.stop(signal.SIGINT)
+                # a profiler (--wrap) writes its data at exit: give it time
+                self.fw.stop(signal.SIGINT, timeout=120 if self.a.wrap else 5)
             if self.fw is not None and self.fw.returncode is not None and not self.fw_accounted:
                 self.firmware_ended()
         finally:
@@ -528,6 +554,21 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--realtime-at", help="H[:SECONDS]: ask for real-time mode at simulated hour H")
     r.add_argument("--ota-at", type=float, help="H: push a signed OTA update at simulated hour H")
     r.add_argument("--preview-every", type=float, default=0, help="render DIR/display.png every S real seconds")
+    r.add_argument(
+        "--cpu-profile",
+        choices=("tasks", "calls"),
+        help="firmware CPU profile (app/taskprof.py): per task in summary.json cpu_by_task_ms; calls: also"
+        " calls per function (summary.json calls_by_function; slows the firmware down)",
+    )
+    r.add_argument(
+        "--romfs",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run the firmware from a ROMFS image held outside the GC heap (as frozen code on a device)",
+    )
+    r.add_argument(
+        "--wrap", help="command prefix for the firmware process, e.g. 'valgrind --tool=callgrind' (%%b: boot no.)"
+    )
     r.add_argument("--drain-s", type=float, default=120, help="real seconds to wait for the final upload")
     a = p.parse_args(argv)
     if a.speed < 1:

@@ -2,7 +2,13 @@
 
 `Proc` runs one child (emulator, collector, netimpair, firmware), copies its
 output lines to a log file and a callback, and reaps it with os.wait4 so its
-CPU time is known. `build_tree` compiles the firmware as the device runs it.
+CPU time is known. `build_tree` compiles the firmware as the device runs it;
+`build_romfs` packs that tree into a ROMFS image and `firmware_cmd` runs the
+firmware from it, the way a device runs frozen or ROMFS code: the bytecode
+stays outside the GC heap.
+
+    python tools/simproc.py romrun IMAGE [micropython options] -- runs
+    MicroPython with IMAGE mounted read-only at /rom, first on sys.path.
 """
 
 from __future__ import annotations
@@ -53,6 +59,53 @@ def build_tree(dest: Path) -> Path:
     return dest
 
 
+def build_romfs(tree: Path, image: Path) -> Path:
+    """The compiled tree as a ROMFS image (mpremote romfs build, .mpy files as they are)."""
+    r = subprocess.run(
+        [str(BIN / "mpremote"), "romfs", "--no-mpy", "-o", str(image), "build", str(tree)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode or not image.exists():
+        raise SystemExit(f"sim: mpremote romfs build failed:\n{r.stdout}{r.stderr}")
+    return image
+
+
+# Run inside MicroPython by `romrun`: mount the image the launcher holds in
+# memory outside the GC heap (uctypes.bytearray_at: no copy), then boot as
+# the device does. A VfsRom runs .mpy bytecode in place, as a device runs
+# frozen modules or a ROMFS partition mapped from flash.
+ROM_BOOT = (
+    "import os, sys, uctypes, vfs\n"
+    "a, n = (int(x) for x in os.getenv('IHD_ROMFS').split(':'))\n"
+    "vfs.mount(vfs.VfsRom(uctypes.bytearray_at(a, n)), '/rom')\n"
+    "sys.path.insert(0, '/rom')\n"
+    "del a, n\n"
+)
+
+
+def firmware_cmd(romfs: Path | None, heapsize: int, code: str | None = None, main: Path | None = None) -> list[str]:
+    """The command that runs the firmware: from the tree on MICROPYPATH, or from a ROMFS image."""
+    if romfs is None:
+        return [str(BIN / "micropython"), "-X", f"heapsize={heapsize}", *(["-c", code] if code else [str(main)])]
+    boot = ROM_BOOT + (code or "import main\n")
+    return [PY, str(Path(__file__).resolve()), "romrun", str(romfs), "-X", f"heapsize={heapsize}", "-c", boot]
+
+
+def romrun(argv: list[str]) -> int:
+    # The image is read into a bytearray that CPython holds for the whole
+    # run; MicroPython reaches it by address (IHD_ROMFS=addr:len), so it is
+    # never part of MicroPython's own heap (-X heapsize).
+    import ctypes
+
+    import micropython_run  # the MicroPython Unix port as a CPython extension (.venv/bin/micropython)
+
+    img = bytearray(Path(argv[0]).read_bytes())
+    addr = ctypes.addressof((ctypes.c_char * len(img)).from_buffer(img))
+    os.environ["IHD_ROMFS"] = f"{addr}:{len(img)}"
+    return micropython_run.run_main(["micropython", *argv[1:]])
+
+
 def free_port(kind=socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
@@ -75,12 +128,16 @@ def board_defaults(env: dict | None = None) -> dict:
     return json.loads(r.stdout)
 
 
-def launcher_cpu_s() -> float:
+def launcher_cpu_s(romfs: Path | None = None) -> float:
     """CPU of starting and stopping an empty MicroPython (the pip build runs
-    inside a CPython launcher); subtracted per boot from the firmware's CPU."""
+    inside a CPython launcher; with romfs, ours); subtracted per boot from
+    the firmware's CPU."""
     samples = []
     for _ in range(3):
-        p = subprocess.Popen([str(BIN / "micropython"), "-c", "pass"])
+        cmd = firmware_cmd(romfs, 64 * 1024, code="pass")
+        if romfs is not None:
+            cmd[-1] = ROM_BOOT  # the mount included: it is part of the launch
+        p = subprocess.Popen(cmd)
         _, _, ru = os.wait4(p.pid, 0)
         p.returncode = 0
         samples.append(ru.ru_utime + ru.ru_stime)
@@ -158,3 +215,11 @@ class Proc:
 
     def cpu_s(self) -> float:
         return 0.0 if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "romrun":
+        sys.exit("usage: simproc.py romrun IMAGE [micropython options and arguments]")
+    sys.exit(romrun(sys.argv[2:]))

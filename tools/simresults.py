@@ -170,6 +170,21 @@ class Results:
             "ota": self.status.get("ota"),
             "events": [f"{(t - START_UTC) / HOUR:.2f} h: {e}" for t, e in self.events],
             "live_readings": self.live_count(),
+        } | self.cpu_profile()
+
+    def cpu_profile(self) -> dict:
+        # --cpu-profile: each task's own time (ms, summed over boots; as of
+        # each boot's last status line) and the process CPU the firmware saw
+        # itself; the difference is the event loop outside the tasks.
+        if not self.a.cpu_profile:
+            return {}
+        tasks = dict(self.cpu_tasks.most_common())
+        calls = {k: [n, self.calls_ms[k]] for k, n in self.calls.most_common()}
+        return ({"calls_by_function": calls} if calls else {}) | {
+            "cpu_by_task_ms": tasks,
+            "cpu_resumes_by_task": {k: self.cpu_resumes[k] for k in tasks},
+            "cpu_process_ms_seen": self.cpu_process_ms,
+            "cpu_outside_tasks_ms": self.cpu_process_ms - sum(tasks.values()),
         }
 
     def verdict(self) -> int:

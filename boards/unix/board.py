@@ -26,6 +26,18 @@ PANEL_SPI = {"baud": 4_000_000}
 PANEL_PINS = {"cs": 10, "dc": 9, "rst": 8, "busy": 7}
 
 
+def _env(name):
+    import os
+
+    return os.getenv(name)
+
+
+# CPU profile (app/taskprof.py): IHD_PROFILE=tasks (per-task CPU in the
+# status lines) or calls (also call counts per function, printed at an
+# orderly stop); tools/sim.py --profile tasks|calls.
+PROFILE = _env("IHD_PROFILE") or None
+
+
 def _collector():
     # The simulator's collector: IHD_COLLECTOR="host:port" (tools/sim.py
     # picks a free port), else the collector's default port on loopback.

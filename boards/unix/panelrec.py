@@ -3,8 +3,9 @@
 #
 # Record format (tools/panel.py reads it):
 #   b"P" pin(u8) level(u8) | b"S" len(u32 LE) bytes | b"M" len(u8) name
-# A marker after each refresh names the snapshot. Without a path the bus is
-# only counted, which costs nothing measurable in long soaks.
+# A marker after each refresh names the snapshot. Without a path nothing is
+# recorded and no sink is installed: the HAL then skips the copy of every
+# SPI write and the call per pin change (long soaks, CPU figures).
 import struct
 
 import hal
@@ -18,7 +19,7 @@ class PanelRecorder:
         self._hdr[0] = 0x53  # "S"
         self._pin = bytearray(3)
         self._pin[0] = 0x50  # "P"
-        hal.set_bus_sink(self)
+        hal.set_bus_sink(self if self.f else None)
 
     def __call__(self, kind, a, b):
         f = self.f

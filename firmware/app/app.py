@@ -38,6 +38,9 @@ _QUERY_MS = const(300_000)
 _DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
+# "tasks": per-task CPU in status lines; "calls": also every function call
+# counted, printed at an orderly stop (app/taskprof.py)
+_PROFILE = getattr(board, "PROFILE", None)
 
 
 def log(src, msg):
@@ -309,6 +312,10 @@ class App:
         s["heap_free"] = gc.mem_free()
         s["heap_peak"] = self.heap_peak
         s["heap_code"] = self.heap_code
+        if _PROFILE:
+            from app import taskprof
+
+            s["cpu"] = taskprof.snapshot()
         # Streamed, not json.dumps(): one status line is a few KB, and a
         # string that size needs a contiguous block a fragmented heap may
         # not have (this was a real MemoryError in the 7-day soak).
@@ -385,6 +392,11 @@ def boot():
     for line in errors or ():
         log("config", line)
     code = preload(cfg.meter_protocol if cfg else board.METER_PROTOCOL)
+    if _PROFILE == "calls":
+        # before any object exists: bound methods taken later see the wrappers
+        from app import taskprof
+
+        taskprof.count_calls(("meter", "store", "uplink", "display", "app.app", "app.sup", "hal", "ota", "faults"))
     a = App(cfg, faults, errors, cause)
     a.heap_code = code
     a.build_display()
@@ -396,6 +408,10 @@ def boot():
 
 def main():
     a = boot()
+    if _PROFILE:
+        from app import taskprof
+
+        taskprof.install(a.sup)
     try:
         asyncio.run(a.run())
     except KeyboardInterrupt:
@@ -408,3 +424,8 @@ def main():
         if a.store is not None:
             a.flush(force=True)
         a.print_status()
+        if _PROFILE == "calls":
+            from app import taskprof
+
+            for r in taskprof.calls():
+                print("calls", r[0], r[1], r[2])

@@ -58,6 +58,8 @@ class Supervisor:
         self.feeds = 0
         # Backoff waits are in device time; tests pass their own sleep.
         self._sleep_ms = sleep_ms or self._device_sleep
+        # spawn(coro, name) -> asyncio task (app/taskprof.py times each by name)
+        self.spawn = _spawn
 
     def _device_sleep(self, ms):
         return asyncio.sleep_ms(self.clock.real_ms(ms))
@@ -77,7 +79,7 @@ class Supervisor:
     def start(self):
         for t in self._tasks:
             if t.task is None:
-                t.task = asyncio.create_task(self._keep(t))
+                t.task = self.spawn(self._keep(t), t.name)
 
     async def _keep(self, t):
         backoff = _MIN_BACKOFF_MS
@@ -130,6 +132,10 @@ class Supervisor:
     def summary(self):
         # [(name, runs, failures, last_error)] for status lines and the cloud.
         return [(t.name, t.runs, t.failures, t.last_error) for t in self._tasks]
+
+
+def _spawn(coro, name):
+    return asyncio.create_task(coro)
 
 
 def _print_log(src, msg):

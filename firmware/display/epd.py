@@ -16,6 +16,7 @@
 import time
 
 import framebuf
+import micropython
 
 import hal
 
@@ -30,6 +31,17 @@ def _to_panel(b):
 
 # Screen byte -> controller byte: bit-reversed, inverted.
 TO_PANEL = bytes(_to_panel(b) for b in range(256))
+
+
+@micropython.viper
+def _convert(src, base: int, n: int, table, out):
+    # out[x] = table[src[base + x]] for x < n: native code, because every
+    # update converts the whole frame twice (0.6 ms a pass when interpreted).
+    s = ptr8(src)  # noqa: F821 (viper built-in)
+    t = ptr8(table)  # noqa: F821
+    o = ptr8(out)  # noqa: F821
+    for x in range(n):
+        o[x] = t[s[base + x]]
 
 
 class PanelTimeout(OSError):
@@ -134,10 +146,7 @@ class Epd(framebuf.FrameBuffer):
 
     def _panel_bytes_page(self, p, out):
         # Page p (8 rows) as controller bytes along the gates, gate-1-x order.
-        buf = self.buf
-        base = p * self.width
-        for x in range(self.width):
-            out[x] = TO_PANEL[buf[base + x]]
+        _convert(self.buf, p * self.width, self.width, TO_PANEL, out)
 
     def memory(self):
         # Bytes this driver holds for frames (benchmarks, heap budget tests).

@@ -44,7 +44,8 @@ class Store:
         self._fails = 0  # consecutive failed flushes
         self._due = None  # ticks_ms by which pending data must be on flash
         self._dirty = False  # a cursor changed since it was last written
-        self._marks = {}  # hour boundary utc -> delivered Wh before it
+        self._marks = {}  # boundary utc -> delivered Wh before it (queries.py)
+        self._starts = {}  # hour utc -> first summation in it, for the log's first hour
         self._boot_ram()
 
     def _boot_ram(self):

@@ -61,41 +61,63 @@ def latest_summation(st):
 
 def delivered_before(st, t):
     # delivered_wh of the last reading with utc < t; None if there is none.
+    v = _before(st, t)
+    return None if v == _NONE else v
+
+
+def _before(st, t):
+    # delivered_before(), with _NONE when no reading before t is held (that
+    # stays so: readings are only ever evicted from the old end).
     q = first_seq_at(st, t)
     if q is None:
         return latest_summation(st)
     old = st.oldest_seq()
     if old is None or q <= old:
-        return None
-    return summation(st, q - 1, -1)
+        return _NONE
+    v = summation(st, q - 1, -1)
+    return _NONE if v is None else v  # looked back over readings already held
+
+
+_NONE = -1  # cached "no answer": delivered Wh are never negative
+
+
+def _cached(marks, key, final, fn, st, t):
+    # fn(st, t) through the cache: the display asks for the same boundaries
+    # every few minutes and each miss may cost a sector decode on flash.
+    # Once `final` (a reading at/after t exists, so no later reading can
+    # fall before t) an answer never changes. fn returns _NONE for a final
+    # "none" (cached too) and None for "none yet" (asked again next time).
+    v = marks.get(key)
+    if v is None:
+        v = fn(st, t)
+        if final and v is not None:
+            marks[key] = v
+    return None if v == _NONE else v
+
+
+def _first_summation_at(st, t):
+    # delivered_wh of the first reading at/after t with a known summation.
+    q = first_seq_at(st, t)
+    return None if q is None else summation(st, q, 1)
 
 
 def energy_since(st, utc):
     # Wh delivered since utc (e.g. local midnight for "today"); counted from
     # the oldest reading after utc when the log does not reach back so far.
-    last = latest_summation(st)
-    if last is None:
+    last = st.latest()
+    lastwh = latest_summation(st)
+    if lastwh is None:
         return 0
-    b = delivered_before(st, utc)
+    final = last[1] >= utc
+    marks = st._marks
+    b = _cached(marks, utc, final, _before, st, utc)
     if b is None:
-        q = first_seq_at(st, utc)
-        b = None if q is None else summation(st, q, 1)
+        # The log starts after utc (its first day): from its first reading.
+        b = _first_summation_at(st, utc)
         if b is None:
             return 0
-    d = last - b
+    d = lastwh - b
     return d if d > 0 else 0
-
-
-def _mark(st, t, newest_utc, marks):
-    # delivered before boundary t; cached once a reading at/after t exists
-    # (only then can no later reading fall before t).
-    v = marks.get(t)
-    if v is not None:
-        return v
-    v = delivered_before(st, t)
-    if v is not None and newest_utc >= t:
-        marks[t] = v
-    return v
 
 
 def hourly_wh(st, now_utc, hours=24):
@@ -107,29 +129,39 @@ def hourly_wh(st, now_utc, hours=24):
     h1 = now_utc // _HOUR
     h0 = h1 - hours + 1
     marks = st._marks
-    for t in list(marks):
-        if t < h0 * _HOUR:
-            del marks[t]
+    starts = st._starts
+    for d in (marks, starts):
+        for t in list(d):
+            if t < h0 * _HOUR - 86400:  # kept a day longer: energy_since(midnight)
+                del d[t]
     out = []
     if last is None:
         return [None] * hours
     newest = last[1]
-    a = _mark(st, h0 * _HOUR, newest, marks)
+    t = h0 * _HOUR
+    a = _cached(marks, t, newest >= t, _before, st, t)
     for h in range(h0, h1 + 1):
         t = (h + 1) * _HOUR
-        b = lastwh if t > newest else _mark(st, t, newest, marks)
+        b = lastwh if t > newest else _cached(marks, t, True, _before, st, t)
         if a is None:
             # the log starts inside this hour: count from its first reading
-            q = first_seq_at(st, h * _HOUR)
-            r = st.get(q) if q is not None else None
-            if r is not None and r[1] < t:
-                a = summation(st, q, 1)
+            a = _cached(starts, h * _HOUR, newest >= t, _start_in, st, h * _HOUR)
         if a is None or b is None:
             out.append(None)
         else:
             out.append(b - a if b > a else 0)
         a = b
     return out
+
+
+def _start_in(st, t0):
+    # First known summation of the hour starting at t0 (None: not yet known),
+    # or _NONE when no reading held falls in that hour.
+    q = first_seq_at(st, t0)
+    r = st.get(q) if q is not None else None
+    if r is not None and r[1] < t0 + _HOUR:
+        return summation(st, q, 1)
+    return _NONE
 
 
 def range_utc(st, t0, t1, pending=True):

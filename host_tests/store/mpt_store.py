@@ -324,6 +324,60 @@ def test_queries_skip_unknown_summations():
     assert got == want, (got, want)
 
 
+def test_queries_cached_while_readings_arrive():
+    # The display asks every few minutes while readings keep coming: the
+    # cached boundaries (including "no reading before this hour", cached
+    # once final) must give what a fresh computation over every reading
+    # gives, at every step, with the log starting inside the 24 h window.
+    f, st = _store("arrive.bin", nsect=16, ram=200)
+
+    def before(t, hi):
+        best = None
+        for s in range(1, hi + 1):
+            r = _gen_nosum(s)
+            if r[0] >= t:
+                break
+            if r[4] & 4:
+                best = r[2]
+        return best
+
+    def first_in(t0, t1, hi):
+        for s in range(1, hi + 1):
+            r = _gen_nosum(s)
+            if t0 <= r[0] < t1:
+                if r[4] & 4:
+                    return r[2]
+                continue
+            if r[0] >= t1:
+                return None
+        return None
+
+    for step in range(12):
+        for _ in range(170 + 13 * step):
+            st.append(*_gen_nosum(st.seq + 1))
+        if step % 3 == 0:
+            st.flush()
+        hi = st.seq
+        now = _gen_nosum(hi)[0] + 7
+        latest = before(now + 1, hi)
+        h1 = now // 3600
+        want = []
+        for h in range(h1 - 23, h1 + 1):
+            a = before(h * 3600, hi)
+            if a is None:
+                a = first_in(h * 3600, (h + 1) * 3600, hi)
+            b = before((h + 1) * 3600, hi) if (h + 1) * 3600 <= now else latest
+            want.append(None if a is None or b is None else max(0, b - a))
+        got = st.hourly_wh(now, 24)
+        assert got == want, (step, got, want)
+        day = now - now % 86400
+        b = before(day, hi)
+        if b is None:
+            b = first_in(day, now + 1, hi)
+        assert st.energy_since(day) == latest - b, (step, st.energy_since(day), latest - b)
+    f.close()
+
+
 def test_seq_never_reused_below_a_persisted_cursor():
     # A cursor may pass readings that never reached flash (the uplink sent
     # pending ones, a new sector's header snapshot holds the cursor, then
