@@ -7,6 +7,7 @@
 # bytes directly). Colour 1 is ink, 0 is paper; white-on-black text goes
 # through a two-entry palette.
 import framebuf
+import micropython
 
 _scratch = {}  # font module -> (FrameBuffer, bytearray, stride)
 _INVERT = bytearray(1)
@@ -38,6 +39,23 @@ def width(font, s):
     return w
 
 
+@micropython.viper
+def _glyph(buf, stride: int, h: int, bm, o: int, gs: int):
+    # Glyph rows (gs bytes each, from bm at o) into the scratch cell, padded
+    # with paper to the cell's stride: native code, as every redraw copies
+    # a few hundred rows (the interpreted loop was most of a render).
+    d = ptr8(buf)  # noqa: F821 (viper built-in)
+    b = ptr8(bm)  # noqa: F821
+    for row in range(h):
+        base = row * stride
+        for j in range(stride):
+            if j < gs:
+                d[base + j] = b[o + j]
+            else:
+                d[base + j] = 0
+        o += gs
+
+
 def draw(fb, font, s, x, y, c=1):
     # Draw `s` with its top at y; returns the x after the last glyph.
     gfb, buf, stride = _cell(font)
@@ -51,12 +69,7 @@ def draw(fb, font, s, x, y, c=1):
                 continue
         w = widths[i]
         gs = (w + 7) >> 3
-        o = offs[2 * i] | (offs[2 * i + 1] << 8)
-        for row in range(h):
-            d = row * stride
-            for j in range(stride):
-                buf[d + j] = bm[o + j] if j < gs else 0
-            o += gs
+        _glyph(buf, stride, h, bm, offs[2 * i] | (offs[2 * i + 1] << 8), gs)
         if c:
             fb.blit(gfb, x, y, 0)
         else:

@@ -13,10 +13,33 @@
 #
 # Contents are never held in RAM (the heap cap of the tests includes this
 # emulation): reads and programs go through the file in small chunks.
+import micropython
 from micropython import const
 
 SECTOR = const(4096)
 _CHUNK = const(256)
+
+
+@micropython.viper
+def _sets_bits(old, data, off: int, k: int) -> int:
+    # Index of the first byte where data[off + i] would set a bit old[i]
+    # does not have (NOR programs only clear bits), or -1.
+    o = ptr8(old)  # noqa: F821 (viper built-in)
+    d = ptr8(data)  # noqa: F821
+    for i in range(k):
+        if (o[i] | d[off + i]) != o[i]:
+            return i
+    return -1
+
+
+@micropython.viper
+def _and_into(new, old, data, off: int, k: int):
+    # new[i] = old[i] & data[off + i]: what the cells hold after a program.
+    n = ptr8(new)  # noqa: F821
+    o = ptr8(old)  # noqa: F821
+    d = ptr8(data)  # noqa: F821
+    for i in range(k):
+        n[i] = o[i] & d[off + i]
 
 
 class PowerCut(BaseException):
@@ -130,6 +153,8 @@ class NorFlash:
         self.programs += 1
 
     def _scan(self, addr, mv, n, write):
+        # Chunk by chunk: check (write=False) or program (write=True); no
+        # allocation per chunk (this runs on every flush of the store).
         f = self._f
         old = self._buf
         new = self._new
@@ -138,15 +163,14 @@ class NorFlash:
             k = min(_CHUNK, n - pos)
             f.seek(addr + pos)
             f.readinto(old)
-            o = int.from_bytes(old[:k], "little")
-            v = int.from_bytes(mv[pos : pos + k], "little")
             if not write:
-                if (o | v) != o:
-                    raise FlashError("program would set bits 0->1 at 0x%x" % (addr + pos))
+                i = _sets_bits(old, mv, pos, k)
+                if i >= 0:
+                    raise FlashError("program would set bits 0->1 at 0x%x" % (addr + pos + i))
             else:
-                new[:k] = (o & v).to_bytes(k, "little")
+                _and_into(new, old, mv, pos, k)
                 f.seek(addr + pos)
-                f.write(new[:k] if k < _CHUNK else new)
+                f.write(memoryview(new)[:k] if k < _CHUNK else new)
             pos += k
         if write:
             f.flush()

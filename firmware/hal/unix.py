@@ -163,6 +163,10 @@ class Uart:
             _, host, port = target.split(":")
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+            # IPPROTO_TCP, TCP_NODELAY: a UART sends each byte at once; with
+            # Nagle a frame written right after another (an ASH ACK, then
+            # the next command) waits for the peer's delayed ACK (40 ms).
+            s.setsockopt(6, 1, 1)
             s.setblocking(False)
         else:
             s = open(target, "r+b")
@@ -246,8 +250,7 @@ class Pin:
             s("pin", self.num, self.level)
         return None
 
-    def __call__(self, v=None):
-        return self.value(v)
+    __call__ = value  # pin(1) as pin.value(1), one call instead of two
 
 
 class Spi:

@@ -29,7 +29,8 @@ def precompile(dst: Path) -> Path:
     for root, src in srcs:
         out = dst / src.relative_to(root).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(cross), "-o", str(out), str(src)], check=True)
+        # -march: viper code (hal/norflash.py) needs the native emitter, as on the device
+        subprocess.run([str(cross), "-march=x64", "-o", str(out), str(src)], check=True)
     return dst
 
 
