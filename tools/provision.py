@@ -105,6 +105,8 @@ def build(args: argparse.Namespace) -> dict:
     }
     if args.install_code:
         cfg["install_code"] = args.install_code.replace("-", "").replace(" ", "").upper()
+    if args.nat_timeout is not None:
+        cfg["nat_timeout_s"] = args.nat_timeout
     return cfg
 
 
@@ -183,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--install-code", help="ZigBee install code with its CRC, hex (ezsp)")
     m.add_argument("--ota-key", action="append", help="operator's OTA signing key PEM (its digest is stored)")
     m.add_argument("--ota-key-digest", action="append", help="trusted OTA key digest, 64 hex digits")
+    m.add_argument(
+        "--nat-timeout",
+        type=int,
+        help="idle timeout of the home router's UDP mappings, s (30..600; default 60): sets the uplink keep-alive",
+    )
     m.add_argument("-o", "--out", required=True, help="config file to write (Unix board: <state dir>/config.json)")
     m.set_defaults(fn=cmd_make)
     c = sub.add_parser("check", help="validate a config file with the firmware's validator")

@@ -102,7 +102,14 @@ class App:
         if state != ota_status.IDLE:
             log("ota", "after boot: %s %s" % (state, self.ota.status.reason or ""))
         self.uplink = Uplink(
-            self.store, c.device_id, c.key_id, c.key, c.endpoints, faults=self.faults, on_command=self.on_command
+            self.store,
+            c.device_id,
+            c.key_id,
+            c.key,
+            c.endpoints,
+            faults=self.faults,
+            on_command=self.on_command,
+            nat_timeout_s=c.nat_timeout_s,
         )
 
     def on_command(self, kind, payload):

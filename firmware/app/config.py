@@ -13,6 +13,8 @@
 #   meter_protocol  "ezsp" or "raven"
 #   install_code    hex, 8/10/14/18 bytes incl. CRC-16/X-25 (required: ezsp)
 #   ota_keys        1..3 trusted OTA key digests, 64 hex digits each
+#   nat_timeout_s   optional, 30..600 (default 60): idle timeout of the home
+#                   router's UDP mappings; sets the uplink keep-alive
 # Validation collects every problem with the field name, so the display and
 # the provisioning tool can say exactly what is wrong, not just "bad config".
 import binascii
@@ -22,6 +24,8 @@ FORMAT = 1
 FILE = "config.json"
 PROTOCOLS = ("ezsp", "raven")
 _INSTALL_CODE_LENS = (8, 10, 14, 18)
+_OPTIONAL = ("install_code", "nat_timeout_s")
+NAT_TIMEOUT_S = 60  # a common home-router UDP idle timeout (docs/uplink.md)
 
 
 class ConfigError(Exception):
@@ -49,6 +53,7 @@ class Config:
         ic = d.get("install_code")
         self.install_code = binascii.unhexlify(ic) if ic else None
         self.ota_keys = [binascii.unhexlify(k) for k in d["ota_keys"]]
+        self.nat_timeout_s = d.get("nat_timeout_s", NAT_TIMEOUT_S)
 
 
 def default_path():
@@ -131,9 +136,10 @@ def validate(d):
         "meter_protocol",
         "install_code",
         "ota_keys",
+        "nat_timeout_s",
     )
     for k in known:
-        if k not in d and k != "install_code":
+        if k not in d and k not in _OPTIONAL:
             errors.append("%s: missing" % k)
     for k in d:
         if k not in known:
@@ -176,6 +182,8 @@ def validate(d):
             got = b[-2] | (b[-1] << 8)
             if want != got:
                 errors.append("install_code: CRC is %04x, the code's digits give %04x (typo?)" % (got, want))
+    if "nat_timeout_s" in d:
+        _int(errors, "nat_timeout_s", d["nat_timeout_s"], 30, 600)
     keys = d["ota_keys"]
     if not isinstance(keys, list) or not 1 <= len(keys) <= 3:
         errors.append("ota_keys: expected a list of 1 to 3 key digests")

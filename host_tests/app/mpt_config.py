@@ -50,6 +50,12 @@ def test_valid_file_loads_with_typed_fields():
     assert c.meter_protocol == "ezsp"
     assert len(c.install_code) == 18
     assert c.ota_keys[0][:2] == b"\xc1\x85"
+    assert c.nat_timeout_s == 60  # optional: the common home-router timeout
+
+
+def test_nat_timeout_is_optional_and_bounded():
+    _write(dict(GOOD, nat_timeout_s=300))
+    assert config.load().nat_timeout_s == 300
 
 
 def test_missing_file_is_config_missing_without_defaults():
@@ -115,6 +121,8 @@ def test_every_field_error_is_named():
         ({"ota_keys": ["00" * 32, "11" * 31]}, "ota_keys[1]: expected 64 hex digits, got 62"),
         ({"format": 2}, "format: 2 is not 1 (provisioned by a newer tool?)"),
         ({"colour": "red"}, "colour: unknown field"),
+        ({"nat_timeout_s": 29}, "nat_timeout_s: 29 out of range 30..600"),
+        ({"nat_timeout_s": "60"}, "nat_timeout_s: expected an integer"),
         ({"wifi_ssid": None}, "wifi_ssid: missing"),
     )
     for change, want in cases:
