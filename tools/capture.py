@@ -44,7 +44,6 @@ def rows(protocol: str, path: Path, bad_out):
         text=True,
     )
     counters = None
-    last_sum = None  # a reading repeats the last known summation: print changes
     for line in proc.stdout:
         kind, _, rest = line.rstrip("\n").partition(" ")
         if kind == "R":
@@ -53,9 +52,9 @@ def rows(protocol: str, path: Path, bad_out):
             gas = flags & F_GAS
             if flags & F_DEMAND:
                 yield utc_s, "demand", demand, "l/h" if gas else "W"
-            s = (deliv, recv if flags & F_RECEIVED else None)
-            if flags & F_SUMMATION and (not flags & F_DEMAND or s != last_sum):
-                last_sum = s
+            # a summation is flagged only on the reading whose report
+            # carried it (firmware/meter/reading.py): one line per report
+            if flags & F_SUMMATION:
                 yield utc_s, "summation_delivered", deliv, "l" if gas else "Wh"
                 if flags & F_RECEIVED:
                     yield utc_s, "summation_received", recv, "l" if gas else "Wh"

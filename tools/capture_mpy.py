@@ -65,7 +65,8 @@ with open(path, "rb") as f:
             break
         p.feed(buf, got)
 print("C %d %d %d %d" % counters())
-held = getattr(getattr(p, "meter", None), "unscaled", 0)
+m = getattr(p, "meter", None)
+held = (m.unscaled + m.held) if m is not None else 0
 if held:
     # values before the meter's UnitofMeasure/Multiplier/Divisor were seen
     # (the capture began after the setup read): not invented, not printed

@@ -29,24 +29,12 @@ import random
 import sys
 import time
 import tty
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadprofile import LoadProfile, Meter  # noqa: E402
-from raven_xml import Stick  # noqa: E402
-
-JOIN_SEQUENCE = (
-    "Initializing",
-    "Network Discovery",
-    "Joining",
-    "Join: Success",
-    "Authenticating",
-    "Authenticating: Success",
-    "Connected",
-)
 
 
 class SimClock:
@@ -64,171 +52,78 @@ class SimClock:
             await asyncio.sleep(d)
 
 
-class Session:
-    """One connection: writes fragments, answers commands, logs everything."""
+class World:
+    """What outlives one firmware connection, as a real meter and co-processor do.
 
-    def __init__(self, args, write, close):
+    A firmware that reboots reconnects to the same emulator run: the meter's
+    registers and clock carry on (a meter's summation never restarts), the
+    fault schedule (--reset-at, --silence-at: offsets from --start) goes on,
+    and the EZSP co-processor keeps its network tokens. The clock starts at
+    the first connection. --meter-state FILE carries the registers over to
+    the next emulator run too.
+    """
+
+    def __init__(self, args):
         self.args = args
-        self._write = write
-        self._close = close
+        self.end = args.start + args.duration
+        self.clock: SimClock | None = None
+        self.meter: Meter | None = None
         self.rng = random.Random(args.seed)
-        self.clock = SimClock(args.start, args.speed)
-        self.meter = Meter(LoadProfile(args.seed, args.solar), args.start)
-        self.stick = Stick(style=args.style, eol=args.eol)
         self.log = open(args.log, "a") if args.log else None
         self.record = open(args.record, "ab") if args.record else None
+        self.resets = sorted(args.reset_at)
+        self.silences = sorted(args.silence_at)
         self.mute_until = 0.0  # no output before this (reset, silence)
-        self.resetting = False
-        self.cmdbuf = b""
-        self.counts = {"demand": 0, "summation": 0, "time": 0, "cmd": 0}
+        self.counts: dict[str, int] = {"demand": 0, "summation": 0}
+        self.connections = 0  # the current one's number; an older session ends
+        self.ncp = None  # EZSP: tools/emu/ezsp_ncp.EzspNcp, kept across connections
+        self.extra: dict = {}  # protocol figures for the end line
+
+    def start(self) -> None:
+        self.connections += 1
+        if self.clock is not None:
+            self.note(t=int(self.clock.now()), kind="reconnect", connection=self.connections)
+            return
+        a = self.args
+        self.clock = SimClock(a.start, a.speed)
+        self.meter = Meter(LoadProfile(a.seed, a.solar), a.start)
+        if a.meter_state and Path(a.meter_state).exists():
+            st = json.loads(Path(a.meter_state).read_text())
+            if st.get("seed") == a.seed and st["t"] <= a.start:
+                self.meter.t = st["t"]
+                self.meter.delivered_ws = st["delivered_ws"]
+                self.meter.received_ws = st["received_ws"]
+                self.meter.advance_to(a.start)  # the meter ran while we were away
+
+    def save_meter(self) -> None:
+        if self.args.meter_state and self.meter is not None:
+            m = self.meter
+            st = {"seed": self.args.seed, "t": m.t, "delivered_ws": m.delivered_ws, "received_ws": m.received_ws}
+            tmp = Path(self.args.meter_state + ".tmp")
+            tmp.write_text(json.dumps(st))
+            tmp.replace(self.args.meter_state)
+
+    def done(self) -> bool:
+        return self.clock is not None and self.clock.now() >= self.end
+
+    def muted(self) -> bool:
+        return self.clock.now() < self.mute_until
 
     def note(self, **kw) -> None:
         if self.log:
             self.log.write(json.dumps(kw) + "\n")
             self.log.flush()
 
-    def send(self, data: bytes) -> None:
+    def recorded(self, data: bytes) -> None:
         if self.record:
             self.record.write(data)
             self.record.flush()
-        self._write(data)
 
-    def muted(self) -> bool:
-        return self.clock.now() < self.mute_until
-
-    def push(self, kind: str, t: int, frag: bytes, **values) -> None:
-        """Send one report, with the configured faults; log what was sent."""
-        a = self.args
-        if a.garbage and self.rng.random() < a.garbage:
-            self.send(bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 40))))
-        intact = True
-        if a.drop and self.rng.random() < a.drop:
-            b = bytearray(frag)
-            for _ in range(self.rng.randint(1, 3)):
-                del b[self.rng.randrange(len(b))]
-            frag, intact = bytes(b), False
-        self.send(frag)
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        self.note(t=t, kind=kind, intact=intact, **values)
-
-    # -- reports ---------------------------------------------------------------
-    def demand(self, t: int) -> None:
-        self.meter.advance_to(t)
-        w = self.meter.demand_w()
-        raw = self.stick.demand_raw(w)
-        self.push("demand", t, self.stick.demand(t, raw), raw=raw, demand_w=w)
-
-    def summation(self, t: int) -> None:
-        self.meter.advance_to(t)
-        st = self.stick
-        d = st.summation_raw(self.meter.delivered_ws // 3600)
-        r = st.summation_raw(self.meter.received_ws // 3600)
-        wh = 1000 * st.summation_mult / st.summation_div
-        self.push(
-            "summation",
-            t,
-            st.summation(t, d, r),
-            raw_delivered=d,
-            raw_received=r,
-            delivered_wh=round(d * wh),
-            received_wh=round(r * wh),
-        )
-
-    async def reset(self, t: int) -> None:
-        # Stick restarts: output stops mid-fragment, then it rejoins.
-        frag = self.stick.demand(t, 0)
-        self.send(frag[: self.rng.randrange(5, len(frag) - 5)])
-        self.note(t=t, kind="reset")
-        self.resetting = True
-        self.mute_until = t + self.args.reset_s
-        await self.clock.sleep_until(self.mute_until)
-        for i, status in enumerate(JOIN_SEQUENCE):
-            await self.clock.sleep_until(self.mute_until + i)
-            self.send(self.stick.connection_status(status, link=self.rng.randint(60, 100)))
-        self.resetting = False
-
-    # -- commands from the firmware ----------------------------------------------------
-    def received(self, data: bytes) -> None:
-        self.cmdbuf += data
-        while b"</Command>" in self.cmdbuf:
-            one, _, self.cmdbuf = self.cmdbuf.partition(b"</Command>")
-            start = one.rfind(b"<Command>")
-            try:
-                el = ET.fromstring(one[start:] + b"</Command>") if start >= 0 else None
-                name = el.findtext("Name") if el is not None else None
-            except ET.ParseError:
-                name = None
-            self.command(name, el)
-        if len(self.cmdbuf) > 4096:  # a stick's parser is bounded too
-            self.cmdbuf = b""
-
-    def command(self, name: str | None, el) -> None:
-        self.counts["cmd"] += 1
-        t = int(self.clock.now())
-        self.note(
-            t=t, kind="cmd", name=name, args={c.tag: c.text for c in el if c.tag != "Name"} if el is not None else {}
-        )
-        if self.muted() or self.resetting:
-            return  # a restarting or silent stick answers nothing
-        st = self.stick
-        if name == "get_meter_list":
-            self.send(st.meter_list())
-        elif name == "get_device_info":
-            self.send(st.device_info())
-        elif name in ("get_connection_status", "get_network_info"):
-            self.send(st.connection_status("Connected", link=self.rng.randint(60, 100)))
-        elif name == "get_time":
-            self.send(st.time(t))
-        elif name == "get_current_price":
-            self.send(st.price(t, 2735, 4))
-        elif name == "get_instantaneous_demand":
-            self.demand(t)
-        elif name == "get_current_summation_delivered":
-            self.summation(t)
-        else:
-            self.send(st.warning("Unknown command"))
-
-    # -- the push schedule ------------------------------------------------------------
-    async def run(self) -> None:
-        a = self.args
-        c = self.clock
-        end = a.start + a.duration
-        resets = sorted(a.reset_at)
-        silences = sorted(a.silence_at)
-        next_d = a.start + self.rng.randint(1, 4)
-        next_s = a.start + a.summation_interval // 2
-        next_t = a.start
-        next_progress = a.start + 600
-        while True:
-            t = min(next_d, next_s, next_t)
-            if t >= end:
-                break
-            await c.sleep_until(t)
-            if resets and t >= a.start + resets[0]:
-                resets.pop(0)
-                asyncio.create_task(self.reset(t))  # the schedule runs on, muted
-            if silences and t >= a.start + silences[0][0]:
-                _, dur = silences.pop(0)
-                self.note(t=t, kind="silence", duration=dur)
-                self.mute_until = t + dur
-            if not self.muted() and not self.resetting:
-                if t == next_t:
-                    self.push("time", t, self.stick.time(t), utc=t)
-                if t == next_s:
-                    self.summation(t)
-                if t == next_d:
-                    self.demand(t)
-            if t == next_t:
-                next_t += a.time_interval
-            if t == next_s:
-                next_s += a.summation_interval
-            if t == next_d:
-                next_d += self.rng.randint(4, 10)
-            if t >= next_progress:
-                next_progress += 600
-                print(f"emulator: simulated {t - a.start} s, sent {self.counts}", file=sys.stderr, flush=True)
-        await c.sleep_until(end)
-        self.note(t=end, kind="end", counts=self.counts)
+    def finish(self) -> None:
+        t = int(self.clock.now()) if self.clock else self.args.start
+        self.save_meter()
+        self.note(t=t, kind="end", counts=self.counts, connections=self.connections, **self.extra)
+        print(f"emulator: done, sent {self.counts}, {self.connections} connection(s) {self.extra}", file=sys.stderr)
 
 
 async def replay(args, write) -> None:
@@ -240,50 +135,49 @@ async def replay(args, write) -> None:
     print(f"emulator: replayed {len(data)} bytes", file=sys.stderr, flush=True)
 
 
+async def session(world: World, read, write) -> bool:
+    """Serve one connection; True when the run is over (end of --duration, replay done)."""
+    if world.args.replay:
+        await replay(world.args, write)
+        return True
+    world.start()
+    if world.args.protocol == "ezsp":
+        from emu import ezsp_session
+
+        await ezsp_session.serve(world, read, write)
+    else:
+        from emu import raven_session
+
+        await raven_session.serve(world, read, write)
+    return world.done()
+
+
 async def serve_tcp(args) -> None:
+    # Connections are served one after the other until the run ends: a
+    # firmware that reboots connects again and finds the same meter.
+    world = World(args)
     done = asyncio.get_running_loop().create_future()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         print("emulator: firmware connected", file=sys.stderr, flush=True)
         try:
-            await session(args, reader.read, writer.write)
+            over = await session(world, reader.read, writer.write)
             await writer.drain()
+        except ConnectionError:
+            over = world.done()
         finally:
             writer.close()
-            if not done.done():
-                done.set_result(None)
+        if over and not done.done():
+            done.set_result(None)
 
     server = await asyncio.start_server(handle, args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     print(f"listening on tcp:{args.host}:{port}", flush=True)
-    async with server:
-        await done
-
-
-async def session(args, read, write) -> None:
-    if args.replay:
-        await replay(args, write)
-        return
-    if args.protocol == "ezsp":
-        from emu import ezsp_ncp  # the EZSP helper's NCP model
-
-        await ezsp_ncp.serve_session(args, read, write)
-        return
-    s = Session(args, write, None)
-
-    async def rx() -> None:
-        while True:
-            data = await read(256)
-            if not data:
-                return
-            s.received(data)
-
-    task = asyncio.create_task(rx())
     try:
-        await s.run()
+        async with server:
+            await done
     finally:
-        task.cancel()
-        print(f"emulator: done, sent {s.counts}", file=sys.stderr, flush=True)
+        world.finish()
 
 
 async def serve_pty(args) -> None:
@@ -298,7 +192,14 @@ async def serve_pty(args) -> None:
     def write(b: bytes) -> None:
         os.write(master, b)
 
-    await session(args, q.get, write)
+    async def read(_n: int) -> bytes:
+        return await q.get()
+
+    world = World(args)
+    try:
+        await session(world, read, write)
+    finally:
+        world.finish()
     await asyncio.sleep(1.0)  # let the firmware drain the pty before it closes
 
 
@@ -321,6 +222,27 @@ def parse_silence(s: str) -> tuple[int, int]:
         return int(t), int(d)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--silence-at wants OFFSET:SECONDS, got {s!r}")
+
+
+EZSP_VERSIONS = range(4, 20)  # bellows has schemas for 4..19; the firmware speaks 8..19
+
+
+def parse_install_code(s: str) -> str:
+    # zigpy's rules (8/10/14/18 bytes including the CRC-16/X-25), checked here
+    # so that a typo is an error message and not an NCP nobody can join
+    from zigpy.util import convert_install_code  # noqa: PLC0415 - only for EZSP
+
+    try:
+        code = bytes.fromhex(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--install-code: not hex: {s!r}")
+    try:
+        key = convert_install_code(code)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--install-code: {e}")
+    if key is None:
+        raise argparse.ArgumentTypeError(f"--install-code: {len(code)} bytes; want 8, 10, 14 or 18 with the CRC")
+    return s
 
 
 def main(argv=None) -> int:
@@ -348,6 +270,13 @@ def main(argv=None) -> int:
     s.add_argument("--reset-at", type=int, action="append", default=[], help="stick resets at this offset (s)")
     s.add_argument("--reset-s", type=int, default=15, help="how long a reset keeps the stick quiet")
     s.add_argument("--silence-at", type=parse_silence, action="append", default=[], help="OFFSET:SECONDS")
+    s.add_argument("--meter-state", help="JSON file: the meter's registers, read at start and kept up to date")
+    e = s.add_argument_group("EZSP co-processor (--protocol ezsp)")
+    e.add_argument("--ezsp-version", type=int, default=13, choices=EZSP_VERSIONS, help="EZSP protocol version")
+    e.add_argument("--no-cbke", action="store_true", help="firmware without the CBKE library")
+    e.add_argument(
+        "--install-code", type=parse_install_code, help="hex: not joined yet; the host must join with this code"
+    )
     args = p.parse_args(argv)
     args.eol = {"crlf": "\r\n", "lf": "\n", "none": ""}[args.eol]
     if args.replay and not Path(args.replay).is_file():

@@ -14,6 +14,7 @@ from time import ticks_add, ticks_diff, ticks_ms
 import faults
 import hal
 from meter import ash, ezsp, installcode, supervise, zcl
+from meter.reading import F_SUMMATION
 
 # setConfigurationValue before the network starts: (id, value).
 CONFIG = (
@@ -70,6 +71,8 @@ class EzspLink:
         self.on_reading = on_reading
         self.faults = faults_
         self.sup = supervise.Supervisor("ezsp", faults_, silent_ms=cfg.get("silent_ms", 60_000))
+        # ZCL reports carry no time: readings are stamped on arrival
+        self.sup.dropout.jitter_s = supervise.arrival_jitter_s()
         self.status = self.sup.status
         self.ash = ash.Ash(self._write, self._on_frame, self._on_event)
         self.ez = ezsp.Ezsp()
@@ -103,6 +106,7 @@ class EzspLink:
         self._scan_done = False
         self._wake = asyncio.Event()
         self._mv = None
+        self._time_asked = hal.clock.ticks_ms()  # last Time read sent
 
     # -- plumbing ---------------------------------------------------------------
     def _write(self, buf, n):
@@ -226,14 +230,24 @@ class EzspLink:
             self.send_failures += 1
 
     def _reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+        if flags & F_SUMMATION:
+            self.sup.dropout.res_wh = self.meter.sum_step_wh()
         flags = self.sup.reading(utc, demand_w, delivered_wh, received_wh, flags)
         self.faults.clear(faults.METER_SILENT)
         self.on_reading(utc, demand_w, delivered_wh, received_wh, flags)
 
     def _on_time(self, unix_s):
+        # The meter read its clock somewhere between our Read Attributes
+        # and its answer: a clock within that round trip (device time; 2000x
+        # in a simulation makes it tens of seconds) is right, and setting
+        # it would only make the readings' time jump.
         c = hal.clock
-        if not c.valid() or abs(c.utc() - unix_s) > 2:
+        now = c.utc()
+        rtt = ticks_diff(c.ticks_ms(), self._time_asked) // 1000 + 2
+        off = now - unix_s
+        if not c.valid() or off < -2 or off > rtt:
             c.set_utc(unix_s)
+            self.sup.clock_moved(unix_s - now)
             self.faults.clear(faults.CLOCK_INVALID)
 
     # -- bring-up ---------------------------------------------------------------------
@@ -337,6 +351,7 @@ class EzspLink:
                 await self.read(zcl.METERING, zcl.SETUP_ATTRS)
                 setup_at = ticks_add(now, SETUP_EVERY_S * 1000)
             if ticks_diff(now, time_at) >= 0:
+                self._time_asked = now
                 await self.read(zcl.TIME, zcl.TIME_ATTRS)
                 time_at = ticks_add(now, (TIME_EVERY_S if c.valid() else 30) * 1000)
             if ticks_diff(now, poll_at) >= 0:
@@ -346,7 +361,11 @@ class EzspLink:
             if last is None or ticks_diff(now, last) > METER_SILENT_MS:
                 if ticks_diff(now, up_at) > METER_SILENT_MS:
                     self.faults.set(faults.METER_SILENT)
-            await asyncio.sleep_ms(50)
+            # Polls are due in device time: wake for the next one (at 2000x a
+            # fixed 50 ms would poll every 100 simulated s instead of 30),
+            # but at most every 2 real ms and at least every 50.
+            due = min(ticks_diff(poll_at, now), ticks_diff(time_at, now), ticks_diff(setup_at, now))
+            await asyncio.sleep_ms(min(50, max(2, c.real_ms(due))))
 
     async def run(self):
         # The link task: runs until the UART closes (only the emulator does).

@@ -1,5 +1,6 @@
 # RAVEn XML API (Rainforest RAVEn / EMU-2): the streaming fragment parser
-# that turns the stick's pushes into readings (commands: meter/raven_cmd.py).
+# that turns the stick's pushes into readings (commands: meter/raven_cmd.py;
+# what a complete fragment means: meter/raven_frag.py).
 #
 # The stick sends top-level XML fragments with no framing and no checksum,
 # e.g. <InstantaneousDemand><TimeStamp>0x2c1a3b4d</TimeStamp>...</...>, line
@@ -18,30 +19,28 @@
 import micropython
 from micropython import const
 
-from meter import reading
-from meter.raven_names import BY_HASH, HASH_MASK, NAMES, hexval, scale
+# Fragment meaning and the event kinds (re-exported for the link): raven_frag
+from meter.raven_frag import (  # noqa: F401
+    EV_BAD,
+    EV_DEVICE,
+    EV_IGNORED,
+    EV_METERS,
+    EV_PRICE,
+    EV_STATUS,
+    EV_TIME,
+    EV_WARNING,
+    Fragments,
+)
+from meter.raven_names import BY_HASH, HASH_MASK, NAMES, hexval
 
 # NAMES (meter/raven_names.py) numbers the elements: 0..14 fragments, 15..30
 # numeric children (slot = index - 15), 31.. text children (33 MeterMacId,
 # 34 DeviceMacId). The constants below follow that order.
 
-# -- events passed to on_event(kind, a, b) besides readings -------------------
-EV_TIME = const(1)  # a: UTC seconds or None (meter time invalid), b: local s
-EV_STATUS = const(2)  # a: Status text (bytes), b: LinkStrength % or None
-EV_DEVICE = const(3)  # a: {name: bytes} of DeviceInfo texts
-EV_METERS = const(4)  # a: [MeterMacId bytes]
-EV_PRICE = const(5)  # a: price (int, scaled by 10**b), b: trailing digits
-EV_WARNING = const(6)  # a: warning text (bytes), e.g. b"Unknown command"
-EV_BAD = const(7)  # a: reason (str), b: fragment name (bytes)
-EV_IGNORED = const(8)  # a: fragment name (bytes): known but not used
-
 _N_TOP = const(15)
 _FIRST_CHILD = const(15)
 _FIRST_TEXT = const(31)
 _N_NUM = const(16)  # numeric slots
-_T_DEMAND = const(0)
-_T_SUMM = const(1)
-_T_TIME = const(2)
 _T_CONN = const(3)
 _T_DEVINFO = const(4)
 _T_METERS = const(5)
@@ -49,19 +48,8 @@ _T_PRICE = const(6)
 _T_WARNING = const(7)
 _T_NETINFO = const(8)
 # numeric slot numbers (name index - _FIRST_CHILD)
-_S_TS = const(0)
 _S_DEMAND = const(1)
-_S_DELIV = const(2)
-_S_RECV = const(3)
-_S_MULT = const(4)
-_S_DIV = const(5)
 _S_SLZ = const(8)
-_S_UTC = const(9)
-_S_LOCAL = const(10)
-_S_LINK = const(11)
-_S_PRICE = const(12)
-_S_TRAIL = const(13)
-_NO_TIME = const(0xFFFFFFFF)
 _UNKNOWN = const(-1)  # child with a name we do not know: value skipped
 _NONE = const(-2)
 
@@ -73,7 +61,7 @@ if _HASH_MASK != HASH_MASK or NAMES[_FIRST_TEXT + 2] != b"MeterMacId":
     raise ImportError("raven: raven_names out of step")
 
 
-class Parser:
+class Parser(Fragments):
     # feed(buf, n) with any split of the byte stream; results go to
     # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags) and
     # on_event(kind, a, b). A reading without a meter time (TimeStamp
@@ -89,10 +77,11 @@ class Parser:
         self.bad = 0  # fragments rejected
         self.ignored = 0  # well-formed fragments of a kind we do not use
         self.skipped = 0  # bytes outside any known fragment
-        # last scaled values, carried on readings of the other kind
+        # last scaled values (diagnostics); a reading carries only the
+        # values of its own fragment, 0 and no flag for the others
         self.demand_w = 0
-        self.delivered_wh = -1
-        self.received_wh = -1
+        self.delivered_wh = 0
+        self.received_wh = 0
         self.sum_res_wh = 1  # Wh per summation register step
         # the meter to read (MeterMacId text, e.g. b"0x00135003001c2d3e"):
         # demand and summation of other meters are ignored; None: any
@@ -371,85 +360,3 @@ class Parser:
             if (val[a + j] | 32) != (ref[j] | 32):
                 return False
         return True
-
-    def _need(self, mask, t):
-        if self._have & mask != mask:
-            self._bad("missing element", t)
-            return False
-        return True
-
-    def _end_top(self):
-        t = self._top
-        self._top = _NONE
-        if self._poison is not None:
-            self._bad(self._poison, t)
-            return
-        num = self._num
-        ev = self.on_event
-        if (t == _T_DEMAND or t == _T_SUMM) and self._other:
-            self.ignored += 1  # another meter on the stick's network
-            ev(EV_IGNORED, NAMES[t], None)
-        elif t == _T_DEMAND or t == _T_SUMM:
-            key = _S_DEMAND if t == _T_DEMAND else _S_DELIV
-            if not self._need((1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
-                return
-            ts = num[_S_TS]  # 0xFFFFFFFF: the meter has no time
-            utc = 0 if ts == _NO_TIME else ts + reading.ZIGBEE_EPOCH
-            flags = 0 if ts == _NO_TIME else reading.F_TIME_VALID
-            mult = num[_S_MULT]
-            div = num[_S_DIV]
-            h = self._have
-            if h & (1 << 6):
-                self.digits_right = num[6]
-            if h & (1 << 7):
-                self.digits_left = num[7]
-            if h & (1 << _S_SLZ):
-                self.suppress_zero = num[_S_SLZ]
-            self.good += 1
-            if t == _T_DEMAND:
-                self.demand_w = scale(num[_S_DEMAND], mult, div)
-                flags |= reading.F_DEMAND
-            else:
-                self.sum_res_wh = scale(1, mult, div) or 1  # register step
-                self.delivered_wh = scale(num[_S_DELIV], mult, div)
-                flags |= reading.F_SUMMATION
-                if h & (1 << _S_RECV):
-                    self.received_wh = scale(num[_S_RECV], mult, div)
-                    flags |= reading.F_RECEIVED
-            self.on_reading(utc, self.demand_w, self.delivered_wh, self.received_wh, flags)
-        elif t == _T_TIME:
-            if not self._need(1 << _S_UTC, t):
-                return
-            self.good += 1
-            u = num[_S_UTC]
-            lo = num[_S_LOCAL] if self._have & (1 << _S_LOCAL) else _NO_TIME
-            ev(
-                EV_TIME,
-                None if u == _NO_TIME else u + reading.ZIGBEE_EPOCH,
-                None if lo == _NO_TIME else lo + reading.ZIGBEE_EPOCH,
-            )
-        elif t == _T_CONN or t == _T_NETINFO:
-            st = self._text.get(b"Status")
-            if st is None:
-                self._bad("missing element", t)
-                return
-            self.good += 1
-            ev(EV_STATUS, st, num[_S_LINK] if self._have & (1 << _S_LINK) else None)
-        elif t == _T_DEVINFO:
-            self.good += 1
-            ev(EV_DEVICE, self._text, None)
-        elif t == _T_METERS:
-            self.good += 1
-            ev(EV_METERS, self._meters, None)
-        elif t == _T_PRICE:
-            if not self._need(1 << _S_PRICE, t):
-                return
-            self.good += 1
-            ev(EV_PRICE, num[_S_PRICE], num[_S_TRAIL] if self._have & (1 << _S_TRAIL) else 0)
-        elif t == _T_WARNING:
-            self.good += 1
-            ev(EV_WARNING, self._text.get(b"Text", b""), None)
-        else:
-            self.ignored += 1
-            ev(EV_IGNORED, NAMES[t], None)
-        self._text = None

@@ -42,6 +42,7 @@ class RavenLink:
         self.last_warning = None
         self.sent = []  # names of the commands sent, newest last (bounded)
         self._eof = False
+        self._jitter = supervise.arrival_jitter_s()
 
     # -- commands ------------------------------------------------------------
     def send(self, name, args=()):
@@ -64,9 +65,14 @@ class RavenLink:
         if self.status.state != supervise.UP:
             self.sup.up()
         self.faults.clear(faults.METER_SILENT)
+        # Readings carry the meter's own time; one without it is stamped on
+        # arrival, which is only as exact as supervise.arrival_jitter_s().
         if not flags & reading.F_TIME_VALID and hal.clock.valid():
             utc = hal.clock.utc()
             flags |= reading.F_TIME_VALID
+            self.sup.dropout.jitter_s = self._jitter
+        else:
+            self.sup.dropout.jitter_s = 1
         if flags & reading.F_SUMMATION:
             self.sup.dropout.res_wh = self.parser.sum_res_wh
         flags = self.sup.reading(utc, demand_w, delivered_wh, received_wh, flags)
@@ -140,8 +146,9 @@ class RavenLink:
         while not self._eof:
             self._init()
             t0 = hal.clock.ticks_ms()
+            r0 = time.ticks_ms()
             while not self._eof and (st.last_rx_ticks is None or time.ticks_diff(st.last_rx_ticks, t0) < 0):
-                if time.ticks_diff(hal.clock.ticks_ms(), t0) > self.probe_ms:
+                if supervise.elapsed(t0, r0, self.probe_ms):
                     break
                 await self._sleep(_TICK_MS // 4)
             else:
@@ -167,11 +174,11 @@ class RavenLink:
             if time.ticks_diff(now, since if last is None else last) > METER_SILENT_MS:
                 self.faults.set(faults.METER_SILENT)
             quiet = time.ticks_diff(now, st.last_rx_ticks)
-            if quiet > self.sup.silent_ms:
+            if self.sup.is_silent():
                 # give the rx task a turn first: after a stall of this task
                 # (simulation on a busy host) bytes may already be waiting
                 await asyncio.sleep_ms(50)
-                if time.ticks_diff(hal.clock.ticks_ms(), st.last_rx_ticks) > self.sup.silent_ms:
+                if self.sup.is_silent():
                     self.sup.silent()
                     return
             if quiet > self.probe_ms:

@@ -5,16 +5,25 @@
 #   utc_s         UTC seconds (Unix epoch); trust it only with F_TIME_VALID
 #   demand_w      instantaneous demand in W (gas: l/h); negative is export
 #   delivered_wh  summation delivered (imported) in Wh (gas: litres)
-#   received_wh   summation received (exported) in Wh; 0 if the meter has none
+#   received_wh   summation received (exported) in Wh
 #   flags         the F_* bits below
 # Consumers take them as on_reading(utc_s, demand_w, delivered_wh,
 # received_wh, flags).
+#
+# A value counts only when its flag is set, and its flag says it came from
+# the report (or poll answer) this reading was made from: F_DEMAND for
+# demand_w, F_SUMMATION for delivered_wh, F_RECEIVED for received_wh. Both
+# protocols pass 0 for a value the report did not carry; no link repeats an
+# older value or passes a made-up one (-1, a guess). A consumer that wants
+# "the latest known summation" keeps the last flagged one itself; the
+# dropout check (meter/supervise.py) needs to know which readings are new
+# summation samples, and a repeated value would look like one.
 from micropython import const
 
 F_TIME_VALID = const(1)  # utc_s came from a synchronised clock
-F_DEMAND = const(2)  # demand_w is a real value from this report
-F_SUMMATION = const(4)  # delivered_wh is known
-F_RECEIVED = const(8)  # received_wh is known
+F_DEMAND = const(2)  # demand_w is from this report
+F_SUMMATION = const(4)  # delivered_wh is from this report
+F_RECEIVED = const(8)  # received_wh is from this report
 F_GAP = const(16)  # dropout: readings were missed before this one
 F_GAS = const(32)  # gas meter: litres and l/h instead of Wh and W
 F_ESTIMATED = const(64)  # value scaled from a unit we had to assume

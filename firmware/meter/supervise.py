@@ -61,15 +61,50 @@ class Status:
         }
 
 
+REAL_MIN_MS = 500  # real ms a supervision timeout lasts at least: the
+# co-processor and the UART run in real time, and at 2000x (simulation) a
+# 60 s silence limit would be 30 ms, one busy moment of the host. On the
+# device (1x) every limit here is longer anyway.
+
+
+def elapsed(dev_t0, real_t0, ms):
+    # True when ms of device time and at least min(ms, REAL_MIN_MS) of real
+    # time have passed since (dev_t0 = hal.clock.ticks_ms(), real_t0 =
+    # time.ticks_ms()).
+    if time.ticks_diff(hal.clock.ticks_ms(), dev_t0) <= ms:
+        return False
+    return time.ticks_diff(time.ticks_ms(), real_t0) > (ms if ms < REAL_MIN_MS else REAL_MIN_MS)
+
+
+LATE_MS = 200  # real ms a report may wait between the co-processor and its
+# timestamp: socket/UART buffer, the event loop busy with a flash write or
+# a collection. Only matters for readings the link stamps on arrival.
+
+
+def arrival_jitter_s():
+    # Device seconds by which a reading stamped on arrival (EZSP: ZCL
+    # reports carry no time) may lag its report: LATE_MS of real time,
+    # scaled by the clock's acceleration (a simulation at 2000x turns 20 ms
+    # of scheduling delay into 40 s), and never below the clock's 1 s step.
+    per = hal.clock.real_ms(1_000_000)
+    speed = 1_000_000 // per if per > 0 else 1
+    j = LATE_MS * speed // 1000
+    return j if j > 1 else 1
+
+
 class Dropout:
     # Compares the demand integral with the summation change between
     # consecutive summation readings. gap_s: longest acceptable hole between
-    # demand reports; res_wh: summation resolution; rel_pct: relative slack.
-    def __init__(self, gap_s=45, res_wh=1, rel_pct=2, clear_after=3):
+    # demand reports; res_wh: summation resolution; rel_pct: relative slack;
+    # jitter_s: how far a reading's timestamp may lie from its report's
+    # real time (1 for meter-stamped readings, arrival_jitter_s() for
+    # readings stamped on arrival).
+    def __init__(self, gap_s=45, res_wh=1, rel_pct=2, clear_after=3, jitter_s=1):
         self.gap_s = gap_s
         self.res_wh = res_wh
         self.rel_pct = rel_pct
         self.clear_after = clear_after
+        self.jitter_s = jitter_s
         self.restart()
 
     def restart(self):
@@ -79,59 +114,105 @@ class Dropout:
         self._ti = None  # integral is complete up to here
         self._ws = 0  # W*s since the last summation reading
         self._var = 0  # sum of |demand step| * its interval (W*s)
+        self._steps = 0  # sum of |demand step| (W), for the timestamp jitter
+        self._d0 = 0  # demand held at the last summation reading
         self._hole = False  # a demand hole since the last summation
         self._sum = None  # net summation (Wh) at the last summation reading
+        self._recv = 0  # last summation received (Wh)
         self._covered = False  # demand integral spans since that reading
+        # The verdict on the interval that the last summation closed waits
+        # for the next demand report: a load switched on between the last
+        # demand report and the summation only shows then.
+        self._pend = False
+        self._p_diff = 0  # summation change minus demand integral (W*s)
+        self._p_tol = 0  # slack known at the summation (W*s)
+        self._p_tail = 0  # s from the last demand report to the summation
         self.good_run = 0
 
+    def shift(self, delta_s):
+        # The device clock was set delta_s forward (negative: back): keep
+        # the intervals of the readings already seen.
+        if self._t is not None:
+            self._t += delta_s
+        if self._ti is not None:
+            self._ti += delta_s
+
     def check(self, utc, demand_w, delivered_wh, received_wh, flags):
-        # Returns the flags with F_GAP added when a dropout shows up.
+        # Returns the flags with F_GAP added when a dropout shows up: on the
+        # first demand reading after a hole, or after the summation that
+        # closed an interval whose energy does not match.
         if not flags & reading.F_TIME_VALID:
             return flags
         gap = False
+        j = self.jitter_s
         if flags & reading.F_DEMAND:
             if self._t is not None:
                 dt = utc - self._t
                 if dt < 0:
                     self.restart()
                     return flags
-                if dt > self.gap_s:
+                if dt > self.gap_s + j:
                     self._hole = True
                     gap = True
                 self._integrate(utc)
                 step = demand_w - self._d
-                self._var += (step if step > 0 else -step) * dt
+                if step < 0:
+                    step = -step
+                self._var += step * dt
+                self._steps += step
+                if self._pend and self._verdict(step):
+                    gap = True
             self._t = utc
             self._ti = utc
             self._d = demand_w
-        net = delivered_wh - (received_wh if flags & reading.F_RECEIVED else 0)
-        # A summation sample: a reading with a summation and no demand, or
-        # with both when the summation moved. A demand reading that only
-        # carries the last known summation (EZSP does) is not one: comparing
-        # it would see energy without a summation change.
-        sample = flags & reading.F_SUMMATION and (not flags & reading.F_DEMAND or net != self._sum)
-        if sample:
+        # A summation sample: a reading whose report carried the summation
+        # (meter/reading.py: links never repeat an old one).
+        if flags & reading.F_SUMMATION:
+            if self._pend and self._verdict(0):
+                gap = True
+            if flags & reading.F_RECEIVED:
+                self._recv = received_wh
+            net = delivered_wh - self._recv
             if self._ti is not None and utc >= self._ti:
                 self._integrate(utc)
             prev = self._sum
             self._sum = net
-            if prev is not None and self._covered:
-                # in W*s, integers only (no float boxing on the ESP32)
-                ds = (net - prev) * 3600
+            # A hole was flagged where it showed: its interval is not
+            # judged again (one flag per dropout).
+            if prev is not None and self._covered and not self._hole:
+                # in W*s, integers only (no float boxing on the ESP32).
+                # Slack: register resolution at both ends; the held demand
+                # missing steps between reports (var); each step, and both
+                # ends, shifted by up to the timestamp jitter.
                 e = self._ws
+                d0 = self._d0 if self._d0 > 0 else -self._d0
+                d1 = self._d if self._d > 0 else -self._d
                 tol = 2 * self.res_wh * 3600 + self._var + (e if e > 0 else -e) * self.rel_pct // 100
-                if ds - e > tol or e - ds > tol or self._hole:
-                    gap = True
+                self._p_tol = tol + j * (self._steps + d0 + d1)
+                self._p_diff = (net - prev) * 3600 - e
+                self._p_tail = utc - self._t if self._t is not None else 0
+                self._pend = True
             self._ws = 0
             self._var = 0
+            self._steps = 0
+            self._d0 = self._d
             self._hole = False
             self._covered = self._ti is not None
         if gap:
             self.good_run = 0
             return flags | reading.F_GAP
-        if sample:
-            self.good_run += 1
         return flags
+
+    def _verdict(self, step):
+        # Judge the pending interval, now that the demand step after its
+        # summation (W) is known. True: energy went missing.
+        self._pend = False
+        tol = self._p_tol + step * (self._p_tail + self.jitter_s)
+        diff = self._p_diff
+        if diff > tol or -diff > tol:
+            return True
+        self.good_run += 1
+        return False
 
     def _integrate(self, utc):
         self._ws += self._d * (utc - self._ti)
@@ -149,6 +230,7 @@ class Supervisor:
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
         self._backoff = backoff_min_ms
+        self.rx_real = time.ticks_ms()  # real ticks of last_rx_ticks
         self.dropout = Dropout()
 
     def state(self, s):
@@ -156,10 +238,12 @@ class Supervisor:
 
     def heard(self):
         self.status.last_rx_ticks = hal.clock.ticks_ms()
+        self.rx_real = time.ticks_ms()
 
     def good(self):
         self.status.frames_good += 1
         self.status.last_rx_ticks = hal.clock.ticks_ms()
+        self.rx_real = time.ticks_ms()
 
     def bad(self):
         self.status.frames_bad += 1
@@ -175,7 +259,7 @@ class Supervisor:
 
     def is_silent(self):
         t = self.status.last_rx_ticks
-        return t is None or time.ticks_diff(hal.clock.ticks_ms(), t) > self.silent_ms
+        return t is None or elapsed(t, self.rx_real, self.silent_ms)
 
     def silent(self):
         # The co-processor stopped answering: the caller re-initialises it.
@@ -204,6 +288,10 @@ class Supervisor:
         self._backoff = min(d * 2, self.backoff_max_ms)
         self.status.state = BACKOFF
         return d
+
+    def clock_moved(self, delta_s):
+        # The link set the device clock delta_s seconds forward.
+        self.dropout.shift(delta_s)
 
     def reading(self, utc, demand_w, delivered_wh, received_wh, flags):
         # Every reading passes here on its way out; returns its flags.

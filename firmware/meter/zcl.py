@@ -160,6 +160,8 @@ def build_read(buf, seq, attrs):
 
 
 _SCALE_BITS = const(0x1C)  # staging slots 2, 3, 4: unit, multiplier, divisor
+_VALUE_BITS = const(0x103)  # staging slots 0, 1, 8: delivered, received, demand
+_HOLD = const(8)  # reports held while the scaling is unknown
 
 
 class Meter:
@@ -191,7 +193,12 @@ class Meter:
         self.ignored = 0
         self.readings = 0
         self.invalid_values = 0  # ZCL "invalid" markers, bad BCD, unsupported unit
-        self.unscaled = 0  # values held back because the scaling was not yet read
+        self.unscaled = 0  # readings dropped: scaling unknown and the hold full
+        # Reports that arrive before the scaling is known (the first ones
+        # after the network comes up race the link's setup read) wait here,
+        # raw, and leave with their arrival time once it is known.
+        self._hold = [None] * _HOLD
+        self.held = 0
         # Staging (one frame).
         self._seen = 0
         self._v = [0] * 12
@@ -212,6 +219,10 @@ class Meter:
             self._sd = d * f[1]
             self._dn = m * f[2]
             self._dd = d * f[3]
+
+    def sum_step_wh(self):
+        # Wh per summation register step (the dropout check's resolution).
+        return scale(1, self._sn, self._sd) or 1
 
     def flags(self):
         f = 0
@@ -341,42 +352,65 @@ class Meter:
             self.status = v[9]
         if rescale:
             self._rescale()
+            if self.held and self._known & _SCALE_BITS == _SCALE_BITS:
+                self._release()
+        if not seen & _VALUE_BITS:
+            return
+        c = self.clock
+        if self._known & _SCALE_BITS != _SCALE_BITS:
+            if self.held < _HOLD:
+                v = self._v
+                w = self._w
+                self._hold[self.held] = (seen, v[0], v[1], v[8], w[0], w[1], w[8], c.utc(), c.valid())
+                self.held += 1
+            else:
+                self.unscaled += 1
+            return
+        self._emit(seen, c.utc(), c.valid())
+
+    def _release(self):
+        # The scaling is known: the held reports leave, oldest first.
+        v = self._v
+        w = self._w
+        for i in range(self.held):
+            seen, v[0], v[1], v[8], w[0], w[1], w[8], utc, valid = self._hold[i]
+            self._hold[i] = None
+            self._emit(seen, utc, valid)
+        self.held = 0
+
+    def _emit(self, seen, utc, valid):
+        # One reading from the staged values of one frame.
         demand = self._value(seen, 8)
-        got = demand is not None
         d = self._value(seen, 0)
         if d is not None:
             self.delivered = d
-            got = True
         r = self._value(seen, 1)
         if r is not None:
             self.received = r
-            got = True
-        if not got:
-            return
-        if self._known & _SCALE_BITS != _SCALE_BITS:
-            self.unscaled += 1
+        if demand is None and d is None and r is None:
             return
         if self._sd == 1 and self._sn == 0:
             self.invalid_values += 1  # unit that is neither energy nor volume
             return
-        c = self.clock
         f = self.flags()
-        if c.valid():
+        if valid:
             f |= F_TIME_VALID
         dw = 0
         if demand is not None:
             f |= F_DEMAND
             dw = scale(demand, self._dn, self._dd)
+        # Only what this frame carried (meter/reading.py): a demand report
+        # does not repeat the last summation.
         dwh = 0
-        if self.delivered >= 0:
+        if d is not None:
             f |= F_SUMMATION
-            dwh = scale(self.delivered, self._sn, self._sd)
+            dwh = scale(d, self._sn, self._sd)
         rwh = 0
-        if self.received >= 0:
+        if r is not None:
             f |= F_RECEIVED
-            rwh = scale(self.received, self._sn, self._sd)
+            rwh = scale(r, self._sn, self._sd)
         self.readings += 1
-        self.on_reading(c.utc(), dw, dwh, rwh, f)
+        self.on_reading(utc, dw, dwh, rwh, f)
 
     def _value(self, seen, s):
         # A staged summation/demand value, or None if absent or invalid.

@@ -9,7 +9,7 @@ import random
 
 from meter import ash, ezsp, zcl
 
-HEAP = "160k"
+HEAP = "192k"  # the 80 KB bookkeeping buffer plus code compiled from source
 TIMEOUT = 600
 N_BYTES = 1_000_000
 

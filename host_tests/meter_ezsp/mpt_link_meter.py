@@ -5,7 +5,7 @@
 import faults
 from meter import ezsp_link
 
-HEAP = "128k"
+HEAP = "160k"  # code compiled from source at import sits in this heap too
 
 
 def report(attr_bytes):
@@ -56,3 +56,14 @@ def test_configured_meter_only():
 def test_config_dict_form_accepted():
     link = ezsp_link.EzspLink({"uart": {"connect": "tcp:127.0.0.1:1"}, "install_code": "00"}, print, faults.Faults())
     assert link.cfg["install_code"] == "00" and link._uart_arg == {"connect": "tcp:127.0.0.1:1"}
+
+
+def test_make_link_takes_the_install_code_and_options():
+    import meter
+
+    cfg = {"connect": "tcp:127.0.0.1:1"}
+    link = meter.make_link("ezsp", cfg, print, faults.Faults(), install_code="83FE", meter_ep=9, poll_s=60)
+    assert link.cfg["install_code"] == "83FE" and link._uart_arg == cfg
+    assert link.meter_ep == 9 and link._locked and link.poll_s == 60
+    link = meter.make_link("ezsp", None, print, faults.Faults())
+    assert link.cfg["install_code"] is None and not link._locked

@@ -116,14 +116,28 @@ def test_gas_flags_and_no_reading_before_scaling_is_known():
     report(m, rec(0x0000, 0x25, 5, 6))
     assert out[-1][4] & F_GAS
     # Unit, multiplier and divisor not read yet: a value would be a guess
-    # (127 with divisor 1000 unread reads as 127 kW), so nothing leaves.
+    # (127 with divisor 1000 unread reads as 127 kW), so nothing leaves; the
+    # report waits, raw, and leaves scaled once the scaling is read.
     m, out, _ = meter()
     report(m, rec(0x0000, 0x25, 7, 6), rec(0x0400, 0x2A, 127, 3))
-    assert out == [] and m.unscaled == 1
+    assert out == [] and m.held == 1 and m.unscaled == 0
     setup(m, 0x00, 1, 1000)
-    report(m, rec(0x0000, 0x25, 7, 6), rec(0x0400, 0x2A, 127, 3))
-    assert out[-1][1] == 127 and out[-1][2] == 7  # 0.127 kW, 0.007 kWh
+    assert len(out) == 1 and out[0][1:3] == (127, 7) and m.held == 0  # 0.127 kW, 0.007 kWh
+    report(m, rec(0x0000, 0x25, 8, 6), rec(0x0400, 0x2A, 128, 3))
+    assert out[-1][1] == 128 and out[-1][2] == 8
     assert not out[-1][4] & F_ESTIMATED and out[-1][4] & F_TIME_VALID
+    # BCD: held raw, decoded with the unit read later
+    m, out, _ = meter()
+    report(m, rec(0x0400, 0x2A, 0x000127, 3))
+    setup(m, 0x80, 1, 1000)
+    assert out[0][1] == 127
+    # at most 8 wait; more are counted as dropped, never guessed
+    m, out, _ = meter()
+    for i in range(10):
+        report(m, rec(0x0400, 0x2A, i, 3))
+    assert m.held == 8 and m.unscaled == 2
+    setup(m, 0x00, 1, 1000)
+    assert [r[1] for r in out] == list(range(8))
 
 
 def test_invalid_markers_and_unsupported_units():

@@ -27,12 +27,12 @@ HEAP_CAP_PRECOMPILED = "128k"  # of which ~80 KB is loaded .mpy code (in flash o
 TOL_S = 120
 
 FIRMWARE = """
-import asyncio, faults, hal
-from meter import ezsp_link
+import asyncio, faults, hal, meter
 F = faults.Faults()
 def on_reading(u, d, dw, rw, fl):
     print("R", u, d, dw, rw, fl)
-link = ezsp_link.EzspLink(None, on_reading, F, **CFG)
+# the application's entry point: install code and options as keywords
+link = meter.make_link("ezsp", None, on_reading, F, **CFG)
 asyncio.run(link.run())
 st = link.status
 print("STATUS", st.state, st.resets, st.reinits, st.frames_good, st.frames_bad,

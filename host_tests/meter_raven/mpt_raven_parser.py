@@ -15,7 +15,8 @@ DEMAND = (
     b"</InstantaneousDemand>\r\n"
 )
 # 0x30c8e7a1 = 818472865 s after 2000-01-01 -> 1765157665; 0x4d2 = 1234 W
-WANT = (1765157665, 1234, -1, -1, reading.F_TIME_VALID | reading.F_DEMAND)
+# values a fragment does not carry are 0 with their flag clear (never -1)
+WANT = (1765157665, 1234, 0, 0, reading.F_TIME_VALID | reading.F_DEMAND)
 
 
 class Sink:
@@ -194,8 +195,9 @@ def test_layouts_seen_from_real_sticks():
     # 0x1c531d48 = 475209032 s after 2000 -> 1421893832; 0x32d = 813 W;
     # 0x2cb3ad7 = 46873303 -> 46873303 Wh
     assert s.readings == [
-        (1421893832, 813, -1, -1, reading.F_TIME_VALID | reading.F_DEMAND),
-        (1421893840, 813, 46873303, 0, reading.F_TIME_VALID | reading.F_SUMMATION | reading.F_RECEIVED),
+        (1421893832, 813, 0, 0, reading.F_TIME_VALID | reading.F_DEMAND),
+        # the summation reading does not repeat the last demand
+        (1421893840, 0, 46873303, 0, reading.F_TIME_VALID | reading.F_SUMMATION | reading.F_RECEIVED),
     ], s.readings
     assert s.events == [(raven.EV_PRICE, 0x25B, 4)], s.events  # 0.0603 per kWh
     assert p.bad == 0 and (p.digits_right, p.digits_left) == (1, 6)
@@ -204,7 +206,7 @@ def test_layouts_seen_from_real_sticks():
 def test_only_the_chosen_meter_is_read():
     other = DEMAND.replace(b"0x00135003001c2d3e", b"0x00135003001C2D3F").replace(b"0x000004d2", b"0x00000007")
     p, s = parse(other + DEMAND)
-    assert s.readings == [(1765157665, 7, -1, -1, WANT[4]), WANT]  # no filter: both
+    assert s.readings == [(1765157665, 7, 0, 0, WANT[4]), WANT]  # no filter: both
     p, s = parse(b"")
     p.meter = b"0x00135003001C2D3E"  # hex case does not matter
     p.feed(other + DEMAND + DEMAND.replace(b"<MeterMacId>0x00135003001c2d3e</MeterMacId>", b""))

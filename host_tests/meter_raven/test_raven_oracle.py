@@ -272,7 +272,7 @@ def test_aioraven_defects_firmware_follows_the_api(mpy, tmp_path):
     data = st.demand(None, -1000) + st.summation(START, 0x101321A5F, 0) + st.time(None)
     got, times, bad, _, _ = firmware_decode(mpy, data, tmp_path, chunk=3)
     assert not bad
-    assert got[0] == (0, -1000, -1, -1, F_DEMAND)  # no time, no F_TIME_VALID
+    assert got[0] == (0, -1000, 0, 0, F_DEMAND)  # no time, no F_TIME_VALID, no summation
     assert got[1][2] == 0x101321A5F and got[1][0] == START
     assert times == [None]
     code = "from meter import raven_cmd\nprint(raven_cmd.format_value(0x41B, 1, 100000, 3))"

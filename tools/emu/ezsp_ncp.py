@@ -9,36 +9,32 @@ schemas (bellows.ezsp.vN.commands), ZCL payloads with zigpy.zcl.foundation
 and the Metering cluster's attribute types, the install-code link key with
 zigpy.util.convert_install_code.
 
-Interface (used by tools/coproc_emulator.py, and directly by tests):
+Interface (used by tools/emu/ezsp_session.py, and directly by tests):
 
     ncp = EzspNcp(meter, send_bytes, version=13, cbke=True, joined=True,
                   install_code=None, multiplier=1, divisor=1000, seed=1)
     ncp.feed(data: bytes)     bytes the firmware wrote
-    ncp.tick(now_s: float)    simulated time: emit the reports now due;
-                              returns a list of dicts, one per report sent
+    ncp.tick(now_s, deliver=True)  simulated time: the meter's reports now
+                              due, sent (network up, deliver) or withheld;
+                              returns one dict per report, as logged
+    ncp.next_due()            simulated time of the next report
     ncp.power_cycle(code=2)   the NCP restarts: state lost, RSTACK sent
     ncp.fail(code=0x51)       ASH ERROR frame, deaf until the host's RST
     ncp.network_down()        stackStatusHandler(NETWORK_DOWN)
     ncp.poll_ash()            real-time ASH retransmission (call often)
 
+The ASH side (frame numbers, ACK/NAK, retransmission) is tools/emu/ncp_ash.py.
 `meter` is tools/loadprofile.Meter (advance_to(t), demand_w(),
 delivered_ws, received_ws); `send_bytes(b)` writes to the firmware.
 Every ZCL frame the firmware sends over the air is recorded in
 `ncp.sent_zcl` as (cluster, zigpy ZCLHeader, payload bytes), and any that is
 not Read Attributes increments `ncp.violations`.
-
-`serve_session(args, read, write)` runs one firmware connection for
-tools/coproc_emulator.py with its fault options (garbage, drop, reset-at,
-silence-at, log, record).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
 import sys
-import time
 from pathlib import Path
 
 import bellows.types as t
@@ -50,7 +46,8 @@ from zigpy.zcl import foundation as f
 from zigpy.zcl.clusters.general import Time
 from zigpy.zcl.clusters.smartenergy import Metering
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ncp_ash import AshNcp  # noqa: E402
 
 METER_NWK = 0x0000
 METER_EP = 9
@@ -60,10 +57,9 @@ EXT_PAN = zt.ExtendedPanId.convert("00:0d:6f:00:0a:90:11:22")
 PAN_ID = 0x1A62
 CHANNEL = 15
 ZIGBEE_EPOCH = 946684800
-T_ACK_S = 0.4  # NCP retransmission timeout (real time)
 
 
-class EzspNcp:
+class EzspNcp(AshNcp):
     def __init__(
         self,
         meter,
@@ -78,8 +74,8 @@ class EzspNcp:
         seed: int = 1,
         summation_interval: int = 60,
     ):
+        super().__init__(send_bytes)
         self.meter = meter
-        self.send_bytes = send_bytes
         self.version = version
         self.commands = EZSP._BY_VERSION[version].COMMANDS
         self.by_id = {v[0]: (k, v[1], v[2]) for k, v in self.commands.items()}
@@ -94,26 +90,25 @@ class EzspNcp:
         self.now = float(meter.t)  # simulated time, from tick()
         self.sent_zcl: list[tuple[int, f.ZCLHeader, bytes]] = []
         self.violations = 0
-        self.stats = {"rx_bad": 0, "retx": 0, "naks": 0, "commands": 0}
-        self._buf = bytearray()
+        # the meter's report schedule: the meter's own, kept across NCP restarts
+        self.next_demand: int | None = None
+        self.next_summation: int | None = None
         self._power_on(send_rstack=False)
 
     # -- state -----------------------------------------------------------------
     def _power_on(self, send_rstack: bool, code: int = 2) -> None:
+        self._ash_reset()
         self.negotiated = 0  # EZSP version agreed with the host (0: none yet)
         self.network_up = False
         self.key = None
-        self.rx_seq = 0  # next host frame expected
-        self.tx_seq = 0  # our next frame number
-        self.queue: list[bytes] = []  # EZSP frames waiting to be sent
-        self.outstanding: tuple[int, bytes] | None = None
-        self.sent_at = 0.0
         self.zcl_tsn = self.rng.randrange(256)
-        self.next_demand = None
-        self.next_summation = None
-        self.connected = False
         if send_rstack:
-            self._write(ash.RStackFrame(version=2, reset_code=t.NcpResetCode(code)))
+            self._rstack(code)
+
+    def _on_rst(self) -> None:
+        # The host's RST: a software reset, answered with RSTACK.
+        self._power_on(send_rstack=True, code=t.NcpResetCode.RESET_SOFTWARE)
+        self.connected = True
 
     def power_cycle(self, code: int = 2) -> None:
         """The co-processor restarts (power-on): everything volatile is lost."""
@@ -131,75 +126,6 @@ class EzspNcp:
         """The radio network goes down (e.g. the meter rebooted); networkInit brings it back."""
         self.network_up = False
         self._queue_pos(0, "stackStatusHandler", True, self._st(t.EmberStatus.NETWORK_DOWN))
-        self._pump()
-
-    # -- ASH -------------------------------------------------------------------
-    def _write(self, frame: ash.AshFrame) -> None:
-        self.send_bytes(bytes(ash.AshProtocol._stuff_bytes(frame.to_bytes())) + b"\x7e")
-
-    def feed(self, data: bytes) -> None:
-        for b in data:
-            if b == ash.Reserved.FLAG:
-                raw, self._buf = bytes(self._buf), bytearray()
-                if raw:
-                    self._frame(raw)
-            elif b == ash.Reserved.CANCEL:
-                self._buf.clear()
-            elif b in (ash.Reserved.XON, ash.Reserved.XOFF):
-                continue
-            else:
-                self._buf.append(b)
-
-    def _frame(self, raw: bytes) -> None:
-        try:
-            frame = ash.parse_frame(bytes(ash.AshProtocol._unstuff_bytes(raw)))
-        except Exception:
-            self.stats["rx_bad"] += 1
-            if raw and not raw[0] & 0x80:
-                self._write(ash.NakFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
-            return
-        if isinstance(frame, ash.RstFrame):
-            self._power_on(send_rstack=True, code=t.NcpResetCode.RESET_SOFTWARE)
-            self.connected = True
-            return
-        if not self.connected:
-            return
-        if isinstance(frame, (ash.DataFrame, ash.AckFrame, ash.NakFrame)):
-            self._acked(frame.ack_num)
-        if isinstance(frame, ash.NakFrame) and self.outstanding:
-            self.stats["naks"] += 1
-            self._send_data(retx=True)
-        elif isinstance(frame, ash.DataFrame):
-            if frame.frm_num == self.rx_seq:
-                self.rx_seq = (self.rx_seq + 1) % 8
-                self._write(ash.AckFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
-                self._command(frame.ezsp_frame)
-            elif frame.re_tx:
-                self._write(ash.AckFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
-            else:
-                self._write(ash.NakFrame(res=0, ncp_ready=False, ack_num=self.rx_seq))
-        self._pump()
-
-    def _acked(self, ack_num: int) -> None:
-        if self.outstanding and ack_num == (self.outstanding[0] + 1) % 8:
-            self.outstanding = None
-
-    def _pump(self) -> None:
-        if self.outstanding is None and self.queue:
-            self.outstanding = (self.tx_seq, self.queue.pop(0))
-            self.tx_seq = (self.tx_seq + 1) % 8
-            self._send_data(retx=False)
-
-    def _send_data(self, retx: bool) -> None:
-        frm, payload = self.outstanding
-        self._write(ash.DataFrame(frm_num=frm, re_tx=retx, ack_num=self.rx_seq, ezsp_frame=payload))
-        self.sent_at = time.monotonic()
-        if retx:
-            self.stats["retx"] += 1
-
-    def poll_ash(self) -> None:
-        if self.outstanding and time.monotonic() - self.sent_at > T_ACK_S:
-            self._send_data(retx=True)
         self._pump()
 
     # -- EZSP ------------------------------------------------------------------
@@ -414,126 +340,53 @@ class EzspNcp:
         schema = f.GENERAL_COMMANDS[f.GeneralCommand.Report_Attributes].schema
         self._send_zcl(cluster, hdr, schema(attribute_reports=recs).serialize())
 
-    def tick(self, now_s: float) -> list[dict]:
-        """Emit the attribute reports due by simulated time now_s."""
-        sent = []
+    def next_due(self) -> float | None:
+        """Simulated time of the meter's next report (None before the first tick)."""
+        if self.next_demand is None:
+            return None
+        return min(self.next_demand, self.next_summation)
+
+    def tick(self, now_s: float, deliver: bool = True) -> list[dict]:
+        """The meter's reports due by simulated time now_s: sent to the host
+        as attribute reports when the network is up and deliver is true,
+        else lost on the way ({"kind": "withheld"}: the dropout oracle).
+        Returns one dict per report, as logged."""
+        out: list[dict] = []
         self.now = now_s
-        if not self.network_up:
-            self.next_demand = None  # the schedule restarts with the network
-            return sent
         now = int(now_s)
         if self.next_demand is None:
             self.next_demand = now + self.rng.randint(1, 4)
             self.next_summation = now + self.summation_interval // 2
+        send = deliver and self.network_up
         while min(self.next_demand, self.next_summation) <= now:
             ts = min(self.next_demand, self.next_summation)
             self.meter.advance_to(ts)
             if ts == self.next_demand:
-                raw = int(self._attr(0x0702, 0x0400).value)
-                self._report(0x0702, [0x0400])
-                sent.append(
-                    {"t": ts, "kind": "demand", "raw": raw, "demand_w": raw * 1000 * self.multiplier // self.divisor}
-                )
+                if send:
+                    raw = int(self._attr(0x0702, 0x0400).value)
+                    self._report(0x0702, [0x0400])
+                    w = raw * 1000 * self.multiplier // self.divisor
+                    out.append({"t": ts, "kind": "demand", "raw": raw, "demand_w": w})
+                else:
+                    out.append({"t": ts, "kind": "withheld", "what": "demand"})
                 self.next_demand += self.rng.randint(4, 10)
             if ts == self.next_summation:
-                d = int(self._attr(0x0702, 0x0000).value)
-                r = int(self._attr(0x0702, 0x0001).value)
-                self._report(0x0702, [0x0000, 0x0001])
-                k = 1000 * self.multiplier / self.divisor
-                sent.append(
-                    {
-                        "t": ts,
-                        "kind": "summation",
-                        "raw_delivered": d,
-                        "delivered_wh": round(d * k),
-                        "received_wh": round(r * k),
-                    }
-                )
+                if send:
+                    d = int(self._attr(0x0702, 0x0000).value)
+                    r = int(self._attr(0x0702, 0x0001).value)
+                    self._report(0x0702, [0x0000, 0x0001])
+                    k = 1000 * self.multiplier / self.divisor
+                    out.append(
+                        {
+                            "t": ts,
+                            "kind": "summation",
+                            "raw_delivered": d,
+                            "delivered_wh": round(d * k),
+                            "received_wh": round(r * k),
+                        }
+                    )
+                else:
+                    out.append({"t": ts, "kind": "withheld", "what": "summation"})
                 self.next_summation += self.summation_interval
         self._pump()
-        return sent
-
-
-async def serve_session(args, read, write) -> None:
-    """One firmware connection for tools/coproc_emulator.py (--protocol ezsp)."""
-    from coproc_emulator import SimClock  # noqa: PLC0415 - the server's own clock
-    from loadprofile import LoadProfile, Meter
-
-    rng = random.Random(args.seed)
-    clock = SimClock(args.start, args.speed)
-    log = open(args.log, "a") if args.log else None
-    record = open(args.record, "ab") if args.record else None
-    state = {"mute_until": 0.0}
-
-    def note(**kw) -> None:
-        if log:
-            log.write(json.dumps(kw) + "\n")
-            log.flush()
-
-    def send(data: bytes) -> None:
-        if clock.now() < state["mute_until"]:
-            return
-        if args.garbage and rng.random() < args.garbage:
-            data = bytes(rng.randrange(256) for _ in range(rng.randint(1, 40))) + data
-        if args.drop and rng.random() < args.drop and len(data) > 2:
-            b = bytearray(data)
-            del b[rng.randrange(len(b))]
-            data = bytes(b)
-        if record:
-            record.write(data)
-            record.flush()
-        write(data)
-
-    meter = Meter(LoadProfile(args.seed, args.solar), args.start)
-    ncp = EzspNcp(
-        meter,
-        send,
-        version=getattr(args, "ezsp_version", 13),
-        cbke=not getattr(args, "no_cbke", False),
-        joined=not getattr(args, "install_code", None),
-        install_code=bytes.fromhex(args.install_code) if getattr(args, "install_code", None) else None,
-        seed=args.seed,
-        summation_interval=args.summation_interval,
-    )
-
-    async def rx() -> None:
-        while True:
-            data = await read(256)
-            if not data:
-                return
-            if clock.now() >= state["mute_until"]:
-                ncp.feed(data)
-
-    task = asyncio.create_task(rx())
-    end = args.start + args.duration
-    resets = sorted(args.reset_at)
-    silences = sorted(args.silence_at)
-    counts = {"demand": 0, "summation": 0}
-    try:
-        while clock.now() < end and not task.done():
-            now = clock.now()
-            if resets and now >= args.start + resets[0]:
-                resets.pop(0)
-                note(t=int(now), kind="reset")
-                state["mute_until"] = now + args.reset_s
-                ncp.network_up = False  # reports stop while it restarts
-                await clock.sleep_until(state["mute_until"])
-                ncp.power_cycle()
-            if silences and now >= args.start + silences[0][0]:
-                _, dur = silences.pop(0)
-                note(t=int(now), kind="silence", duration=dur)
-                state["mute_until"] = now + dur
-            ncp.poll_ash()
-            if clock.now() >= state["mute_until"]:
-                for rep in ncp.tick(clock.now()):
-                    counts[rep["kind"]] += 1
-                    note(**rep)
-            await asyncio.sleep(0.01)
-    finally:
-        task.cancel()
-        note(t=int(clock.now()), kind="end", counts=counts, violations=ncp.violations, sent_zcl=len(ncp.sent_zcl))
-        print(
-            f"emulator: done, sent {counts}, zcl from firmware {len(ncp.sent_zcl)}, violations {ncp.violations}",
-            file=sys.stderr,
-            flush=True,
-        )
+        return out

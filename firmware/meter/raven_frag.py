@@ -1,0 +1,134 @@
+# RAVEn XML API: what a complete fragment means (meter/raven.py parses the
+# bytes and calls _end_top() when a top-level fragment closes). A reading
+# carries only the values of its own fragment (meter/reading.py): demand
+# with F_DEMAND, or the summations with F_SUMMATION (+ F_RECEIVED); other
+# fragments become events for the link (time, connection status, device
+# info, meter list, price, warnings).
+from micropython import const
+
+from meter import reading
+from meter.raven_names import NAMES, scale
+
+EV_TIME = const(1)  # a: UTC seconds or None (meter time invalid), b: local s
+EV_STATUS = const(2)  # a: Status text (bytes), b: LinkStrength % or None
+EV_DEVICE = const(3)  # a: {name: bytes} of DeviceInfo texts
+EV_METERS = const(4)  # a: [MeterMacId bytes]
+EV_PRICE = const(5)  # a: price (int, scaled by 10**b), b: trailing digits
+EV_WARNING = const(6)  # a: warning text (bytes), e.g. b"Unknown command"
+EV_BAD = const(7)  # a: reason (str), b: fragment name (bytes)
+EV_IGNORED = const(8)  # a: fragment name (bytes): known but not used
+
+# fragment numbers and numeric slots: the order of raven_names.NAMES (top
+# level 0.., numeric children from 15, slot = index - 15)
+_T_DEMAND = const(0)
+_T_SUMM = const(1)
+_T_TIME = const(2)
+_T_CONN = const(3)
+_T_DEVINFO = const(4)
+_T_METERS = const(5)
+_T_PRICE = const(6)
+_T_WARNING = const(7)
+_T_NETINFO = const(8)
+_S_TS = const(0)
+_S_DEMAND = const(1)
+_S_DELIV = const(2)
+_S_RECV = const(3)
+_S_MULT = const(4)
+_S_DIV = const(5)
+_S_SLZ = const(8)
+_S_UTC = const(9)
+_S_LOCAL = const(10)
+_S_LINK = const(11)
+_S_PRICE = const(12)
+_S_TRAIL = const(13)
+_NO_TIME = const(0xFFFFFFFF)
+_NONE = const(-2)
+if NAMES[_T_NETINFO] != b"NetworkInfo" or NAMES[15 + _S_TRAIL] != b"TrailingDigits":
+    raise ImportError("raven_frag: raven_names out of step")
+
+
+class Fragments:
+    # Mixed into raven.Parser: uses its staged fragment (_top, _have, _num,
+    # _text, _meters, _other, _poison) and counters.
+    def _need(self, mask, t):
+        if self._have & mask != mask:
+            self._bad("missing element", t)
+            return False
+        return True
+
+    def _end_top(self):
+        t = self._top
+        self._top = _NONE
+        if self._poison is not None:
+            self._bad(self._poison, t)
+            return
+        num = self._num
+        ev = self.on_event
+        if (t == _T_DEMAND or t == _T_SUMM) and self._other:
+            self.ignored += 1  # another meter on the stick's network
+            ev(EV_IGNORED, NAMES[t], None)
+        elif t == _T_DEMAND or t == _T_SUMM:
+            key = _S_DEMAND if t == _T_DEMAND else _S_DELIV
+            if not self._need((1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
+                return
+            ts = num[_S_TS]  # 0xFFFFFFFF: the meter has no time
+            utc = 0 if ts == _NO_TIME else ts + reading.ZIGBEE_EPOCH
+            flags = 0 if ts == _NO_TIME else reading.F_TIME_VALID
+            mult = num[_S_MULT]
+            div = num[_S_DIV]
+            h = self._have
+            if h & (1 << 6):
+                self.digits_right = num[6]
+            if h & (1 << 7):
+                self.digits_left = num[7]
+            if h & (1 << _S_SLZ):
+                self.suppress_zero = num[_S_SLZ]
+            self.good += 1
+            dw = dwh = rwh = 0
+            if t == _T_DEMAND:
+                dw = self.demand_w = scale(num[_S_DEMAND], mult, div)
+                flags |= reading.F_DEMAND
+            else:
+                self.sum_res_wh = scale(1, mult, div) or 1  # register step
+                dwh = self.delivered_wh = scale(num[_S_DELIV], mult, div)
+                flags |= reading.F_SUMMATION
+                if h & (1 << _S_RECV):
+                    rwh = self.received_wh = scale(num[_S_RECV], mult, div)
+                    flags |= reading.F_RECEIVED
+            self.on_reading(utc, dw, dwh, rwh, flags)
+        elif t == _T_TIME:
+            if not self._need(1 << _S_UTC, t):
+                return
+            self.good += 1
+            u = num[_S_UTC]
+            lo = num[_S_LOCAL] if self._have & (1 << _S_LOCAL) else _NO_TIME
+            ev(
+                EV_TIME,
+                None if u == _NO_TIME else u + reading.ZIGBEE_EPOCH,
+                None if lo == _NO_TIME else lo + reading.ZIGBEE_EPOCH,
+            )
+        elif t == _T_CONN or t == _T_NETINFO:
+            st = self._text.get(b"Status")
+            if st is None:
+                self._bad("missing element", t)
+                return
+            self.good += 1
+            ev(EV_STATUS, st, num[_S_LINK] if self._have & (1 << _S_LINK) else None)
+        elif t == _T_DEVINFO:
+            self.good += 1
+            ev(EV_DEVICE, self._text, None)
+        elif t == _T_METERS:
+            self.good += 1
+            ev(EV_METERS, self._meters, None)
+        elif t == _T_PRICE:
+            if not self._need(1 << _S_PRICE, t):
+                return
+            self.good += 1
+            ev(EV_PRICE, num[_S_PRICE], num[_S_TRAIL] if self._have & (1 << _S_TRAIL) else 0)
+        elif t == _T_WARNING:
+            self.good += 1
+            ev(EV_WARNING, self._text.get(b"Text", b""), None)
+        else:
+            self.ignored += 1
+            ev(EV_IGNORED, NAMES[t], None)
+        self._text = None
