@@ -136,7 +136,11 @@ class RavenLink:
             self.parser.feed(buf, n)
 
     async def _sleep(self, ms):
-        await asyncio.sleep_ms(hal.clock.real_ms(ms))
+        # Device time, but at least 2 real ms: at 2000x the 1 s supervision
+        # tick is 0.5 real ms and the task would spin (a simulated day cost
+        # 36 s of CPU in the sim, 2,400x real time; bench/sim.py).
+        r = hal.clock.real_ms(ms)
+        await asyncio.sleep_ms(r if r > 2 else 2)
 
     async def run(self):
         # Runs until the UART reports end of stream (never on the device).
