@@ -74,6 +74,11 @@ class Sim(Results):
         self.heap_peak = 0
         self.heap_by_day: dict[int, int] = {}
         self.commits: list[tuple[int, int]] = []  # (first, last) seq committed to flash
+        self.commit_utc: list[int] = []  # simulated time each commit line arrived
+        self.kill_utc: list[int] = []  # simulated time of each power cut (SIGKILL)
+        self.boot_utc: list[int] = []  # simulated time each firmware process started
+        self.emu_log_marks: list[int] = []  # emulator.jsonl size at each emulator start (one per boot)
+        self.killed_boots: list[int] = []  # boot numbers (1..) ended by a power cut
         self.faults_seen: Counter = Counter()
         self.mem_errors = 0
         self.tracebacks: list[list[str]] = []
@@ -144,6 +149,7 @@ class Sim(Results):
             elif line.startswith("commit "):
                 _, first, last = line.split()
                 self.commits.append((int(first), int(last)))
+                self.commit_utc.append(self.now())
             elif line.startswith("fault ") and " set:" in line:
                 self.faults_seen[int(line.split()[1])] += 1
             elif line.startswith("MemoryError") or (line.startswith("log ") and "(MemoryError)" in line):
@@ -324,7 +330,11 @@ class Sim(Results):
         cmd = [PY, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", a.protocol]
         cmd += ["--port", str(self.emu_port), "--speed", str(a.speed), "--seed", str(a.seed)]
         cmd += ["--start", str(self.now()), "--duration", str(max(1, self.end_utc - self.now()))]
-        cmd += ["--log", str(self.out / "emulator.jsonl")]
+        log = self.out / "emulator.jsonl"
+        self.emu_log_marks.append(log.stat().st_size if log.exists() else 0)  # where this boot's lines start
+        cmd += ["--log", str(log)]
+        # the meter's registers (summation) carry on across the per-boot restarts
+        cmd += ["--meter-state", str(self.out / "meter_state.json")]
         if a.replay:
             cmd += ["--replay", a.replay]
         if a.record:
@@ -355,6 +365,7 @@ class Sim(Results):
             # %b in it becomes the boot number (one output file per boot).
             cmd = [w.replace("%b", str(self.boots + 1)) for w in shlex.split(self.a.wrap)] + cmd
         self.boots += 1
+        self.boot_utc.append(self.now())
         self._boot_readings = 0
         self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
         self.fw_accounted = False
@@ -458,6 +469,8 @@ class Sim(Results):
                     # one of its first flash operations (IHD_FLASH_CUT, torn).
                     self.pending_flash_cut = len(cuts) % 2 == 1
                     self.killed = True
+                    self.kill_utc.append(self.now())
+                    self.killed_boots.append(self.boots)
                     self.cuts_done["kill"] += 1
                     self.fw.stop(signal.SIGKILL)
                 if self.a.preview_every and time.monotonic() - last_preview > self.a.preview_every:
@@ -563,8 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--romfs",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="run the firmware from a ROMFS image held outside the GC heap (as frozen code on a device)",
+        default=True,
+        help="run the firmware from a ROMFS image held outside the GC heap, as a device runs frozen code"
+        " (default); --no-romfs: .mpy files loaded into the heap",
     )
     r.add_argument(
         "--wrap", help="command prefix for the firmware process, e.g. 'valgrind --tool=callgrind' (%%b: boot no.)"

@@ -38,19 +38,95 @@ class Results:
         store = counts[off // 4096 : (off + size) // 4096]
         return max(counts, default=0), max(store, default=0)
 
-    def emulator_reports(self) -> int:
+    def emulator_log(self) -> list[tuple[int, str, int]]:
+        """(boot, kind, value) of every reading the emulator sent, in the order
+        sent: demand reports (W), summation reports (Wh) and, when the
+        emulator logs them, poll answers ("poll"). boot: the firmware boot the
+        emulator served (one emulator per boot, see start_emulator)."""
         p = self.out / "emulator.jsonl"
+        out: list[tuple[int, str, int]] = []
         if not p.exists():
-            return 0
-        n = 0
-        for line in p.read_text().splitlines():
-            try:
-                kind = json.loads(line).get("kind")
-            except ValueError:
-                continue
-            if kind in ("demand", "summation"):
-                n += 1
-        return n
+            return out
+        marks = self.emu_log_marks
+        boot = 0
+        pos = 0
+        with open(p, "rb") as f:
+            for raw in f:
+                while boot < len(marks) and pos >= marks[boot]:
+                    boot += 1
+                pos += len(raw)
+                try:
+                    n = json.loads(raw)
+                except ValueError:
+                    continue
+                k = n.get("kind")
+                if k == "poll":
+                    out.append((boot, "poll", n.get("demand_w")))
+                elif k in ("demand", "summation"):
+                    out.append((boot, k, n.get("demand_w") if k == "demand" else n.get("delivered_wh")))
+        return out
+
+    def accounting(self, rows: list[tuple]) -> dict:
+        """Where every reading the meter sent went, and where every stored one came from.
+
+        Readings are matched in the order they were sent and stored (the
+        emulator's log order, the collector's seq order), each report to the
+        next stored reading of its kind with the same value within a short
+        look-ahead: a demand report makes a reading with F_DEMAND alone, a
+        summation report one with F_SUMMATION alone, a poll answer one with
+        both. Time stamps are not compared (the firmware takes the meter's
+        clock, the emulator's own lags by its start-up at each boot).
+        Unmatched reports sent after the last stored reading of a boot that
+        a power cut ended were in the device's RAM, or on the wire, when the
+        power went: taken but never committed. Other unmatched reports never
+        became readings (lost on the line, refused, link re-initialising).
+        By construction:
+          generated = stored_matched + lost_uncommitted_at_power_cut + not_taken
+          stored    = stored_matched + stored_unmatched
+        stored_unmatched are EZSP poll answers while the emulator does not
+        log them (none may remain for RAVEn: readings_never_sent).
+        """
+        sent = self.emulator_log()
+        look = 8
+        lists: dict[str, list[tuple[int, int]]] = {"demand": [], "summation": [], "poll": []}
+        for seq, _utc, demand, delivered, flags in sorted(rows):
+            both = flags & 6
+            if both == 6:
+                lists["poll"].append((seq, demand))
+            elif both == 2:  # F_DEMAND
+                lists["demand"].append((seq, demand))
+            elif both == 4:  # F_SUMMATION
+                lists["summation"].append((seq, delivered))
+        ptr = {k: 0 for k in lists}
+        matched = 0
+        unmatched: list[tuple[int, int]] = []  # (boot, index in sent)
+        last_matched: dict[int, int] = {}  # boot -> index in sent of its last matched report
+        for i, (boot, kind, v) in enumerate(sent):
+            lst, j = lists[kind], ptr[kind]
+            for d in range(look):
+                if j + d < len(lst) and lst[j + d][1] == v:
+                    ptr[kind] = j + d + 1
+                    matched += 1
+                    last_matched[boot] = i
+                    break
+            else:
+                unmatched.append((boot, i))
+        killed = set(self.killed_boots)
+        at_cut = sum(1 for boot, i in unmatched if boot in killed and i > last_matched.get(boot, -1))
+        # time the device was away: from each cut to the next boot's first commit
+        off = 0
+        for k in self.kill_utc:
+            after = [c for c in self.commit_utc if c > k]
+            off += (after[0] if after else self.end_utc) - k
+        return {
+            "readings_generated": len(sent),
+            "stored_matched": matched,
+            "lost_uncommitted_at_power_cut": at_cut,
+            "not_taken": len(unmatched) - at_cut,
+            "stored_unmatched": len(rows) - matched,
+            "polls_logged": sum(1 for s in sent if s[1] == "poll"),
+            "device_off_s": off,
+        }
 
     def never_sent(self, rows: list[tuple]) -> int:
         """Readings at the collector that match no report the emulator sent.
@@ -125,6 +201,7 @@ class Results:
         rows = self.collector_rows()
         at_collector = {r[0] for r in rows}
         dev = self.collector_device()
+        acct = None if self.a.replay else self.accounting(rows)
         return {
             "protocol": self.a.protocol,
             "hours": self.a.hours,
@@ -133,7 +210,7 @@ class Results:
             "heap_code": self.heap_code,
             "data_heap_budget": self.heapsize - self.heap_code,
             # A replayed capture is not decoded here (tools/capture.py does that).
-            "readings_generated": None if self.a.replay else self.emulator_reports(),
+            "readings_generated": None if self.a.replay else acct["readings_generated"],
             "readings_taken_reported": self.readings_fw,
             "readings_committed": len(committed),
             "readings_stored": len(rows),
@@ -143,6 +220,9 @@ class Results:
             # The EZSP emulator logs reports but not the answers to the
             # firmware's polls, so only RAVEn runs can be checked value by value.
             "readings_never_sent": self.never_sent(rows) if self.a.protocol == "raven" and not self.a.replay else None,
+            # generated = stored_matched + lost_uncommitted_at_power_cut + not_taken;
+            # stored = stored_matched + stored_unmatched (docs/sim.md)
+            "accounting": acct,
             "bytes_up": dev.get("bytes_in", 0),
             "bytes_down": dev.get("bytes_out", 0),
             "firmware_cpu_s": round(fw_cpu, 3),
