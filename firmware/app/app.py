@@ -29,7 +29,7 @@ from meter.reading import F_RECEIVED, F_SUMMATION
 from uplink.datagram import CMD_OTA
 
 VERSION = "1.0.0"
-_TICK_MS = const(5_000)  # store.tick() period: it flushes every 60 s or 64 readings
+_FLUSH_IDLE_MS = const(60_000)  # flusher's longest sleep (the store's flush_s)
 _STATUS_MS = const(600_000)
 _HEALTH_MS = const(30_000)
 _CONFIG_RECHECK_MS = const(30_000)
@@ -154,6 +154,9 @@ class App:
         self.last_demand = demand_w
         self.last_reading_ticks = hal.clock.ticks_ms()
         self.uplink.notify(seq, utc, demand_w, delivered_wh, received_wh, flags)
+        st = self.store
+        if seq - st.fseq >= st.flush_n:
+            self.flush()  # a full batch waits: now, not at the next timer
 
     def flush(self, force=False):
         # RAM ring -> flash. The commit line (first and last seq now safe on
@@ -172,8 +175,12 @@ class App:
 
     # -- tasks ---------------------------------------------------------------
     async def flusher(self):
+        # Wakes when the store's flush is due (60 s after the first pending
+        # reading or cursor), not on a fixed tick: at most two wake-ups per
+        # flush. The 64-readings trigger is on_reading's.
+        st = self.store
         while True:
-            await sleep_device(_TICK_MS)
+            await sleep_device(st.due_in_ms(_FLUSH_IDLE_MS))
             self.flush()
 
     def log_faults(self):

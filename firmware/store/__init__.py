@@ -114,6 +114,16 @@ class Store:
             now_ms = self.clock.ticks_ms()
         return time.ticks_diff(now_ms, self._due) >= 0
 
+    def due_in_ms(self, idle_ms, now_ms=None):
+        # Device ms until tick() would flush (0: now); idle_ms when nothing
+        # waits. For a caller that sleeps between ticks instead of polling.
+        if self._due is None:
+            return idle_ms
+        if now_ms is None:
+            now_ms = self.clock.ticks_ms()
+        d = time.ticks_diff(self._due, now_ms)
+        return 0 if d < 0 else (d if d < idle_ms else idle_ms)
+
     def tick(self, now_ms=None):
         # Call from the main loop (every second or so): flushes when due.
         if self.flush_due(now_ms):

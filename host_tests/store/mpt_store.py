@@ -88,12 +88,16 @@ def test_flush_interval_is_bounded():
     clk = Clock()
     st = Store(part, clock=clk, ram_size=300, flush_s=60, flush_n=64)
     assert not st.flush_due()
+    assert st.due_in_ms(5000) == 5000  # nothing waits: the caller's idle sleep
     st.append(*gen(1))
+    assert st.due_in_ms(90_000) == 60_000 and st.due_in_ms(5000) == 5000
     clk.ms += 59_000
     assert not st.flush_due() and st.tick() == 0
+    assert st.due_in_ms(90_000) == 1000
     clk.ms += 1_000
-    assert st.flush_due()
+    assert st.flush_due() and st.due_in_ms(90_000) == 0
     assert st.tick() == 1 and st.pending() == 0
+    assert st.due_in_ms(90_000) == 90_000
     _fill(st, 63, 0)
     assert not st.flush_due()
     _fill(st, 1, 0)
