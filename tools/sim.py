@@ -27,7 +27,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,25 +35,22 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simops import Operator  # noqa: E402
 from simproc import (  # noqa: E402
     HOUR,
-    PY,
     RESET_EXIT,
-    ROOT,
     START_UTC,
     Proc,
-    board_defaults,
     build_romfs,
     build_tree,
     firmware_cmd,
-    free_port,
     launcher_cpu_s,
     parse_size,
 )
 from simresults import Results  # noqa: E402
 
 
-class Sim(Results):
+class Sim(Operator, Results):
     def __init__(self, a: argparse.Namespace):
         self.a = a
         self.out = Path(a.out)
@@ -188,170 +184,6 @@ class Sim(Results):
         if r.returncode or not r.stdout.strip().isdigit():
             raise SystemExit(f"sim: heap probe failed:\n{r.stdout}{r.stderr}")
         return int(r.stdout.strip())
-
-    def tool(self, *args: str) -> str:
-        r = subprocess.run([PY, *args], capture_output=True, text=True, cwd=ROOT)
-        if r.returncode:
-            raise SystemExit(f"sim: {' '.join(args[:2])} failed:\n{r.stdout}{r.stderr}")
-        return r.stdout
-
-    def configure(self) -> None:
-        # The device's config: the board's embedded defaults (make run), or
-        # one written by tools/provision.py with a fresh key (scripted runs).
-        a = self.a
-        self.device_port = free_port(socket.SOCK_DGRAM)
-        if a.board_defaults:
-            # The defaults name the collector by IHD_COLLECTOR (the port is
-            # ours to choose, so several simulations can run at once).
-            cfg = board_defaults({"IHD_COLLECTOR": f"127.0.0.1:{self.device_port}"})
-            if a.protocol != cfg["meter_protocol"]:
-                raise SystemExit(f"sim: the board defaults use {cfg['meter_protocol']}; drop --board-defaults")
-            (self.state / "config.json").unlink(missing_ok=True)
-        else:
-            out = self.tool(
-                str(ROOT / "tools" / "provision.py"),
-                "make",
-                "--device-id",
-                "4097",
-                "--generate-key",
-                "--endpoint",
-                f"127.0.0.1:{self.device_port}",
-                "--wifi-ssid",
-                "sim-wifi",
-                "--protocol",
-                a.protocol,
-                "--install-code",
-                board_defaults()["install_code"],
-                "--ota-key",
-                str(ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"),
-                "-o",
-                str(self.state / "config.json"),
-            )
-            cfg = json.loads((self.state / "config.json").read_text())
-            assert f"key={cfg['key']}" in out
-        self.device_id = cfg["device_id"]
-        self.tool(
-            str(ROOT / "tools" / "collector.py"),
-            "--db",
-            str(self.db),
-            "add-device",
-            str(cfg["device_id"]),
-            "--key",
-            cfg["key"],
-            "--key-id",
-            str(cfg["key_id"]),
-        )
-
-    # -- operator actions: real-time mode, OTA (scripted or typed) ---------------------
-    def request_realtime(self, seconds: int) -> None:
-        out = self.tool(
-            str(ROOT / "tools" / "collector.py"),
-            "--db",
-            str(self.db),
-            "realtime",
-            str(self.device_id),
-            "--seconds",
-            str(seconds),
-        )
-        self.events.append((self.now(), f"realtime {seconds}s requested"))
-        print(f"\nsim: {out.strip()}", file=sys.stderr)
-
-    def request_ota(self, version: str = "1.1.0") -> None:
-        # A test image signed with the simulation's OTA key (the one the Unix
-        # board's defaults trust), served over HTTP, announced by the
-        # collector: the device downloads, verifies, reboots into it and
-        # confirms it once healthy.
-        ota = str(ROOT / "tools" / "ota.py")
-        d = self.out / "ota"
-        d.mkdir(exist_ok=True)
-        raw, img = d / f"ihd-{version}.unsigned.bin", d / f"ihd-{version}.bin"
-        self.tool(ota, "make-image", "-o", str(raw), "--version", version, "--size", str(256 * 1024))
-        self.tool(
-            ota, "sign", "-k", str(ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"), "-o", str(img), str(raw)
-        )
-        if self.ota_server is None:
-            self.ota_port = free_port()
-            cmd = [PY, ota, "serve", str(d), "--port", str(self.ota_port)]
-            self.ota_server = Proc("ota-server", cmd, self.out / "ota-server.log")
-            time.sleep(0.5)
-        url = f"http://127.0.0.1:{self.ota_port}/{img.name}"
-        out = self.tool(
-            ota, "request-update", "--device", str(self.device_id), "--url", url, "--db", str(self.db), str(img)
-        )
-        self.events.append((self.now(), f"ota {version} requested"))
-        print(f"\nsim: OTA {version} requested: {out.strip()}", file=sys.stderr)
-
-    def read_keys(self) -> None:
-        # Interactive: one command per line on the terminal.
-        print("sim: type  r [SECONDS]  real-time mode,  u  OTA update,  q  quit", file=sys.stderr)
-        for line in sys.stdin:
-            w = line.split()
-            try:
-                if not w:
-                    continue
-                if w[0] == "r":
-                    self.request_realtime(int(w[1]) if len(w) > 1 else 300)
-                elif w[0] == "u":
-                    self.minor += 1
-                    self.request_ota(f"1.{self.minor}.0")
-                elif w[0] == "q":
-                    self.quit = True
-                    return
-                else:
-                    print("sim: r [SECONDS] | u | q", file=sys.stderr)
-            except SystemExit as e:
-                print(e, file=sys.stderr)
-
-    def start_network(self) -> None:
-        a = self.a
-        impaired = a.loss or a.dup or a.outage
-        collector_port = free_port(socket.SOCK_DGRAM) if impaired else self.device_port
-        cmd = [PY, str(ROOT / "tools" / "collector.py"), "--db", str(self.db), "serve"]
-        cmd += ["--listen", f"127.0.0.1:{collector_port}", "--stats-every", "0"]
-        self.collector = Proc("collector", cmd, self.out / "collector.log")
-        if impaired:
-            cmd = [PY, str(ROOT / "tools" / "netimpair.py"), "--listen", f"127.0.0.1:{self.device_port}"]
-            cmd += ["--upstream", f"127.0.0.1:{collector_port}", "--loss", str(a.loss), "--dup", str(a.dup)]
-            cmd += ["--speed", str(a.speed), "--seed", str(a.seed), "--report", "5"]
-            if a.outage:
-                start_h, _, dur_h = a.outage.partition(":")
-                cmd += ["--outage", f"{float(start_h) * HOUR:.0f}:{float(dur_h) * HOUR:.0f}"]
-            self.impair = Proc("netimpair", cmd, self.out / "netimpair.log")
-        time.sleep(0.5)
-        for p in (self.collector, self.impair):
-            if p is not None and p.poll() is not None:
-                raise SystemExit(f"sim: {p.name} did not start:\n" + "\n".join(p.tail))
-
-    def start_emulator(self) -> None:
-        # One emulator per firmware boot: it serves one connection. The
-        # household is the same (same seed), so the meter carries on.
-        self.emu_port = free_port()
-        a = self.a
-        cmd = [PY, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", a.protocol]
-        cmd += ["--port", str(self.emu_port), "--speed", str(a.speed), "--seed", str(a.seed)]
-        cmd += ["--start", str(self.now()), "--duration", str(max(1, self.end_utc - self.now()))]
-        log = self.out / "emulator.jsonl"
-        self.emu_log_marks.append(log.stat().st_size if log.exists() else 0)  # where this boot's lines start
-        cmd += ["--log", str(log)]
-        # the meter's registers (summation) carry on across the per-boot restarts
-        cmd += ["--meter-state", str(self.out / "meter_state.json")]
-        if a.replay:
-            cmd += ["--replay", a.replay]
-        if a.record:
-            cmd += ["--record", a.record]
-        if a.solar:
-            cmd += ["--solar", str(a.solar)]
-        if self.emu is not None:
-            self.emu.stop()
-        self.emu = Proc("emulator", cmd, self.out / "emulator.log")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if any(ln.startswith("listening on") for ln in self.emu.tail):
-                return
-            if self.emu.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise SystemExit("sim: the co-processor emulator did not start:\n" + "\n".join(self.emu.tail))
 
     def start_firmware(self) -> None:
         flash_cut = None
@@ -519,23 +351,6 @@ class Sim(Results):
                 if p is not None:
                     p.stop(signal.SIGKILL if p is self.fw else signal.SIGTERM)
         self.render_display()
-
-    def render_display(self) -> None:
-        rec = self.state / "panel.rec"
-        if not rec.exists() or rec.stat().st_size == 0:
-            return
-        shots = self.out / "display"
-        r = subprocess.run(
-            [PY, str(ROOT / "tools" / "panel.py"), "render", str(rec), "--out", str(shots)],
-            capture_output=True,
-            text=True,
-        )
-        pngs = sorted(shots.glob("refresh*.png"), key=lambda p: int("0" + "".join(filter(str.isdigit, p.stem))))
-        if r.returncode or not pngs:
-            print(f"sim: display preview failed: {r.stderr.strip()[-500:]}", file=sys.stderr)
-            return
-        shutil.copyfile(pngs[-1], self.out / "display.png")
-        print(f"sim: display preview {self.out / 'display.png'} ({len(pngs)} refreshes)", file=sys.stderr)
 
     # -- results ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Results of a tools/sim.py run: what the collector holds, what was committed, summary.json.
+"""Results of a tools/sim.py run: what the collector holds, what was committed, summary.json, the display preview.
 
 A mixin for tools/sim.py's Sim: it reads the firmware's commit lines and
 status lines (collected by Sim), the collector's SQLite database, the
@@ -8,9 +8,12 @@ emulator's log and the NOR flash wear file, and decides the verdict.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
+import sys
 
-from simproc import HOUR, START_UTC, STORE_PART
+from simproc import HOUR, PY, ROOT, START_UTC, STORE_PART
 
 
 class Results:
@@ -274,3 +277,20 @@ class Results:
         ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"] or s["aborted"])
         ok = ok and s["readings_lost"] == 0 and not s["readings_never_sent"]
         return 0 if ok else 1
+
+    def render_display(self) -> None:
+        rec = self.state / "panel.rec"
+        if not rec.exists() or rec.stat().st_size == 0:
+            return
+        shots = self.out / "display"
+        r = subprocess.run(
+            [PY, str(ROOT / "tools" / "panel.py"), "render", str(rec), "--out", str(shots)],
+            capture_output=True,
+            text=True,
+        )
+        pngs = sorted(shots.glob("refresh*.png"), key=lambda p: int("0" + "".join(filter(str.isdigit, p.stem))))
+        if r.returncode or not pngs:
+            print(f"sim: display preview failed: {r.stderr.strip()[-500:]}", file=sys.stderr)
+            return
+        shutil.copyfile(pngs[-1], self.out / "display.png")
+        print(f"sim: display preview {self.out / 'display.png'} ({len(pngs)} refreshes)", file=sys.stderr)
