@@ -10,6 +10,7 @@ import framebuf
 import micropython
 
 _scratch = {}  # font module -> (FrameBuffer, bytearray, stride)
+_index = {}  # font module -> _glyphs() tables
 _INVERT = bytearray(1)
 _inv_fb = framebuf.FrameBuffer(_INVERT, 2, 1, framebuf.MONO_HLSB)
 _inv_fb.pixel(0, 0, 1)  # source 0 (paper) -> 1, made transparent by key=1
@@ -26,16 +27,62 @@ def _cell(font):
     return s
 
 
+def _glyphs(font):
+    # code point -> glyph index + 1 (0: none): a bytearray for printable
+    # ASCII (32..127), a dict for the few others; built once per font. Strings are walked as UTF-8
+    # bytes: iterating a str makes a one-character str per character, and
+    # each is looked up among all interned strings (most of a redraw's
+    # cost on the Unix port).
+    g = _index.get(font)
+    if g is None:
+        ascii_ = bytearray(96)
+        other = {}
+        b = font.CHARS.encode()  # not chars[i]: that interns each character
+        k = 0
+        i = 1
+        while k < len(b):
+            cp, k = _next(b, k)
+            if 32 <= cp < 128:
+                ascii_[cp - 32] = i
+            else:
+                other[cp] = i
+            i += 1
+        q = ascii_[0x3F - 32]  # '?' stands in for the unknown
+        g = _index[font] = (ascii_, other, q)
+    return g
+
+
+def _next(b, k):
+    # (code point, next k) of the UTF-8 sequence at b[k]
+    c = b[k]
+    if c < 0x80:
+        return c, k + 1
+    if c < 0xE0:
+        return ((c & 0x1F) << 6) | (b[k + 1] & 0x3F), k + 2
+    if c < 0xF0:
+        return ((c & 0x0F) << 12) | ((b[k + 1] & 0x3F) << 6) | (b[k + 2] & 0x3F), k + 3
+    return ((c & 0x07) << 18) | ((b[k + 1] & 0x3F) << 12) | ((b[k + 2] & 0x3F) << 6) | (b[k + 3] & 0x3F), k + 4
+
+
+def _glyph_index(g, cp):
+    # glyph index of code point cp, '?' when the font lacks it; -1: neither
+    i = g[0][cp - 32] if 32 <= cp < 128 else g[1].get(cp, 0)
+    return (i or g[2]) - 1
+
+
 def width(font, s):
     # Advance of `s` in pixels; unknown characters count as '?'.
-    chars = font.CHARS
+    g = _glyphs(font)
+    widths = font.WIDTHS
+    b = s.encode()
+    n = len(b)
     w = 0
-    for ch in s:
-        i = chars.find(ch)
-        if i < 0:
-            i = chars.find("?")
+    k = 0
+    while k < n:
+        cp, k = _next(b, k)
+        i = _glyph_index(g, cp)
         if i >= 0:
-            w += font.WIDTHS[i]
+            w += widths[i]
     return w
 
 
@@ -59,17 +106,19 @@ def _glyph(buf, stride: int, h: int, bm, o: int, gs: int):
 def draw(fb, font, s, x, y, c=1):
     # Draw `s` with its top at y; returns the x after the last glyph.
     gfb, buf, stride = _cell(font)
-    chars, widths, offs, bm = font.CHARS, font.WIDTHS, font.OFFSETS, font.BITMAP
+    g = _glyphs(font)
+    widths, offs, bm = font.WIDTHS, font.OFFSETS, font.BITMAP
     h = font.HEIGHT
-    for ch in s:
-        i = chars.find(ch)
+    b = s.encode()
+    n = len(b)
+    k = 0
+    while k < n:
+        cp, k = _next(b, k)
+        i = _glyph_index(g, cp)
         if i < 0:
-            i = chars.find("?")
-            if i < 0:
-                continue
+            continue
         w = widths[i]
-        gs = (w + 7) >> 3
-        _glyph(buf, stride, h, bm, offs[2 * i] | (offs[2 * i + 1] << 8), gs)
+        _glyph(buf, stride, h, bm, offs[2 * i] | (offs[2 * i + 1] << 8), (w + 7) >> 3)
         if c:
             fb.blit(gfb, x, y, 0)
         else:
@@ -80,7 +129,11 @@ def draw(fb, font, s, x, y, c=1):
 
 def small(fb, s, x, y, c=1):
     # framebuf's 8x8 font, plus the few non-ASCII symbols the screens use
-    # ("—" for unknown, "°"), which framebuf would draw as blanks.
+    # ("—" for unknown, "£"), which framebuf would draw as blanks. Plain
+    # ASCII (nearly every call) goes to framebuf in one call.
+    if len(s.encode()) == len(s):
+        fb.text(s, x, y, c)
+        return x + 8 * len(s)
     for ch in s:
         if ch == "\u2014":
             fb.hline(x + 1, y + 3, 6, c)
