@@ -1,6 +1,6 @@
 """Uplink bytes and latency, side by side with their baselines, in one run.
 
-    .venv/bin/python bench/uplink.py [--readings FILE.csv] [--speed 1000] [--no-realtime]
+    .venv/bin/python bench/uplink.py [--readings FILE.csv | --loadprofile SEED,SOLAR_W] [--speed 1000] [--no-realtime]
 
 Readings: FILE.csv with header utc_s,demand_w (any interval; optional
 delivered_wh,received_wh,flags columns, else the counters are integrated from
@@ -25,7 +25,8 @@ docs/uplink.md). Prints one JSON object:
                               schedule, replies) over the day with a manual clock
                               (host_tests/uplink/cpu_day.py), against
   encode_once_cpu_ms_per_day  the codec encoding each reading once, same process;
-                              uplink_cpu_vs_encode_once is their ratio
+                              uplink_cpu_vs_encode_once is their ratio (least
+                              wall time of 3 runs each)
   keepalive_bytes_per_day     the keep-alives' share of wire_bytes_per_day
   wire_bytes_per_day_by_kind  where every byte of the day went, counted by the
                               collector per datagram kind (data, data_repeat =
@@ -128,6 +129,26 @@ def realistic_day(seed: int = 2026, start: int = 1_767_225_600, hours: int = 24,
     return out
 
 
+def loadprofile_day(spec: str) -> list[tuple[int, ...]]:
+    """24 h of 3-second readings of tools/loadprofile.py's household SEED with SOLAR_W of
+    rooftop PV (exporting around noon), on a June day, its registers integrated second
+    by second as a meter does (from 4,000,000 Wh delivered and 1,200,000 Wh received)."""
+    try:
+        seed, solar = (int(x) for x in spec.split(","))
+    except ValueError:
+        raise SystemExit(f"--loadprofile {spec!r}: expected SEED,SOLAR_W (for example 3,4000)")
+    from loadprofile import LoadProfile, Meter
+
+    start = 1_767_225_600 + 170 * 86400
+    m = Meter(LoadProfile(seed=seed, solar_w=solar), start)
+    out = []
+    for t in range(start, start + 86400, 3):
+        m.advance_to(t)
+        flags = F_DEFAULT | (F_RECEIVED if solar else 0)
+        out.append((t, m.demand_w(), 4_000_000 + m.delivered_ws // 3600, 1_200_000 + m.received_ws // 3600, flags))
+    return out
+
+
 def load_csv(path: Path) -> list[tuple[int, ...]]:
     with open(path, newline="") as fh:
         rd = csv.reader(fh)
@@ -203,17 +224,19 @@ def general_purpose(rows) -> dict:
     return out
 
 
-def uplink_cpu(rows, tmp: Path) -> dict:
+def uplink_cpu(rows, tmp: Path, runs: int = 3) -> dict:
     """CPU of the uplink's own work for these readings (host_tests/uplink/cpu_day.py)
-    against the codec encoding each reading once, in the same MicroPython process."""
+    against the codec encoding each reading once, in the same MicroPython process.
+    Times are wall clock on a shared machine: the least of `runs` fresh processes."""
     f = tmp / "cpu.csv"
     f.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
-    r = mpy.run(path=CPU_DAY, args=(f,), heap="256k", state_dir=tmp / "cpu", timeout=900)
-    us = {}
-    for line in r.stdout.splitlines():
-        if line.startswith("cpu "):
-            _, name, t, uploaded, _n = line.split()
-            us[name] = int(t)
+    us: dict[str, int] = {}
+    for i in range(runs):
+        r = mpy.run(path=CPU_DAY, args=(f,), heap="256k", state_dir=tmp / f"cpu{i}", timeout=900)
+        for line in r.stdout.splitlines():
+            if line.startswith("cpu "):
+                _, name, t, _uploaded, _n = line.split()
+                us[name] = min(int(t), us.get(name, 1 << 62))
     per_day = 86400 / max(1, rows[-1][0] - rows[0][0])
     return {
         "uplink_cpu_ms_per_day": round(us["uplink"] / 1000 * per_day),
@@ -298,15 +321,21 @@ def wire_run(rows, tmp: Path, speed: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--readings", type=Path, help="CSV with header utc_s,demand_w (default: built-in 24 h)")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--readings", type=Path, help="CSV with header utc_s,demand_w (default: built-in 24 h)")
+    src.add_argument("--loadprofile", metavar="SEED,SOLAR_W", help="a day of tools/loadprofile.py (e.g. 3,4000)")
     ap.add_argument("--speed", type=int, default=1000, help="device clock acceleration for the wire run")
     ap.add_argument("--http-samples", type=int, default=300)
     ap.add_argument("--no-realtime", action="store_true", help="skip the real-time latency trial")
     a = ap.parse_args(argv)
-    raw = load_csv(a.readings) if a.readings else realistic_day()
-    rows = complete(raw)
+    if a.loadprofile:
+        rows = loadprofile_day(a.loadprofile)
+        source = f"tools/loadprofile.py day, seed,solar_w {a.loadprofile}"
+    else:
+        rows = complete(load_csv(a.readings) if a.readings else realistic_day())
+        source = str(a.readings) if a.readings else "built-in 24 h of 3 s readings"
     n = len(rows)
-    out: dict = {"readings": n, "source": str(a.readings) if a.readings else "built-in 24 h of 3 s readings"}
+    out: dict = {"readings": n, "source": source}
     with tempfile.TemporaryDirectory(prefix="bench-uplink-") as td:
         tmp = Path(td)
         log(f"{n} readings; codec on MicroPython")

@@ -137,7 +137,15 @@ _RN = const(10)  # Rice: count
 _RUN = const(11)  # zero runs of the sparse streams T, E, R, F: 11..14
 _FIRST = const(15)  # utc, demand, delivered, received, flags of reading 0: 15..19
 _LVL = const(20)  # demand level estimate, in 1/8 W
-_NSTATE = const(21)
+_HEAD0 = const(21)  # header bytes but the count's varint (fixed by reading 0)
+_NSTATE = const(22)
+# Bytes a finished batch may take beyond the header and the streams' whole
+# bytes: a partial byte per stream (5), the pending zero runs' Exp-Golomb
+# codes (4 x 4 bytes: a run is shorter than the 2^14 readings a batch can
+# hold), the four stream lengths (4 x 2 bytes: streams < 16 KB) and the
+# count's varint (3). While the streams stay this far under the budget, the
+# exact size need not be computed after each reading.
+_SLACK = const(32)
 
 
 class Encoder:
@@ -146,6 +154,8 @@ class Encoder:
     # byte budget (what the datagram leaves for it).
     def __init__(self, cap):
         self.cap = cap
+        # _SLACK holds for batches under 2 KB (fewer than 2^14 readings)
+        self.room = cap - _SLACK if cap < 2048 else -1
         self.w = [BitWriter(cap) for _ in range(_NSTREAMS)]
         self.st = [0] * _NSTATE
         self.saved = [0] * (_NSTATE + 3 * _NSTREAMS)
@@ -172,16 +182,23 @@ class Encoder:
         return self._size(self.st[_N])
 
     def _save(self):
+        # While loops and few locals: the frame fits the C stack (a function
+        # with more than 11 words of state gets a heap frame at every call).
         s = self.saved
         st = self.st
-        for i in range(_NSTATE):
+        i = 0
+        while i < _NSTATE:
             s[i] = st[i]
-        j = _NSTATE
-        for w in self.w:
-            s[j] = w.pos
-            s[j + 1] = w.acc
-            s[j + 2] = w.nacc
-            j += 3
+            i += 1
+        ws = self.w
+        k = 0
+        while k < _NSTREAMS:
+            w = ws[k]
+            s[i] = w.pos
+            s[i + 1] = w.acc
+            s[i + 2] = w.nacc
+            i += 3
+            k += 1
 
     def _restore(self):
         s = self.saved
@@ -218,9 +235,8 @@ class Encoder:
         while (n << (k + 1)) <= a:
             k += 1
         w = self.w[1]
-        q = v >> k
-        if q < _QMAX:
-            w.ones(q)
+        if (v >> k) < _QMAX:
+            w.ones(v >> k)
             w.write(0, 1)
             w.write(v, k)
         else:
@@ -246,6 +262,7 @@ class Encoder:
             st[_FIRST + 3] = received
             st[_FIRST + 4] = flags
             st[_LVL] = demand << 3
+            st[_HEAD0] = self._head_len(0) - 1
         else:
             self._save()
             dt = utc - st[_UTC]
@@ -288,9 +305,11 @@ class Encoder:
             st[_ACCD] = max(0, min(_ACC_MAX, accd))
             st[_ACCR] = max(0, min(_ACC_MAX, accr))
             self._sparse(3, flags ^ st[_FLG])
-            if self._size(n + 1) > self.cap:
-                self._restore()
-                return False
+            w = self.w
+            if st[_HEAD0] + w[0].pos + w[1].pos + w[2].pos + w[3].pos + w[4].pos > self.room:
+                if self._size(n + 1) > self.cap:  # near the budget: the exact size
+                    self._restore()
+                    return False
         st[_UTC] = utc
         st[_DEM] = demand
         st[_DEL] = delivered

@@ -1,7 +1,8 @@
 # Uplink session state: sequence numbers, what the collector may say, status.
 #
 # Owns everything about the conversation with the collector that is not
-# sockets or timers (those are uplink.py): the datagram sequence numbers
+# sockets or timers (those are uplink.py): the retransmission timeout
+# estimate (Rto), the datagram sequence numbers
 # (reserved in blocks in the store's cursors, so they keep rising across
 # reboots without a flash write per datagram), the check of every incoming
 # datagram (length, type, device, tag, echo of one of our recent sequence
@@ -17,6 +18,12 @@ SEQ_BLOCK = const(4096)  # sequence numbers reserved per file write
 SEQ_EPOCH = const(1_700_000_000)  # UTC of seq floor 0 (2023-11-14)
 ECHO_SPAN = const(512)  # a reply must echo one of our last ECHO_SPAN seqs
 _RECENT_CMDS = const(8)
+_RTO_INIT = const(10_000)  # ms, before the first round-trip sample
+# An accelerated clock (simulations) speeds up the device, not the collector
+# or the network: an RTO shorter than this much real time would time out
+# round trips that take milliseconds in reality (at 1000x the collector's
+# 11 ms to commit a batch are 11 device seconds). No effect at speed 1.
+_RTO_REAL_MIN = const(50)  # ms of real time
 SEQ_FILE = "uplink_seq"
 UPLOADED = "uploaded"  # store cursor: last reading seq the collector acknowledged
 
@@ -111,6 +118,37 @@ class SeqSource:
         if self.seq >= self.reserved:
             self._reserve()
         return s
+
+
+class Rto:
+    # Retransmission timeout (RFC 6298) in device ms: SRTT + 4 * RTTVAR
+    # within [lo, hi], 10 s before the first sample; doubled by backoff(),
+    # back to the estimate by reset() or a new sample.
+    def __init__(self, lo_ms, hi_ms, speed=1):
+        self.hi = hi_ms
+        self.lo = min(hi_ms, max(lo_ms, _RTO_REAL_MIN * speed))
+        self.srtt = 0
+        self.rttvar = 0
+        self.reset()
+
+    def sample(self, rtt):
+        rtt = max(1, rtt)
+        if not self.srtt:
+            self.srtt = rtt
+            self.rttvar = rtt // 2
+        else:
+            self.rttvar = (3 * self.rttvar + abs(self.srtt - rtt)) // 4
+            self.srtt = (7 * self.srtt + rtt) // 8
+        self.reset()
+
+    def reset(self):
+        if not self.srtt:
+            self.rto = max(_RTO_INIT, self.lo)
+        else:
+            self.rto = max(self.lo, min(self.hi, self.srtt + 4 * self.rttvar))
+
+    def backoff(self):
+        self.rto = min(self.rto * 2, self.hi)
 
 
 def seq_path():

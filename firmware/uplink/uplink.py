@@ -34,17 +34,11 @@ import hal
 from faults import CLOUD_UNREACHABLE
 from uplink import datagram as dg
 from uplink.codec import Encoder
-from uplink.session import UPLOADED, SeqSource, Session, seq_path
+from uplink.session import UPLOADED, Rto, SeqSource, Session, seq_path
 
 _RT_CAP = const(40)  # codec budget of one streamed reading
 REALTIME_MAX_S = const(900)  # no request can make a device stream longer
-_RTO_INIT = const(10_000)  # ms, before the first round-trip sample
 _KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector expects 64)
-# An accelerated clock (simulations) speeds up the device, not the collector
-# or the network: an RTO shorter than this much real time would time out
-# round trips that take milliseconds in reality (at 1000x the collector's
-# 11 ms to commit a batch are 11 device seconds). No effect at speed 1.
-_RTO_REAL_MIN = const(50)  # ms of real time
 
 
 async def _readable(sock):
@@ -87,8 +81,7 @@ class Uplink:
         self.status.keepalive_s = keepalive_s
         self.ka_ms = keepalive_s * 1000
         self.max_age_ms = batch_max_age_s * 1000
-        self.rto_max = rto_max_s * 1000
-        self.rto_min = min(self.rto_max, max(rto_min_s * 1000, _RTO_REAL_MIN * getattr(self.clock, "speed", 1)))
+        self.rt = Rto(rto_min_s * 1000, rto_max_s * 1000, getattr(self.clock, "speed", 1))
         self.failover_after = failover_after
         self.probe_after = probe_after
         self.tx = bytearray(dg.MAX_DGRAM)  # the batch in flight
@@ -114,9 +107,6 @@ class Uplink:
         self.tx_seq = 0
         self.sent_at0 = 0  # and of its first transmission
         self.tx_seq0 = 0
-        self.srtt = 0
-        self.rttvar = 0
-        self.rto = max(_RTO_INIT, self.rto_min)
         self.deadline = 0
         self.fails = 0  # consecutive timeouts without any authentic reply
         self.probing = False
@@ -312,13 +302,13 @@ class Uplink:
         self.sent_at = self.sent_at0 = now
         self.tx_seq0 = self.tx_seq
         self._send(self.tx, self.txn)
-        self.deadline = time.ticks_add(now, self.rto)
+        self.deadline = time.ticks_add(now, self.rt.rto)
 
     def _timeout(self, now):
         st = self.status
         self.tries += 1
         self.fails += 1
-        self.rto = min(self.rto * 2, self.rto_max)
+        self.rt.backoff()
         if self.fails % self.failover_after == 0 and len(self.endpoints) > 1:
             st.failovers += 1
             self._failover()
@@ -331,23 +321,7 @@ class Uplink:
             self._hello()
         else:
             self._retransmit(now)
-        self.deadline = time.ticks_add(now, self.rto)
-
-    def _rtt_sample(self, rtt):
-        # RFC 6298: RTO = SRTT + 4 * RTTVAR, within [rto_min, rto_max].
-        rtt = max(1, rtt)
-        if not self.srtt:
-            self.srtt = rtt
-            self.rttvar = rtt // 2
-        else:
-            self.rttvar = (3 * self.rttvar + abs(self.srtt - rtt)) // 4
-            self.srtt = (7 * self.srtt + rtt) // 8
-        self.rto = self._rto_base()
-
-    def _rto_base(self):
-        if not self.srtt:
-            return max(_RTO_INIT, self.rto_min)
-        return max(self.rto_min, min(self.rto_max, self.srtt + 4 * self.rttvar))
+        self.deadline = time.ticks_add(now, self.rt.rto)
 
     def _retransmit(self, now):
         self.status.retransmits += 1
@@ -383,17 +357,17 @@ class Uplink:
         first, count = ses.ack_range(data)
         if dg.get32(data, dg.HDR) == self.hello_seq:
             self.hello_seq = -1
-            self._rtt_sample(time.ticks_diff(now, self.hello_at))
+            self.rt.sample(time.ticks_diff(now, self.hello_at))
         if self.inflight and count and first == self.first and count == self.inflight:
             # The reply echoes which transmission it answers, so the RTT
             # sample is exact even after a retransmission (no Karn problem).
             echo = dg.get32(data, dg.HDR)
             if echo == self.tx_seq:
-                self._rtt_sample(time.ticks_diff(now, self.sent_at))
+                self.rt.sample(time.ticks_diff(now, self.sent_at))
             elif echo == self.tx_seq0:
-                self._rtt_sample(time.ticks_diff(now, self.sent_at0))
+                self.rt.sample(time.ticks_diff(now, self.sent_at0))
             else:
-                self.rto = self._rto_base()  # backoff ends with the batch
+                self.rt.reset()  # backoff ends with the batch
             self.uploaded = first + count - 1
             self.store.set_cursor(UPLOADED, self.uploaded)
             self.inflight = 0
@@ -404,9 +378,9 @@ class Uplink:
             # The collector is back: send the batch again now.
             self.probing = False
             self.tries = 0
-            self.rto = self._rto_base()
+            self.rt.reset()
             self._retransmit(now)
-            self.deadline = time.ticks_add(now, self.rto)
+            self.deadline = time.ticks_add(now, self.rt.rto)
         for kind, cid, off, ln in ses.commands(data, n):
             st.commands += 1
             if ses.seen_command(cid):
