@@ -68,13 +68,10 @@ SEQ_BLOCK = 65536  # reply sequence numbers reserved per database write
 # any keep-alive interval, so a live device is always tried; a device silent
 # for longer is presumed gone from that address.
 PUSH_WINDOW_S = 600
-# Traffic kinds (UDP payload bytes and datagrams per device): what each byte of
-# the day was for. In: DATA that brought new readings, DATA whose readings were
-# all held already (a retransmission after a lost or late ACK), streamed
-# readings, keep-alives, HELLOs, DONEs. Out: ACKs, answers to a HELLO, replies
-# carrying commands, commands pushed unasked.
-TRAFFIC_IN = ("data", "data_repeat", "realtime", "keepalive", "hello", "done")
-TRAFFIC_OUT = ("ack", "hello_reply", "command", "push")
+# Traffic kinds (table `traffic`: what each byte of the day was for): in,
+# data, data_repeat (every reading held already: a retransmission after a lost
+# or late ACK), realtime, keepalive, hello, done; out, ack, hello_reply,
+# command (a reply carrying commands), push (a command sent unasked).
 
 
 class Collector:
@@ -95,11 +92,9 @@ class Collector:
         self.routes: dict[int, tuple] = {}
         self.push_window_s = push_window_s
         self.sender = None
-        # keep-alive token -> (device id, seq): a keep-alive is only its token
-        self._ka_index: dict[bytes, tuple[int, int]] = {}
-        self._ka_tokens: dict[int, list[bytes]] = {}
+        self.ka = wire.KeepaliveIndex()
         for dev, key, top in self.db.execute("SELECT device_id, key, seq_top FROM devices").fetchall():
-            self._ka_refresh(dev, bytes(key), top)
+            self.ka.refresh(dev, bytes(key), top)
 
     # -- administration --------------------------------------------------------
     def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
@@ -111,7 +106,7 @@ class Collector:
             (device_id, key_id, key),
         )
         top = self.db.execute("SELECT seq_top FROM devices WHERE device_id=?", (device_id,)).fetchone()[0]
-        self._ka_refresh(device_id, key, top)
+        self.ka.refresh(device_id, key, top)
 
     def queue_command(self, device_id: int, kind: int, payload: bytes) -> int:
         """Queue a command; sent with every reply to the device until it reports DONE."""
@@ -184,7 +179,7 @@ class Collector:
             self._reject(d.device_id, "bad_type")  # collector->device type sent to us (reflection)
             return []
         if d.type == wire.T_KEEPALIVE:
-            hit = self._ka_index.get(d.raw)
+            hit = self.ka.lookup(d.raw)
             if hit is None:  # forged, replayed, or too far ahead: the device resyncs with a HELLO
                 self._reject(0, "bad_keepalive")
                 return []
@@ -267,7 +262,7 @@ class Collector:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        self._ka_refresh(d.device_id, key, win.top)
+        self.ka.refresh(d.device_id, key, win.top)
         return out
 
     def push_pending(self) -> int:
@@ -300,18 +295,6 @@ class Collector:
             self.sender(reply, route[0], route[1])
             n += 1
         return n
-
-    def _ka_refresh(self, device_id: int, key: bytes, top: int) -> None:
-        # The keep-alive tokens this device may send next (seq top+1 ..).
-        for t in self._ka_tokens.pop(device_id, ()):
-            if self._ka_index.get(t, (None,))[0] == device_id:
-                del self._ka_index[t]
-        toks = []
-        for s in range(top + 1, top + 1 + wire.KA_AHEAD):
-            t = wire.keepalive_token(key, device_id, s)
-            self._ka_index[t] = (device_id, s)
-            toks.append(t)
-        self._ka_tokens[device_id] = toks
 
     def _pending(self, device_id: int) -> list[tuple[int, int, bytes]]:
         room = wire.MAX_DGRAM - wire.REPLY_HEAD - wire.TAG

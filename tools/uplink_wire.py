@@ -166,6 +166,30 @@ def build_keepalive(key: bytes, dev: int, seq: int) -> bytes:
     return keepalive_token(key, dev, seq)
 
 
+class KeepaliveIndex:
+    """Keep-alive token -> (device id, seq). A keep-alive is nothing but its token, so
+    the collector keeps the tokens each device may send next: seqs top+1 .. top+KA_AHEAD
+    above the highest it has accepted (top)."""
+
+    def __init__(self) -> None:
+        self._index: dict[bytes, tuple[int, int]] = {}
+        self._tokens: dict[int, list[bytes]] = {}
+
+    def lookup(self, token: bytes) -> tuple[int, int] | None:
+        return self._index.get(token)
+
+    def refresh(self, device_id: int, key: bytes, top: int) -> None:
+        for t in self._tokens.pop(device_id, ()):
+            if self._index.get(t, (None,))[0] == device_id:
+                del self._index[t]
+        toks = []
+        for s in range(top + 1, top + 1 + KA_AHEAD):
+            t = keepalive_token(key, device_id, s)
+            self._index[t] = (device_id, s)
+            toks.append(t)
+        self._tokens[device_id] = toks
+
+
 class Window:
     """Replay window: each seq once, none more than 64 below the highest seen."""
 
