@@ -90,6 +90,7 @@ class Results:
         log them (none may remain for RAVEn: readings_never_sent).
         """
         sent = self.emulator_log()
+        self.matched_seqs: set[int] = set()  # rows explained by a sent reading (never_sent)
         look = 8
         lists: dict[str, list[tuple[int, int]]] = {"demand": [], "summation": [], "poll": []}
         for seq, _utc, demand, delivered, flags in sorted(rows):
@@ -110,6 +111,7 @@ class Results:
                 if j + d < len(lst) and lst[j + d][1] == v:
                     ptr[kind] = j + d + 1
                     matched += 1
+                    self.matched_seqs.add(lst[j + d][0])
                     last_matched[boot] = i
                     break
             else:
@@ -134,10 +136,12 @@ class Results:
     def never_sent(self, rows: list[tuple]) -> int:
         """Readings at the collector that match no report the emulator sent.
 
-        A demand reading must match a demand report of the same watts, a
-        summation reading one of the same Wh, within a window: the emulator
-        stamps its log when it writes, which lags the report's own time by
-        up to a few seconds at high speed.
+        Rows the in-order matching of accounting() explained are sent. Any
+        other must match a report of its kind and value stamped within one
+        real second of simulated time (speed s) either side: the emulator's
+        clock lags the simulator's by its start-up at each boot, and the
+        firmware stamps readings with its own clock until the meter's time
+        arrives.
         """
         p = self.out / "emulator.jsonl"
         if not p.exists():
@@ -157,10 +161,12 @@ class Results:
                 by_kind["demand"].setdefault(t, set()).add(n.get("demand_w"))
             elif k == "summation":
                 by_kind["summation"].setdefault(t, set()).add(n.get("delivered_wh"))
-        win = int(max(5, self.a.speed / 20))
+        win = int(max(5, self.a.speed))
         bad = 0
-        for _seq, utc, demand, delivered, flags in rows:
-            span = range(utc - 1, utc + win + 1)
+        for seq, utc, demand, delivered, flags in rows:
+            if seq in getattr(self, "matched_seqs", ()):
+                continue
+            span = range(utc - win, utc + win + 1)
             if flags & 2:  # F_DEMAND
                 ok = any(demand in by_kind["demand"].get(t, ()) for t in span)
             elif flags & 4:  # F_SUMMATION
