@@ -141,15 +141,20 @@ async def session(world: World, read, write) -> bool:
         await replay(world.args, write)
         return True
     world.start()
-    if world.args.protocol == "ezsp":
+    await protocol_module(world.args).serve(world, read, write)
+    return world.done()
+
+
+def protocol_module(args):
+    # Imported before the server listens: bellows and zigpy take a second or
+    # two to import, which must not pass on the meter's clock.
+    if args.protocol == "ezsp":
         from emu import ezsp_session
 
-        await ezsp_session.serve(world, read, write)
-    else:
-        from emu import raven_session
+        return ezsp_session
+    from emu import raven_session
 
-        await raven_session.serve(world, read, write)
-    return world.done()
+    return raven_session
 
 
 async def serve_tcp(args) -> None:
@@ -170,6 +175,8 @@ async def serve_tcp(args) -> None:
         if over and not done.done():
             done.set_result(None)
 
+    if not args.replay:
+        protocol_module(args)
     server = await asyncio.start_server(handle, args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     print(f"listening on tcp:{args.host}:{port}", flush=True)
@@ -181,6 +188,8 @@ async def serve_tcp(args) -> None:
 
 
 async def serve_pty(args) -> None:
+    if not args.replay:
+        protocol_module(args)
     master, slave = os.openpty()
     tty.setraw(slave)  # a UART: no echo, no line discipline, no CR/LF mapping
     os.set_blocking(master, False)

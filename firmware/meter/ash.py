@@ -158,6 +158,7 @@ class Ash:
         self._last = -1
 
     # -- receive --------------------------------------------------------------
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def feed(self, data, n):
         # Push n received bytes through the deframer.
         rx = self._rx
@@ -214,6 +215,7 @@ class Ash:
         self._esc = esc
         self._discard = discard
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _frame(self, n):
         rx = self._rx
         if n < 3 or crc16(rx, 0, n, CRC_TABLE) != 0:  # type: ignore[arg-type]  # viper ptr8 takes any buffer

@@ -16,6 +16,7 @@
 # Read-only towards the meter: the only over-the-air command that can be
 # built is sendUnicast, and send_unicast() refuses any payload that is not a
 # ZCL Read Attributes; frame ids outside CMD_ALLOWED cannot be built at all.
+import micropython
 from micropython import const
 
 V_MIN = const(8)
@@ -285,6 +286,7 @@ class Ezsp:
         return self._copy(i + 3, zcl, n)
 
     # -- receiving ------------------------------------------------------------
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def frame(self, buf, off, n):
         # One EZSP frame from the NCP (ASH on_frame).
         if self.ext:
@@ -327,6 +329,7 @@ class Ezsp:
             return b[i]
         return _sl(b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24))
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _callback(self, fid, b, p, end):
         m = end - p
         if fid == INCOMING_MESSAGE:

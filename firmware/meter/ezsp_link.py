@@ -11,6 +11,8 @@
 import asyncio
 from time import ticks_add, ticks_diff, ticks_ms
 
+import micropython
+
 import faults
 import hal
 from meter import ash, ezsp, installcode, supervise, zcl
@@ -121,6 +123,7 @@ class EzspLink:
                 self.closed = True
                 self._wake.set()
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _on_frame(self, buf, off, n):
         self.sup.heard()
         self.ez.frame(buf, off, n)
@@ -201,6 +204,7 @@ class EzspLink:
         return True
 
     # -- callbacks ------------------------------------------------------------------
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         self.sup.radio(lqi, rssi)
         if cluster != zcl.METERING and cluster != zcl.TIME:
@@ -229,6 +233,7 @@ class EzspLink:
         if status:
             self.send_failures += 1
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _reading(self, utc, demand_w, delivered_wh, received_wh, flags):
         if flags & F_SUMMATION:
             self.sup.dropout.res_wh = self.meter.sum_step_wh()

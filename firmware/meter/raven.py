@@ -172,6 +172,7 @@ class Parser(Fragments):
         return 1 if self._top != _NONE else 0
 
     # -- per tag ------------------------------------------------------------
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _lookup(self, start, n, h):
         # Index into NAMES of name[start:start+n], or _UNKNOWN. No allocation.
         i = BY_HASH.get(h, _UNKNOWN)
@@ -186,6 +187,7 @@ class Parser(Fragments):
                 return _UNKNOWN
         return i
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _rehash(self, a, b):
         h = 0
         name = self._name
@@ -193,6 +195,7 @@ class Parser(Fragments):
             h = (h * 33 + name[j]) & _HASH_MASK
         return h
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _tag(self, nn, nh):
         name = self._name
         if nn == 0:
@@ -235,6 +238,7 @@ class Parser(Fragments):
             if selfclose:
                 self._end_child()
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _open_top(self, i):
         self._top = i
         self._child = _NONE
@@ -246,6 +250,7 @@ class Parser(Fragments):
         self._text = {} if t else None
         self._meters = [] if i == _T_METERS else None
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _close(self, i, h, n):
         if self._child != _NONE:
             c = self._child
@@ -273,6 +278,7 @@ class Parser(Fragments):
         self.bad += 1
         self.on_event(EV_BAD, why, NAMES[top])
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _end_child(self):
         c = self._child
         self._child = _NONE
@@ -310,6 +316,7 @@ class Parser(Fragments):
             else:
                 self._text[NAMES[c]] = v
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _number(self, slot):
         # "0x" + 1..16 hex digits, optional surrounding whitespace; "Y"/"N"
         # for SuppressLeadingZero. None if malformed. Slot -1: check only.
@@ -335,6 +342,7 @@ class Parser(Fragments):
             v -= 1 << (nd * 4)
         return v
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _trim(self):
         # self._a, self._b: the value without surrounding whitespace (no
         # tuple: this runs for every element, with the heap locked in tests)
@@ -348,6 +356,7 @@ class Parser(Fragments):
         self._a = a
         self._b = b
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _same(self, ref):
         # The value just read (trimmed) equals ref, hex case ignored.
         val = self._val

@@ -4,6 +4,7 @@
 # with F_DEMAND, or the summations with F_SUMMATION (+ F_RECEIVED); other
 # fragments become events for the link (time, connection status, device
 # info, meter list, price, warnings).
+import micropython
 from micropython import const
 
 from meter import reading
@@ -50,12 +51,14 @@ if NAMES[_T_NETINFO] != b"NetworkInfo" or NAMES[15 + _S_TRAIL] != b"TrailingDigi
 class Fragments:
     # Mixed into raven.Parser: uses its staged fragment (_top, _have, _num,
     # _text, _meters, _other, _poison) and counters.
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _need(self, mask, t):
         if self._have & mask != mask:
             self._bad("missing element", t)
             return False
         return True
 
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _end_top(self):
         t = self._top
         self._top = _NONE

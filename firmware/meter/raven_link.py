@@ -14,6 +14,8 @@
 import asyncio
 import time
 
+import micropython
+
 import faults
 import hal
 from meter import raven, raven_cmd, reading, supervise
@@ -60,6 +62,7 @@ class RavenLink:
             self.send(name)
 
     # -- parser callbacks ------------------------------------------------------
+    @micropython.native  # per tag/fragment: machine code, state on the C stack
     def _reading(self, utc, demand_w, delivered_wh, received_wh, flags):
         self.sup.good()
         if self.status.state != supervise.UP:

@@ -15,6 +15,8 @@
 # until enough consecutive intervals check out again.
 import time
 
+import micropython
+
 import faults
 import hal
 from meter import reading
@@ -137,6 +139,7 @@ class Dropout:
         if self._ti is not None:
             self._ti += delta_s
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def check(self, utc, demand_w, delivered_wh, received_wh, flags):
         # Returns the flags with F_GAP added when a dropout shows up: on the
         # first demand reading after a hole, or after the summation that
@@ -203,6 +206,7 @@ class Dropout:
             return flags | reading.F_GAP
         return flags
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _verdict(self, step):
         # Judge the pending interval, now that the demand step after its
         # summation (W) is known. True: energy went missing.
@@ -293,6 +297,7 @@ class Supervisor:
         # The link set the device clock delta_s seconds forward.
         self.dropout.shift(delta_s)
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def reading(self, utc, demand_w, delivered_wh, received_wh, flags):
         # Every reading passes here on its way out; returns its flags.
         st = self.status

@@ -8,6 +8,7 @@
 # produces no reading. Scaling uses exact integer ratios (multiplier,
 # divisor and unit factor folded into one fraction when they change), so a
 # reading costs no float and, for household-sized values, no allocation.
+import micropython
 from micropython import const
 
 from meter.reading import (
@@ -233,6 +234,7 @@ class Meter:
             f |= F_GAS
         return f
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def handle(self, cluster, buf, off, n):
         # One ZCL frame buf[off:off+n] from the meter; returns OK/IGNORED/BAD.
         self.frames += 1
@@ -270,6 +272,7 @@ class Meter:
             return 9
         return -1
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _parse(self, cluster, buf, i, end, is_rsp):
         v = self._v
         seen = 0
@@ -318,6 +321,7 @@ class Meter:
         self._seen = seen
         return True
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _commit(self, cluster):
         seen = self._seen
         v = self._v
@@ -378,6 +382,7 @@ class Meter:
             self._emit(seen, utc, valid)
         self.held = 0
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _emit(self, seen, utc, valid):
         # One reading from the staged values of one frame.
         demand = self._value(seen, 8)
@@ -412,6 +417,7 @@ class Meter:
         self.readings += 1
         self.on_reading(utc, dw, dwh, rwh, f)
 
+    @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _value(self, seen, s):
         # A staged summation/demand value, or None if absent or invalid.
         if not seen & (1 << s):

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ezsp_ncp import EzspNcp  # noqa: E402 - bellows and zigpy: imported before the server listens
 
 
 class Line:
@@ -46,8 +47,6 @@ class Line:
 
 
 def make_ncp(world, line: Line):
-    from ezsp_ncp import EzspNcp  # noqa: PLC0415 - bellows and zigpy load only for EZSP
-
     a = world.args
     return EzspNcp(
         world.meter,
