@@ -145,24 +145,29 @@ class NorFlash:
             raise FlashError("program out of range")
         mv = memoryview(data)
         # Check the whole range first: a rejected program changes nothing.
+        # (Up to one chunk, the check's read serves the write too: most
+        # programs are a record of a few dozen bytes.)
+        one = n <= _CHUNK
         self._scan(addr, mv, n, False)
         land = self._begin()
-        self._scan(addr, mv, n if land is None else min(land, n), True)
+        self._scan(addr, mv, n if land is None else min(land, n), True, one)
         if land is not None:
             raise PowerCut("power cut during program")
         self.programs += 1
 
-    def _scan(self, addr, mv, n, write):
+    def _scan(self, addr, mv, n, write, have=False):
         # Chunk by chunk: check (write=False) or program (write=True); no
         # allocation per chunk (this runs on every flush of the store).
+        # have: self._buf already holds the one chunk at addr.
         f = self._f
         old = self._buf
         new = self._new
         pos = 0
         while pos < n:
             k = min(_CHUNK, n - pos)
-            f.seek(addr + pos)
-            f.readinto(old)
+            if not have:
+                f.seek(addr + pos)
+                f.readinto(old)
             if not write:
                 i = _sets_bits(old, mv, pos, k)
                 if i >= 0:
