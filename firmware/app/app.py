@@ -6,16 +6,13 @@
 #   display  live and diagnostics screens from a status snapshot
 #   health   Wi-Fi, clock and store faults; OTA self-confirmation
 #   status   one status line every _STATUS_MS (heap after collect, counters)
-# The display, the logs and the cloud read one snapshot (snapshot()), and the
+# The display, the logs and the cloud read one snapshot (app/report.py), and the
 # one fault table (faults.py) names what is wrong in all three.
 # Without a valid configuration only the display and a re-check of the
 # config file run, showing CONFIG_MISSING / CONFIG_BAD.
 import asyncio
 import binascii
 import gc
-import json
-import sys
-import time
 
 import micropython
 from micropython import const
@@ -23,18 +20,17 @@ from micropython import const
 import board
 import faults as F
 import hal
-from app import config
+from app import config, report
 from app.supervisor import Supervisor
 from meter.reading import F_RECEIVED, F_SUMMATION
 from uplink.datagram import CMD_OTA
 
-VERSION = "1.0.0"
+VERSION = report.VERSION
 _FLUSH_IDLE_MS = const(60_000)  # flusher's longest sleep (the store's flush_s)
 _STATUS_MS = const(600_000)
 _HEALTH_MS = const(30_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
-_QUERY_MS = const(300_000)
 _DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
@@ -256,87 +252,10 @@ class App:
 
     def snapshot(self):
         # Everything the diagnostics screen, the cloud and the logs show.
-        now = hal.clock.ticks_ms()
-        t = self.last_reading_ticks
-        s = {
-            "fault": self.faults.current(),
-            "fault_count": len(self.faults.active()),
-            "demand_w": self.last_demand,
-            "last_reading_age_s": None if t is None else time.ticks_diff(now, t) // 1000,
-            "utc": hal.clock.utc(),
-            "clock_valid": hal.clock.valid(),
-            "version": VERSION,
-            "board": board.NAME,
-            "build": board.NAME,
-            "uptime_s": time.ticks_diff(now, self.boot_ticks) // 1000,
-            "reset_cause": self.reset_cause,
-            "readings": self.readings,
-            "bad_readings": self.bad_readings,
-            "commits": self.commits,
-            "faults": self.faults.active(),
-            "mem_errors": self.sup.mem_errors,
-            "tasks": self.sup.summary(),
-            "wifi": {"connected": hal.wifi.isconnected(), "rssi": hal.wifi.rssi()},
-        }
-        if self.link is not None:
-            s["meter"] = self.link.status.as_dict()
-        if self.store is not None:
-            st = self.store
-            s["store"] = st.stats()
-            if hal.clock.valid():
-                # Flash queries: refreshed every _QUERY_MS, not every redraw
-                # (the figures move slowly; each query may decode a sector).
-                q = self._query
-                if q is None or time.ticks_diff(now, q[0]) >= _QUERY_MS:
-                    utc = hal.clock.utc()
-                    q = self._query = (now, st.energy_since(utc - utc % 86400), st.hourly_wh(utc, 24))
-                s["today_wh"] = q[1]
-                s["hourly_wh"] = q[2]
-        u = self.uplink
-        if u is not None:
-            us = u.status
-            s["cloud"] = {
-                "endpoint": us.endpoint,
-                "last_ack_age_s": us.ack_age_s(now),
-                "pending": us.pending,
-                "realtime": us.realtime,
-                "bytes_up": us.bytes_up,
-                "bytes_down": us.bytes_down,
-                "retransmits": us.retransmits,
-                "rejected": us.rejected(),
-            }
-        if self.display is not None:
-            s["display"] = self.display.counts()
-        if self.ota is not None:
-            o = self.ota.status
-            s["ota"] = {"state": o.state, "percent": o.percent, "version": o.version, "reason": o.reason}
-        if self.cfg_errors:
-            s["config_errors"] = self.cfg_errors
-        return s
+        return report.snapshot(self)
 
     def print_status(self):
-        # Heap in use after a full collection: what the firmware really
-        # holds, so growth from day to day shows here (and in the soak test).
-        s = self.snapshot()
-        gc.collect()
-        heap = gc.mem_alloc()
-        if heap > self.heap_peak:
-            self.heap_peak = heap
-        s["heap"] = heap
-        s["heap_free"] = gc.mem_free()
-        s["heap_peak"] = self.heap_peak
-        s["heap_code"] = self.heap_code
-        if _PROFILE:
-            from app import taskprof
-
-            s["cpu"] = taskprof.snapshot()
-        # Streamed, not json.dumps(): one status line is a few KB, and a
-        # string that size needs a contiguous block a fragmented heap may
-        # not have (this was a real MemoryError in the 7-day soak).
-        out = sys.stdout
-        out.write("status ")
-        json.dump(s, out)
-        out.write("\n")
+        report.print_status(self)
 
     async def config_watch(self):
         # Unprovisioned: once a valid config appears, restart into it.

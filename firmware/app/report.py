@@ -1,0 +1,104 @@
+# The device's report of itself: the status snapshot the display, the
+# cloud and the logs share (snapshot(app)), and the status line printed
+# every 10 simulated minutes with the heap after a full collection
+# (print_status(app)); docs/sim.md lists the fields the simulator reads.
+import gc
+import json
+import sys
+import time
+
+from micropython import const
+
+import board
+import hal
+
+VERSION = "1.0.0"
+_QUERY_MS = const(300_000)  # store queries (today, per hour) refreshed this often
+# per-task CPU in the status lines (app/taskprof.py), board.PROFILE
+_PROFILE = getattr(board, "PROFILE", None)
+
+
+def snapshot(a):
+    # -> dict: what the diagnostics screen, the cloud and the logs show.
+    now = hal.clock.ticks_ms()
+    t = a.last_reading_ticks
+    s = {
+        "fault": a.faults.current(),
+        "fault_count": len(a.faults.active()),
+        "demand_w": a.last_demand,
+        "last_reading_age_s": None if t is None else time.ticks_diff(now, t) // 1000,
+        "utc": hal.clock.utc(),
+        "clock_valid": hal.clock.valid(),
+        "version": VERSION,
+        "board": board.NAME,
+        "build": board.NAME,
+        "uptime_s": time.ticks_diff(now, a.boot_ticks) // 1000,
+        "reset_cause": a.reset_cause,
+        "readings": a.readings,
+        "bad_readings": a.bad_readings,
+        "commits": a.commits,
+        "faults": a.faults.active(),
+        "mem_errors": a.sup.mem_errors,
+        "tasks": a.sup.summary(),
+        "wifi": {"connected": hal.wifi.isconnected(), "rssi": hal.wifi.rssi()},
+    }
+    if a.link is not None:
+        s["meter"] = a.link.status.as_dict()
+    if a.store is not None:
+        st = a.store
+        s["store"] = st.stats()
+        if hal.clock.valid():
+            # Flash queries: refreshed every _QUERY_MS, not every redraw
+            # (the figures move slowly; each query may decode a sector).
+            q = a._query
+            if q is None or time.ticks_diff(now, q[0]) >= _QUERY_MS:
+                utc = hal.clock.utc()
+                q = a._query = (now, st.energy_since(utc - utc % 86400), st.hourly_wh(utc, 24))
+            s["today_wh"] = q[1]
+            s["hourly_wh"] = q[2]
+    u = a.uplink
+    if u is not None:
+        us = u.status
+        s["cloud"] = {
+            "endpoint": us.endpoint,
+            "last_ack_age_s": us.ack_age_s(now),
+            "pending": us.pending,
+            "realtime": us.realtime,
+            "bytes_up": us.bytes_up,
+            "bytes_down": us.bytes_down,
+            "retransmits": us.retransmits,
+            "rejected": us.rejected(),
+        }
+    if a.display is not None:
+        s["display"] = a.display.counts()
+    if a.ota is not None:
+        o = a.ota.status
+        s["ota"] = {"state": o.state, "percent": o.percent, "version": o.version, "reason": o.reason}
+    if a.cfg_errors:
+        s["config_errors"] = a.cfg_errors
+    return s
+
+
+def print_status(a):
+    # Heap in use after a full collection: what the firmware really
+    # holds, so growth from day to day shows here (and in the soak test).
+    s = snapshot(a)
+    gc.collect()
+    heap = gc.mem_alloc()
+    if heap > a.heap_peak:
+        a.heap_peak = heap
+    s["heap"] = heap
+    s["heap_free"] = gc.mem_free()
+    s["heap_peak"] = a.heap_peak
+    s["heap_code"] = a.heap_code
+    if _PROFILE:
+        from app import taskprof
+
+        s["cpu"] = taskprof.snapshot()
+    # Streamed, not json.dumps(): one status line is a few KB, and a
+    # string that size needs a contiguous block a fragmented heap may
+    # not have (this was a real MemoryError in the 7-day soak).
+    out = sys.stdout
+    out.write("status ")
+    json.dump(s, out)
+    out.write("\n")
