@@ -19,6 +19,7 @@ reports:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -93,13 +94,16 @@ def stream(seconds: int = 3600) -> tuple[bytes, int]:
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--firmware", type=Path, default=ROOT / "firmware", help="firmware tree to measure (before/after)")
+    args = ap.parse_args()
     data, reports = stream()
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "stream.bin"
         f.write_bytes(data)
         code = Path(tmp) / "bench.py"
         code.write_text(SNIPPET)
-        env = dict(os.environ, MICROPYPATH=f"{ROOT / 'firmware'}:{ROOT / 'boards' / 'unix'}:.frozen")
+        env = dict(os.environ, MICROPYPATH=f"{args.firmware}:{ROOT / 'boards' / 'unix'}:.frozen")
         out = subprocess.run(
             [str(MICROPYTHON), "-X", "heapsize=2m", str(code), str(f)],
             env=env,
