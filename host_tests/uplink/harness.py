@@ -163,7 +163,8 @@ def realtime_trial(
     """A device behind a NAT that forgets idle mappings after 60 s; real-time requests
     queued at random moments. Returns latencies (device s, request -> first streamed
     reading), readings streamed per request, per-reading delays (real s, handed to the
-    uplink -> stored by the collector), the device status and the NAT's counters."""
+    uplink -> stored by the collector), the device status, the NAT's counters and the
+    collector's traffic by kind."""
     import random
     import time
 
@@ -204,6 +205,7 @@ def realtime_trial(
         th.join(run_s / speed + 120)
         live = dict(q("SELECT seq, received_at FROM live WHERE device_id=?", DEV))
         counts = dict(net.imps[0].counts)
+        traffic = net.call(net.col.stats)["devices"][DEV]["traffic"]
     finally:
         th.join(run_s / speed + 120)
         net.stop()
@@ -219,4 +221,5 @@ def realtime_trial(
         "sent": len(sent),
         "status": status,
         "nat": counts,
+        "traffic": traffic,
     }

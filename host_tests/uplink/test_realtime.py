@@ -1,9 +1,10 @@
 """Real-time mode behind a NAT that forgets idle mappings after 60 s.
 
-Requests are queued at the collector at random moments; the device learns of
-them from the reply to its next keep-alive (no mapping survives between
-keep-alives, so this is the only way in), streams each reading for the
-requested time and then stops by itself. Latency from request to the first
+Requests are queued at the collector at random moments; the collector pushes
+each at once to where the device was last heard from, which gets through only
+while the NAT still holds that mapping (60 s of the 180 between keep-alives),
+and otherwise sends it with the reply to the next keep-alive. The device
+streams each reading for the requested time and then stops by itself. Latency from request to the first
 streamed reading is in device time (real time x clock speed); the delay of
 each streamed reading is real time on loopback.
 """
@@ -31,3 +32,9 @@ def test_realtime_latency_behind_forgetful_nat_and_fallback(tmp_path):
     # the NAT really forgot the mapping between keep-alives
     assert r["status"]["keepalives"] > 20
     assert r["nat"]["mappings"] >= r["status"]["keepalives"] // 2, r["nat"]
+    # every request was pushed at once, exactly once; pushes into a forgotten
+    # mapping died at the NAT, those into a live one were served within seconds
+    assert r["traffic"]["push"]["datagrams"] == len(lat), (r["traffic"], len(lat))
+    assert r["nat"]["nat_drops"] >= 1, r["nat"]
+    assert sum(1 for x in lat if x < 5) >= 1, lat
+    assert r["status"]["keepalive_s"] == 180
