@@ -11,7 +11,6 @@
 # Without a valid configuration only the display and a re-check of the
 # config file run, showing CONFIG_MISSING / CONFIG_BAD.
 import asyncio
-import binascii
 import gc
 
 import micropython
@@ -79,15 +78,11 @@ class App:
 
         self.store = Store(hal.partition("store"), clock=hal.clock)
         c = self.cfg
-        if c.meter_protocol == "ezsp":
-            # EzspLink opens (and re-opens) the UART itself and joins with
-            # the install code: its own config dict, not make_link()'s UART.
-            from meter.ezsp_link import EzspLink
-
-            ic = binascii.hexlify(c.install_code).decode() if c.install_code else None
-            self.link = EzspLink({"uart": board.METER_UART, "install_code": ic}, self.on_reading, self.faults)
-        else:
-            self.link = make_link(c.meter_protocol, hal.Uart(board.METER_UART), self.on_reading, self.faults)
+        # The link opens (and, for EZSP, re-opens) the board's UART itself;
+        # EZSP joins with the install code when it has no network yet.
+        self.link = make_link(
+            c.meter_protocol, board.METER_UART, self.on_reading, self.faults, install_code=c.install_code
+        )
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)
         from ota import status as ota_status
         from ota.updater import Updater

@@ -11,7 +11,12 @@ from micropython import const
 
 _F_SUMMATION = const(4)  # meter/reading.py F_SUMMATION (not imported: saves heap)
 _HOUR = 3600
-_LOOK = 16  # readings searched for one with a known summation
+# Readings searched for one with a known summation. F_SUMMATION marks only
+# readings made from a summation report (meter/reading.py), and a RAVEn
+# stick may send one every few minutes between demand reports every 4 s:
+# 256 readings reach back about 17 minutes. Answers are cached per
+# boundary, so a long search is paid once.
+_LOOK = 256
 
 
 def first_seq_at(st, t):

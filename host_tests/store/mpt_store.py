@@ -328,6 +328,50 @@ def test_queries_skip_unknown_summations():
     assert got == want, (got, want)
 
 
+def _gen_sparse(seq):
+    # a summation in one reading of 40 (a RAVEn stick: demand every few
+    # seconds, summation every few minutes); the others carry demand only
+    r = gen(seq)
+    if seq % 40:
+        return (r[0], r[1], 0, r[3], r[4] & ~4)
+    return r
+
+
+def test_queries_reach_sparse_summations():
+    f, st = _store("sparse.bin", nsect=16, ram=200)
+    for _ in range(3000):
+        st.append(*_gen_sparse(st.seq + 1))
+        if st.seq % 100 == 0:
+            st.flush()
+    st.flush()
+    hi = st.seq
+
+    def before(t):
+        best = None
+        for s in range(1, hi + 1):
+            r = _gen_sparse(s)
+            if r[0] >= t:
+                break
+            if r[4] & 4:
+                best = r[2]
+        return best
+
+    latest = before(_gen_sparse(hi)[0] + 1)
+    for s in (500, 1234, 2222, 2990):
+        t = _gen_sparse(s)[0]
+        want = latest - before(t)
+        assert st.energy_since(t) == want, (s, st.energy_since(t), want)
+    now = _gen_sparse(hi)[0]
+    h1 = now // 3600
+    got = st.hourly_wh(now, 3)
+    want = []
+    for h in range(h1 - 2, h1 + 1):
+        b = before((h + 1) * 3600) if (h + 1) * 3600 <= now else latest
+        want.append(b - before(h * 3600))
+    assert got == want and None not in got, (got, want)
+    f.close()
+
+
 def test_queries_cached_while_readings_arrive():
     # The display asks every few minutes while readings keep coming: the
     # cached boundaries (including "no reading before this hour", cached
