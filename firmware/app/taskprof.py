@@ -65,7 +65,7 @@ def _slot(name):
 def install(sup=None):
     # Wrap every task created from now on (asyncio.run's main task too);
     # the supervisor's tasks are named by their supervisor name.
-    core = asyncio.core
+    core = asyncio.core  # type: ignore[attr-defined]  # MicroPython only
     create = core.create_task
 
     def create_task(coro):

@@ -29,7 +29,7 @@ from meter.raven_frag import (  # noqa: F401
     EV_STATUS,
     EV_TIME,
     EV_WARNING,
-    Fragments,
+    end_top,
 )
 from meter.raven_names import BY_HASH, HASH_MASK, NAMES, hexval
 
@@ -61,7 +61,7 @@ if _HASH_MASK != HASH_MASK or NAMES[_FIRST_TEXT + 2] != b"MeterMacId":
     raise ImportError("raven: raven_names out of step")
 
 
-class Parser(Fragments):
+class Parser:
     # feed(buf, n) with any split of the byte stream; results go to
     # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags) and
     # on_event(kind, a, b). A reading without a meter time (TimeStamp
@@ -260,7 +260,7 @@ class Parser(Fragments):
                 self._broken("mismatched close tag")
         elif self._top != _NONE:
             if i == self._top:
-                self._end_top()
+                end_top(self)
             else:
                 self._broken("mismatched close tag")
         else:

@@ -1,5 +1,7 @@
 # RAVEn XML API: what a complete fragment means (meter/raven.py parses the
-# bytes and calls _end_top() when a top-level fragment closes). A reading
+# bytes and calls end_top(parser) when a top-level fragment closes; it uses
+# the parser's staged fragment: _top, _have, _num, _text, _meters, _other,
+# _poison, and its counters). A reading
 # carries only the values of its own fragment (meter/reading.py): demand
 # with F_DEMAND, or the summations with F_SUMMATION (+ F_RECEIVED); other
 # fragments become events for the link (time, connection status, device
@@ -48,90 +50,88 @@ if NAMES[_T_NETINFO] != b"NetworkInfo" or NAMES[15 + _S_TRAIL] != b"TrailingDigi
     raise ImportError("raven_frag: raven_names out of step")
 
 
-class Fragments:
-    # Mixed into raven.Parser: uses its staged fragment (_top, _have, _num,
-    # _text, _meters, _other, _poison) and counters.
-    @micropython.native  # per tag/fragment: machine code, state on the C stack
-    def _need(self, mask, t):
-        if self._have & mask != mask:
-            self._bad("missing element", t)
-            return False
-        return True
+@micropython.native  # per fragment: machine code, state on the C stack
+def _need(p, mask, t):
+    if p._have & mask != mask:
+        p._bad("missing element", t)
+        return False
+    return True
 
-    @micropython.native  # per tag/fragment: machine code, state on the C stack
-    def _end_top(self):
-        t = self._top
-        self._top = _NONE
-        if self._poison is not None:
-            self._bad(self._poison, t)
+
+@micropython.native  # per fragment: machine code, state on the C stack
+def end_top(p):
+    t = p._top
+    p._top = _NONE
+    if p._poison is not None:
+        p._bad(p._poison, t)
+        return
+    num = p._num
+    ev = p.on_event
+    if (t == _T_DEMAND or t == _T_SUMM) and p._other:
+        p.ignored += 1  # another meter on the stick's network
+        ev(EV_IGNORED, NAMES[t], None)
+    elif t == _T_DEMAND or t == _T_SUMM:
+        key = _S_DEMAND if t == _T_DEMAND else _S_DELIV
+        if not _need(p, (1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
             return
-        num = self._num
-        ev = self.on_event
-        if (t == _T_DEMAND or t == _T_SUMM) and self._other:
-            self.ignored += 1  # another meter on the stick's network
-            ev(EV_IGNORED, NAMES[t], None)
-        elif t == _T_DEMAND or t == _T_SUMM:
-            key = _S_DEMAND if t == _T_DEMAND else _S_DELIV
-            if not self._need((1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
-                return
-            ts = num[_S_TS]  # 0xFFFFFFFF: the meter has no time
-            utc = 0 if ts == _NO_TIME else ts + reading.ZIGBEE_EPOCH
-            flags = 0 if ts == _NO_TIME else reading.F_TIME_VALID
-            mult = num[_S_MULT]
-            div = num[_S_DIV]
-            h = self._have
-            if h & (1 << 6):
-                self.digits_right = num[6]
-            if h & (1 << 7):
-                self.digits_left = num[7]
-            if h & (1 << _S_SLZ):
-                self.suppress_zero = num[_S_SLZ]
-            self.good += 1
-            dw = dwh = rwh = 0
-            if t == _T_DEMAND:
-                dw = self.demand_w = scale(num[_S_DEMAND], mult, div)
-                flags |= reading.F_DEMAND
-            else:
-                self.sum_res_wh = scale(1, mult, div) or 1  # register step
-                dwh = self.delivered_wh = scale(num[_S_DELIV], mult, div)
-                flags |= reading.F_SUMMATION
-                if h & (1 << _S_RECV):
-                    rwh = self.received_wh = scale(num[_S_RECV], mult, div)
-                    flags |= reading.F_RECEIVED
-            self.on_reading(utc, dw, dwh, rwh, flags)
-        elif t == _T_TIME:
-            if not self._need(1 << _S_UTC, t):
-                return
-            self.good += 1
-            u = num[_S_UTC]
-            lo = num[_S_LOCAL] if self._have & (1 << _S_LOCAL) else _NO_TIME
-            ev(
-                EV_TIME,
-                None if u == _NO_TIME else u + reading.ZIGBEE_EPOCH,
-                None if lo == _NO_TIME else lo + reading.ZIGBEE_EPOCH,
-            )
-        elif t == _T_CONN or t == _T_NETINFO:
-            st = self._text.get(b"Status")
-            if st is None:
-                self._bad("missing element", t)
-                return
-            self.good += 1
-            ev(EV_STATUS, st, num[_S_LINK] if self._have & (1 << _S_LINK) else None)
-        elif t == _T_DEVINFO:
-            self.good += 1
-            ev(EV_DEVICE, self._text, None)
-        elif t == _T_METERS:
-            self.good += 1
-            ev(EV_METERS, self._meters, None)
-        elif t == _T_PRICE:
-            if not self._need(1 << _S_PRICE, t):
-                return
-            self.good += 1
-            ev(EV_PRICE, num[_S_PRICE], num[_S_TRAIL] if self._have & (1 << _S_TRAIL) else 0)
-        elif t == _T_WARNING:
-            self.good += 1
-            ev(EV_WARNING, self._text.get(b"Text", b""), None)
+        ts = num[_S_TS]  # 0xFFFFFFFF: the meter has no time
+        utc = 0 if ts == _NO_TIME else ts + reading.ZIGBEE_EPOCH
+        flags = 0 if ts == _NO_TIME else reading.F_TIME_VALID
+        mult = num[_S_MULT]
+        div = num[_S_DIV]
+        h = p._have
+        if h & (1 << 6):
+            p.digits_right = num[6]
+        if h & (1 << 7):
+            p.digits_left = num[7]
+        if h & (1 << _S_SLZ):
+            p.suppress_zero = num[_S_SLZ]
+        p.good += 1
+        dw = dwh = rwh = 0
+        if t == _T_DEMAND:
+            dw = p.demand_w = scale(num[_S_DEMAND], mult, div)
+            flags |= reading.F_DEMAND
         else:
-            self.ignored += 1
-            ev(EV_IGNORED, NAMES[t], None)
-        self._text = None
+            p.sum_res_wh = scale(1, mult, div) or 1  # register step
+            dwh = p.delivered_wh = scale(num[_S_DELIV], mult, div)
+            flags |= reading.F_SUMMATION
+            if h & (1 << _S_RECV):
+                rwh = p.received_wh = scale(num[_S_RECV], mult, div)
+                flags |= reading.F_RECEIVED
+        p.on_reading(utc, dw, dwh, rwh, flags)
+    elif t == _T_TIME:
+        if not _need(p, 1 << _S_UTC, t):
+            return
+        p.good += 1
+        u = num[_S_UTC]
+        lo = num[_S_LOCAL] if p._have & (1 << _S_LOCAL) else _NO_TIME
+        ev(
+            EV_TIME,
+            None if u == _NO_TIME else u + reading.ZIGBEE_EPOCH,
+            None if lo == _NO_TIME else lo + reading.ZIGBEE_EPOCH,
+        )
+    elif t == _T_CONN or t == _T_NETINFO:
+        st = p._text.get(b"Status")
+        if st is None:
+            p._bad("missing element", t)
+            return
+        p.good += 1
+        ev(EV_STATUS, st, num[_S_LINK] if p._have & (1 << _S_LINK) else None)
+    elif t == _T_DEVINFO:
+        p.good += 1
+        ev(EV_DEVICE, p._text, None)
+    elif t == _T_METERS:
+        p.good += 1
+        ev(EV_METERS, p._meters, None)
+    elif t == _T_PRICE:
+        if not _need(p, 1 << _S_PRICE, t):
+            return
+        p.good += 1
+        ev(EV_PRICE, num[_S_PRICE], num[_S_TRAIL] if p._have & (1 << _S_TRAIL) else 0)
+    elif t == _T_WARNING:
+        p.good += 1
+        ev(EV_WARNING, p._text.get(b"Text", b""), None)
+    else:
+        p.ignored += 1
+        ev(EV_IGNORED, NAMES[t], None)
+    p._text = None

@@ -198,7 +198,7 @@ class Meter:
         # Reports that arrive before the scaling is known (the first ones
         # after the network comes up race the link's setup read) wait here,
         # raw, and leave with their arrival time once it is known.
-        self._hold = [None] * _HOLD
+        self._hold: list = [None] * _HOLD
         self.held = 0
         # Staging (one frame).
         self._seen = 0
