@@ -73,9 +73,9 @@ class Results:
         """Where every reading the meter sent went, and where every stored one came from.
 
         Readings are matched in the order they were sent and stored (the
-        emulator's log order, the collector's seq order), each report to the
-        next stored reading of its kind with the same value within a short
-        look-ahead: a demand report makes a reading with F_DEMAND alone, a
+        emulator's log order, the collector's seq order), each report to a
+        stored reading of its kind with the same value (an alignment with a
+        short look-ahead on both sides): a demand report makes a reading with F_DEMAND alone, a
         summation report one with F_SUMMATION alone, a poll answer one with
         both. Time stamps are not compared (the firmware takes the meter's
         clock, the emulator's own lags by its start-up at each boot).
@@ -86,8 +86,8 @@ class Results:
         By construction:
           generated = stored_matched + lost_uncommitted_at_power_cut + not_taken
           stored    = stored_matched + stored_unmatched
-        stored_unmatched are EZSP poll answers while the emulator does not
-        log them (none may remain for RAVEn: readings_never_sent).
+        stored_unmatched are look-ahead misses only: the EZSP emulator logs
+        its poll answers, RAVEn has no polls (readings_never_sent checks them).
         """
         sent = self.emulator_log()
         self.matched_seqs: set[int] = set()  # rows explained by a sent reading (never_sent)
@@ -101,19 +101,39 @@ class Results:
                 lists["demand"].append((seq, demand))
             elif both == 4:  # F_SUMMATION
                 lists["summation"].append((seq, delivered))
-        ptr = {k: 0 for k in lists}
+        # Align each kind's sent and stored values in order. At a mismatch
+        # the shorter skip wins: sent reports that never became readings
+        # (lost at a cut, refused) or stored rows of another origin. A plain
+        # look-ahead on the stored side alone would jump over a lost report
+        # to a later row of the same value and miscount both.
+        sent_by: dict[str, list[int]] = {k: [] for k in lists}
+        for i, (_boot, kind, _v) in enumerate(sent):
+            sent_by[kind].append(i)
         matched = 0
+        hit: set[int] = set()  # indexes in sent that became a stored row
+        for kind, lst in lists.items():
+            idx = sent_by[kind]
+            i = j = 0
+            while i < len(idx) and j < len(lst):
+                v = sent[idx[i]][2]
+                if lst[j][1] == v:
+                    hit.add(idx[i])
+                    self.matched_seqs.add(lst[j][0])
+                    matched += 1
+                    i += 1
+                    j += 1
+                    continue
+                ds = next((d for d in range(1, look) if i + d < len(idx) and sent[idx[i + d]][2] == lst[j][1]), look)
+                dr = next((d for d in range(1, look) if j + d < len(lst) and lst[j + d][1] == v), look)
+                if ds <= dr:
+                    i += 1  # this report never became a row
+                else:
+                    j += 1  # this row is not this report
         unmatched: list[tuple[int, int]] = []  # (boot, index in sent)
         last_matched: dict[int, int] = {}  # boot -> index in sent of its last matched report
-        for i, (boot, kind, v) in enumerate(sent):
-            lst, j = lists[kind], ptr[kind]
-            for d in range(look):
-                if j + d < len(lst) and lst[j + d][1] == v:
-                    ptr[kind] = j + d + 1
-                    matched += 1
-                    self.matched_seqs.add(lst[j + d][0])
-                    last_matched[boot] = i
-                    break
+        for i, (boot, _kind, _v) in enumerate(sent):
+            if i in hit:
+                last_matched[boot] = i
             else:
                 unmatched.append((boot, i))
         killed = set(self.killed_boots)
@@ -146,7 +166,7 @@ class Results:
         p = self.out / "emulator.jsonl"
         if not p.exists():
             return len(rows)
-        by_kind: dict[str, dict[int, set]] = {"demand": {}, "summation": {}}
+        by_kind: dict[str, dict[int, set]] = {"demand": {}, "summation": {}, "poll": {}}
         times = set()
         for line in p.read_text().splitlines():
             try:
@@ -157,8 +177,8 @@ class Results:
             if not isinstance(t, int):
                 continue
             times.add(t)
-            if k == "demand":
-                by_kind["demand"].setdefault(t, set()).add(n.get("demand_w"))
+            if k == "demand" or k == "poll":
+                by_kind[k].setdefault(t, set()).add(n.get("demand_w"))
             elif k == "summation":
                 by_kind["summation"].setdefault(t, set()).add(n.get("delivered_wh"))
         win = int(max(5, self.a.speed))
@@ -167,7 +187,9 @@ class Results:
             if seq in getattr(self, "matched_seqs", ()):
                 continue
             span = range(utc - win, utc + win + 1)
-            if flags & 2:  # F_DEMAND
+            if flags & 6 == 6:  # F_DEMAND | F_SUMMATION: a poll answer
+                ok = any(demand in by_kind["poll"].get(t, ()) for t in span)
+            elif flags & 2:  # F_DEMAND
                 ok = any(demand in by_kind["demand"].get(t, ()) for t in span)
             elif flags & 4:  # F_SUMMATION
                 ok = any(delivered in by_kind["summation"].get(t, ()) for t in span)
@@ -228,7 +250,7 @@ class Results:
             "readings_unlogged": len(at_collector - committed),
             # The EZSP emulator logs reports but not the answers to the
             # firmware's polls, so only RAVEn runs can be checked value by value.
-            "readings_never_sent": self.never_sent(rows) if self.a.protocol == "raven" and not self.a.replay else None,
+            "readings_never_sent": None if self.a.replay else self.never_sent(rows),
             # generated = stored_matched + lost_uncommitted_at_power_cut + not_taken;
             # stored = stored_matched + stored_unmatched (docs/sim.md)
             "accounting": acct,

@@ -90,6 +90,7 @@ class EzspNcp(AshNcp):
         self.now = float(meter.t)  # simulated time, from tick()
         self.sent_zcl: list[tuple[int, f.ZCLHeader, bytes]] = []
         self.violations = 0
+        self.polls: list[dict] = []  # poll answers not yet logged (take_polls)
         # the meter's report schedule: the meter's own, kept across NCP restarts
         self.next_demand: int | None = None
         self.next_summation: int | None = None
@@ -330,6 +331,12 @@ class EzspNcp(AshNcp):
         hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
         schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
         self._send_zcl(cluster, hdr, schema(status_records=recs).serialize())
+        if cluster == Metering.cluster_id and 0x0400 in ids and 0x0000 in ids:
+            # A poll answer: the host makes a reading of it (demand and
+            # summation), so the simulator's accounting must see it too.
+            raw = int(self._attr(0x0702, 0x0400).value)
+            w = raw * 1000 * self.multiplier // self.divisor
+            self.polls.append({"t": int(self.now), "kind": "poll", "raw": raw, "demand_w": w})
 
     def _report(self, cluster: int, ids) -> None:
         self.zcl_tsn = (self.zcl_tsn + 1) % 256
@@ -339,6 +346,11 @@ class EzspNcp(AshNcp):
         recs = [f.Attribute(a, self._attr(cluster, a)) for a in ids]
         schema = f.GENERAL_COMMANDS[f.GeneralCommand.Report_Attributes].schema
         self._send_zcl(cluster, hdr, schema(attribute_reports=recs).serialize())
+
+    def take_polls(self) -> list[dict]:
+        """Poll answers sent since the last call, one dict each, as logged."""
+        out, self.polls = self.polls, []
+        return out
 
     def next_due(self) -> float | None:
         """Simulated time of the meter's next report (None before the first tick)."""

@@ -80,11 +80,12 @@ async def serve(world, read, write) -> None:
                 return
             if not world.muted() and world.connections == number:
                 ncp.feed(data)
+                log(ncp.take_polls())
 
     def log(reports) -> None:
         for rep in reports:
             if rep["kind"] != "withheld":
-                world.counts[rep["kind"]] += 1
+                world.counts[rep["kind"]] = world.counts.get(rep["kind"], 0) + 1
             world.note(**rep)
 
     task = asyncio.create_task(rx())
