@@ -19,6 +19,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -104,6 +106,39 @@ def romrun(argv: list[str]) -> int:
     addr = ctypes.addressof((ctypes.c_char * len(img)).from_buffer(img))
     os.environ["IHD_ROMFS"] = f"{addr}:{len(img)}"
     return micropython_run.run_main(["micropython", *argv[1:]])
+
+
+# The firmware's store opened on a copy of the final flash (boot recovery may
+# write), read by the firmware's own reader: every committed reading it holds.
+STORE_DUMP = (
+    "import hal\nfrom store import Store\nst = Store(hal.partition('store'))\n"
+    "for r in st.readings_from(1):\n    print('%d %d %d %d %d %d' % r)\nprint('end')\n"
+)
+
+
+def store_readings(tree: Path, flash: Path) -> dict[int, tuple] | None:
+    """seq -> (seq, utc, demand_w, delivered_wh, received_wh, flags) of every
+    committed reading on the NOR flash file; None if it cannot be read."""
+    if not flash.exists():
+        return {}
+    with tempfile.TemporaryDirectory(prefix="simflash-") as d:
+        shutil.copyfile(flash, Path(d) / "flash.bin")
+        env = dict(os.environ, MICROPYPATH=f"{tree}:.frozen", IHD_STATE=d)
+        for k in ("IHD_FLASH_CUT", "IHD_FLASH_TORN", "IHD_PANEL_REC", "IHD_CLOCK"):
+            env.pop(k, None)
+        cmd = [str(BIN / "micropython"), "-X", "heapsize=4m", "-c", STORE_DUMP]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    lines = r.stdout.split("\n")
+    if r.returncode or "end" not in lines:
+        print(f"sim: reading the store back failed:\n{r.stdout[-500:]}{r.stderr[-1500:]}", file=sys.stderr)
+        return None
+    out = {}
+    for ln in lines:
+        w = ln.split()
+        if len(w) == 6:
+            t = tuple(int(x) for x in w)
+            out[t[0]] = t
+    return out
 
 
 def free_port(kind=socket.SOCK_STREAM) -> int:
@@ -218,8 +253,6 @@ class Proc:
 
 
 if __name__ == "__main__":
-    import sys
-
     if len(sys.argv) < 3 or sys.argv[1] != "romrun":
         sys.exit("usage: simproc.py romrun IMAGE [micropython options and arguments]")
     sys.exit(romrun(sys.argv[2:]))

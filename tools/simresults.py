@@ -13,7 +13,9 @@ import sqlite3
 import subprocess
 import sys
 
-from simproc import HOUR, PY, ROOT, START_UTC, STORE_PART
+from simproc import HOUR, PY, ROOT, START_UTC, STORE_PART, store_readings
+
+HEAP_GROWTH_MAX = 2048  # bytes of after-GC heap, last quarter of a run vs the first
 
 
 class Results:
@@ -30,6 +32,33 @@ class Results:
             return con.execute(q, (self.device_id,)).fetchall()
         finally:
             con.close()
+
+    def committed_vs_stored(self) -> dict | None:
+        """Per seq: what the firmware committed (its flash, read back by its
+        own store) against what the collector stored, every field. The commit
+        lines give seq ranges only; the flash gives the values. Readings the
+        ring log has evicted (oldest first) cannot be compared."""
+        fl = store_readings(self.tree, self.state / "flash.bin")
+        if fl is None:
+            return None
+        if not self.db.exists():
+            return {"on_flash": len(fl), "compared": 0, "differ": 0, "missing_at_collector": len(fl), "examples": []}
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
+            rows = {r[0]: tuple(r) for r in con.execute(q, (self.device_id,))}
+        finally:
+            con.close()
+        differ = [(fl[q], rows[q]) for q in sorted(fl) if q in rows and rows[q] != fl[q]]
+        missing = sorted(q for q in fl if q not in rows)
+        return {
+            "on_flash": len(fl),
+            "oldest_on_flash": min(fl, default=None),
+            "compared": sum(1 for q in fl if q in rows),
+            "differ": len(differ),
+            "missing_at_collector": len(missing),
+            "examples": [list(map(list, d)) for d in differ[:5]] + [["missing", q] for q in missing[:5]],
+        }
 
     def flash_erases(self) -> tuple[int, int]:
         wear = self.state / "flash.bin.wear"
@@ -248,8 +277,9 @@ class Results:
             "readings_duplicated": dev.get("duplicates", 0),
             "readings_lost": len(committed - at_collector),
             "readings_unlogged": len(at_collector - committed),
-            # The EZSP emulator logs reports but not the answers to the
-            # firmware's polls, so only RAVEn runs can be checked value by value.
+            # every committed reading still on flash, field by field at the collector
+            "committed_vs_stored": self.committed_vs_stored(),
+            # Rows matching no logged report, poll answer (EZSP) or demand/summation report.
             "readings_never_sent": None if self.a.replay else self.never_sent(rows),
             # generated = stored_matched + lost_uncommitted_at_power_cut + not_taken;
             # stored = stored_matched + stored_unmatched (docs/sim.md)
@@ -304,7 +334,20 @@ class Results:
         print(json.dumps(s, indent=1))
         ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"] or s["aborted"])
         ok = ok and s["readings_lost"] == 0 and not s["readings_never_sent"]
-        return 0 if ok else 1
+        cvs = s["committed_vs_stored"]
+        ok = ok and cvs is not None and not cvs["differ"] and not cvs["missing_at_collector"]
+        # Steady state: no heap growth from the first quarter of the run to
+        # the last (None: too short a run to tell), and the data never
+        # reached its budget (the code's heap is measured, not budgeted).
+        heap_ok = s["heap_growth"] is None or s["heap_growth"] <= HEAP_GROWTH_MAX
+        heap_ok = heap_ok and s["data_heap_peak"] < s["data_heap_budget"]
+        if not heap_ok:
+            print(
+                f"sim: heap: growth {s['heap_growth']} B (at most {HEAP_GROWTH_MAX}),"
+                f" data peak {s['data_heap_peak']} of {s['data_heap_budget']} B",
+                file=sys.stderr,
+            )
+        return 0 if ok and heap_ok else 1
 
     def render_display(self) -> None:
         rec = self.state / "panel.rec"
