@@ -1,4 +1,6 @@
-"""Uplink collector: receives, authenticates, decodes, de-duplicates and ACKs device datagrams.
+"""Uplink collector: receives, authenticates, decodes, de-duplicates and ACKs device
+datagrams, pushes commands; the asyncio server and the CLI. The SQLite tables,
+accounting, stats and CSV export are in collector_store.py.
 
     collector.py add-device --db ihd.sqlite 4097 --key HEX [--key-id 0]
     collector.py serve --db ihd.sqlite --listen 0.0.0.0:4700 [--listen [::]:4700 ...]
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import secrets
 import sqlite3
@@ -32,59 +33,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uplink_codec as codec  # noqa: E402
 import uplink_wire as wire  # noqa: E402
+from collector_store import Store  # noqa: E402
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    device_id INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, key BLOB NOT NULL,
-    seq_top INTEGER NOT NULL DEFAULT -1,
-    bytes_in INTEGER NOT NULL DEFAULT 0, bytes_out INTEGER NOT NULL DEFAULT 0,
-    dgrams_in INTEGER NOT NULL DEFAULT 0, dgrams_out INTEGER NOT NULL DEFAULT 0,
-    duplicates INTEGER NOT NULL DEFAULT 0, last_addr TEXT, last_seen REAL);
-CREATE TABLE IF NOT EXISTS readings (
-    device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
-    demand_w INTEGER NOT NULL, delivered_wh INTEGER NOT NULL, received_wh INTEGER NOT NULL,
-    flags INTEGER NOT NULL, received_at REAL NOT NULL,
-    PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS live (
-    device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
-    demand_w INTEGER NOT NULL, received_at REAL NOT NULL,
-    PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS commands (
-    cmd_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id INTEGER NOT NULL,
-    kind INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL,
-    sent INTEGER NOT NULL DEFAULT 0, done REAL, status INTEGER);
-CREATE TABLE IF NOT EXISTS rejects (
-    device_id INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (device_id, reason));
-CREATE TABLE IF NOT EXISTS traffic (
-    device_id INTEGER NOT NULL, kind TEXT NOT NULL, datagrams INTEGER NOT NULL, bytes INTEGER NOT NULL,
-    PRIMARY KEY (device_id, kind)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
-"""
-SEQ_BLOCK = 65536  # reply sequence numbers reserved per database write
 # A command is pushed unasked to the address a device was last heard from, if
 # that was at most this long ago: it gets through while the home router still
 # holds the mapping (docs/uplink.md, "Keep-alive and real-time"). Longer than
 # any keep-alive interval, so a live device is always tried; a device silent
 # for longer is presumed gone from that address.
 PUSH_WINDOW_S = 600
-# Traffic kinds (table `traffic`: what each byte of the day was for): in,
-# data, data_repeat (every reading held already: a retransmission after a lost
-# or late ACK), realtime, keepalive, hello, done; out, ack, hello_reply,
-# command (a reply carrying commands), push (a command sent unasked).
 
 
-class Collector:
-    """Protocol logic over one SQLite database; `handle()` is the whole server minus sockets."""
+class Collector(Store):
+    """Protocol logic over one SQLite database (collector_store.Store: tables,
+    accounting, stats, CSV); `handle()` is the whole server minus sockets."""
 
     def __init__(self, db_path: str | Path, clock=time.time, push_window_s: float = PUSH_WINDOW_S) -> None:
-        self.db = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        super().__init__(db_path)
         self.clock = clock
         self.windows: dict[int, wire.Window] = {}
-        self.seq = self.reserved = 0
         self.errors = 0
         # Where each device was last heard from: (addr, via, time). A command is
         # pushed there at once (see push_pending); `sender(datagram, addr, via)`
@@ -93,20 +59,14 @@ class Collector:
         self.push_window_s = push_window_s
         self.sender = None
         self.ka = wire.KeepaliveIndex()
-        for dev, key, top in self.db.execute("SELECT device_id, key, seq_top FROM devices").fetchall():
-            self.ka.refresh(dev, bytes(key), top)
+        for dev, key, top in self._devices():
+            self.ka.refresh(dev, key, top)
 
     # -- administration --------------------------------------------------------
     def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
         if len(key) != 32:
             raise ValueError(f"key must be 32 bytes, got {len(key)}")
-        self.db.execute(
-            "INSERT INTO devices(device_id, key_id, key) VALUES(?,?,?) "
-            "ON CONFLICT(device_id) DO UPDATE SET key_id=excluded.key_id, key=excluded.key",
-            (device_id, key_id, key),
-        )
-        top = self.db.execute("SELECT seq_top FROM devices WHERE device_id=?", (device_id,)).fetchone()[0]
-        self.ka.refresh(device_id, key, top)
+        self.ka.refresh(device_id, key, self._upsert_device(device_id, key, key_id))
 
     def queue_command(self, device_id: int, kind: int, payload: bytes) -> int:
         """Queue a command; sent with every reply to the device until it reports DONE."""
@@ -114,41 +74,16 @@ class Collector:
             raise ValueError(f"command kind {kind} is not 1..255")
         if len(payload) > wire.MAX_DGRAM - wire.REPLY_HEAD - wire.TAG - 7:
             raise ValueError(f"command payload of {len(payload)} bytes does not fit one datagram")
-        if self.db.execute("SELECT 1 FROM devices WHERE device_id=?", (device_id,)).fetchone() is None:
+        if self._device(device_id) is None:
             raise KeyError(f"device {device_id} is not registered")
-        cur = self.db.execute(
-            "INSERT INTO commands(device_id, kind, payload, created) VALUES(?,?,?,?)",
-            (device_id, kind, bytes(payload), self.clock()),
-        )
+        cid = self._insert_command(device_id, kind, payload, self.clock())
         self.push_pending()
-        return int(cur.lastrowid or 0)
+        return cid
 
     def request_realtime(self, device_id: int, seconds: int = 600) -> int:
         return self.queue_command(device_id, wire.CMD_REALTIME, struct.pack(">H", min(seconds, 0xFFFF)))
 
     # -- datagrams --------------------------------------------------------------
-    def _reject(self, device_id: int, reason: str) -> None:
-        self.db.execute(
-            "INSERT INTO rejects VALUES(?,?,1) ON CONFLICT(device_id, reason) DO UPDATE SET count=count+1",
-            (device_id, reason),
-        )
-
-    def _count(self, device_id: int, kind: str, nbytes: int) -> None:
-        self.db.execute(
-            "INSERT INTO traffic VALUES(?,?,1,?) ON CONFLICT(device_id, kind) "
-            "DO UPDATE SET datagrams=datagrams+1, bytes=bytes+excluded.bytes",
-            (device_id, kind, nbytes),
-        )
-
-    def _next_seq(self) -> int:
-        if self.seq >= self.reserved:
-            row = self.db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
-            self.seq = row[0] if row else 0
-            self.reserved = self.seq + SEQ_BLOCK
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES('seq', ?)", (self.reserved,))
-        self.seq += 1
-        return self.seq - 1
-
     def _window(self, device_id: int, top: int) -> wire.Window:
         w = self.windows.get(device_id)
         if w is None:
@@ -184,11 +119,11 @@ class Collector:
                 self._reject(0, "bad_keepalive")
                 return []
             d.device_id, d.seq = hit
-        row = self.db.execute("SELECT key_id, key, seq_top FROM devices WHERE device_id=?", (d.device_id,)).fetchone()
-        if row is None:
+        dev = self._device(d.device_id)
+        if dev is None:
             self._reject(0, "unknown_device")
             return []
-        kid, key, top = row[0], bytes(row[1]), row[2]
+        kid, key, top = dev
         win = self._window(d.device_id, top)
         if d.type != wire.T_KEEPALIVE:
             if d.key_id != kid:
@@ -218,30 +153,14 @@ class Collector:
                     return []
                 if d.flags & wire.DF_REALTIME:
                     kind_in = "realtime"
-                    self.db.executemany(
-                        "INSERT OR IGNORE INTO live VALUES(?,?,?,?,?)",
-                        [(d.device_id, d.first + i, r[0], r[1], now) for i, r in enumerate(rows)],
-                    )
+                    self._store_live(d.device_id, d.first, rows, now)
                 else:
-                    before = self.db.total_changes
-                    self.db.executemany(
-                        "INSERT OR IGNORE INTO readings VALUES(?,?,?,?,?,?,?,?)",
-                        [(d.device_id, d.first + i, *r, now) for i, r in enumerate(rows)],
-                    )
-                    dups = d.count - (self.db.total_changes - before)
-                    if dups:
-                        self.db.execute(
-                            "UPDATE devices SET duplicates=duplicates+? WHERE device_id=?", (dups, d.device_id)
-                        )
-                    if dups == d.count:
+                    if self._store_readings(d.device_id, d.first, rows, now) == d.count:
                         kind_in = "data_repeat"
                     ack = (d.first, d.count)
                     want_reply = True
             elif d.type == wire.T_DONE:
-                self.db.execute(
-                    "UPDATE commands SET done=?, status=? WHERE cmd_id=? AND device_id=? AND done IS NULL",
-                    (now, d.status, d.cmd_id, d.device_id),
-                )
+                self._mark_done(d.device_id, d.cmd_id, d.status, now)
             win.accept(d.seq)
             self.routes[d.device_id] = (addr, via, now)
             cmds = self._pending(d.device_id)
@@ -249,15 +168,10 @@ class Collector:
                 reply = wire.build_reply(key, d.device_id, kid, self._next_seq(), d.seq, ack[0], ack[1], cmds)
                 out.append(reply)
                 if cmds:
-                    self.db.executemany("UPDATE commands SET sent=sent+1 WHERE cmd_id=?", [(c[1],) for c in cmds])
+                    self._mark_sent(cmds)
                 self._count(d.device_id, "command" if cmds else "ack" if ack[1] else "hello_reply", len(reply))
             self._count(d.device_id, kind_in, len(data))
-            nout = sum(len(r) for r in out)
-            self.db.execute(
-                "UPDATE devices SET seq_top=?, bytes_in=bytes_in+?, bytes_out=bytes_out+?, dgrams_in=dgrams_in+1, "
-                "dgrams_out=dgrams_out+?, last_addr=?, last_seen=? WHERE device_id=?",
-                (win.top, len(data), nout, len(out), str(addr), now, d.device_id),
-            )
+            self._account_in(d.device_id, win.top, len(data), sum(len(r) for r in out), len(out), addr, now)
             self.db.execute("COMMIT")  # readings are durable before the ACK leaves
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -273,86 +187,23 @@ class Collector:
         it carries every command until DONE). Returns the number of pushes."""
         if self.sender is None:
             return 0
-        devs = [r[0] for r in self.db.execute("SELECT DISTINCT device_id FROM commands WHERE sent=0 AND done IS NULL")]
         n = 0
-        for dev in devs:
+        for dev in self._unsent_devices():
             route = self.routes.get(dev)
             win = self.windows.get(dev)
             if route is None or win is None or self.clock() - route[2] > self.push_window_s:
                 continue
-            row = self.db.execute("SELECT key_id, key FROM devices WHERE device_id=?", (dev,)).fetchone()
+            row = self._device(dev)
             cmds = self._pending(dev)
             if row is None or not cmds:
                 continue
-            reply = wire.build_reply(bytes(row[1]), dev, row[0], self._next_seq(), win.top, 0, 0, cmds)
+            reply = wire.build_reply(row[1], dev, row[0], self._next_seq(), win.top, 0, 0, cmds)
             self.db.execute("BEGIN")
-            self.db.executemany("UPDATE commands SET sent=sent+1 WHERE cmd_id=?", [(c[1],) for c in cmds])
-            self.db.execute(
-                "UPDATE devices SET bytes_out=bytes_out+?, dgrams_out=dgrams_out+1 WHERE device_id=?", (len(reply), dev)
-            )
+            self._mark_sent(cmds)
+            self._account_out(dev, len(reply))
             self._count(dev, "push", len(reply))
             self.db.execute("COMMIT")
             self.sender(reply, route[0], route[1])
-            n += 1
-        return n
-
-    def _pending(self, device_id: int) -> list[tuple[int, int, bytes]]:
-        room = wire.MAX_DGRAM - wire.REPLY_HEAD - wire.TAG
-        out = []
-        for cid, kind, payload in self.db.execute(
-            "SELECT cmd_id, kind, payload FROM commands WHERE device_id=? AND done IS NULL ORDER BY cmd_id",
-            (device_id,),
-        ):
-            need = 7 + len(payload)
-            if need > room:
-                break
-            room -= need
-            out.append((kind, cid, bytes(payload)))
-        return out
-
-    # -- reports ------------------------------------------------------------------
-    def stats(self) -> dict:
-        devs = {}
-        for row in self.db.execute(
-            "SELECT device_id, bytes_in, bytes_out, dgrams_in, dgrams_out, duplicates, last_seen, "
-            "(SELECT count(*) FROM readings r WHERE r.device_id=d.device_id) FROM devices d"
-        ):
-            devs[row[0]] = {
-                "bytes_in": row[1],
-                "bytes_out": row[2],
-                "datagrams_in": row[3],
-                "datagrams_out": row[4],
-                "wire_bytes_in": row[1] + wire.IP_UDP_OVERHEAD * row[3],
-                "wire_bytes_out": row[2] + wire.IP_UDP_OVERHEAD * row[4],
-                "duplicate_readings": row[5],
-                "last_seen": row[6],
-                "readings": row[7],
-                "traffic": {},
-            }
-        for dev, kind, n, nbytes in self.db.execute("SELECT device_id, kind, datagrams, bytes FROM traffic"):
-            if dev in devs:
-                devs[dev]["traffic"][kind] = {
-                    "datagrams": n,
-                    "bytes": nbytes,
-                    "wire_bytes": nbytes + wire.IP_UDP_OVERHEAD * n,
-                }
-        rejects: dict[str, int] = {}
-        for _dev, reason, count in self.db.execute("SELECT device_id, reason, count FROM rejects"):
-            rejects[reason] = rejects.get(reason, 0) + count
-        cmds = self.db.execute("SELECT count(*), count(done) FROM commands").fetchone()
-        return {"devices": devs, "rejects": rejects, "commands_queued": cmds[0], "commands_done": cmds[1]}
-
-    def export_csv(self, fh, device_id: int | None = None) -> int:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["utc_s", "demand_w", "delivered_wh", "received_wh", "flags", "device_id", "seq"])
-        q = "SELECT utc_s, demand_w, delivered_wh, received_wh, flags, device_id, seq FROM readings"
-        args: tuple = ()
-        if device_id is not None:
-            q += " WHERE device_id=?"
-            args = (device_id,)
-        n = 0
-        for row in self.db.execute(q + " ORDER BY device_id, seq", args):
-            w.writerow(row)
             n += 1
         return n
 

@@ -5,7 +5,8 @@
 `Encoder`/`encode()` are a line-by-line CPython port of the firmware encoder
 (firmware/uplink/codec.py), kept byte-identical to it by a host test that
 compares both on the same readings; the bench uses the port for quick
-estimates and the firmware for the reported figures.
+estimates and the firmware for the reported figures. Bit I/O (zigzag,
+varints, Exp-Golomb, bit writer and reader, CodecError) is in uplink_bits.py.
 
     python tools/uplink_codec.py decode HEX      # print the readings as CSV
     python tools/uplink_codec.py encode FILE.csv # payload hex of one batch
@@ -17,6 +18,8 @@ import argparse
 import csv
 import sys
 
+from uplink_bits import BitReader, BitWriter, CodecError, eg0_bits, read_varint, unzz, varint, zz
+
 QMAX = 20
 NRESET = 16
 WH2 = 7200
@@ -25,101 +28,6 @@ NSTREAMS = 5
 JUMP = 48
 F_SUMMATION = 4  # firmware/meter/reading.py: delivered_wh is known
 F_RECEIVED = 8  # received_wh is known
-
-
-class CodecError(ValueError):
-    """The payload is malformed: truncated, trailing bytes, or impossible values."""
-
-
-def zz(v: int) -> int:
-    return (v << 1) if v >= 0 else ((-v) << 1) - 1
-
-
-def unzz(u: int) -> int:
-    return (u >> 1) if not u & 1 else -((u + 1) >> 1)
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-class BitWriter:
-    def __init__(self) -> None:
-        self.bits: list[int] = []
-
-    def write(self, v: int, n: int) -> None:
-        for i in range(n - 1, -1, -1):
-            self.bits.append((v >> i) & 1)
-
-    def ones(self, q: int) -> None:
-        self.bits.extend([1] * q)
-
-    def eg0(self, x: int) -> None:
-        x += 1
-        n = x.bit_length()
-        self.write(0, n - 1)
-        self.write(x, n)
-
-    def nbits(self) -> int:
-        return len(self.bits)
-
-    def tobytes(self) -> bytes:
-        bits = self.bits + [0] * (-len(self.bits) % 8)
-        return bytes(int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, len(bits), 8))
-
-
-class BitReader:
-    """MSB-first bit reader over a '0'/'1' string (fast slicing in CPython)."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data = data
-        self.bits = "".join(f"{b:08b}" for b in data)
-        self.pos = 0
-        self.name = name
-
-    def _need(self, n: int) -> None:
-        if self.pos + n > len(self.bits):
-            raise CodecError(f"stream {self.name} truncated")
-
-    def bit(self) -> int:
-        self._need(1)
-        self.pos += 1
-        return 1 if self.bits[self.pos - 1] == "1" else 0
-
-    def read(self, n: int) -> int:
-        if n == 0:
-            return 0
-        self._need(n)
-        self.pos += n
-        return int(self.bits[self.pos - n : self.pos], 2)
-
-    def eg0(self) -> int:
-        one = self.bits.find("1", self.pos, self.pos + 65)
-        if one < 0:
-            raise CodecError(f"stream {self.name}: Exp-Golomb prefix truncated or too long")
-        n = one - self.pos
-        self.pos = one
-        return self.read(n + 1) - 1
-
-    def ones(self, limit: int) -> int:
-        """Count 1 bits up to `limit`; a terminating 0 (if any before the limit) is consumed."""
-        zero = self.bits.find("0", self.pos, self.pos + limit)
-        if zero < 0:
-            self._need(limit)
-            self.pos += limit
-            return limit
-        q = zero - self.pos
-        self.pos = zero + 1
-        return q
-
-
-def _eg0_bits(x: int) -> int:
-    return 2 * (x + 1).bit_length() - 1
 
 
 class Encoder:
@@ -218,7 +126,7 @@ class Encoder:
 
     def _head(self, n: int) -> bytes:
         u, d, de, r, f = self.first
-        return _varint(n) + u.to_bytes(4, "big") + _varint(zz(d)) + _varint(zz(de)) + _varint(zz(r)) + _varint(f)
+        return varint(n) + u.to_bytes(4, "big") + varint(zz(d)) + varint(zz(de)) + varint(zz(r)) + varint(f)
 
     def _size(self, n: int) -> int:
         total = len(self._head(n))
@@ -226,9 +134,9 @@ class Encoder:
             bits = w.nbits()
             k = 0 if i == 0 else i - 1
             if i != 1 and self.run[k]:
-                bits += _eg0_bits(self.run[k])
+                bits += eg0_bits(self.run[k])
             nb = (bits + 7) >> 3
-            total += nb + (len(_varint(nb)) if i < NSTREAMS - 1 else 0)
+            total += nb + (len(varint(nb)) if i < NSTREAMS - 1 else 0)
         return total
 
     def finish(self) -> bytes:
@@ -240,7 +148,7 @@ class Encoder:
                 self.w[0 if k == 0 else k + 1].eg0(self.run[k])
                 self.run[k] = 0
         streams = [w.tobytes() for w in self.w]
-        return out + b"".join(_varint(len(s)) for s in streams[:-1]) + b"".join(streams)
+        return out + b"".join(varint(len(s)) for s in streams[:-1]) + b"".join(streams)
 
 
 def encode(readings, cap: int = 1200) -> tuple[bytes, int]:
@@ -250,21 +158,6 @@ def encode(readings, cap: int = 1200) -> tuple[bytes, int]:
         if not enc.add(*r):
             break
     return enc.finish(), enc.n
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        if pos >= len(data):
-            raise CodecError("header truncated")
-        b = data[pos]
-        pos += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, pos
-        if shift > 63:
-            raise CodecError("varint too long")
 
 
 class _Sparse:
@@ -297,7 +190,7 @@ class _Sparse:
 def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
     """Payload -> readings. CodecError on any inconsistency (never a wrong answer)."""
     data = bytes(payload)
-    n, pos = _read_varint(data, 0)
+    n, pos = read_varint(data, 0)
     if n == 0:
         raise CodecError("empty batch")
     if n > 100_000:
@@ -306,10 +199,10 @@ def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
         raise CodecError("header truncated")
     utc = int.from_bytes(data[pos : pos + 4], "big")
     pos += 4
-    zd, pos = _read_varint(data, pos)
-    zde, pos = _read_varint(data, pos)
-    zr, pos = _read_varint(data, pos)
-    flg, pos = _read_varint(data, pos)
+    zd, pos = read_varint(data, pos)
+    zde, pos = read_varint(data, pos)
+    zr, pos = read_varint(data, pos)
+    flg, pos = read_varint(data, pos)
     dem, dele, rec = unzz(zd), unzz(zde), unzz(zr)
     out = [(utc, dem, dele, rec, flg)]
     if n == 1:
@@ -318,7 +211,7 @@ def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
         return out
     lens = []
     for _ in range(NSTREAMS - 1):
-        ln, pos = _read_varint(data, pos)
+        ln, pos = read_varint(data, pos)
         lens.append(ln)
     rest = len(data) - pos - sum(lens)
     if rest < 0:
