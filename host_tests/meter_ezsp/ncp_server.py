@@ -32,6 +32,7 @@ class NcpServer:
         self.ncp_kw = ncp_kw
         self.ncp: EzspNcp | None = None
         self.reports: list[dict] = []
+        self.polls: list[dict] = []  # the NCP's answers to the firmware's polls (EzspNcp.take_polls)
         self.port = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
@@ -66,6 +67,7 @@ class NcpServer:
                         break
                     if data:
                         ncp.feed(data)
+                        self.polls += ncp.take_polls()
                     while self.actions and now() >= START + self.actions[0][0]:
                         self.actions.pop(0)[1](ncp)
                     ncp.poll_ash()

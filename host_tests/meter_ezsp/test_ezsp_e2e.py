@@ -3,7 +3,9 @@
 The emulator (tools/coproc_emulator.py --protocol ezsp, tools/emu/ezsp_ncp.py)
 builds every byte with bellows and zigpy; the firmware runs unmodified
 (meter/ezsp_link.py) under a heap cap and prints each reading. Every report
-the emulator logs must come out as a reading with the same value.
+the emulator logs must come out as a reading with the same value, and every
+reading must be one the emulator logged (a report, or its answer to one of
+the firmware's polls): none missed, none invented.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def run_firmware(mpy, port: int, speed: float, cfg: dict | None = None, timeout:
 
 
 def check_all_reported(reports: list[dict], readings: list[tuple]) -> None:
-    """Each report appears, in order, as a reading with the same value (polls add extra ones)."""
+    """Each report appears, in order, as a reading with the same value (zero missed; polls add
+    readings, which check_all_explained accounts for)."""
     demand = [r for r in readings if r[4] & 2]
     summ = [r for r in readings if r[4] & 4]
     i = 0
@@ -76,6 +79,49 @@ def check_all_reported(reports: list[dict], readings: list[tuple]) -> None:
             i += 1
         assert i < len(summ), f"summation report missed: {rep}"
         i += 1
+
+
+def _kind(flags: int) -> str:
+    # Which logged event a reading can come from: a poll answer carries
+    # demand and both summations, a report one or the other (meter/reading.py).
+    return {2: "demand", 4: "summation", 6: "poll"}.get(flags & 6, "none")
+
+
+def _values(ev: dict) -> tuple:
+    if ev["kind"] == "demand":
+        return (ev["demand_w"], 0, 0)
+    if ev["kind"] == "summation":
+        return (0, ev["delivered_wh"], ev["received_wh"])
+    return (ev["demand_w"], ev["delivered_wh"], ev["received_wh"])
+
+
+def unexplained(events: list[dict], readings: list[tuple]) -> list[tuple]:
+    """Readings that match no logged report or poll answer of their kind (same
+    values, time within TOL_S), each event explaining at most one reading."""
+    pool: dict[str, list[dict]] = {"demand": [], "summation": [], "poll": []}
+    for ev in events:
+        if ev["kind"] in pool:
+            pool[ev["kind"]].append(ev)
+    used: set[int] = set()
+    out = []
+    for r in readings:
+        cands = pool.get(_kind(r[4]), [])
+        hit = next(
+            (ev for ev in cands if id(ev) not in used and _values(ev) == r[1:4] and abs(r[0] - ev["t"]) <= TOL_S),
+            None,
+        )
+        if hit is None:
+            out.append(r)
+        else:
+            used.add(id(hit))
+    return out
+
+
+def check_all_explained(events: list[dict], readings: list[tuple]) -> None:
+    """Every reading the firmware produced is a logged report or poll answer."""
+    assert any(e["kind"] == "poll" for e in events), "no poll answers logged: nothing to explain polls with"
+    bad = unexplained(events, readings)
+    assert not bad, f"{len(bad)} of {len(readings)} readings match no logged report or poll: {bad[:5]}"
 
 
 def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
@@ -99,6 +145,11 @@ def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     end = [e for e in events if e["kind"] == "end"][0]
     assert len(reports) > 400  # an hour of 4-10 s demand reports plus minute summations
     check_all_reported(reports, readings)
+    check_all_explained(events, readings)
+    # The check can fail: one value off by 1 W, or one reading nobody sent.
+    r0 = next(r for r in readings if r[4] & 2)
+    assert unexplained(events, [(r0[0], r0[1] + 1, *r0[2:])]) != []
+    assert unexplained(events, [*readings, readings[-1]]) == [readings[-1]]
     # The co-processor reset was seen and recovered from; no reading came
     # from a damaged frame (every reading matches a value the meter had).
     # Seen as a reset (RSTACK), or, when line noise destroyed the RSTACK, as
@@ -128,6 +179,7 @@ def test_join_with_install_code_link_key(mpy, version):
     assert srv.ncp.joined and tail["STATUS"][0] == "up"
     assert tail["LINK"][0] == str(version)
     check_all_reported(srv.reports, readings)
+    check_all_explained(srv.reports + srv.polls, readings)
     assert len(srv.reports) > 10
 
 
@@ -138,6 +190,7 @@ def test_reads_from_joined_ncp_of_each_layout(mpy, version):
     assert tail["LINK"][0] == str(version) and tail["STATUS"][0] == "up"
     assert len(srv.reports) > 10 and srv.ncp.violations == 0
     check_all_reported(srv.reports, readings)
+    check_all_explained(srv.reports + srv.polls, readings)
 
 
 def test_ash_error_and_network_down_recovered(mpy):
@@ -152,6 +205,7 @@ def test_ash_error_and_network_down_recovered(mpy):
     late = [r for r in srv.reports if r["t"] > START + 200]
     assert len(late) > 3
     check_all_reported(late, [r for r in readings if r[0] > START + 180])
+    check_all_explained(srv.reports + srv.polls, readings)
 
 
 @pytest.mark.parametrize("version", [8, 16])
@@ -163,6 +217,7 @@ def test_coprocessor_reset_on_each_layout(mpy, version):
     assert tail["STATUS"][0] == "up" and int(tail["STATUS"][1]) == 1  # resets
     assert len(srv.reports) > 15
     check_all_reported(srv.reports, readings)
+    check_all_explained(srv.reports + srv.polls, readings)
 
 
 def test_unsupported_old_ncp_is_not_driven(mpy):
@@ -190,6 +245,7 @@ def test_coprocessor_without_cbke_is_reported(mpy):
     assert tail["LINK"][1] == "False"
     assert "13" in tail["FAULTS"]  # faults.NO_CBKE, shown as M04
     check_all_reported(srv.reports, readings)  # readings still flow where the meter allows it
+    check_all_explained(srv.reports + srv.polls, readings)
 
 
 HEAP_SNIPPET = """
@@ -281,3 +337,4 @@ def test_silent_coprocessor_detected_and_reinitialised(mpy, tmp_path):
     assert len(before) > 20 and len(after) > 50
     check_all_reported(before, readings)
     check_all_reported(after, [r for r in readings if r[0] > back])
+    check_all_explained(events, readings)

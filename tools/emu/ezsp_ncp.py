@@ -336,7 +336,19 @@ class EzspNcp(AshNcp):
             # summation), so the simulator's accounting must see it too.
             raw = int(self._attr(0x0702, 0x0400).value)
             w = raw * 1000 * self.multiplier // self.divisor
-            self.polls.append({"t": int(self.now), "kind": "poll", "raw": raw, "demand_w": w})
+            d = int(self._attr(0x0702, 0x0000).value)
+            r = int(self._attr(0x0702, 0x0001).value)
+            k = 1000 * self.multiplier / self.divisor
+            self.polls.append(
+                {
+                    "t": int(self.now),
+                    "kind": "poll",
+                    "raw": raw,
+                    "demand_w": w,
+                    "delivered_wh": round(d * k),
+                    "received_wh": round(r * k),
+                }
+            )
 
     def _report(self, cluster: int, ids) -> None:
         self.zcl_tsn = (self.zcl_tsn + 1) % 256
