@@ -1,6 +1,7 @@
 """Uplink bytes and latency, side by side with their baselines, in one run.
 
-    .venv/bin/python bench/uplink.py [--readings FILE.csv | --loadprofile SEED,SOLAR_W] [--speed 1000] [--no-realtime]
+    .venv/bin/python bench/uplink.py [--readings FILE.csv | --loadprofile SEED,SOLAR_W] [--speed 1000]
+                                     [--no-realtime] [--no-cpu]
 
 Readings: FILE.csv with header utc_s,demand_w (any interval; optional
 delivered_wh,received_wh,flags columns, else the counters are integrated from
@@ -327,6 +328,7 @@ def main(argv=None) -> int:
     ap.add_argument("--speed", type=int, default=1000, help="device clock acceleration for the wire run")
     ap.add_argument("--http-samples", type=int, default=300)
     ap.add_argument("--no-realtime", action="store_true", help="skip the real-time latency trial")
+    ap.add_argument("--no-cpu", action="store_true", help="skip the uplink CPU figures (3 MicroPython runs)")
     a = ap.parse_args(argv)
     if a.loadprofile:
         rows = loadprofile_day(a.loadprofile)
@@ -342,8 +344,9 @@ def main(argv=None) -> int:
         bits, batches = codec_bits(rows, tmp)
         out["codec_bits_per_reading"] = round(bits, 2)
         out.update(general_purpose(rows))
-        log("uplink CPU on MicroPython (manual clock, stand-in collector)")
-        out.update(uplink_cpu(rows, tmp))
+        if not a.no_cpu:
+            log("uplink CPU on MicroPython (manual clock, stand-in collector)")
+            out.update(uplink_cpu(rows, tmp))
         out["codec_vs_best_general_purpose"] = round(
             min(out["zlib9_bits_per_reading"], out["zstd19_bits_per_reading"]) / bits, 2
         )
