@@ -71,6 +71,7 @@ class Sim(Operator, Results):
         self.heap_by_day: dict[int, int] = {}
         self.commits: list[tuple[int, int]] = []  # (first, last) seq committed to flash
         self.commit_utc: list[int] = []  # simulated time each commit line arrived
+        self.boot_first_seq: dict[int, int] = {}  # boot -> first seq it committed (rows by boot)
         self.kill_utc: list[int] = []  # simulated time of each power cut (SIGKILL)
         self.boot_utc: list[int] = []  # simulated time each firmware process started
         self.emu_log_marks: list[int] = []  # emulator.jsonl size at each emulator start (one per boot)
@@ -145,6 +146,7 @@ class Sim(Operator, Results):
             elif line.startswith("commit "):
                 _, first, last = line.split()
                 self.commits.append((int(first), int(last)))
+                self.boot_first_seq.setdefault(self.boots, int(first))
                 self.commit_utc.append(self.now())
             elif line.startswith("fault ") and " set:" in line:
                 self.faults_seen[int(line.split()[1])] += 1

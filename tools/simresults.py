@@ -121,27 +121,40 @@ class Results:
         sent = self.emulator_log()
         self.matched_seqs: set[int] = set()  # rows explained by a sent reading (never_sent)
         look = 8
-        lists: dict[str, list[tuple[int, int]]] = {"demand": [], "summation": [], "poll": []}
+        # Each boot is aligned on its own: its emulator's reports against
+        # the rows it committed (a boot's seqs start at its first commit
+        # line's; rows below belong to the boots before, those whose commit
+        # line a cut swallowed included). Aligned across boots, the reports
+        # a cut took (often more than the look-ahead) pulled the next boot's
+        # rows onto the wrong reports (EZSP seed 2: 6 rows unmatched).
+        firsts = sorted((q, b) for b, q in getattr(self, "boot_first_seq", {}).items())
+
+        def boot_of(seq: int) -> int:
+            b = firsts[0][1] if firsts else 0
+            for q, bb in firsts:
+                if q > seq:
+                    break
+                b = bb
+            return b
+
+        lists: dict[tuple[int, str], list[tuple[int, int]]] = {}
         for seq, _utc, demand, delivered, flags in sorted(rows):
             both = flags & 6
-            if both == 6:
-                lists["poll"].append((seq, demand))
-            elif both == 2:  # F_DEMAND
-                lists["demand"].append((seq, demand))
-            elif both == 4:  # F_SUMMATION
-                lists["summation"].append((seq, delivered))
-        # Align each kind's sent and stored values in order. At a mismatch
-        # the shorter skip wins: sent reports that never became readings
-        # (lost at a cut, refused) or stored rows of another origin. A plain
-        # look-ahead on the stored side alone would jump over a lost report
-        # to a later row of the same value and miscount both.
-        sent_by: dict[str, list[int]] = {k: [] for k in lists}
-        for i, (_boot, kind, _v) in enumerate(sent):
-            sent_by[kind].append(i)
+            kind = {6: "poll", 2: "demand", 4: "summation"}.get(both)  # F_DEMAND 2, F_SUMMATION 4
+            if kind is not None:
+                lists.setdefault((boot_of(seq), kind), []).append((seq, delivered if kind == "summation" else demand))
+        # Align each boot's and kind's sent and stored values in order. At a
+        # mismatch the shorter skip wins: sent reports that never became
+        # readings (lost at a cut, refused) or stored rows of another
+        # origin. A plain look-ahead on the stored side alone would jump over
+        # a lost report to a later row of the same value and miscount both.
+        sent_by: dict[tuple[int, str], list[int]] = {}
+        for i, (boot, kind, _v) in enumerate(sent):
+            sent_by.setdefault((boot if firsts else 0, kind), []).append(i)
         matched = 0
         hit: set[int] = set()  # indexes in sent that became a stored row
-        for kind, lst in lists.items():
-            idx = sent_by[kind]
+        for key, lst in lists.items():
+            idx = sent_by.get(key, [])
             i = j = 0
             while i < len(idx) and j < len(lst):
                 v = sent[idx[i]][2]
