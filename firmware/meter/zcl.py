@@ -8,6 +8,9 @@
 # produces no reading. Scaling uses exact integer ratios (multiplier,
 # divisor and unit factor folded into one fraction when they change), so a
 # reading costs no float and, for household-sized values, no allocation.
+# The unit table, type widths, BCD and the scaling arithmetic are in
+# meter/zcl_scale.py; this module keeps the ids, the frame builder and the
+# Meter's state (scaling read so far, registers, staging, held reports).
 import micropython
 from micropython import const
 
@@ -19,6 +22,8 @@ from meter.reading import (
     F_TIME_VALID,
     ZIGBEE_EPOCH,
 )
+from meter.zcl_scale import UNITS, bcd, is_int, scale, type_width
+from meter.zcl_scale import format_value as format_value  # re-exported: zcl.format_value
 
 METERING = const(0x0702)
 TIME = const(0x000A)
@@ -53,97 +58,8 @@ OK = const(0)  # frame parsed; state updated (a reading may have been emitted)
 IGNORED = const(1)  # well-formed but not for us (other cluster/command, manufacturer-specific)
 BAD = const(2)  # malformed: nothing committed
 
-# Unit of measure (low 7 bits; bit 7 = BCD) -> (summation num, den,
-# demand num, den) converting the meter's unit to Wh / W, or to litres /
-# litres per hour for volumes. Exact ratios: 1 ft3 = 28.316846592 l,
-# 1 US gal = 3.785411784 l, 1 imp gal = 4.54609 l, 1 BTU(IT) =
-# 1055.05585262 J, 1 MJ = 2500/9 Wh; the spec gives MJ demand in MJ/s.
-# None: not energy or volume (kPa, unitless, kvar): no reading from it.
-UNITS = (
-    (1000, 1, 1000, 1),  # 0x00 kWh, kW
-    (1000, 1, 1000, 1),  # 0x01 m3, m3/h
-    (55306341, 1953125, 55306341, 1953125),  # 0x02 ft3, ft3/h
-    (221225364, 78125, 221225364, 78125),  # 0x03 ccf (100 ft3)
-    (473176473, 125000000, 473176473, 125000000),  # 0x04 US gallons
-    (454609, 100000, 454609, 100000),  # 0x05 imperial gallons
-    (52752792631, 180000000000, 52752792631, 180000000000),  # 0x06 BTU, BTU/h
-    (1, 1, 1, 1),  # 0x07 litres
-    None,  # 0x08 kPa gauge
-    None,  # 0x09 kPa absolute
-    (442450728, 15625, 442450728, 15625),  # 0x0A mcf (1000 ft3)
-    None,  # 0x0B unitless
-    (2500, 9, 1000000, 1),  # 0x0C MJ, MJ/s
-    None,  # 0x0D kvar, kvarh
-)
-_VOLUME = const(0b10010111110)  # bit u set: unit u is a volume (0x01-0x05, 0x07, 0x0A)
-
-
-def type_width(t):
-    # Bytes of a fixed-size ZCL data type; -1 for a one-byte-length string,
-    # -2 for a two-byte-length one, 0 for types we cannot skip (arrays,
-    # structs, sets, bags, unknown codes).
-    if 0x08 <= t <= 0x0F or 0x18 <= t <= 0x1F or 0x20 <= t <= 0x27 or 0x28 <= t <= 0x2F:
-        return (t & 7) + 1
-    if t == 0x10 or t == 0x30:
-        return 1
-    if t == 0x31 or t == 0x38 or t == 0xE8 or t == 0xE9:
-        return 2
-    if t == 0x39 or 0xE0 <= t <= 0xE2 or t == 0xEA:
-        return 4
-    if t == 0x3A or t == 0xF0:
-        return 8
-    if t == 0xF1:
-        return 16
-    if t == 0x41 or t == 0x42:
-        return -1
-    if t == 0x43 or t == 0x44:
-        return -2
-    return 0
-
-
-def _is_int(t):
-    # Integer-valued types: data, bitmap, (u)int, enum, UTC time.
-    return 0x08 <= t <= 0x0F or 0x18 <= t <= 0x2F or t == 0x30 or t == 0x31 or t == 0xE2
-
-
-def bcd(v, digits):
-    # Packed BCD -> int, or -1 if a nibble is not a decimal digit.
-    r = 0
-    m = 1
-    for _ in range(digits):
-        d = v & 0xF
-        if d > 9:
-            return -1
-        r += d * m
-        m *= 10
-        v >>= 4
-    return r
-
-
-def scale(raw, num, den):
-    # round(raw * num / den), half away from zero, in integers.
-    if raw < 0:
-        return -((2 * -raw * num + den) // (2 * den))
-    return (2 * raw * num + den) // (2 * den)
-
-
-def format_value(raw, multiplier, divisor, fmt):
-    # The meter's own presentation of a value (Summation/DemandFormatting):
-    # raw * multiplier / divisor with (fmt & 7) decimals, truncated as a
-    # register does, integer part zero-padded to ((fmt >> 3) & 15) digits
-    # unless bit 7 suppresses leading zeros; never cut (no digit is lost).
-    m = multiplier or 1
-    d = divisor or 1
-    right = fmt & 7
-    left = (fmt >> 3) & 15
-    neg = raw < 0
-    p = 10**right
-    v = (-raw if neg else raw) * m * p // d
-    ip = str(v // p)
-    if not fmt & 0x80 and len(ip) < left:
-        ip = "0" * (left - len(ip)) + ip
-    s = ip + ("." + str(v % p + p)[1:] if right else "")
-    return "-" + s if neg and v else s
+# Bit u set: unit u of zcl_scale.UNITS is a volume (0x01-0x05, 0x07, 0x0A).
+_VOLUME = const(0b10010111110)
 
 
 def build_read(buf, seq, attrs):
@@ -306,7 +222,7 @@ class Meter:
             if w == 0 or i + w > end:
                 return False  # cannot find the next record: reject the frame
             s = self._slot(cluster, attr)
-            if s >= 0 and _is_int(t) and w <= 6:
+            if s >= 0 and is_int(t) and w <= 6:
                 x = 0
                 for k in range(w - 1, -1, -1):
                     x = (x << 8) | buf[i + k]
