@@ -20,6 +20,10 @@ sink) in 256-byte reads, best of N runs. Reported:
     the figure transfers to other hosts (an ESP32-S3 runs MicroPython some
     20-40x slower than a desktop core).
 
+"baselines" pairs them for tools/bench.py: parser_us and link_us (the whole
+stream) with line_us (the same bytes on the line), us_per_reading and
+link_us_per_reading with byte_loop_us_per_reading (same run).
+
     .venv/bin/python bench/meter_ezsp.py [--reports 3000] [--runs 5] [--firmware DIR]
 Prints one JSON object.
 """
@@ -210,6 +214,7 @@ def main() -> int:
     if readings != args.reports or bad or link_readings != args.reports:
         raise SystemExit(f"pipeline lost data: {readings}/{link_readings} readings of {args.reports}, {bad} bad frames")
     bps = n * 1e6 / us
+    line_us = n * 1e6 / LINE_RATE  # the same bytes at 115200 baud, 8N1
     print(
         json.dumps(
             {
@@ -226,6 +231,24 @@ def main() -> int:
                 "link_us_per_reading": round(link_us / readings, 1),
                 "link_line_rate_multiple": round(n * 1e6 / link_us / LINE_RATE, 1),
                 "link_vs_byte_loop": round(link_us / base_us, 2),
+                # Times for the whole stream and per reading, so tools/bench.py
+                # can put each beside its baseline (its ratio: baseline / figure).
+                "parser_us": us,
+                "link_us": link_us,
+                "line_us": round(line_us),
+                "line_us_per_reading": round(line_us / readings, 1),
+                "byte_loop_us": base_us,
+                "byte_loop_us_per_reading": round(base_us / readings, 2),
+                # Throughput against the wire (ratio = multiple of the line
+                # rate: the margin), CPU per reading against the bare byte
+                # loop over the same bytes in the same run (ratio < 1: the
+                # parser costs 1/ratio byte loops; carries over between hosts).
+                "baselines": {
+                    "parser_us": "line_us",
+                    "link_us": "line_us",
+                    "us_per_reading": "byte_loop_us_per_reading",
+                    "link_us_per_reading": "byte_loop_us_per_reading",
+                },
                 "host": "MicroPython Unix port (64-bit), best of %d runs" % args.runs,
             }
         )
