@@ -149,14 +149,11 @@ def test_one_simulated_hour_over_ezsp_through_make_link(mpy, tmp_path):
     readings, status, events = run(
         mpy, tmp_path, 120, 3600, "--reset-at", "1800", "--seed", "4", heap="256k", protocol="ezsp"
     )
-    # A report that arrives before the link has read the meter's unit is
-    # passed on flagged F_ESTIMATED (64), scaled by an assumed unit: those
-    # (at most the first few, before the first exactly scaled reading) are
-    # not compared.
-    t_exact = min(r[0] for r in readings if not r[4] & 64)
-    reports = [e for e in events if e["kind"] in ("demand", "summation") and e["t"] >= t_exact]
+    # meter/zcl.py holds reports that arrive before the meter's unit is read
+    # and scales them once it is: no reading is scaled by a guess.
+    assert not any(r[4] & 64 for r in readings)  # F_ESTIMATED
+    reports = [e for e in events if e["kind"] in ("demand", "summation")]
     assert len(reports) > 400
-    readings = [r for r in readings if not r[4] & 64]
     demand = [r for r in readings if r[4] & F_DEMAND]
     summ = [r for r in readings if r[4] & F_SUMMATION]
     i = j = 0
@@ -172,6 +169,22 @@ def test_one_simulated_hour_over_ezsp_through_make_link(mpy, tmp_path):
                 j += 1
             assert j < len(summ), f"summation report missed: {e}"
             j += 1
+    # ... and every reading is a logged report or poll answer (the
+    # emulator logs its answers to the link's polls): none invented.
+    kinds = {F_DEMAND: "demand", F_SUMMATION: "summation", F_DEMAND | F_SUMMATION: "poll"}
+    pool = [e for e in events if e["kind"] in ("demand", "summation", "poll")]
+    assert any(e["kind"] == "poll" for e in pool)
+    unexplained = []
+    for r in readings:
+        kind = kinds.get(r[4] & (F_DEMAND | F_SUMMATION))
+        for k, e in enumerate(pool):
+            vals = (e.get("demand_w", 0), e.get("delivered_wh", 0), e.get("received_wh", 0))
+            if e["kind"] == kind and vals == tuple(r[1:4]) and abs(r[0] - e["t"]) <= 60:
+                del pool[k]  # one reading per event
+                break
+        else:
+            unexplained.append(r)
+    assert not unexplained, f"{len(unexplained)} of {len(readings)} readings not logged: {unexplained[:5]}"
     assert any(e["kind"] == "reset" for e in events)
     assert status["protocol"] == "ezsp" and status["resets"] >= 1 and status["state"] == "up"
     # dropouts flagged only around the NCP restart (rejoin leaves a hole)
