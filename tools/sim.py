@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -38,19 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simops import Operator  # noqa: E402
 from simproc import (  # noqa: E402
     HOUR,
-    RESET_EXIT,
     START_UTC,
+    Firmware,
     Proc,
     build_romfs,
     build_tree,
-    firmware_cmd,
     launcher_cpu_s,
     parse_size,
 )
 from simresults import Results  # noqa: E402
 
 
-class Sim(Operator, Results):
+class Sim(Firmware, Operator, Results):
     def __init__(self, a: argparse.Namespace):
         self.a = a
         self.out = Path(a.out)
@@ -90,6 +86,7 @@ class Sim(Operator, Results):
         self.calls: Counter = Counter()  # --cpu-profile calls: function -> calls (orderly stops only)
         self.calls_ms: Counter = Counter()
         self.heap_series: list[tuple[int, int]] = []  # (utc, heap after collect)
+        self.ota_history: list[dict] = []  # each OTA status the status lines showed, in order
         # run bookkeeping
         self.boots = 0
         self.resets = 0
@@ -137,12 +134,17 @@ class Sim(Operator, Results):
                 self._boot_display = s.get("display", {})
                 if "cpu" in s:
                     self._boot_cpu = s["cpu"]
+                o = s.get("ota")
+                if o and (not self.ota_history or self.ota_history[-1] != o):
+                    self.ota_history.append(o)
                 if s.get("uptime_s", 0) >= 3600:  # past start-up: the steady state
                     self.heap_series.append((s.get("utc", 0), s.get("heap", 0)))
             elif line.startswith("calls "):  # --cpu-profile calls, at an orderly stop
                 _, name, n, ms = line.split()
                 self.calls[name] += int(n)
                 self.calls_ms[name] += int(ms)
+            elif line.startswith("log ota "):
+                self.events.append((self.now(), line[4:]))
             elif line.startswith("commit "):
                 _, first, last = line.split()
                 self.commits.append((int(first), int(last)))
@@ -159,87 +161,6 @@ class Sim(Operator, Results):
                 self.tracebacks[-1].append(line)
 
     # -- processes -----------------------------------------------------------------
-    def firmware_env(self, flash_cut: int | None) -> dict:
-        env = dict(os.environ)
-        env["MICROPYPATH"] = f"{self.tree}:.frozen"
-        env["IHD_STATE"] = str(self.state)
-        env["IHD_CLOCK"] = f"utc={self.now()},speed={int(self.a.speed)}"
-        env["IHD_UART"] = f"tcp:127.0.0.1:{self.emu_port}"
-        env["IHD_COLLECTOR"] = f"127.0.0.1:{self.device_port}"
-        env.pop("IHD_FLASH_CUT", None)
-        env.pop("IHD_PANEL_REC", None)
-        env.pop("IHD_PROFILE", None)
-        if self.a.cpu_profile:
-            env["IHD_PROFILE"] = self.a.cpu_profile
-        if self.a.record_display:
-            env["IHD_PANEL_REC"] = str(self.state / "panel.rec")
-        if flash_cut is not None:
-            env["IHD_FLASH_CUT"] = str(flash_cut)
-            env["IHD_FLASH_TORN"] = str(self.rng.randrange(0, 64))
-        return env
-
-    def probe_code_heap(self) -> int:
-        """Heap the firmware's imported code takes on this port (app.preload())."""
-        env = self.firmware_env(None)
-        code = f"from app import app\nprint(app.preload({self.a.protocol!r}))\n"
-        r = subprocess.run(firmware_cmd(self.romfs, 4 << 20, code=code), capture_output=True, text=True, env=env)
-        if r.returncode or not r.stdout.strip().isdigit():
-            raise SystemExit(f"sim: heap probe failed:\n{r.stdout}{r.stderr}")
-        return int(r.stdout.strip())
-
-    def start_firmware(self) -> None:
-        flash_cut = None
-        if self.pending_flash_cut:
-            flash_cut = self.rng.randrange(1, 200)
-            self.pending_flash_cut = False
-        self.start_emulator()
-        cmd = firmware_cmd(self.romfs, self.heapsize, main=self.tree / "main.py")
-        if self.a.wrap:
-            # A profiler around the firmware (e.g. valgrind --tool=callgrind);
-            # %b in it becomes the boot number (one output file per boot).
-            cmd = [w.replace("%b", str(self.boots + 1)) for w in shlex.split(self.a.wrap)] + cmd
-        self.boots += 1
-        self.boot_utc.append(self.now())
-        self._boot_readings = 0
-        self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
-        self.fw_accounted = False
-        self.fw_armed_cut = flash_cut is not None
-
-    def firmware_ended(self) -> None:
-        # Account for the run that just ended; decide whether that was fine.
-        fw = self.fw
-        self.fw_accounted = True
-        self.fw_cpu += fw.cpu_s()
-        self.readings_fw += self._boot_readings
-        for k in self.display_done:
-            self.display_done[k] += self._boot_display.get(k, 0)
-        self._boot_display = {}
-        for name, (resumes, ms) in self._boot_cpu.get("tasks", {}).items():
-            self.cpu_tasks[name] += ms
-            self.cpu_resumes[name] += resumes
-        self.cpu_process_ms += self._boot_cpu.get("process_ms") or 0
-        self._boot_cpu = {}
-        rc = fw.returncode
-        self.crash_streak = 0 if rc in (RESET_EXIT, -signal.SIGKILL) else self.crash_streak
-        if rc == RESET_EXIT:
-            self.resets += 1
-        elif rc == 0 and self.stopping:
-            pass
-        elif rc == -signal.SIGKILL and self.killed:
-            pass  # our power cut
-        elif rc == -signal.SIGKILL and any("watchdog expired" in ln for ln in fw.tail):
-            self.watchdog_resets += 1  # the loop stopped turning: a failure
-            print("\nsim: the firmware's watchdog fired", file=sys.stderr)
-        elif self.fw_armed_cut and any("PowerCut" in ln for ln in fw.tail):
-            self.cuts_done["flash"] += 1
-        else:
-            self.crashes += 1
-            self.crash_streak += 1
-            print(f"\nsim: firmware exited with status {rc}:\n" + "\n".join(fw.tail[-15:]), file=sys.stderr)
-            if self.crash_streak >= 5:
-                raise SystemExit("sim: the firmware crashed at 5 boots in a row; stopping")
-        self.killed = False
-
     # -- the run ----------------------------------------------------------------------
     def status_line(self) -> str:
         # What the device shows and sends, from its latest status line,
@@ -286,6 +207,9 @@ class Sim(Operator, Results):
             scripted.append((START_UTC + int(float(at) * HOUR), lambda: self.request_realtime(int(secs or 300))))
         if self.a.ota_at is not None:
             scripted.append((START_UTC + int(self.a.ota_at * HOUR), lambda: self.request_ota("1.1.0")))
+        if self.a.ota_tampered_at is not None:
+            at = START_UTC + int(self.a.ota_tampered_at * HOUR)
+            scripted.append((at, lambda: self.request_ota("1.2.0", tamper=True)))
         scripted.sort(key=lambda e: e[0])
         if sys.stdin.isatty():
             threading.Thread(target=self.read_keys, daemon=True).start()
@@ -383,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--record-display", action=argparse.BooleanOptionalAction, default=True, help="record the panel bus")
     r.add_argument("--realtime-at", help="H[:SECONDS]: ask for real-time mode at simulated hour H")
     r.add_argument("--ota-at", type=float, help="H: push a signed OTA update at simulated hour H")
+    r.add_argument("--ota-tampered-at", type=float, help="H: push a signed image altered after signing (refused)")
     r.add_argument("--preview-every", type=float, default=0, help="render DIR/display.png every S real seconds")
     r.add_argument(
         "--cpu-profile",

@@ -85,19 +85,26 @@ class Operator:
         self.events.append((self.now(), f"realtime {seconds}s requested"))
         print(f"\nsim: {out.strip()}", file=sys.stderr)
 
-    def request_ota(self, version: str = "1.1.0") -> None:
+    def request_ota(self, version: str = "1.1.0", tamper: bool = False) -> None:
         # A test image signed with the simulation's OTA key (the one the Unix
         # board's defaults trust), served over HTTP, announced by the
         # collector: the device downloads, verifies, reboots into it and
-        # confirms it once healthy.
+        # confirms it once healthy. tamper: one byte of the image flipped
+        # after signing, and the command made for the altered file (its size
+        # and SHA-256 match), so only the device's verification can refuse it.
         ota = str(ROOT / "tools" / "ota.py")
         d = self.out / "ota"
         d.mkdir(exist_ok=True)
-        raw, img = d / f"ihd-{version}.unsigned.bin", d / f"ihd-{version}.bin"
+        name = f"ihd-{version}{'-tampered' if tamper else ''}"
+        raw, img = d / f"{name}.unsigned.bin", d / f"{name}.bin"
         self.tool(ota, "make-image", "-o", str(raw), "--version", version, "--size", str(256 * 1024))
         self.tool(
             ota, "sign", "-k", str(ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"), "-o", str(img), str(raw)
         )
+        if tamper:
+            b = bytearray(img.read_bytes())
+            b[len(b) // 3] ^= 0x01  # inside the first segment's data, far from the header and signature
+            img.write_bytes(b)
         if self.ota_server is None:
             self.ota_port = free_port()
             cmd = [PY, ota, "serve", str(d), "--port", str(self.ota_port)]
@@ -107,8 +114,8 @@ class Operator:
         out = self.tool(
             ota, "request-update", "--device", str(self.device_id), "--url", url, "--db", str(self.db), str(img)
         )
-        self.events.append((self.now(), f"ota {version} requested"))
-        print(f"\nsim: OTA {version} requested: {out.strip()}", file=sys.stderr)
+        self.events.append((self.now(), f"ota {version}{' tampered' if tamper else ''} requested"))
+        print(f"\nsim: OTA {name} requested: {out.strip()}", file=sys.stderr)
 
     def read_keys(self) -> None:
         # Interactive: one command per line on the terminal.

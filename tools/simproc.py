@@ -5,7 +5,9 @@ output lines to a log file and a callback, and reaps it with os.wait4 so its
 CPU time is known. `build_tree` compiles the firmware as the device runs it;
 `build_romfs` packs that tree into a ROMFS image and `firmware_cmd` runs the
 firmware from it, the way a device runs frozen or ROMFS code: the bytecode
-stays outside the GC heap.
+stays outside the GC heap. `Firmware` (a mixin for Sim) starts each boot and
+accounts for each one that ended; `store_readings` reads the committed
+readings back from the final flash.
 
     python tools/simproc.py romrun IMAGE [micropython options] -- runs
     MicroPython with IMAGE mounted read-only at /rom, first on sys.path.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -250,6 +253,93 @@ class Proc:
 
     def cpu_s(self) -> float:
         return 0.0 if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
+
+
+class Firmware:
+    """A mixin for tools/sim.py's Sim: starts the firmware for each boot (its
+    environment: clock, UART, collector, injected flash cut) and accounts for
+    each boot that ended (CPU, display refreshes, why it ended)."""
+
+    def firmware_env(self, flash_cut: int | None) -> dict:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = f"{self.tree}:.frozen"
+        env["IHD_STATE"] = str(self.state)
+        env["IHD_CLOCK"] = f"utc={self.now()},speed={int(self.a.speed)}"
+        env["IHD_UART"] = f"tcp:127.0.0.1:{self.emu_port}"
+        env["IHD_COLLECTOR"] = f"127.0.0.1:{self.device_port}"
+        env.pop("IHD_FLASH_CUT", None)
+        env.pop("IHD_PANEL_REC", None)
+        env.pop("IHD_PROFILE", None)
+        if self.a.cpu_profile:
+            env["IHD_PROFILE"] = self.a.cpu_profile
+        if self.a.record_display:
+            env["IHD_PANEL_REC"] = str(self.state / "panel.rec")
+        if flash_cut is not None:
+            env["IHD_FLASH_CUT"] = str(flash_cut)
+            env["IHD_FLASH_TORN"] = str(self.rng.randrange(0, 64))
+        return env
+
+    def probe_code_heap(self) -> int:
+        """Heap the firmware's imported code takes on this port (app.preload())."""
+        env = self.firmware_env(None)
+        code = f"from app import app\nprint(app.preload({self.a.protocol!r}))\n"
+        r = subprocess.run(firmware_cmd(self.romfs, 4 << 20, code=code), capture_output=True, text=True, env=env)
+        if r.returncode or not r.stdout.strip().isdigit():
+            raise SystemExit(f"sim: heap probe failed:\n{r.stdout}{r.stderr}")
+        return int(r.stdout.strip())
+
+    def start_firmware(self) -> None:
+        flash_cut = None
+        if self.pending_flash_cut:
+            flash_cut = self.rng.randrange(1, 200)
+            self.pending_flash_cut = False
+        self.start_emulator()
+        cmd = firmware_cmd(self.romfs, self.heapsize, main=self.tree / "main.py")
+        if self.a.wrap:
+            # A profiler around the firmware (e.g. valgrind --tool=callgrind);
+            # %b in it becomes the boot number (one output file per boot).
+            cmd = [w.replace("%b", str(self.boots + 1)) for w in shlex.split(self.a.wrap)] + cmd
+        self.boots += 1
+        self.boot_utc.append(self.now())
+        self._boot_readings = 0
+        self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
+        self.fw_accounted = False
+        self.fw_armed_cut = flash_cut is not None
+
+    def firmware_ended(self) -> None:
+        # Account for the run that just ended; decide whether that was fine.
+        fw = self.fw
+        self.fw_accounted = True
+        self.fw_cpu += fw.cpu_s()
+        self.readings_fw += self._boot_readings
+        for k in self.display_done:
+            self.display_done[k] += self._boot_display.get(k, 0)
+        self._boot_display = {}
+        for name, (resumes, ms) in self._boot_cpu.get("tasks", {}).items():
+            self.cpu_tasks[name] += ms
+            self.cpu_resumes[name] += resumes
+        self.cpu_process_ms += self._boot_cpu.get("process_ms") or 0
+        self._boot_cpu = {}
+        rc = fw.returncode
+        self.crash_streak = 0 if rc in (RESET_EXIT, -signal.SIGKILL) else self.crash_streak
+        if rc == RESET_EXIT:
+            self.resets += 1
+        elif rc == 0 and self.stopping:
+            pass
+        elif rc == -signal.SIGKILL and self.killed:
+            pass  # our power cut
+        elif rc == -signal.SIGKILL and any("watchdog expired" in ln for ln in fw.tail):
+            self.watchdog_resets += 1  # the loop stopped turning: a failure
+            print("\nsim: the firmware's watchdog fired", file=sys.stderr)
+        elif self.fw_armed_cut and any("PowerCut" in ln for ln in fw.tail):
+            self.cuts_done["flash"] += 1
+        else:
+            self.crashes += 1
+            self.crash_streak += 1
+            print(f"\nsim: firmware exited with status {rc}:\n" + "\n".join(fw.tail[-15:]), file=sys.stderr)
+            if self.crash_streak >= 5:
+                raise SystemExit("sim: the firmware crashed at 5 boots in a row; stopping")
+        self.killed = False
 
 
 if __name__ == "__main__":

@@ -42,13 +42,16 @@ class Results:
         if fl is None:
             return None
         if not self.db.exists():
-            return {"on_flash": len(fl), "compared": 0, "differ": 0, "missing_at_collector": len(fl), "examples": []}
+            return {"on_flash": len(fl), "compared": 0, "differ": 0, "missing_at_collector": len(fl)}
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:
             q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
             rows = {r[0]: tuple(r) for r in con.execute(q, (self.device_id,))}
         finally:
             con.close()
+        # a commit line's reading the flash does not hold: evicted (the ring
+        # is full; oldest_on_flash says how far back it goes) or lost
+        gone = sum(1 for q in self.committed_seqs() if q not in fl)
         differ = [(fl[q], rows[q]) for q in sorted(fl) if q in rows and rows[q] != fl[q]]
         missing = sorted(q for q in fl if q not in rows)
         return {
@@ -57,6 +60,7 @@ class Results:
             "compared": sum(1 for q in fl if q in rows),
             "differ": len(differ),
             "missing_at_collector": len(missing),
+            "commit_lines_not_on_flash": gone,
             "examples": [list(map(list, d)) for d in differ[:5]] + [["missing", q] for q in missing[:5]],
         }
 
@@ -322,6 +326,7 @@ class Results:
             "watchdog_resets": self.watchdog_resets,
             "aborted": self.aborted,
             "ota": self.status.get("ota"),
+            "ota_history": self.ota_history,
             "events": [f"{(t - START_UTC) / HOUR:.2f} h: {e}" for t, e in self.events],
             "live_readings": self.live_count(),
         } | self.cpu_profile()

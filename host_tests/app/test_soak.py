@@ -1,9 +1,10 @@
 """Shortened soak: one simulated day of the whole device (tools/sim.py), real processes throughout.
 
-The co-processor emulator plays the meter, netimpair loses 10% of datagrams
-and cuts the network for 6 hours, the firmware runs on the MicroPython Unix
-port with a 128 KB data heap and loses power 4 times; the collector stores
-what arrives in SQLite. `make soak` runs the full 7 days.
+Once per co-processor (EZSP NCP and RAVEn stick): the emulator plays the
+meter, netimpair loses 10% of datagrams and cuts the network for 6 hours, the
+firmware runs on the MicroPython Unix port with a 128 KB data heap and loses
+power 4 times; the collector stores what arrives in SQLite. About 95 s of
+wall time per protocol at 1000x. `make soak` runs the full 7 days.
 """
 
 import json
@@ -30,11 +31,11 @@ REQUIRED = (
 )
 
 
-@pytest.fixture(scope="module")
-def soak(tmp_path_factory):
-    out = tmp_path_factory.mktemp("soak")
+@pytest.fixture(scope="module", params=["ezsp", "raven"])
+def soak(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"soak-{request.param}")
     cmd = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run"]
-    cmd += ["--protocol", "raven", "--hours", "24", "--speed", "1000", "--data-heap", "128k"]
+    cmd += ["--protocol", request.param, "--hours", "24", "--speed", "1000", "--data-heap", "128k"]
     cmd += ["--loss", "0.1", "--outage", "6:6", "--power-cuts", "4", "--no-record-display", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     summary = json.loads((out / "summary.json").read_text())
@@ -63,25 +64,38 @@ def test_no_memory_error_and_no_crash(soak):
 def test_every_committed_reading_reaches_the_collector_exactly_once(soak):
     _, s, _ = soak
     assert s["readings_committed"] > 0.9 * s["readings_generated"] > 10000
-    assert s["readings_lost"] == 0
-    # (device, seq) is the collector's primary key: a reading stored twice
-    # would be one row; so every row must be a committed reading, and every
-    # committed reading a row.
-    assert s["readings_stored"] == s["readings_committed"] + s["readings_unlogged"]
-    assert s["readings_unlogged"] <= 64 * 4  # at most a flush batch per power cut, committed but not yet logged
+    assert s["readings_lost"] == 0  # every commit line's seq is a row at the collector
+    # (device, seq) is the collector's primary key, so "at most once" is
+    # its schema; what is checked here is that each row is the reading the
+    # firmware committed. The commit lines give seqs only; the values come
+    # from the device's flash, read back after the run by the firmware's own
+    # store, and are compared field by field with the collector's rows.
+    c = s["committed_vs_stored"]
+    assert c is not None, "the store could not be read back"
+    assert c["oldest_on_flash"] == 1, c  # a day fits the ring: nothing evicted, every reading compared
+    assert c["commit_lines_not_on_flash"] == 0, c
+    assert c["differ"] == 0 and c["missing_at_collector"] == 0, c
+    # every row at the collector is a committed reading, same values
+    assert c["compared"] == c["on_flash"] == s["readings_stored"], c
+    # committed, then cut before the commit line was printed: a flush batch per cut at most
+    assert s["readings_unlogged"] <= 64 * s["power_cuts"]["kill"]
+    assert c["on_flash"] == s["readings_committed"] + s["readings_unlogged"]
     assert s["readings_never_sent"] == 0  # nothing the meter did not send
 
 
 def test_reading_accounting_adds_up(soak):
-    # Every reading the meter sent is stored, lost uncommitted at a power
-    # cut, or never taken; every stored one matches a sent one (RAVEn has no
-    # polls). The loss classes are bounded by their causes.
+    # Every reading the meter sent (reports, and on EZSP the answers to the
+    # firmware's polls) is stored, lost uncommitted at a power cut, or never
+    # taken; every stored one matches a sent one. The loss classes are
+    # bounded by their causes.
     _, s, _ = soak
     a = s["accounting"]
     assert a["readings_generated"] == s["readings_generated"]
     assert a["readings_generated"] == a["stored_matched"] + a["lost_uncommitted_at_power_cut"] + a["not_taken"]
     assert s["readings_stored"] == a["stored_matched"] + a["stored_unmatched"]
-    assert a["stored_unmatched"] <= 0.01 * s["readings_stored"], a  # look-ahead misses only
+    # each boot aligned on its own: 0 in 3 seeds per protocol (docs/sim.md)
+    assert a["stored_unmatched"] == 0, a
+    assert (a["polls_logged"] > 1000) == (s["protocol"] == "ezsp"), a  # RAVEn has no polls
     # a flush every 60 s or 64 readings: what a cut can take from RAM
     assert a["lost_uncommitted_at_power_cut"] <= 64 * s["power_cuts"]["kill"], a
     assert a["not_taken"] <= 0.02 * a["readings_generated"], a  # link re-initialisations after boots

@@ -1,0 +1,86 @@
+"""tools/simresults.py committed_vs_stored and verdict(): the checks the soak relies on can fail.
+
+A store written by the firmware on MicroPython (its emulated NOR flash file),
+a collector table holding the same readings, then the table is altered: a
+value changed, a row removed. The checker, reading the flash back with the
+firmware's own store, must see the difference and the gap, and the sim's
+verdict must fail on them.
+"""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import mpy as mpymod
+
+ROOT = mpymod.ROOT
+sys.path.insert(0, str(ROOT / "tools"))
+
+import simproc  # noqa: E402
+from simresults import Results  # noqa: E402
+
+N = 300
+WRITE = f"""
+import hal
+from store import Store
+st = Store(hal.partition('store'))
+for i in range({N}):
+    st.append(1767225600 + 7 * i, 100 + i % 37, 5000 + i // 9, i // 50, 2 | (4 if i % 9 == 0 else 0))
+    if i % 64 == 63:
+        st.flush()
+st.flush()
+print(st.committed())
+"""
+
+
+def test_committed_vs_stored_sees_a_changed_value_and_a_missing_row(tmp_path):
+    tree = simproc.build_tree(tmp_path / "firmware")
+    state = tmp_path / "state"
+    state.mkdir()
+    env = dict(os.environ, MICROPYPATH=f"{tree}:.frozen", IHD_STATE=str(state))
+    r = subprocess.run([str(simproc.BIN / "micropython"), "-c", WRITE], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout.split() == [str(N)], r.stdout + r.stderr
+
+    db = tmp_path / "collector.sqlite"
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TABLE readings (device_id INTEGER, seq INTEGER, utc_s INTEGER, demand_w INTEGER,"
+        " delivered_wh INTEGER, received_wh INTEGER, flags INTEGER)"
+    )
+    # The collector's rows, written independently of the firmware's reader.
+    for i in range(N):
+        row = (4097, i + 1, 1767225600 + 7 * i, 100 + i % 37, 5000 + i // 9, i // 50, 2 | (4 if i % 9 == 0 else 0))
+        con.execute("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    con.commit()
+
+    res = Results()
+    res.tree, res.state, res.db, res.device_id = tree, state, db, 4097
+    res.lock, res.commits = threading.Lock(), [(1, 200), (201, N)]
+    c = res.committed_vs_stored()
+    assert c["on_flash"] == c["compared"] == N and c["oldest_on_flash"] == 1, c
+    assert c["differ"] == 0 and c["missing_at_collector"] == 0 and c["commit_lines_not_on_flash"] == 0, c
+
+    con.execute("UPDATE readings SET demand_w = demand_w + 1 WHERE seq = 123")
+    con.execute("DELETE FROM readings WHERE seq = 250")
+    con.commit()
+    con.close()
+    c = res.committed_vs_stored()
+    assert c["differ"] == 1 and c["missing_at_collector"] == 1 and c["compared"] == N - 1, c
+    assert c["examples"][0][0][0] == 123 and ["missing", 250] in c["examples"], c
+
+    # the verdict fails on it, even with everything else in order
+    summary = {"memory_errors": 0, "crashes": 0, "watchdog_resets": 0, "aborted": None, "readings_lost": 0}
+    summary |= {"readings_never_sent": 0, "heap_growth": 0, "data_heap_peak": 1, "data_heap_budget": 2}
+    res.out = tmp_path
+    res.summary = lambda: summary | {"committed_vs_stored": c}
+    assert res.verdict() == 1
+    good = summary | {"committed_vs_stored": c | {"differ": 0, "missing_at_collector": 0}}
+    res.summary = lambda: good
+    assert res.verdict() == 0
+    # and on the heap: growth past 2 KB, or data reaching its budget
+    res.summary = lambda: good | {"heap_growth": 4096}
+    assert res.verdict() == 1
+    res.summary = lambda: good | {"data_heap_peak": 2}
+    assert res.verdict() == 1
