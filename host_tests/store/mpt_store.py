@@ -282,6 +282,34 @@ def test_queries_against_oracle():
     assert st.hourly_wh(now, 6) == want
 
 
+def _summation_before(genf, hi, t):
+    # the last summation any reading 1..hi carries before time t (None: none)
+    best = None
+    for s in range(1, hi + 1):
+        r = genf(s)
+        if r[0] >= t:
+            break
+        if r[4] & 4:
+            best = r[2]
+    return best
+
+
+def _check_queries(st, genf, hi, latest, seqs):
+    # energy_since and hourly_wh against the summations the readings carry
+    for s in seqs:
+        t = genf(s)[0]
+        want = latest - _summation_before(genf, hi, t)
+        assert st.energy_since(t) == want, (s, st.energy_since(t), want)
+    now = genf(hi)[0]
+    h1 = now // 3600
+    got = st.hourly_wh(now, 3)
+    want = []
+    for h in range(h1 - 2, h1 + 1):
+        b = _summation_before(genf, hi, (h + 1) * 3600) if (h + 1) * 3600 <= now else latest
+        want.append(b - _summation_before(genf, hi, h * 3600))
+    assert got == want and None not in got, (got, want)
+
+
 def _gen_nosum(seq):
     # every tenth reading without a summation: 0 and F_SUMMATION clear, as
     # the app stores readings whose summation the meter did not send
@@ -302,30 +330,8 @@ def test_queries_skip_unknown_summations():
     st.append(*_gen_nosum(st.seq + 1))  # 3003, summation unknown
     st.flush()
     hi = st.seq
-
-    def before(t):
-        best = None
-        for s in range(1, hi + 1):
-            r = _gen_nosum(s)
-            if r[0] >= t:
-                break
-            if r[4] & 4:
-                best = r[2]
-        return best
-
     latest = gen(hi - 1)[2]  # 3003 has no summation: 3002 counts
-    for s in (4, 13, 14, 23, 1500, 2993, 2994, 3003):
-        t = gen(s)[0]
-        want = latest - before(t)
-        assert st.energy_since(t) == want, (s, st.energy_since(t), want)
-    now = gen(hi)[0]
-    h1 = now // 3600
-    got = st.hourly_wh(now, 3)
-    want = []
-    for h in range(h1 - 2, h1 + 1):
-        b = before((h + 1) * 3600) if (h + 1) * 3600 <= now else latest
-        want.append(b - before(h * 3600))
-    assert got == want, (got, want)
+    _check_queries(st, _gen_nosum, hi, latest, (4, 13, 14, 23, 1500, 2993, 2994, 3003))
 
 
 def _gen_sparse(seq):
@@ -345,30 +351,8 @@ def test_queries_reach_sparse_summations():
             st.flush()
     st.flush()
     hi = st.seq
-
-    def before(t):
-        best = None
-        for s in range(1, hi + 1):
-            r = _gen_sparse(s)
-            if r[0] >= t:
-                break
-            if r[4] & 4:
-                best = r[2]
-        return best
-
-    latest = before(_gen_sparse(hi)[0] + 1)
-    for s in (500, 1234, 2222, 2990):
-        t = _gen_sparse(s)[0]
-        want = latest - before(t)
-        assert st.energy_since(t) == want, (s, st.energy_since(t), want)
-    now = _gen_sparse(hi)[0]
-    h1 = now // 3600
-    got = st.hourly_wh(now, 3)
-    want = []
-    for h in range(h1 - 2, h1 + 1):
-        b = before((h + 1) * 3600) if (h + 1) * 3600 <= now else latest
-        want.append(b - before(h * 3600))
-    assert got == want and None not in got, (got, want)
+    latest = _summation_before(_gen_sparse, hi, _gen_sparse(hi)[0] + 1)
+    _check_queries(st, _gen_sparse, hi, latest, (500, 1234, 2222, 2990))
     f.close()
 
 
