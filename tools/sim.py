@@ -207,9 +207,9 @@ class Sim(Firmware, Operator, Results):
             scripted.append((START_UTC + int(float(at) * HOUR), lambda: self.request_realtime(int(secs or 300))))
         if self.a.ota_at is not None:
             scripted.append((START_UTC + int(self.a.ota_at * HOUR), lambda: self.request_ota("1.1.0")))
-        if self.a.ota_tampered_at is not None:
-            at = START_UTC + int(self.a.ota_tampered_at * HOUR)
-            scripted.append((at, lambda: self.request_ota("1.2.0", tamper=True)))
+        for bad, h, v in (("tampered", self.a.ota_tampered_at, "1.2.0"), ("foreign", self.a.ota_foreign_at, "1.3.0")):
+            if h is not None:
+                scripted.append((START_UTC + int(h * HOUR), lambda bad=bad, v=v: self.request_ota(v, bad=bad)))
         scripted.sort(key=lambda e: e[0])
         if sys.stdin.isatty():
             threading.Thread(target=self.read_keys, daemon=True).start()
@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--realtime-at", help="H[:SECONDS]: ask for real-time mode at simulated hour H")
     r.add_argument("--ota-at", type=float, help="H: push a signed OTA update at simulated hour H")
     r.add_argument("--ota-tampered-at", type=float, help="H: push a signed image altered after signing (refused)")
+    r.add_argument("--ota-foreign-at", type=float, help="H: push an image signed by an untrusted key (refused)")
     r.add_argument("--preview-every", type=float, default=0, help="render DIR/display.png every S real seconds")
     r.add_argument(
         "--cpu-profile",

@@ -85,23 +85,28 @@ class Operator:
         self.events.append((self.now(), f"realtime {seconds}s requested"))
         print(f"\nsim: {out.strip()}", file=sys.stderr)
 
-    def request_ota(self, version: str = "1.1.0", tamper: bool = False) -> None:
+    def request_ota(self, version: str = "1.1.0", bad: str = "") -> None:
         # A test image signed with the simulation's OTA key (the one the Unix
         # board's defaults trust), served over HTTP, announced by the
         # collector: the device downloads, verifies, reboots into it and
-        # confirms it once healthy. tamper: one byte of the image flipped
-        # after signing, and the command made for the altered file (its size
-        # and SHA-256 match), so only the device's verification can refuse it.
+        # confirms it once healthy. Bad images, each with a command made for
+        # the file as served (size and SHA-256 match), so only the device's
+        # verification can refuse them: bad="tampered", one byte flipped
+        # after signing; bad="foreign", well formed and signed, by a key the
+        # device does not trust.
         ota = str(ROOT / "tools" / "ota.py")
         d = self.out / "ota"
         d.mkdir(exist_ok=True)
-        name = f"ihd-{version}{'-tampered' if tamper else ''}"
+        name = f"ihd-{version}{'-' + bad if bad else ''}"
         raw, img = d / f"{name}.unsigned.bin", d / f"{name}.bin"
         self.tool(ota, "make-image", "-o", str(raw), "--version", version, "--size", str(256 * 1024))
-        self.tool(
-            ota, "sign", "-k", str(ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"), "-o", str(img), str(raw)
-        )
-        if tamper:
+        key = ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"
+        if bad == "foreign":
+            key = d / "foreign_key.pem"
+            if not key.exists():
+                self.tool(ota, "keygen", str(key))
+        self.tool(ota, "sign", "-k", str(key), "-o", str(img), str(raw))
+        if bad == "tampered":
             b = bytearray(img.read_bytes())
             b[len(b) // 3] ^= 0x01  # inside the first segment's data, far from the header and signature
             img.write_bytes(b)
@@ -114,7 +119,7 @@ class Operator:
         out = self.tool(
             ota, "request-update", "--device", str(self.device_id), "--url", url, "--db", str(self.db), str(img)
         )
-        self.events.append((self.now(), f"ota {version}{' tampered' if tamper else ''} requested"))
+        self.events.append((self.now(), f"ota {version}{' ' + bad if bad else ''} requested"))
         print(f"\nsim: OTA {name} requested: {out.strip()}", file=sys.stderr)
 
     def read_keys(self) -> None:
