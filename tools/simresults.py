@@ -265,6 +265,20 @@ class Results:
         finally:
             con.close()
 
+    def collector_rejects(self) -> dict:
+        # Datagrams the collector refused, by reason: this device's, and
+        # those it could not attribute (device 0: e.g. a replayed keep-alive).
+        if not self.db.exists():
+            return {}
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            q = "SELECT reason, SUM(count) FROM rejects WHERE device_id IN (0, ?) GROUP BY reason"
+            return dict(con.execute(q, (self.device_id,)).fetchall())
+        except sqlite3.OperationalError:
+            return {}
+        finally:
+            con.close()
+
     def summary(self) -> dict:
         days = max(self.a.hours / 24, 1e-9)
         fw_cpu = max(0.0, self.fw_cpu - self.boots * self.launcher_cpu)
@@ -301,6 +315,7 @@ class Results:
             # generated = stored_matched + lost_uncommitted_at_power_cut + not_taken;
             # stored = stored_matched + stored_unmatched (docs/sim.md)
             "accounting": acct,
+            "collector_rejects": self.collector_rejects(),
             "bytes_up": dev.get("bytes_in", 0),
             "bytes_down": dev.get("bytes_out", 0),
             "firmware_cpu_s": round(fw_cpu, 3),
