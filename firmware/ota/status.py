@@ -58,6 +58,14 @@ class Status:
             self.faults.clear(F.OTA_REJECTED)
         self.changed += 1
 
+    def begin(self, version):
+        # A new update: the last one's failure is history, not a fault the
+        # display and the cloud should still show while this one runs.
+        self.version = version
+        self.error = 0
+        self.reason = None
+        self.set(DOWNLOADING, 0)
+
     def note(self, reason):
         # A refused command: say why without changing the state or faults.
         self.reason = reason

@@ -91,8 +91,7 @@ class Updater:
         policy = device_policy(self.trusted, self.record)
         inst = Installer(target, policy, self.status, sha)
         inst.total = size
-        self.status.version = cmd.get("version")
-        self.status.set(S.DOWNLOADING, 0)
+        self.status.begin(cmd.get("version"))
         self.record.set_pending(target.info()[4], self.status.version, None, "installing")
         self.installer = inst
         return inst

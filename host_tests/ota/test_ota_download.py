@@ -146,6 +146,22 @@ def test_refused_image_stops_the_download_early(mpy, keys, served):
     assert 24 <= int(pos) <= 1024  # of 1.5 MB: refused at the header, in the first read
 
 
+def test_new_update_starts_without_the_last_refusal(mpy, keys, served):
+    # A refused image, then a good one: while the good one downloads and
+    # reboots, the status must not still show the old refusal (error 50,
+    # "chip-mismatch"), or the display and cloud would report a fault the
+    # device no longer has.
+    srv = tool.serve_in_thread(served)
+    try:
+        data = (served / "c3.bin").read_bytes()
+        bad = tool.update_command(f"http://127.0.0.1:{srv.server_address[1]}/c3.bin", data)
+        setup = f"print(asyncio.run(u.run({bad!r}, timeout_ms=500, backoff_ms=5)), u.status.error)"
+        _, out = run_update(mpy, keys, served, srv, "v2.bin", setup=setup)
+    finally:
+        srv.shutdown()
+    assert out == "True rebooting 100 0 - (2, 0)", out
+
+
 def test_wrong_sha256_in_command_fails_without_set_boot(mpy, keys, served):
     srv = tool.serve_in_thread(served)
     try:
