@@ -225,9 +225,11 @@ class Uplink:
         if not self.inflight and time.ticks_diff(now, self.next_try) >= 0:
             self._try_batch(now)
         if not st.realtime and time.ticks_diff(now, time.ticks_add(self.last_tx, self.ka_ms)) >= 0:
-            if self.ka_quiet >= _KA_RESYNC:
-                # The collector only knows our next KA_AHEAD tokens: after
-                # this many unanswered contacts, say HELLO (full seq) instead.
+            if self.ka_quiet >= _KA_RESYNC or self.hello_seq != -1:
+                # The collector only knows our next KA_AHEAD tokens above
+                # the last seq it accepted: after this many unanswered
+                # contacts, or while a HELLO is unanswered (lost at boot,
+                # our seq jumped ahead of anything it knows), say HELLO.
                 self.ka_quiet = 0
                 self._hello()
             else:
@@ -355,9 +357,11 @@ class Uplink:
         if self.faults is not None:
             self.faults.clear(CLOUD_UNREACHABLE)
         first, count = ses.ack_range(data)
-        if dg.get32(data, dg.HDR) == self.hello_seq:
+        if self.hello_seq != -1:
+            # Any authentic reply: the collector knows a seq of ours now.
+            if dg.get32(data, dg.HDR) == self.hello_seq:
+                self.rt.sample(time.ticks_diff(now, self.hello_at))
             self.hello_seq = -1
-            self.rt.sample(time.ticks_diff(now, self.hello_at))
         if self.inflight and count and first == self.first and count == self.inflight:
             # The reply echoes which transmission it answers, so the RTT
             # sample is exact even after a retransmission (no Karn problem).
