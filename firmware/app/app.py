@@ -334,6 +334,18 @@ def boot():
     return a
 
 
+def release_heap():
+    # The Unix port raises KeyboardInterrupt from its signal handler, so it
+    # can land anywhere: inside a collection (the collector's own lock bit
+    # stays set: every allocation after it fails, "heap is locked") or a
+    # heap-locked section. A full collection clears the former; locking
+    # once more and unlocking down to depth 0 the latter.
+    gc.collect()
+    micropython.heap_lock()
+    while micropython.heap_unlock():
+        pass
+
+
 def main():
     a = boot()
     if _PROFILE:
@@ -343,12 +355,8 @@ def main():
     try:
         asyncio.run(a.run())
     except KeyboardInterrupt:
-        # Orderly stop (simulator): commit what is in RAM, report. The
-        # interrupt may have landed inside a heap-locked hot path; lock once
-        # more so the depth is at least 1, then unlock down to 0.
-        micropython.heap_lock()
-        while micropython.heap_unlock():
-            pass
+        # Orderly stop (simulator): commit what is in RAM, report.
+        release_heap()
         if a.store is not None:
             a.flush(force=True)
         a.print_status()
