@@ -12,6 +12,7 @@
 # config file run, showing CONFIG_MISSING / CONFIG_BAD.
 import asyncio
 import gc
+import time
 
 import micropython
 from micropython import const
@@ -28,6 +29,8 @@ VERSION = report.VERSION
 _FLUSH_IDLE_MS = const(60_000)  # flusher's longest sleep (the store's flush_s)
 _STATUS_MS = const(600_000)
 _HEALTH_MS = const(30_000)
+# The supervisor retries a failed task at least every 5 minutes (device time).
+_LINK_DEAD_MS = const(360_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
 _DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
@@ -70,6 +73,8 @@ class App:
         self._query = None  # (ticks, today_wh, hourly_wh) cached store queries
         self._logged_faults = []
         self.last_reading_ticks = None
+        self._link_dead = False  # COPROC_SILENT raised by _check_link_task
+        self._booted = hal.clock.ticks_ms()
 
     # -- parts ---------------------------------------------------------------
     def build(self):
@@ -209,6 +214,7 @@ class App:
                 elif ota.rollback_due():
                     log("ota", "new image never became healthy: rolling back")
                     hal.reset("ota-rollback")
+            self._check_link_task()
             rounds += 1
             if rounds % 10 == 0:  # store health every 5 minutes: stats() walks the log
                 have = self.store.stats()["faults"]
@@ -218,6 +224,30 @@ class App:
                     else:
                         self.faults.clear(f)
             await sleep_device(_HEALTH_MS)
+
+    def _check_link_task(self):
+        # A link task that fails at every start (the UART cannot be opened,
+        # a bug kills it) never gets to raise its own faults, and its status
+        # still says what it last knew. Say it here; take it back only if it
+        # was said here (the link clears it too, once up).
+        t = self.sup.task("meter")
+        now = hal.clock.ticks_ms()
+        last = self.last_reading_ticks
+        dead = (
+            t.in_a_row >= 3
+            and t.failed_at is not None
+            and time.ticks_diff(now, t.failed_at) < _LINK_DEAD_MS
+            and time.ticks_diff(now, self._booted if last is None else last) > _LINK_DEAD_MS
+        )
+        if dead:
+            if not self._link_dead:
+                log("app", "meter link failing at every start (%s)" % t.last_error)
+            self._link_dead = True
+            self.faults.set(F.COPROC_SILENT)
+            self.link.status.state = "silent"
+        elif self._link_dead:
+            self._link_dead = False
+            self.faults.clear(F.COPROC_SILENT)
 
     async def display_task(self):
         from display import screens

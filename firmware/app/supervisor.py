@@ -38,6 +38,8 @@ class _Task:
         self.forever = forever
         self.runs = 0
         self.failures = 0
+        self.in_a_row = 0  # failures since the last run that lasted _HEALTHY_MS
+        self.failed_at = None  # ticks_ms of the last failure
         self.last_error = None
         self.task = None
         self.done = False
@@ -106,8 +108,11 @@ class Supervisor:
             except Exception as e:
                 t.last_error = "%s: %s" % (type(e).__name__, e)
             t.failures += 1
-            if time.ticks_diff(self.clock.ticks_ms(), started) >= _HEALTHY_MS:
+            t.failed_at = self.clock.ticks_ms()
+            if time.ticks_diff(t.failed_at, started) >= _HEALTHY_MS:
                 backoff = _MIN_BACKOFF_MS
+                t.in_a_row = 0
+            t.in_a_row += 1
             self.log("supervisor", "%s failed (%s), restart in %d ms" % (t.name, t.last_error, backoff))
             await self._sleep_ms(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_MS)
