@@ -364,14 +364,7 @@ def test_queries_cached_while_readings_arrive():
     f, st = _store("arrive.bin", nsect=16, ram=200)
 
     def before(t, hi):
-        best = None
-        for s in range(1, hi + 1):
-            r = _gen_nosum(s)
-            if r[0] >= t:
-                break
-            if r[4] & 4:
-                best = r[2]
-        return best
+        return _summation_before(_gen_nosum, hi, t)
 
     def first_in(t0, t1, hi):
         for s in range(1, hi + 1):
