@@ -19,6 +19,7 @@
 # signature is what is trusted (docs/ota.md has the command format).
 import asyncio
 import binascii
+import gc
 import time
 
 import hal
@@ -73,6 +74,10 @@ class Updater:
     # -- install ----------------------------------------------------------------
     def begin(self, cmd):
         # Validate the command and prepare the inactive slot's installer.
+        # The last attempt's installer (kept for diagnostics) goes first:
+        # its block buffer and verifier state must not double the peak.
+        self.installer = None
+        gc.collect()
         url = cmd.get("url")
         size = cmd.get("size")
         sha = cmd.get("sha256")
