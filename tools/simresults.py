@@ -23,15 +23,20 @@ class Results:
         with self.lock:
             return {q for a, b in self.commits for q in range(a, b + 1)}
 
-    def collector_rows(self) -> list[tuple[int, int]]:
+    def _query(self, q: str, row_factory=None) -> list:
+        # The collector's database, read-only, this device's id as the one
+        # parameter; [] while it does not exist yet.
         if not self.db.exists():
             return []
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        con.row_factory = row_factory
         try:
-            q = "SELECT seq, utc_s, demand_w, delivered_wh, flags FROM readings WHERE device_id = ?"
             return con.execute(q, (self.device_id,)).fetchall()
         finally:
             con.close()
+
+    def collector_rows(self) -> list[tuple[int, int]]:
+        return self._query("SELECT seq, utc_s, demand_w, delivered_wh, flags FROM readings WHERE device_id = ?")
 
     def committed_vs_stored(self) -> dict | None:
         """Per seq: what the firmware committed (its flash, read back by its
@@ -43,12 +48,8 @@ class Results:
             return None
         if not self.db.exists():
             return {"on_flash": len(fl), "compared": 0, "differ": 0, "missing_at_collector": len(fl)}
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
-            rows = {r[0]: tuple(r) for r in con.execute(q, (self.device_id,))}
-        finally:
-            con.close()
+        q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
+        rows = {r[0]: tuple(r) for r in self._query(q)}
         # a commit line's reading the flash does not hold: evicted (the ring
         # is full; oldest_on_flash says how far back it goes) or lost
         gone = sum(1 for q in self.committed_seqs() if q not in fl)
@@ -246,38 +247,21 @@ class Results:
 
     def live_count(self) -> int:
         # Readings streamed in real-time mode (the collector's "live" table).
-        if not self.db.exists():
-            return 0
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            return con.execute("SELECT COUNT(*) FROM live WHERE device_id = ?", (self.device_id,)).fetchone()[0]
-        finally:
-            con.close()
+        rows = self._query("SELECT COUNT(*) FROM live WHERE device_id = ?")
+        return rows[0][0] if rows else 0
 
     def collector_device(self) -> dict:
-        if not self.db.exists():
-            return {}
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        con.row_factory = sqlite3.Row
-        try:
-            r = con.execute("SELECT * FROM devices WHERE device_id = ?", (self.device_id,)).fetchone()
-            return dict(r) if r else {}
-        finally:
-            con.close()
+        rows = self._query("SELECT * FROM devices WHERE device_id = ?", sqlite3.Row)
+        return dict(rows[0]) if rows else {}
 
     def collector_rejects(self) -> dict:
         # Datagrams the collector refused, by reason: this device's, and
         # those it could not attribute (device 0: e.g. a replayed keep-alive).
-        if not self.db.exists():
-            return {}
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:
             q = "SELECT reason, SUM(count) FROM rejects WHERE device_id IN (0, ?) GROUP BY reason"
-            return dict(con.execute(q, (self.device_id,)).fetchall())
+            return dict(self._query(q))
         except sqlite3.OperationalError:
             return {}
-        finally:
-            con.close()
 
     def summary(self) -> dict:
         days = max(self.a.hours / 24, 1e-9)

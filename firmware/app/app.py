@@ -234,8 +234,7 @@ class App:
         now = hal.clock.ticks_ms()
         last = self.last_reading_ticks
         dead = (
-            t.in_a_row >= 3
-            and t.failed_at is not None
+            t.in_a_row >= 3  # so failed_at is set
             and time.ticks_diff(now, t.failed_at) < _LINK_DEAD_MS
             and time.ticks_diff(now, self._booted if last is None else last) > _LINK_DEAD_MS
         )

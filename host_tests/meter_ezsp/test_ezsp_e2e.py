@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from emulog import unexplained
 from ncp_server import START, NcpServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,46 +82,10 @@ def check_all_reported(reports: list[dict], readings: list[tuple]) -> None:
         i += 1
 
 
-def _kind(flags: int) -> str:
-    # Which logged event a reading can come from: a poll answer carries
-    # demand and both summations, a report one or the other (meter/reading.py).
-    return {2: "demand", 4: "summation", 6: "poll"}.get(flags & 6, "none")
-
-
-def _values(ev: dict) -> tuple:
-    if ev["kind"] == "demand":
-        return (ev["demand_w"], 0, 0)
-    if ev["kind"] == "summation":
-        return (0, ev["delivered_wh"], ev["received_wh"])
-    return (ev["demand_w"], ev["delivered_wh"], ev["received_wh"])
-
-
-def unexplained(events: list[dict], readings: list[tuple]) -> list[tuple]:
-    """Readings that match no logged report or poll answer of their kind (same
-    values, time within TOL_S), each event explaining at most one reading."""
-    pool: dict[str, list[dict]] = {"demand": [], "summation": [], "poll": []}
-    for ev in events:
-        if ev["kind"] in pool:
-            pool[ev["kind"]].append(ev)
-    used: set[int] = set()
-    out = []
-    for r in readings:
-        cands = pool.get(_kind(r[4]), [])
-        hit = next(
-            (ev for ev in cands if id(ev) not in used and _values(ev) == r[1:4] and abs(r[0] - ev["t"]) <= TOL_S),
-            None,
-        )
-        if hit is None:
-            out.append(r)
-        else:
-            used.add(id(hit))
-    return out
-
-
 def check_all_explained(events: list[dict], readings: list[tuple]) -> None:
     """Every reading the firmware produced is a logged report or poll answer."""
     assert any(e["kind"] == "poll" for e in events), "no poll answers logged: nothing to explain polls with"
-    bad = unexplained(events, readings)
+    bad = unexplained(events, readings, TOL_S)
     assert not bad, f"{len(bad)} of {len(readings)} readings match no logged report or poll: {bad[:5]}"
 
 
@@ -148,8 +113,8 @@ def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     check_all_explained(events, readings)
     # The check can fail: one value off by 1 W, or one reading nobody sent.
     r0 = next(r for r in readings if r[4] & 2)
-    assert unexplained(events, [(r0[0], r0[1] + 1, *r0[2:])]) != []
-    assert unexplained(events, [*readings, readings[-1]]) == [readings[-1]]
+    assert unexplained(events, [(r0[0], r0[1] + 1, *r0[2:])], TOL_S) != []
+    assert unexplained(events, [*readings, readings[-1]], TOL_S) == [readings[-1]]
     # The co-processor reset was seen and recovered from; no reading came
     # from a damaged frame (every reading matches a value the meter had).
     # Seen as a reset (RSTACK), or, when line noise destroyed the RSTACK, as

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from emulog import unexplained
 from ravenlib import F_DEMAND, F_GAP, F_RECEIVED, F_SUMMATION, F_TIME_VALID, ROOT, TOOLS
 
 pytestmark = pytest.mark.slow
@@ -171,20 +172,9 @@ def test_one_simulated_hour_over_ezsp_through_make_link(mpy, tmp_path):
             j += 1
     # ... and every reading is a logged report or poll answer (the
     # emulator logs its answers to the link's polls): none invented.
-    kinds = {F_DEMAND: "demand", F_SUMMATION: "summation", F_DEMAND | F_SUMMATION: "poll"}
-    pool = [e for e in events if e["kind"] in ("demand", "summation", "poll")]
-    assert any(e["kind"] == "poll" for e in pool)
-    unexplained = []
-    for r in readings:
-        kind = kinds.get(r[4] & (F_DEMAND | F_SUMMATION))
-        for k, e in enumerate(pool):
-            vals = (e.get("demand_w", 0), e.get("delivered_wh", 0), e.get("received_wh", 0))
-            if e["kind"] == kind and vals == tuple(r[1:4]) and abs(r[0] - e["t"]) <= 60:
-                del pool[k]  # one reading per event
-                break
-        else:
-            unexplained.append(r)
-    assert not unexplained, f"{len(unexplained)} of {len(readings)} readings not logged: {unexplained[:5]}"
+    assert any(e["kind"] == "poll" for e in events)
+    bad = unexplained(events, readings, 60)
+    assert not bad, f"{len(bad)} of {len(readings)} readings not logged: {bad[:5]}"
     assert any(e["kind"] == "reset" for e in events)
     assert status["protocol"] == "ezsp" and status["resets"] >= 1 and status["state"] == "up"
     # dropouts flagged only around the NCP restart (rejoin leaves a hole)

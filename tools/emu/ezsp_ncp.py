@@ -334,21 +334,7 @@ class EzspNcp(AshNcp):
         if cluster == Metering.cluster_id and 0x0400 in ids and 0x0000 in ids:
             # A poll answer: the host makes a reading of it (demand and
             # summation), so the simulator's accounting must see it too.
-            raw = int(self._attr(0x0702, 0x0400).value)
-            w = raw * 1000 * self.multiplier // self.divisor
-            d = int(self._attr(0x0702, 0x0000).value)
-            r = int(self._attr(0x0702, 0x0001).value)
-            k = 1000 * self.multiplier / self.divisor
-            self.polls.append(
-                {
-                    "t": int(self.now),
-                    "kind": "poll",
-                    "raw": raw,
-                    "demand_w": w,
-                    "delivered_wh": round(d * k),
-                    "received_wh": round(r * k),
-                }
-            )
+            self.polls.append({"t": int(self.now), "kind": "poll", **self._demand_log(), **self._summation_log()})
 
     def _report(self, cluster: int, ids) -> None:
         self.zcl_tsn = (self.zcl_tsn + 1) % 256
@@ -358,6 +344,18 @@ class EzspNcp(AshNcp):
         recs = [f.Attribute(a, self._attr(cluster, a)) for a in ids]
         schema = f.GENERAL_COMMANDS[f.GeneralCommand.Report_Attributes].schema
         self._send_zcl(cluster, hdr, schema(attribute_reports=recs).serialize())
+
+    def _demand_log(self) -> dict:
+        # The demand the host must read from the meter's value now, as logged.
+        raw = int(self._attr(0x0702, 0x0400).value)
+        return {"raw": raw, "demand_w": raw * 1000 * self.multiplier // self.divisor}
+
+    def _summation_log(self) -> dict:
+        # The registers the host must read from the meter's values now, as logged.
+        d = int(self._attr(0x0702, 0x0000).value)
+        r = int(self._attr(0x0702, 0x0001).value)
+        k = 1000 * self.multiplier / self.divisor
+        return {"raw_delivered": d, "delivered_wh": round(d * k), "received_wh": round(r * k)}
 
     def take_polls(self) -> list[dict]:
         """Poll answers sent since the last call, one dict each, as logged."""
@@ -387,28 +385,15 @@ class EzspNcp(AshNcp):
             self.meter.advance_to(ts)
             if ts == self.next_demand:
                 if send:
-                    raw = int(self._attr(0x0702, 0x0400).value)
                     self._report(0x0702, [0x0400])
-                    w = raw * 1000 * self.multiplier // self.divisor
-                    out.append({"t": ts, "kind": "demand", "raw": raw, "demand_w": w})
+                    out.append({"t": ts, "kind": "demand", **self._demand_log()})
                 else:
                     out.append({"t": ts, "kind": "withheld", "what": "demand"})
                 self.next_demand += self.rng.randint(4, 10)
             if ts == self.next_summation:
                 if send:
-                    d = int(self._attr(0x0702, 0x0000).value)
-                    r = int(self._attr(0x0702, 0x0001).value)
                     self._report(0x0702, [0x0000, 0x0001])
-                    k = 1000 * self.multiplier / self.divisor
-                    out.append(
-                        {
-                            "t": ts,
-                            "kind": "summation",
-                            "raw_delivered": d,
-                            "delivered_wh": round(d * k),
-                            "received_wh": round(r * k),
-                        }
-                    )
+                    out.append({"t": ts, "kind": "summation", **self._summation_log()})
                 else:
                     out.append({"t": ts, "kind": "withheld", "what": "summation"})
                 self.next_summation += self.summation_interval
