@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPYCROSS_ARCH := xtensawin
 
-.PHONY: all venv test check lint typecheck mpy-size clean
+.PHONY: all venv mp32 test check lint typecheck mpy-size clean
 
 all: test
 
@@ -16,8 +16,15 @@ $(STAMP): requirements.txt constraints.txt
 
 venv: $(STAMP)
 
-## make test: install the toolchain if needed, then every host test.
-test: $(STAMP)
+## make mp32: our MicroPython build from the pinned source, configured like the
+## ESP32 (32-bit, single-precision, firmware frozen): build/mp32/micropython.
+## MICROPY_DIR=/path/to/micropython to build from another tree.
+mp32: $(STAMP)
+	$(PY) tools/mp32/build.py $(if $(MICROPY_DIR),--micropython-dir $(MICROPY_DIR))
+
+## make test: install the toolchain and build mp32 if needed, then every host
+## test, each MicroPython one on both runtimes (mp32 and the pinned wheel).
+test: $(STAMP) mp32
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 ## make check: lint, compile every firmware module for the ESP32, type-check.

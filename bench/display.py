@@ -23,7 +23,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+sys.path.insert(0, str(ROOT / "tools"))
+import mpruntime  # noqa: E402  (the MicroPython runtime: IHD_MICROPYTHON, mp32 or the wheel)
 
 SNIPPET = r"""
 import gc, sys, time, json
@@ -144,7 +145,11 @@ def main() -> int:
         script.write_text(code)
         print("bench/display.py: running on MicroPython (about a minute) ...", file=sys.stderr, flush=True)
         p = subprocess.run(
-            [str(MICROPYTHON), "-X", "heapsize=256k", str(script)], env=env, capture_output=True, text=True, cwd=tmp
+            [str(mpruntime.binary()), "-X", "heapsize=256k", str(script)],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
         )
     if p.returncode != 0:
         print(p.stdout[-3000:] + p.stderr[-3000:], file=sys.stderr)

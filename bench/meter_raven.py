@@ -29,9 +29,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 sys.path.insert(0, str(ROOT / "tools"))
 
+import mpruntime  # noqa: E402
 from raven_xml import Stick  # noqa: E402
 
 LINE_RATE = 115200 // 10  # bytes/s
@@ -105,7 +105,7 @@ def main() -> int:
         code.write_text(SNIPPET)
         env = dict(os.environ, MICROPYPATH=f"{args.firmware}:{ROOT / 'boards' / 'unix'}:.frozen")
         out = subprocess.run(
-            [str(MICROPYTHON), "-X", "heapsize=2m", str(code), str(f)],
+            [str(mpruntime.binary()), "-X", "heapsize=2m", str(code), str(f)],
             env=env,
             capture_output=True,
             text=True,

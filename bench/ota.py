@@ -64,7 +64,10 @@ ONLY = {
 def mpy(code: str, args: list[str], heap: str, path: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, MICROPYPATH=path or f"{ROOT / 'firmware'}:{ROOT / 'boards' / 'unix'}")
     return subprocess.run(
-        [str(tool.MICROPYTHON), "-X", f"heapsize={heap}", "-c", code, *args], capture_output=True, text=True, env=env
+        [str(tool.mpruntime.binary()), "-X", f"heapsize={heap}", "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
     )
 
 

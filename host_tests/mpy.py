@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+sys.path.insert(0, str(ROOT / "tools"))
+import mpruntime  # noqa: E402
+
 FIRMWARE = ROOT / "firmware"
 MPLIB = ROOT / "host_tests" / "mplib"
 DEFAULT_HEAP = "2m"
@@ -35,8 +38,28 @@ class MicroPythonError(AssertionError):
         )
 
 
+def suite_runtimes() -> list[str]:
+    """The runtimes every MicroPython test runs on: IHD_RUNTIMES (comma
+    separated), else every runtime that is built (mp32 and the wheel)."""
+    want = os.environ.get("IHD_RUNTIMES", "")
+    if want:
+        names = [n.strip() for n in want.split(",") if n.strip()]
+        bad = [n for n in names if n not in mpruntime.RUNTIMES]
+        if bad:
+            raise SystemExit(f"IHD_RUNTIMES: unknown runtime(s) {bad}; choose from {list(mpruntime.RUNTIMES)}")
+        return names
+    return [n for n, p in mpruntime.RUNTIMES.items() if p.exists()]
+
+
+def __getattr__(name):
+    # mpy.MICROPYTHON: the binary of the runtime in force (IHD_MICROPYTHON).
+    if name == "MICROPYTHON":
+        return mpruntime.binary()
+    raise AttributeError(name)
+
+
 def module_path(board: str = "unix") -> str:
-    return ":".join([str(MPLIB), str(FIRMWARE), str(ROOT / "boards" / board), ".frozen"])
+    return mpruntime.module_path([MPLIB, FIRMWARE, ROOT / "boards" / board])
 
 
 def env_for(state_dir: str | os.PathLike | None = None, extra: dict | None = None, board: str = "unix") -> dict:
@@ -50,7 +73,7 @@ def env_for(state_dir: str | os.PathLike | None = None, extra: dict | None = Non
 
 
 def command(script: str | os.PathLike, heap: str | None = DEFAULT_HEAP, args=()) -> list[str]:
-    cmd = [str(MICROPYTHON)]
+    cmd = [str(mpruntime.binary())]
     if heap:
         cmd += ["-X", f"heapsize={heap}"]
     return cmd + [str(script), *map(str, args)]

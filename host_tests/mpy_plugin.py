@@ -8,11 +8,18 @@
   directory (IHD_STATE) for the emulated flash and reset cause.
 * The `mpy` fixture runs snippets on MicroPython from CPython-side tests
   (e.g. to compare firmware output with a third-party oracle).
+* Two runtimes, one suite: every test runs once per runtime of
+  mpy.suite_runtimes() (mp32, our 32-bit frozen build, and the pip wheel),
+  with IHD_MICROPYTHON set for the test, so snippets, tools and the
+  simulator it starts all use that runtime. Ids end in [mp32] / [wheel]. A
+  module that runs no MicroPython sets `RUNTIMES = ()`; one that must run on
+  fewer sets e.g. `RUNTIMES = ("mp32",)` and says why.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import sys
 from pathlib import Path
 
@@ -35,28 +42,45 @@ class MicroPythonFile(pytest.File):
         heap = _literal(tree, "HEAP", _mpy.DEFAULT_HEAP)
         heaps = _literal(tree, "HEAPS", {})
         timeout = _literal(tree, "TIMEOUT", 300)
+        runtimes = _literal(tree, "RUNTIMES", None) or _mpy.suite_runtimes()
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
-                yield MicroPythonItem.from_parent(
-                    self, name=node.name, heap=heaps.get(node.name, heap), timeout=timeout
-                )
+                for rt in runtimes:
+                    yield MicroPythonItem.from_parent(
+                        self,
+                        name=f"{node.name}[{rt}]",
+                        func=node.name,
+                        runtime=rt,
+                        heap=heaps.get(node.name, heap),
+                        timeout=timeout,
+                    )
 
 
 class MicroPythonItem(pytest.Item):
-    def __init__(self, *, heap, timeout, **kw):
+    def __init__(self, *, func, runtime, heap, timeout, **kw):
         super().__init__(**kw)
+        self.func = func
+        self.runtime = runtime
         self.heap = heap
         self.timeout = timeout
 
     def runtest(self):
-        tmp = self.config._tmp_path_factory.mktemp(self.name[:40])
-        _mpy.run(
-            path=_mpy.MPLIB / "mprun.py",
-            args=(self.path, self.name),
-            heap=self.heap,
-            state_dir=tmp / "state",
-            timeout=self.timeout,
-        )
+        tmp = self.config._tmp_path_factory.mktemp(self.func[:40])
+        old = os.environ.get("IHD_MICROPYTHON")
+        os.environ["IHD_MICROPYTHON"] = self.runtime
+        try:
+            _mpy.run(
+                path=_mpy.MPLIB / "mprun.py",
+                args=(self.path, self.func),
+                heap=self.heap,
+                state_dir=tmp / "state",
+                timeout=self.timeout,
+            )
+        finally:
+            if old is None:
+                os.environ.pop("IHD_MICROPYTHON", None)
+            else:
+                os.environ["IHD_MICROPYTHON"] = old
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, _mpy.MicroPythonError):
@@ -64,7 +88,7 @@ class MicroPythonItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name}::{self.name} [micropython heap={self.heap}]"
+        return self.path, None, f"{self.path.name}::{self.name} [micropython {self.runtime} heap={self.heap}]"
 
 
 def _is_mpt(path: Path) -> bool:
@@ -95,6 +119,37 @@ class MicroPythonRunner:
     def run(self, code=None, **kw):
         kw.setdefault("state_dir", self.state_dir)
         return _mpy.run(code, **kw)
+
+
+def pytest_sessionstart(session):
+    # mp32 runs the firmware frozen into its binary: refreeze (a few seconds)
+    # when a firmware file changed since, or the tests would run old code.
+    if "mp32" in _mpy.suite_runtimes():
+        sys.path.insert(0, str(_mpy.ROOT / "tools" / "mp32"))
+        import build as mp32_build
+
+        if mp32_build.stale():
+            if mp32_build.main([]) != 0:
+                raise pytest.UsageError("mp32: the firmware changed and rebuilding build/mp32/micropython failed")
+
+
+def pytest_generate_tests(metafunc):
+    # Every CPython-side test runs once per runtime unless its module says
+    # otherwise (RUNTIMES = () for tests that run no MicroPython at all).
+    names = getattr(metafunc.module, "RUNTIMES", None)
+    if names is None:
+        names = _mpy.suite_runtimes()
+    if names and "runtime" in metafunc.fixturenames:
+        metafunc.parametrize("runtime", list(names), indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def runtime(request, monkeypatch):
+    """The MicroPython runtime of this test (mp32 or wheel), exported as
+    IHD_MICROPYTHON so everything the test starts uses it."""
+    name = getattr(request, "param", None) or os.environ.get("IHD_MICROPYTHON") or _mpy.suite_runtimes()[0]
+    monkeypatch.setenv("IHD_MICROPYTHON", name)
+    return name
 
 
 @pytest.fixture

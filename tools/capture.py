@@ -24,20 +24,30 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+sys.path.insert(0, str(ROOT / "tools"))
+import mpruntime  # noqa: E402  (the MicroPython runtime: IHD_MICROPYTHON, mp32 or the wheel)
+
 F_TIME_VALID, F_DEMAND, F_SUMMATION, F_RECEIVED, F_GAS = 1, 2, 4, 8, 32
 
 
 def mpy_env() -> dict:
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([str(ROOT / "firmware"), str(ROOT / "boards" / "unix"), ".frozen"])
+    env["MICROPYPATH"] = mpruntime.module_path([ROOT / "firmware", ROOT / "boards" / "unix"])
     return env
 
 
 def rows(protocol: str, path: Path, bad_out):
     """Yield (utc_s, kind, value, unit) from the firmware's decode of `path`."""
     proc = subprocess.Popen(
-        [str(MICROPYTHON), "-X", "heapsize=512k", str(ROOT / "tools" / "capture_mpy.py"), protocol, str(path), "256"],
+        [
+            str(mpruntime.binary()),
+            "-X",
+            "heapsize=512k",
+            str(ROOT / "tools" / "capture_mpy.py"),
+            protocol,
+            str(path),
+            "256",
+        ],
         env=mpy_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -84,8 +94,10 @@ def decode(args) -> int:
     if not path.is_file():
         print(f"capture: no such file: {path}", file=sys.stderr)
         return 1
-    if not MICROPYTHON.exists():
-        print(f"capture: MicroPython Unix port not found at {MICROPYTHON} (run `make venv`)", file=sys.stderr)
+    try:
+        mpruntime.binary()
+    except mpruntime.RuntimeError_ as e:
+        print(f"capture: {e}", file=sys.stderr)
         return 1
     out = sys.stdout
     out.write("utc_s,kind,value,unit\n")

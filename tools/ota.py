@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 from ota_server import make_server, serve_in_thread  # noqa: E402,F401 (the sim and tests start servers through here)
 
 BIN = Path(sys.executable).parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+import mpruntime  # noqa: E402  (the MicroPython runtime: IHD_MICROPYTHON, mp32 or the wheel)
+
 DEFAULT_PROJECT = "micropython"  # ESP-IDF project name of a MicroPython build
 DEFAULT_CHIP = "esp32s3"
 DESC_MAGIC = 0xABCD5432
@@ -167,8 +168,8 @@ def verify(
     for d in trusted:
         if not re.fullmatch(r"[0-9a-fA-F]{64}", d):
             raise ToolError(f"trusted key digest {d!r} is not 64 hex digits")
-    env = dict(os.environ, MICROPYPATH=f"{ROOT / 'firmware'}:{ROOT / 'boards' / 'unix'}")
-    cmd = [str(MICROPYTHON), "-X", f"heapsize={heap}", "-c", _VERIFY_SNIPPET]
+    env = dict(os.environ, MICROPYPATH=mpruntime.module_path([ROOT / "firmware", ROOT / "boards" / "unix"]))
+    cmd = [str(mpruntime.binary()), "-X", f"heapsize={heap}", "-c", _VERIFY_SNIPPET]
     args = [str(image), chip, project, str(min_secure_version), ",".join(trusted)]
     # `-c` leaves sys.argv[0] as "", so our arguments start at index 1.
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env)

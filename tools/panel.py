@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from panel_models import RESET, SSD1680, UC8151, Controller  # noqa: E402, F401  (RESET, Controller: for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+import mpruntime  # noqa: E402  (the MicroPython runtime: IHD_MICROPYTHON, mp32 or the wheel)
+
 SCENES = ROOT / "host_tests" / "display" / "scenes.py"
 
 # name -> (controller, gates, sources)
@@ -173,7 +174,7 @@ def run_scenes(panel: str, record: Path, heap: str = "256k", only: str | None = 
     )
     with tempfile.TemporaryDirectory(prefix="panel-") as tmp:
         env.setdefault("IHD_STATE", str(Path(tmp) / "state"))
-        args = [str(MICROPYTHON), "-X", f"heapsize={heap}", str(SCENES), panel, str(record)]
+        args = [str(mpruntime.binary()), "-X", f"heapsize={heap}", str(SCENES), panel, str(record)]
         args += [only or "all", "partial" if partial else "full"]
         proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp)
     if proc.returncode != 0:

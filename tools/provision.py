@@ -30,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
-MICROPYTHON = BIN / "micropython"
+sys.path.insert(0, str(ROOT / "tools"))
+import mpruntime  # noqa: E402  (the MicroPython runtime: IHD_MICROPYTHON, mp32 or the wheel)
 
 # Runs on MicroPython: stdin is the config JSON; prints OK or one error a line.
 _VALIDATE = """
@@ -51,14 +52,18 @@ class ToolError(Exception):
 
 def validate_text(text: str) -> list[str]:
     """The firmware's verdict on config JSON `text`: [] when valid, else its errors."""
-    if not MICROPYTHON.exists():
-        raise ToolError(f"{MICROPYTHON} not found: run `make venv` first")
+    try:
+        micropython = mpruntime.binary()
+    except mpruntime.RuntimeError_ as e:
+        raise ToolError(str(e)) from None
     with tempfile.TemporaryDirectory(prefix="provision-") as tmp:
         script = Path(tmp) / "validate.py"
         script.write_text(_VALIDATE)
-        env = dict(os.environ, MICROPYPATH=f"{ROOT / 'firmware'}:{ROOT / 'boards' / 'unix'}:.frozen", IHD_STATE=tmp)
+        env = dict(
+            os.environ, MICROPYPATH=mpruntime.module_path([ROOT / "firmware", ROOT / "boards" / "unix"]), IHD_STATE=tmp
+        )
         proc = subprocess.run(
-            [str(MICROPYTHON), "-X", "heapsize=256k", str(script)],
+            [str(micropython), "-X", "heapsize=256k", str(script)],
             input=text.encode(),
             capture_output=True,
             env=env,

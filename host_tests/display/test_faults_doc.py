@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+RUNTIMES = ()  # CPython only: runs no MicroPython
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import mkfont  # noqa: E402
 
+RUNTIMES = ()  # CPython only: runs no MicroPython
+
 FONTS = {n: mkfont.load_module(ROOT / "firmware" / "display" / f"{n}.py") for n in ("font_big", "font_mid")}
 
 

@@ -306,7 +306,9 @@ def test_too_large_for_partition(tmp_path, keys, signed):
             "except Reject as e:\n"
             "    print(e.args[0])\n"
         )
-        out = subprocess.run([str(tool.MICROPYTHON), "-c", code_], capture_output=True, text=True, env=env).stdout
+        out = subprocess.run(
+            [str(tool.mpruntime.binary()), "-c", code_], capture_output=True, text=True, env=env
+        ).stdout
         expect("too-large", "REJECT: " + out)
 
 
