@@ -55,8 +55,13 @@ class Sim(Firmware, Operator, Results):
         self.out.mkdir(parents=True, exist_ok=True)
         self.state = self.out / "state"
         self.state.mkdir(exist_ok=True)
-        self.tree = build_tree(self.out / "firmware")
-        self.romfs = build_romfs(self.tree, self.out / "firmware.romfs") if a.romfs else None
+        self.runtime = a.runtime
+        self.board = a.board
+        # mp32 has the firmware frozen in; the wheel runs a precompiled tree
+        # (from a ROMFS image outside the heap unless --no-romfs).
+        wheel = a.runtime == "wheel"
+        self.tree = build_tree(self.out / "firmware") if wheel else None
+        self.romfs = build_romfs(self.tree, self.out / "firmware.romfs") if wheel and a.romfs else None
         self.rng = random.Random(a.seed)
         self.t0 = 0.0
         self.end_utc = START_UTC + int(a.hours * HOUR)
@@ -182,9 +187,13 @@ class Sim(Firmware, Operator, Results):
         )
 
     def run(self) -> int:
-        self.launcher_cpu = launcher_cpu_s(self.romfs)
+        self.launcher_cpu = launcher_cpu_s(self.romfs, self.runtime)
         self.heap_code = self.probe_code_heap()
-        if self.a.data_heap:
+        if self.runtime == "mp32":
+            # Frozen code, as on the device: --heap is the whole heap (the
+            # modules' dicts and function objects included).
+            self.heapsize = parse_size(self.a.heap)
+        elif self.a.data_heap:
             # The device runs its code from flash (frozen); here the code
             # sits in the heap, so the cap is code + the data budget.
             self.heapsize = self.heap_code + parse_size(self.a.data_heap)
@@ -288,10 +297,25 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--protocol", choices=("ezsp", "raven"), default="ezsp")
     r.add_argument("--hours", type=float, default=24.0, help="simulated hours to run")
     r.add_argument("--speed", type=float, default=2000.0, help="simulated seconds per real second")
+    r.add_argument(
+        "--runtime",
+        choices=("mp32", "wheel"),
+        default="mp32",
+        help="mp32: our 32-bit single-precision build with the firmware frozen in, as on the ESP32 (default;"
+        " `make mp32`); wheel: the pip package's 64-bit Unix port, firmware in the heap",
+    )
+    r.add_argument(
+        "--board",
+        choices=("unix", "esp32s3_eink29"),
+        default="unix",
+        help="unix: the emulation HAL (hal/unix.py); esp32s3_eink29: the real hal/esp32.py on emulated"
+        " machine/esp32/network modules (mp32 only)",
+    )
     r.add_argument("--heap", default="512k", help="MicroPython heap, code included (-X heapsize)")
     r.add_argument(
         "--data-heap",
-        help="heap for data alone: -X heapsize = the code's own heap (measured) + this; overrides --heap",
+        help="wheel only: heap for data alone: -X heapsize = the code's own heap (measured) + this;"
+        " overrides --heap (on mp32 the code is frozen, so --heap is the whole heap, as on the device)",
     )
     r.add_argument("--loss", type=float, default=0.0, help="datagram loss probability, each way")
     r.add_argument("--dup", type=float, default=0.0, help="datagram duplication probability")
@@ -342,6 +366,17 @@ def main(argv: list[str] | None = None) -> int:
                 parse_size(v)
             except ValueError:
                 p.error(f"--{name.replace('_', '-')} wants a size like 128k or 2m, got {v!r}")
+    if a.runtime == "mp32" and a.data_heap:
+        p.error("--data-heap is for --runtime wheel; on mp32 the code is frozen: give the whole heap with --heap")
+    if a.board != "unix" and a.runtime != "mp32":
+        p.error(f"--board {a.board} runs the real ESP32 HAL on emulated port modules: it needs --runtime mp32")
+    if a.runtime == "mp32":
+        import mpruntime
+
+        try:
+            mpruntime.binary("mp32")
+        except mpruntime.RuntimeError_ as e:
+            p.error(f"{e} (or give --runtime wheel)")
     if a.replay and not Path(a.replay).is_file():
         p.error(f"--replay: no such capture file {a.replay}")
     return Sim(a).run()

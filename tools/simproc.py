@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import mpruntime  # noqa: E402
+
 BIN = ROOT / ".venv" / "bin"
 PY = str(BIN / "python")
 RESET_EXIT = 75  # hal.RESET_EXIT
@@ -89,8 +92,28 @@ ROM_BOOT = (
 )
 
 
-def firmware_cmd(romfs: Path | None, heapsize: int, code: str | None = None, main: Path | None = None) -> list[str]:
-    """The command that runs the firmware: from the tree on MICROPYPATH, or from a ROMFS image."""
+ESP32PORT = ROOT / "tools" / "mp32" / "esp32port"  # the ESP32 port's modules, emulated (mp32 only)
+
+
+def sim_path(runtime: str, board: str, tree: Path | None) -> str:
+    """MICROPYPATH of the firmware: on mp32 the frozen firmware, the board
+    folder and, for a real board, the emulated ESP32 port modules; on the
+    wheel the precompiled tree (firmware + boards/unix) before .frozen."""
+    if runtime == "mp32":
+        dirs = [".frozen", str(ROOT / "boards" / board)]
+        if board != "unix":
+            dirs.append(str(ESP32PORT))
+        return ":".join(dirs)
+    return f"{tree}:.frozen"
+
+
+def firmware_cmd(
+    romfs: Path | None, heapsize: int, code: str | None = None, main: Path | None = None, runtime: str = "wheel"
+) -> list[str]:
+    """The command that runs the firmware: mp32 (frozen firmware), the
+    wheel with the tree on MICROPYPATH, or the wheel with a ROMFS image."""
+    if runtime == "mp32":
+        return [str(mpruntime.binary("mp32")), "-X", f"heapsize={heapsize}", "-c", code or "import main\n"]
     if romfs is None:
         return [str(BIN / "micropython"), "-X", f"heapsize={heapsize}", *(["-c", code] if code else [str(main)])]
     boot = ROM_BOOT + (code or "import main\n")
@@ -119,17 +142,17 @@ STORE_DUMP = (
 )
 
 
-def store_readings(tree: Path, flash: Path) -> dict[int, tuple] | None:
+def store_readings(tree: Path | None, flash: Path, runtime: str = "wheel") -> dict[int, tuple] | None:
     """seq -> (seq, utc, demand_w, delivered_wh, received_wh, flags) of every
     committed reading on the NOR flash file; None if it cannot be read."""
     if not flash.exists():
         return {}
     with tempfile.TemporaryDirectory(prefix="simflash-") as d:
         shutil.copyfile(flash, Path(d) / "flash.bin")
-        env = dict(os.environ, MICROPYPATH=f"{tree}:.frozen", IHD_STATE=d)
+        env = dict(os.environ, MICROPYPATH=sim_path(runtime, "unix", tree), IHD_STATE=d)
         for k in ("IHD_FLASH_CUT", "IHD_FLASH_TORN", "IHD_PANEL_REC", "IHD_CLOCK"):
             env.pop(k, None)
-        cmd = [str(BIN / "micropython"), "-X", "heapsize=4m", "-c", STORE_DUMP]
+        cmd = firmware_cmd(None, 4 << 20, code=STORE_DUMP, runtime=runtime)
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     lines = r.stdout.split("\n")
     if r.returncode or "end" not in lines:
@@ -158,21 +181,22 @@ def parse_size(s: str) -> int:
 
 def board_defaults(env: dict | None = None) -> dict:
     """boards/unix/board.py DEFAULT_CONFIG, as the firmware sees it (read on MicroPython)."""
-    e = dict(os.environ, MICROPYPATH=f"{ROOT / 'boards' / 'unix'}:{ROOT / 'firmware'}:.frozen", **(env or {}))
+    path = mpruntime.module_path([ROOT / "boards" / "unix", ROOT / "firmware"])
+    e = dict(os.environ, MICROPYPATH=path, **(env or {}))
     code = "import board, json\nprint(json.dumps(board.DEFAULT_CONFIG))"
-    r = subprocess.run([str(BIN / "micropython"), "-c", code], capture_output=True, text=True, env=e)
+    r = subprocess.run([str(mpruntime.binary()), "-c", code], capture_output=True, text=True, env=e)
     if r.returncode:
         raise SystemExit(f"sim: cannot read the Unix board's DEFAULT_CONFIG:\n{r.stdout}{r.stderr}")
     return json.loads(r.stdout)
 
 
-def launcher_cpu_s(romfs: Path | None = None) -> float:
+def launcher_cpu_s(romfs: Path | None = None, runtime: str = "wheel") -> float:
     """CPU of starting and stopping an empty MicroPython (the pip build runs
     inside a CPython launcher; with romfs, ours); subtracted per boot from
     the firmware's CPU."""
     samples = []
     for _ in range(3):
-        cmd = firmware_cmd(romfs, 64 * 1024, code="pass")
+        cmd = firmware_cmd(romfs, 64 * 1024, code="pass", runtime=runtime)
         if romfs is not None:
             cmd[-1] = ROM_BOOT  # the mount included: it is part of the launch
         p = subprocess.Popen(cmd)
@@ -262,7 +286,8 @@ class Firmware:
 
     def firmware_env(self, flash_cut: int | None) -> dict:
         env = dict(os.environ)
-        env["MICROPYPATH"] = f"{self.tree}:.frozen"
+        env["MICROPYPATH"] = sim_path(self.runtime, self.board, self.tree)
+        env["IHD_MICROPYTHON"] = self.runtime
         env["IHD_STATE"] = str(self.state)
         env["IHD_CLOCK"] = f"utc={self.now()},speed={int(self.a.speed)}"
         env["IHD_UART"] = f"tcp:127.0.0.1:{self.emu_port}"
@@ -283,7 +308,8 @@ class Firmware:
         """Heap the firmware's imported code takes on this port (app.preload())."""
         env = self.firmware_env(None)
         code = f"from app import app\nprint(app.preload({self.a.protocol!r}))\n"
-        r = subprocess.run(firmware_cmd(self.romfs, 4 << 20, code=code), capture_output=True, text=True, env=env)
+        cmd = firmware_cmd(self.romfs, 4 << 20, code=code, runtime=self.runtime)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if r.returncode or not r.stdout.strip().isdigit():
             raise SystemExit(f"sim: heap probe failed:\n{r.stdout}{r.stderr}")
         return int(r.stdout.strip())
@@ -294,7 +320,8 @@ class Firmware:
             flash_cut = self.rng.randrange(1, 200)
             self.pending_flash_cut = False
         self.start_emulator()
-        cmd = firmware_cmd(self.romfs, self.heapsize, main=self.tree / "main.py")
+        main = None if self.tree is None else self.tree / "main.py"
+        cmd = firmware_cmd(self.romfs, self.heapsize, main=main, runtime=self.runtime)
         if self.a.wrap:
             # A profiler around the firmware (e.g. valgrind --tool=callgrind);
             # %b in it becomes the boot number (one output file per boot).

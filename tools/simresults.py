@@ -43,7 +43,7 @@ class Results:
         own store) against what the collector stored, every field. The commit
         lines give seq ranges only; the flash gives the values. Readings the
         ring log has evicted (oldest first) cannot be compared."""
-        fl = store_readings(self.tree, self.state / "flash.bin")
+        fl = store_readings(self.tree, self.state / "flash.bin", self.runtime)
         if fl is None:
             return None
         if not self.db.exists():
@@ -279,6 +279,8 @@ class Results:
         acct = None if self.a.replay else self.accounting(rows)
         return {
             "protocol": self.a.protocol,
+            "runtime": self.runtime,
+            "board": self.board,
             "hours": self.a.hours,
             "speed": self.a.speed,
             "heapsize": self.heapsize,
