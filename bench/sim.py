@@ -1,12 +1,15 @@
 """Firmware CPU per simulated day on the Unix port: the whole device, for each co-processor protocol.
 
-Runs tools/sim.py for 24 clean simulated hours at 2000x (128 KB data heap,
-no network impairment) and prints one JSON object:
+Runs tools/sim.py for 24 clean simulated hours at 2000x (no network
+impairment) on both runtimes, side by side, and prints one JSON object:
   * firmware CPU seconds per simulated day beside real time (86,400 s):
     their ratio is how many times faster than real time the firmware runs
-    (target: at least 10,000);
-  * the same run with the code loaded into the heap (--no-romfs, the old
-    layout) as the baseline of the ROMFS layout the simulator now uses;
+    (target: at least 10,000 on mp32);
+  * mp32 (our 32-bit single-precision build, firmware frozen, whole heap
+    capped at MP32_HEAP) beside the wheel (64-bit, firmware from a ROMFS
+    image, 128 KB data heap), and the wheel with the code loaded into the
+    heap (--no-romfs, the old layout);
+  * heap: mp32's whole-heap peak beside the wheel's data peak;
   * a reference workload (a fixed MicroPython loop) measured in the same
     run, before and after: `cpu_per_day_in_reference_units` = firmware CPU
     per day / reference CPU is a machine-independent figure (the ratio
@@ -30,7 +33,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MPY = ROOT / ".venv" / "bin" / "micropython"
+sys.path.insert(0, str(ROOT / "tools"))
+import mpruntime  # noqa: E402
+
+MP32_HEAP = "128k"
 
 # A fixed mix of what the firmware does: calls with several arguments,
 # small tuples, attribute and dict lookups, bytearray indexing.
@@ -60,16 +66,26 @@ def cpu_of(cmd: list[str], **kw) -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def reference_cpu_s() -> float:
+def reference_cpu_s(runtime: str = "wheel") -> float:
     # median of 3, minus an empty start-up
-    empty = sorted(cpu_of([str(MPY), "-c", "pass"]) for _ in range(3))[1]
-    return sorted(cpu_of([str(MPY), "-X", "heapsize=256k", "-c", REFERENCE]) for _ in range(3))[1] - empty
+    mpy = str(mpruntime.binary(runtime))
+    empty = sorted(cpu_of([mpy, "-c", "pass"]) for _ in range(3))[1]
+    return sorted(cpu_of([mpy, "-X", "heapsize=256k", "-c", REFERENCE]) for _ in range(3))[1] - empty
 
 
-def run(protocol: str, out: Path, romfs: bool) -> dict:
+def heap_args(runtime: str) -> list[str]:
+    return (
+        ["--runtime", "mp32", "--heap", MP32_HEAP]
+        if runtime == "mp32"
+        else ["--runtime", "wheel", "--data-heap", "128k"]
+    )
+
+
+def run(protocol: str, out: Path, romfs: bool, runtime: str = "wheel") -> dict:
     cmd = [sys.executable, str(ROOT / "tools" / "sim.py"), "run", "--protocol", protocol, "--hours", "24"]
-    cmd += ["--speed", "2000", "--data-heap", "128k", "--no-record-display", "--out", str(out)]
-    cmd += ["--romfs" if romfs else "--no-romfs"]
+    cmd += ["--speed", "2000", *heap_args(runtime), "--no-record-display", "--out", str(out)]
+    if runtime == "wheel":
+        cmd += ["--romfs" if romfs else "--no-romfs"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
         raise SystemExit(f"sim {protocol} failed:\n{r.stderr[-2000:]}")
@@ -82,7 +98,7 @@ def instructions(out: Path, romfs: bool) -> dict:
     cg.mkdir(parents=True, exist_ok=True)
     wrap = f"valgrind --tool=callgrind --callgrind-out-file={cg}/cg.%b.out"
     cmd = [sys.executable, str(ROOT / "tools" / "sim.py"), "run", "--protocol", "ezsp", "--hours", "2"]
-    cmd += ["--speed", "100", "--data-heap", "128k", "--no-record-display", "--drain-s", "60", "--wrap", wrap]
+    cmd += ["--speed", "100", *heap_args("wheel"), "--no-record-display", "--drain-s", "60", "--wrap", wrap]
     cmd += ["--out", str(out / "run"), "--romfs" if romfs else "--no-romfs"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
@@ -102,11 +118,14 @@ def main() -> None:
     args = ap.parse_args()
     res: dict = {"real_time_s_per_day": 86400, "load_avg_before": os.getloadavg()[0]}
     ref = [reference_cpu_s()]
+    ref32 = [reference_cpu_s("mp32")]
     pairs = {}
+    runs = [("ezsp", True, "mp32"), ("raven", True, "mp32"), ("ezsp", True, "wheel"), ("ezsp", False, "wheel")]
+    runs.append(("raven", True, "wheel"))
     with tempfile.TemporaryDirectory() as tmp:
-        for proto, romfs in (("ezsp", True), ("ezsp", False), ("raven", True)):
-            s = run(proto, Path(tmp) / f"{proto}{romfs}", romfs)
-            tag = proto if romfs else proto + "_code_in_heap"
+        for proto, romfs, rt in runs:
+            s = run(proto, Path(tmp) / f"{proto}{romfs}{rt}", romfs, rt)
+            tag = (proto if romfs else proto + "_code_in_heap") + ("_mp32" if rt == "mp32" else "")
             k = f"firmware_cpu_s_per_day_{tag}"
             res[k] = s["firmware_cpu_s_per_day"]
             res[f"realtime_factor_{tag}"] = s["realtime_factor"]
@@ -114,8 +133,20 @@ def main() -> None:
             res[f"cpu_ms_per_reading_{tag}"] = round(1000 * s["firmware_cpu_s"] / max(1, s["readings_committed"]), 3)
             res[f"heap_code_{tag}"] = s["heap_code"]
             res[f"data_heap_peak_{tag}"] = s["data_heap_peak"]
+            res[f"heap_peak_{tag}"] = s["heap_peak"]
             pairs[k] = "real_time_s_per_day"
     ref.append(reference_cpu_s())
+    ref32.append(reference_cpu_s("mp32"))
+    res["reference_cpu_s_mp32"] = round(sum(ref32) / len(ref32), 3)
+    for proto in ("ezsp", "raven"):
+        # the same firmware day on the device-like build against the wheel
+        res[f"mp32_cpu_vs_wheel_{proto}"] = round(
+            res[f"firmware_cpu_s_per_day_{proto}_mp32"] / res[f"firmware_cpu_s_per_day_{proto}"], 3
+        )
+        res[f"cpu_per_day_in_reference_units_{proto}_mp32"] = round(
+            res[f"firmware_cpu_s_per_day_{proto}_mp32"] / res["reference_cpu_s_mp32"], 2
+        )
+        pairs[f"firmware_cpu_s_per_day_{proto}_mp32"] = f"firmware_cpu_s_per_day_{proto}"
     res["load_avg_after"] = os.getloadavg()[0]
     res["reference_cpu_s"] = round(sum(ref) / len(ref), 3)
     res["reference_cpu_spread"] = round(max(ref) / min(ref), 3)  # > 1.1: the machine's speed changed during the run

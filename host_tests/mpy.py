@@ -38,6 +38,21 @@ class MicroPythonError(AssertionError):
         )
 
 
+# The whole-device simulation's heap per runtime. mp32 runs the firmware
+# frozen, as the ESP32 does, so its cap is the whole heap (the device has
+# ~100-110 KB); the wheel keeps its code in the heap, so its cap is the code's
+# own heap (measured by the simulator) plus a data budget.
+MP32_SIM_HEAP = "128k"
+WHEEL_SIM_DATA_HEAP = "128k"
+
+
+def sim_command(runtime: str | None = None) -> list[str]:
+    """`tools/sim.py run` on the test's runtime (IHD_MICROPYTHON), with its heap cap."""
+    runtime = runtime or mpruntime.default_name()
+    heap = ["--heap", MP32_SIM_HEAP] if runtime == "mp32" else ["--data-heap", WHEEL_SIM_DATA_HEAP]
+    return [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run", "--runtime", runtime, *heap]
+
+
 def suite_runtimes() -> list[str]:
     """The runtimes every MicroPython test runs on: IHD_RUNTIMES (comma
     separated), else every runtime that is built (mp32 and the wheel)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import signal
@@ -300,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--runtime",
         choices=("mp32", "wheel"),
-        default="mp32",
-        help="mp32: our 32-bit single-precision build with the firmware frozen in, as on the ESP32 (default;"
-        " `make mp32`); wheel: the pip package's 64-bit Unix port, firmware in the heap",
+        default=os.environ.get("IHD_MICROPYTHON") if os.environ.get("IHD_MICROPYTHON") in ("mp32", "wheel") else "mp32",
+        help="mp32: our 32-bit single-precision build with the firmware frozen in, as on the ESP32 (default,"
+        " or IHD_MICROPYTHON; `make mp32`); wheel: the pip package's 64-bit Unix port, firmware in the heap",
     )
     r.add_argument(
         "--board",

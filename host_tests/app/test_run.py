@@ -12,8 +12,8 @@ ROOT = mpymod.ROOT
 
 def test_sim_on_board_defaults_needs_no_configuration(tmp_path):
     out = tmp_path / "run"
-    cmd = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run", "--board-defaults"]
-    cmd += ["--hours", "1", "--speed", "300", "--data-heap", "128k", "--realtime-at", "0.5:300", "--out", str(out)]
+    cmd = [*mpymod.sim_command(), "--board-defaults"]
+    cmd += ["--hours", "1", "--speed", "300", "--realtime-at", "0.5:300", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     log = (out / "firmware.log").read_text()
     assert r.returncode == 0, r.stderr[-2000:] + log[-2000:]

@@ -17,11 +17,14 @@ import subprocess
 import mpy as mpymod
 
 ROOT = mpymod.ROOT
-SIM = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run", "--no-record-display"]
+
+
+def SIM():
+    return [*mpymod.sim_command(), "--no-record-display"]
 
 
 def sim(out, *args, timeout=300):
-    r = subprocess.run([*SIM, "--out", str(out), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    r = subprocess.run([*SIM(), "--out", str(out), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     log = (out / "firmware.log").read_text() if (out / "firmware.log").exists() else ""
     assert r.returncode == 0, r.stderr[-2000:] + log[-2000:]
     return json.loads((out / "summary.json").read_text())
@@ -49,7 +52,7 @@ def sent(out):
 
 def test_replay_of_a_recorded_capture_stores_what_was_recorded(tmp_path):
     cap = tmp_path / "raven.cap"
-    args = ["--protocol", "raven", "--hours", "1", "--speed", "300", "--data-heap", "128k"]
+    args = ["--protocol", "raven", "--hours", "1", "--speed", "300"]
     rec = sim(tmp_path / "rec", *args, "--record", str(cap))
     recorded = sent(tmp_path / "rec")
     assert rec["readings_stored"] > 300 and cap.stat().st_size > 50_000
@@ -70,7 +73,7 @@ def test_duplicated_and_lost_datagrams_readings_stored_once(tmp_path):
     # lost) are ignored per reading (readings_duplicated). Either way each
     # committed reading is one row, with the committed values.
     out = tmp_path / "dup"
-    args = ["--protocol", "raven", "--hours", "8", "--speed", "1000", "--data-heap", "128k"]
+    args = ["--protocol", "raven", "--hours", "8", "--speed", "1000"]
     s = sim(out, *args, "--dup", "0.5", "--loss", "0.2")
     counts = re.findall(r"duplicated=(\d+)", (out / "netimpair.log").read_text())
     assert counts and int(counts[-1]) > 20  # the proxy did duplicate

@@ -21,8 +21,8 @@ OTA_REJECTED = 50  # firmware/faults.py
 
 def test_foreign_and_tampered_images_refused_then_signed_update_installed_booted_confirmed(tmp_path):
     out = tmp_path / "run"
-    cmd = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run", "--protocol", "ezsp"]
-    cmd += ["--hours", "3", "--speed", "300", "--data-heap", "128k", "--no-record-display"]
+    cmd = [*mpymod.sim_command(), "--protocol", "ezsp"]
+    cmd += ["--hours", "3", "--speed", "300", "--no-record-display"]
     cmd += ["--ota-foreign-at", "0.4", "--ota-tampered-at", "0.8", "--ota-at", "1.4", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     log = (out / "firmware.log").read_text()

@@ -2,9 +2,10 @@
 
 Once per co-processor (EZSP NCP and RAVEn stick): the emulator plays the
 meter, netimpair loses 10% of datagrams and cuts the network for 6 hours, the
-firmware runs on the MicroPython Unix port with a 128 KB data heap and loses
-power 4 times; the collector stores what arrives in SQLite. About 95 s of
-wall time per protocol at 1000x. `make soak` runs the full 7 days.
+firmware runs on each runtime (mp32 under its whole-heap cap, the wheel with a
+128 KB data heap, see mpy.sim_command) and loses power 4 times; the collector
+stores what arrives in SQLite. About 95 s of wall time per protocol and
+runtime at 1000x. `make soak` runs the full 7 days.
 """
 
 import json
@@ -31,11 +32,17 @@ REQUIRED = (
 )
 
 
-@pytest.fixture(scope="module", params=["ezsp", "raven"])
+# One soak per protocol and runtime, shared by the tests below (a module
+# fixture cannot follow the per-test runtime, so it is a parameter here).
+RUNTIMES = ()
+
+
+@pytest.fixture(scope="module", params=[(p, rt) for p in ("ezsp", "raven") for rt in mpymod.suite_runtimes()])
 def soak(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(f"soak-{request.param}")
-    cmd = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run"]
-    cmd += ["--protocol", request.param, "--hours", "24", "--speed", "1000", "--data-heap", "128k"]
+    protocol, runtime = request.param
+    out = tmp_path_factory.mktemp(f"soak-{protocol}-{runtime}")
+    cmd = mpymod.sim_command(runtime)
+    cmd += ["--protocol", protocol, "--hours", "24", "--speed", "1000"]
     cmd += ["--loss", "0.1", "--outage", "6:6", "--power-cuts", "4", "--no-record-display", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     summary = json.loads((out / "summary.json").read_text())
