@@ -4,6 +4,7 @@
 NAME = "unix-sim"
 CHIP = "unix"
 FLASH_SIZE = 0x800000
+HAL = "unix"  # firmware/hal/unix.py: emulated hardware
 
 # (label, type, subtype, offset, size), as boards/esp32s3_eink29/partitions.csv
 PARTITIONS = (

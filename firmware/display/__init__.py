@@ -4,7 +4,6 @@
 #
 # open_panel() builds the board's panel from board.PANEL, PANEL_SPI and
 # PANEL_PINS; the GUI only ever sees the FrameBuffer it returns.
-import sys
 
 
 def driver(name):
@@ -31,9 +30,10 @@ def open_panel(name=None, busy_source=None):
     kw = {}
     if busy_source is not None:
         kw["source"] = busy_source
-    elif sys.platform == "linux" or sys.platform == "darwin":
+    elif hal.PORT == "unix":
         # Unix HAL: the bus is recorded, no glass answers; the emulated
-        # panel is always ready.
+        # panel is always ready. (Not by sys.platform: the ESP32 HAL also
+        # runs on the Unix port, over the ESP32 port emulation.)
         idle = cls.BUSY_LEVEL ^ 1
         kw["source"] = lambda: idle
     busy = hal.Pin(pins["busy"], hal.Pin.IN, **kw)

@@ -1,6 +1,6 @@
 # Hardware abstraction layer: the only door from firmware to hardware.
 #
-# One interface, two implementations chosen by the port:
+# One interface, two implementations chosen by the board (board.HAL):
 #   hal/esp32.py  real machine/esp32/network modules on the device;
 #   hal/unix.py   emulation on the MicroPython Unix port (tests, simulator).
 # Both export:
@@ -17,7 +17,13 @@
 import socket
 import sys
 
-if sys.platform == "linux" or sys.platform == "darwin":
+import board
+
+# The board decides (board.HAL): boards/esp32s3_eink29 runs hal/esp32.py also
+# on the host, over the ESP32 port emulation (tools/mp32/esp32port). A board
+# without HAL falls back to the port.
+PORT = getattr(board, "HAL", None) or ("unix" if sys.platform in ("linux", "darwin") else "esp32")
+if PORT == "unix":
     from hal.unix import *  # noqa: F403
 else:
     from hal.esp32 import *  # noqa: F403

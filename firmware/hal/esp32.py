@@ -133,11 +133,29 @@ _CAUSES = {
 }
 
 
+_cause = [None]
+
+
 def reset_cause():
-    return _CAUSES.get(machine.reset_cause(), "unknown")
+    # machine.reset() is esp_restart(), which the chip reports as HARD_RESET
+    # whatever the firmware meant ("memory", "config", ...): reset() leaves its
+    # cause in RTC memory (kept over resets, cleared by power-on), read once
+    # here. Only a HARD_RESET takes it: after a watchdog or power-on reset a
+    # note is stale.
+    if _cause[0] is None:
+        rtc = machine.RTC()
+        note = rtc.memory()
+        cause = _CAUSES.get(machine.reset_cause(), "unknown")
+        if note:
+            rtc.memory(b"")
+            if cause == "hard":
+                cause = note.decode()
+        _cause[0] = cause
+    return _cause[0]
 
 
 def reset(cause="soft"):
+    machine.RTC().memory(cause.encode())
     machine.reset()
 
 
