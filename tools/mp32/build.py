@@ -53,6 +53,7 @@ def unpack_pinned() -> Path:
     say(f"unpacking {tar.name} into {SRC_DEFAULT.relative_to(ROOT)}/")
     if SRC_DEFAULT.exists():
         shutil.rmtree(SRC_DEFAULT)
+    SRC_DEFAULT.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
         with tarfile.open(tar) as t:
             t.extractall(tmp, filter="tar")
