@@ -50,14 +50,18 @@ DRY_RUN ?=
 SIM_ARGS ?=
 _dry = $(if $(DRY_RUN),--dry-run)
 
-## make run: the whole device simulated on embedded defaults (Ctrl-C stops).
-run: $(STAMP)
-	$(BIN)/python tools/sim.py run --board-defaults --hours 24 --speed 60 --data-heap 128k \
+# The whole MicroPython heap of the simulated device on mp32 (frozen code,
+# as on an ESP32 without PSRAM, which leaves MicroPython ~100-110 KB).
+HEAP ?= 128k
+
+## make run: the whole device simulated on embedded defaults (Ctrl-C stops), on mp32.
+run: $(STAMP) mp32
+	$(BIN)/python tools/sim.py run --board-defaults --hours 24 --speed 60 --heap $(HEAP) \
 		--preview-every 30 --out run/sim $(SIM_ARGS)
 
-## make soak: 7 simulated days, 128k data heap, 10% loss, a 6 h outage, 20 power cuts (about 6 min).
-soak: $(STAMP)
-	$(BIN)/python tools/sim.py run --hours 168 --data-heap 128k --loss 0.1 --outage 72:6 --power-cuts 20 \
+## make soak: 7 simulated days on mp32, whole heap $(HEAP), 10% loss, a 6 h outage, 20 power cuts (about 6 min).
+soak: $(STAMP) mp32
+	$(BIN)/python tools/sim.py run --hours 168 --heap $(HEAP) --loss 0.1 --outage 72:6 --power-cuts 20 \
 		--speed 2000 --no-record-display --out build/soak $(SIM_ARGS)
 
 ## make deploy PORT=/dev/ttyACM0 [BOARD=...] [DRY_RUN=1]: mpy-cross + mpremote copy.
