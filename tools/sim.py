@@ -176,13 +176,15 @@ class Sim(Firmware, Operator, Results):
         st = s.get("store", {})
         cloud = s.get("cloud") or {}
         f = s.get("fault")
+        age = cloud.get("last_ack_age_s")
+        ack = "cloud: no ack yet" if age is None else f"cloud ack {age} s ago"
         demand = s.get("demand_w")
         today = s.get("today_wh")
         return (
             f"sim {done:6.1f}/{self.a.hours:g} h | meter {(s.get('meter') or {}).get('state', '-')} "
             f"{'-' if demand is None else demand} W, today {'-' if today is None else today} Wh "
             f"| committed {sum(b - a + 1 for a, b in self.commits)} "
-            f"| cloud ack {cloud.get('last_ack_age_s', '-')} s ago{' REALTIME' if cloud.get('realtime') else ''} "
+            f"| {ack}{' REALTIME' if cloud.get('realtime') else ''} "
             f"| store {st.get('fill_pct', '-')}% | heap {s.get('heap', 0) // 1024}k "
             f"| boots {self.boots} | {f[1] if f else 'OK'}"
         )

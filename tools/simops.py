@@ -29,12 +29,16 @@ class Operator:
         # one written by tools/provision.py with a fresh key (scripted runs).
         a = self.a
         self.device_port = free_port(socket.SOCK_DGRAM)
-        if a.board_defaults:
+        defaults = board_defaults({"IHD_COLLECTOR": f"127.0.0.1:{self.device_port}"}) if a.board_defaults else None
+        if defaults is not None and a.protocol != defaults["meter_protocol"]:
+            # `make run SIM_ARGS="--protocol raven"`: the embedded defaults
+            # are an EZSP device, so this run provisions one instead.
+            print(f"sim: the board's defaults are {defaults['meter_protocol']}; provisioning a {a.protocol} device")
+            defaults = None
+        if defaults is not None:
             # The defaults name the collector by IHD_COLLECTOR (the port is
             # ours to choose, so several simulations can run at once).
-            cfg = board_defaults({"IHD_COLLECTOR": f"127.0.0.1:{self.device_port}"})
-            if a.protocol != cfg["meter_protocol"]:
-                raise SystemExit(f"sim: the board defaults use {cfg['meter_protocol']}; drop --board-defaults")
+            cfg = defaults
             (self.state / "config.json").unlink(missing_ok=True)
         else:
             out = self.tool(
