@@ -12,3 +12,10 @@ module("faults.py", base_path=FW)
 module("main.py", base_path=FW)
 for pkg in ("app", "meter", "store", "uplink", "display", "ota"):
     package(pkg, base_path=FW)
+# The ESP32 port's machine/esp32/network/time/select emulation; only the tiny
+# shims in tools/mp32/esp32port/*.py stay files (on MICROPYPATH for the
+# esp32s3_eink29 board only, so the Unix board keeps the built-in time/select).
+package("_esp32emu", base_path="../esp32port")
+# asyncio's pure-Python task queue: the emulated time module makes asyncio use
+# it (the C _asyncio keys tasks with the host's ticks, not the device's).
+package("asyncio", files=("task.py",), base_path="$(MPY_DIR)/extmod")

@@ -15,12 +15,20 @@
 # TZ unless the application sets one; the firmware never does); ticks_cpu()
 # is ticks_us(); sleeps are the host's (no other tasks, no GIL release
 # semantics); time values are computed from the host's monotonic clock
-# with ms (ticks_ms, time) or us (ticks_us) resolution.
+# with ms (ticks_ms, time) or us (ticks_us) resolution. asyncio runs its
+# pure-Python task queue (extmod/asyncio/task.py), not the C one of
+# extmod/modasyncio.c, which keys new tasks with the host's ticks
+# (mp_hal_ticks_ms) instead of these.
+import sys
+
 from micropython import const
 
 from _esp32emu import builtin, clock_spec, read_file, remove_file
 
 _T = builtin("time")
+# A loaded-module entry wins over the built-in (py/builtinimport.c): asyncio's
+# `from _asyncio import ...` then fails and it falls back to asyncio/task.py.
+sys.modules["_asyncio"] = None
 _MASK = const(0x3FFFFFFF)  # MICROPY_PY_TIME_TICKS_PERIOD - 1
 _EPOCH_1970 = const(946684800)  # seconds from 1970 to 2000
 _RTC_FILE = "esp32_rtc"
