@@ -34,6 +34,11 @@ _LINK_DEAD_MS = const(360_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
 _DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
+# RAM ring of the store: 512 readings (8.7 KB; 900 took 15.3 KB of a ~100 KB
+# heap). It stages at most flush_n (64) readings while flash works, and holds
+# 45-70 minutes of readings (EZSP ~5 s, RAVEn ~8 s apart) while it fails: the
+# flush backoff's first five retries (2+4+8+16+32 min) before any is dropped.
+_RAM_READINGS = const(512)
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
 # "tasks": per-task CPU in status lines; "calls": also every function call
@@ -81,7 +86,7 @@ class App:
         from meter import make_link
         from store import Store
 
-        self.store = Store(hal.partition("store"), clock=hal.clock)
+        self.store = Store(hal.partition("store"), clock=hal.clock, ram_size=_RAM_READINGS)
         c = self.cfg
         # The link opens (and, for EZSP, re-opens) the board's UART itself;
         # EZSP joins with the install code when it has no network yet.
@@ -127,7 +132,7 @@ class App:
         self.bus = rec() if rec else None
         self.display = Display(open_panel())
 
-    def on_reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+    def on_reading(self, t_s, demand_w, delivered_wh, received_wh, flags):
         # Called by the meter link for every reading: RAM ring now, flash at
         # the next flush. No allocation here (hot path).
         # The meter link marks unknown summations by their flag (value -1);
@@ -138,18 +143,18 @@ class App:
         if not flags & F_RECEIVED:
             received_wh = 0
         try:
-            seq = self.store.append(utc, demand_w, delivered_wh, received_wh, flags)
+            seq = self.store.append(t_s, demand_w, delivered_wh, received_wh, flags)
         except ValueError:
             # A reading the store cannot hold (the store says why): counted
             # and logged, never allowed to stop the meter link.
             self.bad_readings += 1
             if self.bad_readings <= 3:
-                log("app", "reading refused: %d %d %d %d %d" % (utc, demand_w, delivered_wh, received_wh, flags))
+                log("app", "reading refused: %d %d %d %d %d" % (t_s, demand_w, delivered_wh, received_wh, flags))
             return
         self.readings += 1
         self.last_demand = demand_w
         self.last_reading_ticks = hal.clock.ticks_ms()
-        self.uplink.notify(seq, utc, demand_w, delivered_wh, received_wh, flags)
+        self.uplink.notify(seq, t_s, demand_w, delivered_wh, received_wh, flags)
         st = self.store
         if seq - st.fseq >= st.flush_n:
             self.flush()  # a full batch waits: now, not at the next timer

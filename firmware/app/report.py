@@ -11,6 +11,7 @@ from micropython import const
 
 import board
 import hal
+from meter.reading import DEV_EPOCH
 
 VERSION = "1.0.0"
 _QUERY_MS = const(300_000)  # store queries (today, per hour) refreshed this often
@@ -52,8 +53,10 @@ def snapshot(a):
             # (the figures move slowly; each query may decode a sector).
             q = a._query
             if q is None or time.ticks_diff(now, q[0]) >= _QUERY_MS:
-                utc = hal.clock.utc()
-                q = a._query = (now, st.energy_since(utc - utc % 86400), st.hourly_wh(utc, 24))
+                # the store keeps device seconds (meter/reading.py); its
+                # epoch is a UTC midnight, so days and hours line up
+                t = hal.clock.utc() - DEV_EPOCH
+                q = a._query = (now, st.energy_since(t - t % 86400), st.hourly_wh(t, 24))
             s["today_wh"] = q[1]
             s["hourly_wh"] = q[2]
     u = a.uplink

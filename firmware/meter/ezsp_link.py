@@ -16,6 +16,7 @@ import micropython
 import faults
 import hal
 from meter import ash, ezsp, installcode, supervise, zcl
+from meter.devclock import DevClock
 from meter.reading import F_SUMMATION
 
 # setConfigurationValue before the network starts: (id, value).
@@ -78,7 +79,7 @@ class EzspLink:
         self.status = self.sup.status
         self.ash = ash.Ash(self._write, self._on_frame, self._on_event)
         self.ez = ezsp.Ezsp()
-        self.meter = zcl.Meter(self._reading, hal.clock, self._on_time)
+        self.meter = zcl.Meter(self._reading, DevClock(hal.clock), self._on_time)
         ez = self.ez
         ez.on_incoming = self._incoming
         ez.on_stack_status = self._stack_status
@@ -234,12 +235,12 @@ class EzspLink:
             self.send_failures += 1
 
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
-    def _reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+    def _reading(self, t_s, demand_w, delivered_wh, received_wh, flags):
         if flags & F_SUMMATION:
             self.sup.dropout.res_wh = self.meter.sum_step_wh()
-        flags = self.sup.reading(utc, demand_w, delivered_wh, received_wh, flags)
+        flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
         self.faults.clear(faults.METER_SILENT)
-        self.on_reading(utc, demand_w, delivered_wh, received_wh, flags)
+        self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
     def _on_time(self, unix_s):
         # The meter read its clock somewhere between our Read Attributes
@@ -252,6 +253,7 @@ class EzspLink:
         off = now - unix_s
         if not c.valid() or off < -2 or off > rtt:
             c.set_utc(unix_s)
+            self.meter.clock.sync()  # readings' device seconds follow the clock
             self.sup.clock_moved(unix_s - now)
             self.faults.clear(faults.CLOCK_INVALID)
 

@@ -63,9 +63,10 @@ if _HASH_MASK != HASH_MASK or NAMES[_FIRST_TEXT + 2] != b"MeterMacId":
 
 class Parser:
     # feed(buf, n) with any split of the byte stream; results go to
-    # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags) and
-    # on_event(kind, a, b). A reading without a meter time (TimeStamp
-    # 0xFFFFFFFF) has utc_s 0 and no F_TIME_VALID: the link stamps it.
+    # on_reading(t_s, demand_w, delivered_wh, received_wh, flags), t_s in
+    # device seconds (meter/reading.py), and on_event(kind, a, b). A reading
+    # without a meter time (TimeStamp 0xFFFFFFFF) has t_s reading.NO_TIME
+    # (Unix 0) and no F_TIME_VALID: the link stamps it.
     def __init__(self, on_reading, on_event=None):
         self.on_reading = on_reading
         self.on_event = on_event or (lambda k, a, b: None)

@@ -75,7 +75,9 @@ def end_top(p):
         if not _need(p, (1 << _S_TS) | (1 << key) | (1 << _S_MULT) | (1 << _S_DIV), t):
             return
         ts = num[_S_TS]  # 0xFFFFFFFF: the meter has no time
-        utc = 0 if ts == _NO_TIME else ts + reading.ZIGBEE_EPOCH
+        # device seconds (meter/reading.py): ZigBee seconds minus a small
+        # int, so no boxed Unix time per reading on a 32-bit port
+        t_s = reading.NO_TIME if ts == _NO_TIME else ts - reading.ZB_TO_DEV
         flags = 0 if ts == _NO_TIME else reading.F_TIME_VALID
         mult = num[_S_MULT]
         div = num[_S_DIV]
@@ -98,7 +100,7 @@ def end_top(p):
             if h & (1 << _S_RECV):
                 rwh = p.received_wh = scale(num[_S_RECV], mult, div)
                 flags |= reading.F_RECEIVED
-        p.on_reading(utc, dw, dwh, rwh, flags)
+        p.on_reading(t_s, dw, dwh, rwh, flags)
     elif t == _T_TIME:
         if not _need(p, 1 << _S_UTC, t):
             return

@@ -19,6 +19,7 @@ import micropython
 import faults
 import hal
 from meter import raven, raven_cmd, reading, supervise
+from meter.devclock import DevClock
 
 # summation too: the stick pushes it only every few minutes
 _INIT = ("get_device_info", "get_meter_list", "get_connection_status", "get_time", "get_current_summation_delivered")
@@ -35,6 +36,7 @@ class RavenLink:
         self.status = self.sup.status
         self.probe_ms = probe_ms
         self.parser = raven.Parser(self._reading, self._event)
+        self.dclock = DevClock(hal.clock)  # stamps readings in device seconds
         self._buf = bytearray(256)
         self.meters = []  # MeterMacId bytes from the last MeterList
         self.device = None  # DeviceInfo texts
@@ -63,23 +65,23 @@ class RavenLink:
 
     # -- parser callbacks ------------------------------------------------------
     @micropython.native  # per tag/fragment: machine code, state on the C stack
-    def _reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+    def _reading(self, t_s, demand_w, delivered_wh, received_wh, flags):
         self.sup.good()
         if self.status.state != supervise.UP:
             self.sup.up()
         self.faults.clear(faults.METER_SILENT)
         # Readings carry the meter's own time; one without it is stamped on
         # arrival, which is only as exact as supervise.arrival_jitter_s().
-        if not flags & reading.F_TIME_VALID and hal.clock.valid():
-            utc = hal.clock.utc()
+        if not flags & reading.F_TIME_VALID and self.dclock.valid():
+            t_s = self.dclock.now()  # device seconds: no boxed Unix time
             flags |= reading.F_TIME_VALID
             self.sup.dropout.jitter_s = self._jitter
         else:
             self.sup.dropout.jitter_s = 1
         if flags & reading.F_SUMMATION:
             self.sup.dropout.res_wh = self.parser.sum_res_wh
-        flags = self.sup.reading(utc, demand_w, delivered_wh, received_wh, flags)
-        self.on_reading(utc, demand_w, delivered_wh, received_wh, flags)
+        flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
+        self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
     def _event(self, kind, a, b):
         sup = self.sup
@@ -101,6 +103,7 @@ class RavenLink:
         elif kind == raven.EV_TIME:
             if a is not None and (not hal.clock.valid() or abs(hal.clock.utc() - a) > 2):
                 hal.clock.set_utc(a)
+                self.dclock.sync()
                 self.faults.clear(faults.CLOCK_INVALID)
         elif kind == raven.EV_METERS:
             self.meters = a

@@ -53,7 +53,11 @@ def scale(raw, mult, div):
         mult = 1
     if not div:
         div = 1
-    n = raw * mult * 1000
-    if n < 0:
-        return -((-n * 2 + div) // (div * 2))
-    return (n * 2 + div) // (div * 2)
+    # q * m + round(r * m / div), r = raw mod div: no intermediate above the
+    # result or 2 * div * m (raw * m * 1000 of a summation in Wh with
+    # Divisor 1000 would pass 2**30: a boxed int per reading on 32 bits)
+    m = mult * 1000
+    if raw < 0:
+        return -scale(-raw, mult, div)
+    q = raw // div
+    return q * m + (2 * (raw - q * div) * m + div) // (2 * div)

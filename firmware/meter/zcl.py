@@ -62,6 +62,25 @@ BAD = const(2)  # malformed: nothing committed
 _VOLUME = const(0b10010111110)
 
 
+def _reduce(n, d):
+    # n/d in lowest terms (once per scaling change, not per reading)
+    a, b = n, d
+    while b:
+        a, b = b, a % b
+    return (n // a, d // a) if a > 1 else (n, d)
+
+
+@micropython.native  # per summation: no boxed int for an all-ones 48-bit mask
+def _all_ones(x, w):
+    # x is the w-byte all-ones value (ZCL "invalid" for unsigned types),
+    # tested a byte at a time: building (1 << 48) - 1 would allocate on a
+    # 32-bit port for every summation of a realistic (small) register.
+    for k in range(w):
+        if (x >> (8 * k)) & 0xFF != 0xFF:
+            return False
+    return x >> (8 * w) == 0
+
+
 def build_read(buf, seq, attrs):
     # Read Attributes (client to server, profile-wide) into buf; returns the
     # length. The only ZCL frame builder in the firmware.
@@ -82,9 +101,10 @@ _HOLD = const(8)  # reports held while the scaling is unknown
 
 
 class Meter:
-    # on_reading(utc_s, demand_w, delivered_wh, received_wh, flags);
-    # on_time(unix_s) when the meter's Time attribute is valid;
-    # clock: hal.clock (utc(), valid()).
+    # on_reading(t_s, demand_w, delivered_wh, received_wh, flags) with t_s
+    # in device seconds (meter/reading.py); on_time(unix_s) when the meter's
+    # Time attribute is valid; clock: a meter.devclock.DevClock (now() in
+    # device seconds without allocating, valid()).
     def __init__(self, on_reading, clock, on_time=None):
         self.on_reading = on_reading
         self.on_time = on_time
@@ -122,6 +142,9 @@ class Meter:
         self._w = bytearray(12)
 
     def _rescale(self):
+        # Once per scaling change: the fractions are reduced so that scale()
+        # keeps its products small (kWh with Divisor 1000 is 1/1, not
+        # 1000/1000: no boxed intermediate per reading on a 32-bit port).
         u = self.unit
         f = UNITS[0] if u < 0 else (UNITS[u & 0x7F] if (u & 0x7F) < len(UNITS) else None)
         m = self.multiplier or 1  # the spec: 0 is treated as 1
@@ -132,10 +155,8 @@ class Meter:
             self._dn = 0
             self._dd = 1
         else:
-            self._sn = m * f[0]
-            self._sd = d * f[1]
-            self._dn = m * f[2]
-            self._dd = d * f[3]
+            self._sn, self._sd = _reduce(m * f[0], d * f[1])
+            self._dn, self._dd = _reduce(m * f[2], d * f[3])
 
     def sum_step_wh(self):
         # Wh per summation register step (the dropout check's resolution).
@@ -281,25 +302,25 @@ class Meter:
             if self.held < _HOLD:
                 v = self._v
                 w = self._w
-                self._hold[self.held] = (seen, v[0], v[1], v[8], w[0], w[1], w[8], c.utc(), c.valid())
+                self._hold[self.held] = (seen, v[0], v[1], v[8], w[0], w[1], w[8], c.now(), c.valid())
                 self.held += 1
             else:
                 self.unscaled += 1
             return
-        self._emit(seen, c.utc(), c.valid())
+        self._emit(seen, c.now(), c.valid())
 
     def _release(self):
         # The scaling is known: the held reports leave, oldest first.
         v = self._v
         w = self._w
         for i in range(self.held):
-            seen, v[0], v[1], v[8], w[0], w[1], w[8], utc, valid = self._hold[i]
+            seen, v[0], v[1], v[8], w[0], w[1], w[8], t_s, valid = self._hold[i]
             self._hold[i] = None
-            self._emit(seen, utc, valid)
+            self._emit(seen, t_s, valid)
         self.held = 0
 
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
-    def _emit(self, seen, utc, valid):
+    def _emit(self, seen, t_s, valid):
         # One reading from the staged values of one frame.
         demand = self._value(seen, 8)
         d = self._value(seen, 0)
@@ -331,7 +352,7 @@ class Meter:
             f |= F_RECEIVED
             rwh = scale(r, self._sn, self._sd)
         self.readings += 1
-        self.on_reading(utc, dw, dwh, rwh, f)
+        self.on_reading(t_s, dw, dwh, rwh, f)
 
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _value(self, seen, s):
@@ -346,9 +367,11 @@ class Meter:
                 self.invalid_values += 1  # int24 "invalid" marker
                 return None
             if bcd_unit:
-                x = bcd(x & ((1 << (8 * w)) - 1), 2 * w)
+                # back to the raw bytes (demand was sign-extended); a mask of
+                # 1 << (8 * w) would be a boxed int for w >= 4 on 32 bits
+                x = bcd(x + (1 << (8 * w)) if x < 0 else x, 2 * w)
         else:
-            if x == (1 << (8 * w)) - 1 and not bcd_unit:
+            if not bcd_unit and _all_ones(x, w):
                 self.invalid_values += 1  # all-ones: "invalid" for unsigned
                 return None
             if bcd_unit:

@@ -57,10 +57,14 @@ def is_int(t):
 
 
 def bcd(v, digits):
-    # Packed BCD -> int, or -1 if a nibble is not a decimal digit.
+    # Packed BCD -> int, or -1 if a nibble is not a decimal digit. Stops at
+    # the last non-zero nibble: the place value of a 12-digit register's
+    # leading zeros (10**11) is a boxed int on a 32-bit port.
     r = 0
     m = 1
     for _ in range(digits):
+        if not v:
+            break
         d = v & 0xF
         if d > 9:
             return -1
@@ -71,10 +75,14 @@ def bcd(v, digits):
 
 
 def scale(raw, num, den):
-    # round(raw * num / den), half away from zero, in integers.
+    # round(raw * num / den), half away from zero, in integers. Split as
+    # q * num + round(r * num / den) (r = raw mod den) so no intermediate
+    # exceeds the result or 2 * den * num: raw * num of a summation in
+    # 1/1000 kWh would pass 2**30 and allocate on a 32-bit port.
     if raw < 0:
-        return -((2 * -raw * num + den) // (2 * den))
-    return (2 * raw * num + den) // (2 * den)
+        return -scale(-raw, num, den)
+    q = raw // den
+    return q * num + (2 * (raw - q * den) * num + den) // (2 * den)
 
 
 def format_value(raw, multiplier, divisor, fmt):

@@ -12,6 +12,7 @@ import time
 
 import faults
 from store import codec, queries
+from store.codec import NO_TIME
 from store.flash_log import FlashLog
 from store.layout import ABSURD, MAX_CURSORS, MAX_NAME, RH, SECTOR, T_READ, T_READC
 from store.ram_ring import RamRing
@@ -72,10 +73,12 @@ class Store:
             r = rd.get(r[0] + 1)
 
     # -- writing ---------------------------------------------------------------
-    def append(self, utc_s, demand_w, delivered_wh, received_wh, flags):
+    def append(self, t_s, demand_w, delivered_wh, received_wh, flags):
         # -> seq. RAM only, no allocation; flash is written by flush()/tick().
+        # t_s in device seconds (meter/reading.py): Unix 0 (NO_TIME) up to
+        # 2**31 - 1 (year 2092), so the flash header's u32 Unix time holds it.
         if not (
-            0 <= utc_s <= _U32
+            NO_TIME <= t_s <= _I32
             and _I32_MIN <= demand_w <= _I32
             and 0 <= delivered_wh <= _U32
             and 0 <= received_wh <= _U32
@@ -85,7 +88,7 @@ class Store:
             raise ValueError("reading out of range")
         seq = self.seq + 1
         self.seq = seq
-        self.ram.put(seq, utc_s, demand_w, delivered_wh, received_wh, flags)
+        self.ram.put(seq, t_s, demand_w, delivered_wh, received_wh, flags)
         if self._due is None:
             self._due = time.ticks_add(self.clock.ticks_ms(), self.flush_ms)
         return seq

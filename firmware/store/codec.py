@@ -6,9 +6,10 @@
 # the bytes the tag asks for. Realistic 4-second readings (same interval,
 # summation +0..2 Wh, demand changed by tens of watts) take 2 bytes.
 #
-# state is a list [utc, demand, delivered, received, flags, dt] updated in
-# place, so encoding and decoding never allocate (on the 64-bit Unix port;
-# on a 32-bit ESP32 ints above 2**30 are boxed wherever they appear).
+# state is a list [t, demand, delivered, received, flags, dt] updated in
+# place, so encoding and decoding never allocate. t is device seconds
+# (meter/reading.py), a small int on a 32-bit port until 2058; deltas do
+# not depend on the epoch, so the bytes are those of Unix seconds.
 #
 # Tag bits:
 #   0-1  delivered delta 0, 1 or 2 Wh; 3: zigzag varint delta follows
@@ -19,6 +20,13 @@
 #   7    always 0; a set bit means corrupt data
 # Extra bytes follow in the order: dt, delivered, received, flags, demand.
 from micropython import const
+
+# meter/reading.py's device-time epoch (2024-01-01T00:00:00Z), repeated
+# here so the store does not import the meter package (its import costs
+# heap the store's tests do not have); mpt_store.py checks they agree.
+# Globals, not const(): boxed ints on a 32-bit port, built once.
+DEV_EPOCH = 1704067200
+NO_TIME = -DEV_EPOCH  # device seconds of Unix 0: the earliest time stored
 
 MAXENC = const(22)  # worst case: tag, 4 varints of 5 bytes, flags
 _STATE_N = const(6)
@@ -172,7 +180,7 @@ def decode(buf, pos, end, st):
         dem += getz(buf, st, end)
         p = st[6]
     utc = st[0] + dt
-    if utc < 0 or dl < 0 or rc < 0:
+    if utc < NO_TIME or dl < 0 or rc < 0:  # before Unix 0: not ours
         raise CodecError("reading out of range")
     st[0] = utc
     st[1] = dem

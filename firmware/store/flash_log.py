@@ -57,7 +57,7 @@ class FlashLog:
         self.cnt = array("I", z)
         self.start = array("I", z)
         self.end = array("I", z)
-        self.butc = array("I", z)  # utc of the reading before the sector
+        self.butc = array("i", z)  # time (device s) of the reading before the sector
         self.bdl = array("I", z)  # its delivered Wh
         self.damaged = bytearray(n)  # live sector whose tail was set aside
         self.live = []  # physical sectors, oldest first

@@ -5,6 +5,9 @@
 #   magic "IHDL", ver u8, hlen u8, ncur u8, 0xFF, sector_seq u32,
 #   first_seq u32, base reading (utc u32, demand i32, delivered u32,
 #   received u32, dt i32, flags u8), ncur x cursor, crc32 u32 of the rest.
+#   utc is Unix seconds on flash; in RAM (codec state, RAM ring) the store
+#   keeps device seconds (meter/reading.py), converted here at the only
+#   absolute time on flash (record readings are deltas, epoch-free).
 # A cursor entry (header snapshot and cursor records alike):
 #   name_len u8 (1..16), name (UTF-8), value u32.
 # Records follow the header: type u8, len u16, aux u8, payload, crc32 u32
@@ -22,6 +25,7 @@ import struct
 from micropython import const
 
 from store import codec
+from store.codec import DEV_EPOCH
 
 SECTOR = const(4096)
 REC_MAX = const(480)  # payload bytes per record
@@ -82,14 +86,30 @@ def pack_header(b, sseq, first, st, cursors):
     # -> header length. st: codec state of the reading before the sector.
     p = pack_cursors(b, _HFIX, cursors)
     struct.pack_into(
-        _HFMT, b, 0, _MAGIC, _VER, p + 4, len(cursors), 0xFF, sseq, first, st[0], st[1], st[2], st[3], st[5], st[4]
+        _HFMT,
+        b,
+        0,
+        _MAGIC,
+        _VER,
+        p + 4,
+        len(cursors),
+        0xFF,
+        sseq,
+        first,
+        st[0] + DEV_EPOCH,
+        st[1],
+        st[2],
+        st[3],
+        st[5],
+        st[4],
     )
     struct.pack_into("<I", b, p, binascii.crc32(memoryview(b)[:p]))
     return p + 4
 
 
 def parse_header(b, st=None, cursors=None, names=None):
-    # -> (sector_seq, first_seq, base_utc, base_delivered, hlen) or None.
+    # -> (sector_seq, first_seq, base_t, base_delivered, hlen) or None;
+    # base_t in device seconds.
     # Fills st (codec state), cursors and names (header order) when given.
     hlen = b[5]
     if b[0] != 0x49 or b[1] != 0x48 or b[2] != 0x44 or b[3] != 0x4C or b[4] != _VER or hlen < _HFIX + 4:
@@ -107,9 +127,10 @@ def parse_header(b, st=None, cursors=None, names=None):
         cursors.update(got)
     if names is not None:
         names[:] = order
+    t = f[7] - DEV_EPOCH
     if st is not None:
-        codec.set_state(st, f[7], f[8], f[9], f[10], f[12], f[11])
-    return (f[5], f[6], f[7], f[9], hlen)
+        codec.set_state(st, t, f[8], f[9], f[10], f[12], f[11])
+    return (f[5], f[6], t, f[9], hlen)
 
 
 def record_ok(b, ln, seed):

@@ -31,7 +31,7 @@ class RamRing:
         if size < 2:
             raise ValueError("ram ring needs at least 2 slots")
         self.size = size
-        self.utc = _chunks("I", size)
+        self.utc = _chunks("i", size)  # device seconds (meter/reading.py)
         self.dem = _chunks("i", size)
         self.dl = _chunks("I", size)
         self.rc = _chunks("I", size)

@@ -22,7 +22,7 @@
 # a test holds byte-identical to this one).
 from micropython import const
 
-from meter.reading import F_RECEIVED, F_SUMMATION
+from meter.reading import DEV_EPOCH, F_RECEIVED, F_SUMMATION
 
 _QMAX = const(20)  # longest Rice unary prefix before the escape
 _NRESET = const(16)  # Rice statistics halve after this many values (fast adaptation)
@@ -32,12 +32,22 @@ _ACC_MAX = const(7199)  # the meter's unseen fraction of a Wh: 0 .. 1 Wh - 1
 _NSTREAMS = const(5)
 
 
+_BSH = const(5)  # a stream grows by blocks of 32 bytes from the shared pool
+_BLK = const(32)
+_BM = const(31)
+
+
 class BitWriter:
-    # MSB-first bits into a preallocated buffer; `over` latches on overflow
-    # (the encoder then undoes the last reading instead of checking each write).
-    def __init__(self, cap):
-        self.buf = bytearray(cap)
-        self.cap = cap
+    # MSB-first bits into blocks of a pool the batch's streams share: a
+    # stream takes its next block when it needs one, so the five streams
+    # together need the budget plus a partial block each, not five budgets.
+    # `over` latches when the pool is exhausted (the encoder then undoes the
+    # last reading instead of checking each write).
+    def __init__(self, pool, top, nblk):
+        self.pool = pool
+        self.top = top  # array: next free block of the pool (shared)
+        self.nblk = nblk
+        self.blk = bytearray(nblk)  # pool block of each of this stream's blocks
         self.reset()
 
     def reset(self):
@@ -53,16 +63,32 @@ class BitWriter:
             self.write((v >> n) & 0xFFFF, 16)
         acc = (self.acc << n) | (v & ((1 << n) - 1))
         nacc = self.nacc + n
-        buf = self.buf
+        pos = self.pos
+        blk = self.blk
         while nacc >= 8:
             nacc -= 8
-            if self.pos < self.cap:
-                buf[self.pos] = (acc >> nacc) & 0xFF
-                self.pos += 1
-            else:
-                self.over = True
+            if not pos & _BM:
+                k = self.top[0]
+                if k >= self.nblk:
+                    self.over = True
+                    continue
+                self.top[0] = k + 1
+                blk[pos >> _BSH] = k
+            self.pool[(blk[pos >> _BSH] << _BSH) | (pos & _BM)] = (acc >> nacc) & 0xFF
+            pos += 1
+        self.pos = pos
         self.acc = acc & ((1 << nacc) - 1)
         self.nacc = nacc
+
+    def copy(self, out, p, n):
+        # The first n bytes of the stream into out at p; -> p + n. No allocation.
+        pool = self.pool
+        blk = self.blk
+        i = 0
+        while i < n:
+            out[p + i] = pool[(blk[i >> _BSH] << _BSH) | (i & _BM)]
+            i += 1
+        return p + n
 
     def ones(self, q):
         while q > 16:
@@ -135,7 +161,7 @@ _ACCR = const(8)
 _RA = const(9)  # Rice: sum of coded values
 _RN = const(10)  # Rice: count
 _RUN = const(11)  # zero runs of the sparse streams T, E, R, F: 11..14
-_FIRST = const(15)  # utc, demand, delivered, received, flags of reading 0: 15..19
+_FIRST = const(15)  # t (device s), demand, delivered, received, flags of reading 0: 15..19
 _LVL = const(20)  # demand level estimate, in 1/8 W
 _HEAD0 = const(21)  # header bytes but the count's varint (fixed by reading 0)
 _NSTATE = const(22)
@@ -156,12 +182,20 @@ class Encoder:
         self.cap = cap
         # _SLACK holds for batches under 2 KB (fewer than 2^14 readings)
         self.room = cap - _SLACK if cap < 2048 else -1
-        self.w = [BitWriter(cap) for _ in range(_NSTREAMS)]
+        # the streams' shared pool: the budget, a partial block per stream
+        # and the block a reading may overrun by before it is undone
+        nblk = (cap + _BM) // _BLK + _NSTREAMS + 1
+        if nblk > 255:
+            raise ValueError("codec budget too large")
+        pool = bytearray(nblk * _BLK)
+        self.top = bytearray(1)
+        self.w = [BitWriter(pool, self.top, nblk) for _ in range(_NSTREAMS)]
         self.st = [0] * _NSTATE
-        self.saved = [0] * (_NSTATE + 3 * _NSTREAMS)
+        self.saved = [0] * (_NSTATE + 3 * _NSTREAMS + 1)
         self.start()
 
     def start(self):
+        self.top[0] = 0
         for w in self.w:
             w.reset()
         st = self.st
@@ -199,6 +233,7 @@ class Encoder:
             s[i + 2] = w.nacc
             i += 3
             k += 1
+        s[i] = self.top[0]
 
     def _restore(self):
         s = self.saved
@@ -212,6 +247,7 @@ class Encoder:
             w.nacc = s[j + 2]
             w.over = False
             j += 3
+        self.top[0] = s[j]  # blocks taken by the undone reading are free again
 
     def _sparse(self, k, v):
         # Stream k (0=T 1=E 2=R 3=F): zero values only lengthen the run.
@@ -353,7 +389,10 @@ class Encoder:
         st = self.st
         n = st[_N]
         pos = _varint(out, pos, n)
-        u = st[_FIRST]
+        # the one absolute time on the wire: Unix seconds (docs/wire-format.md);
+        # readings carry device seconds (meter/reading.py), converted here,
+        # once per batch (a boxed int on a 32-bit port, never per reading)
+        u = st[_FIRST] + DEV_EPOCH
         out[pos] = (u >> 24) & 0xFF
         out[pos + 1] = (u >> 16) & 0xFF
         out[pos + 2] = (u >> 8) & 0xFF
@@ -374,7 +413,5 @@ class Encoder:
         for i in range(_NSTREAMS - 1):
             pos = _varint(out, pos, lens[i])
         for i in range(_NSTREAMS):
-            ln = lens[i]
-            out[pos : pos + ln] = memoryview(w[i].buf)[:ln]
-            pos += ln
+            pos = w[i].copy(out, pos, lens[i])
         return pos

@@ -121,13 +121,13 @@ class Uplink:
         self.last_tx = self.clock.ticks_ms()
 
     # -- public --------------------------------------------------------------
-    def notify(self, seq, utc, demand, delivered, received, flags):
+    def notify(self, seq, t_s, demand, delivered, received, flags):
         # The app calls this after each store.append(); streams it when in
         # real-time mode. Cheap otherwise.
         self.head = seq
         last = self.last
         last[0] = seq
-        last[1] = utc
+        last[1] = t_s  # device seconds (meter/reading.py)
         last[2] = demand
         last[3] = delivered
         last[4] = received

@@ -5,13 +5,25 @@
 import micropython
 
 from meter import ash, ezsp, zcl
+from meter.devclock import DevClock
+from meter.reading import DEV_EPOCH
 
 HEAP = "160k"
+T0 = 1767225600  # 2026-01-01T00:00:00Z: Unix seconds, a boxed int on 32 bits
 
 
-class Clock:
+class HalClock:
+    # hal.clock's interface with a realistic clock: utc() builds a boxed
+    # int on every call on a 32-bit port, as the real HAL does; ticks_ms()
+    # is the test's to move.
+    def __init__(self):
+        self.ms = 0
+
+    def ticks_ms(self):
+        return self.ms
+
     def utc(self):
-        return 1767225600
+        return T0 + self.ms // 1000
 
     def valid(self):
         return True
@@ -25,20 +37,51 @@ class Link:
     def __init__(self):
         self.readings = 0
         self.demand = 0
-        self.meter = zcl.Meter(self.on_reading, Clock())
+        self.t_s = 0
+        self.delivered = 0
+        self.hal = HalClock()
+        # the links' clock: device seconds counted from ticks (meter/devclock.py)
+        self.meter = zcl.Meter(self.on_reading, DevClock(self.hal))
         # The scaling is read first (no reading leaves before it): a Read
-        # Attributes Response with unit kWh, Multiplier 1, Divisor 1.
+        # Attributes Response with unit kWh, Multiplier 1, Divisor 1000 (as
+        # most meters: registers in Wh, demand in W).
         setup = bytes(
-            [0x18, 0, 0x01, 0x00, 0x03, 0x00, 0x30, 0, 0x01, 0x03, 0x00, 0x22, 1, 0, 0, 0x02, 0x03, 0x00, 0x22, 1, 0, 0]
+            [
+                0x18,
+                0,
+                0x01,
+                0x00,
+                0x03,
+                0x00,
+                0x30,
+                0,
+                0x01,
+                0x03,
+                0x00,
+                0x22,
+                1,
+                0,
+                0,
+                0x02,
+                0x03,
+                0x00,
+                0x22,
+                0xE8,
+                3,
+                0,
+            ]
         )
         assert self.meter.handle(zcl.METERING, setup, 0, len(setup)) == zcl.OK
 
     def incoming(self, cluster, ep, sender, lqi, rssi, buf, off, n):
         self.meter.handle(cluster, buf, off, n)
 
-    def on_reading(self, utc, demand_w, delivered_wh, received_wh, flags):
+    def on_reading(self, t_s, demand_w, delivered_wh, received_wh, flags):
         self.readings += 1
         self.demand += demand_w
+        self.t_s = t_s
+        if flags & 4:  # F_SUMMATION
+            self.delivered = delivered_wh
 
 
 def frames(n):
@@ -49,7 +92,9 @@ def frames(n):
     for i in range(n):
         v = 100 + i
         if i % 4 == 3:
-            z = bytes([0x18, i & 0xFF, 0x0A, 0x00, 0x00, 0x25, v & 0xFF, v >> 8, 0, 0, 0, 0])
+            # a realistic uint48 register: 12,345.678 kWh and rising
+            s = 12_345_678 + i
+            z = bytes([0x18, i & 0xFF, 0x0A, 0x00, 0x00, 0x25, s & 0xFF, (s >> 8) & 0xFF, s >> 16, 0, 0, 0])
         else:
             z = bytes([0x18, i & 0xFF, 0x0A, 0x00, 0x04, 0x2A, v & 0xFF, v >> 8, 0])
         aps = bytes([0x09, 0x01, 0x02, 0x07, 9, 1, 0x40, 0x01, 0, 0, i & 0xFF])
@@ -71,12 +116,17 @@ def test_receive_path_allocates_nothing():
     mv = memoryview(data)
     chunks = [mv[i : i + 64] for i in range(0, len(data), 64)]  # slices made before the lock
     lens = [len(c) for c in chunks]
+    hal = link.hal
     micropython.heap_lock()
     try:
         for k in range(len(chunks)):
             buf[: lens[k]] = chunks[k]
             a.feed(buf, lens[k])
+            hal.ms += 97_000  # 400 frames over ~7 device hours: re-anchors too
     finally:
         micropython.heap_unlock()
     assert a.rx_good == 400 and a.rx_bad == 0, (a.rx_good, a.rx_bad)
     assert link.readings == 400  # every frame gave its reading
+    assert link.delivered == 12_345_678 + 399 and link.demand == sum(100 + i for i in range(400) if i % 4 != 3)
+    # stamped with the clock's time, in device seconds
+    assert link.t_s + DEV_EPOCH == hal.utc() - 97, (link.t_s, hal.utc())

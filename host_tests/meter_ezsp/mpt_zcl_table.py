@@ -2,15 +2,16 @@
 # below was worked out by hand from the ZCL/SE definitions (stated per row),
 # not by running the code: multiplier/divisor with 0 meaning 1, unit
 # conversions, int24 sign, BCD units, gas volumes, formatting bytes.
-from meter import zcl
+from meter import reading, zcl
 from meter.reading import F_DEMAND, F_ESTIMATED, F_GAS, F_RECEIVED, F_SUMMATION, F_TIME_VALID
 
 HEAP = "64k"
 
 
 class Clock:
-    def utc(self):
-        return 1767225600
+    # a meter.devclock.DevClock: device seconds (2026-01-01T00:00:00Z)
+    def now(self):
+        return 1767225600 - reading.DEV_EPOCH
 
     def valid(self):
         return True
@@ -19,7 +20,8 @@ class Clock:
 def meter():
     out = []
     times = []
-    m = zcl.Meter(lambda *r: out.append(r), Clock(), times.append)
+    # readings recorded with Unix seconds, as the tables below are written
+    m = zcl.Meter(lambda t, *r: out.append((t + reading.DEV_EPOCH,) + r), Clock(), times.append)
     return m, out, times
 
 

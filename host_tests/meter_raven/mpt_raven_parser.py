@@ -24,8 +24,9 @@ class Sink:
         self.readings = []
         self.events = []
 
-    def reading(self, *a):
-        self.readings.append(a)
+    def reading(self, t_s, *a):
+        # device seconds back to Unix seconds, as the expectations are written
+        self.readings.append((t_s + reading.DEV_EPOCH,) + a)
 
     def event(self, k, a, b):
         self.events.append((k, a, b))

@@ -4,6 +4,7 @@ import micropython
 from storetest import T0, Clock, Lcg, check_log, flash, gen, remove, tmpdir
 
 from store import Store, codec
+from store.codec import NO_TIME
 from store.layout import MAX_CURSORS
 
 HEAP = "128k"  # test code and oracles; the store's own cap: test_heap.py
@@ -56,17 +57,27 @@ def test_codec_round_trip_and_worst_case_size():
     assert end == 2
 
 
+def test_store_epoch_is_the_readings():
+    # the store repeats meter/reading.py's epoch (to spare the import)
+    from meter import reading
+
+    assert codec.DEV_EPOCH == reading.DEV_EPOCH == 1704067200 and NO_TIME == reading.NO_TIME
+
+
 def test_append_does_not_allocate():
+    # Realistic values: a 2026 time (device seconds, small ints until 2058)
+    # and a 12,345 kWh register (in Wh), as the meter links pass them.
     f, st = _store("noalloc.bin")
     r = gen(1)
     st.append(*r)  # first append arms the flush timer
     micropython.heap_lock()
     try:
         for i in range(200):
-            st.append(r[0] + 4 * i, r[1], r[2] + i, r[3], r[4])
+            st.append(T0 + 4 * i, 420 + i, 12_345_678 + i, 2_000_000, 7)
     finally:
         micropython.heap_unlock()
     assert st.pending() == 201
+    assert st.latest() == (201, T0 + 796, 619, 12_345_877, 2_000_000, 7)
 
 
 def test_flush_writes_batches_not_readings():
@@ -162,14 +173,22 @@ def test_cursor_limits():
 def test_bad_reading_rejected_counted_nothing_lost():
     f, st = _store("bad.bin")
     _fill(st, 5)
-    bads = ((-1, 0, 0, 0, 0), (T0, 1 << 31, 0, 0, 0), (T0, 0, -5, 0, 0), (T0, 0, 0, 1 << 32, 0), (T0, 0, 0, 0, 256))
+    # times: before Unix 0, or past what the header's u32 Unix time holds
+    bads = (
+        (NO_TIME - 1, 0, 0, 0, 0),
+        (1 << 31, 0, 0, 0, 0),
+        (T0, 1 << 31, 0, 0, 0),
+        (T0, 0, -5, 0, 0),
+        (T0, 0, 0, 1 << 32, 0),
+        (T0, 0, 0, 0, 256),
+    )
     for bad in bads:
         try:
             st.append(*bad)
             assert False, "accepted %r" % (bad,)
         except ValueError as e:
             assert "out of range" in str(e)
-    assert st.stats()["rejected"] == 5
+    assert st.stats()["rejected"] == 6
     _fill(st, 5)
     st.flush()
     check_log(st, 10, 1, 10)

@@ -57,6 +57,9 @@ print("C display", st.cursor("display"))
 """
 
 
+DEV_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z, from docs/store.md
+
+
 def unzigzag(v):
     return v >> 1 if not v & 1 else -((v + 1) >> 1)
 
@@ -163,7 +166,10 @@ def test_flash_image_matches_docs(mpy, tmp_path):
     for line in out.splitlines():
         f = line.split()
         if f[0] == "R":
-            appended[int(f[1])] = tuple(int(x) for x in f[2:])
+            # append() takes device seconds (UTC seconds since 2024-01-01,
+            # docs/store.md); the flash format holds Unix seconds
+            t, *rest = (int(x) for x in f[2:])
+            appended[int(f[1])] = (t + DEV_EPOCH, *rest)
         elif f[0] == "C":
             want_cur[f[1]] = int(f[2])
     readings, cursors, sectors, seals = parse_image(img_path.read_bytes())

@@ -16,6 +16,7 @@ import sys
 import time
 
 import hal
+from meter.reading import DEV_EPOCH
 from store import Store
 from uplink import datagram as dg
 from uplink.codec import Encoder
@@ -114,10 +115,10 @@ def uplink_day(readings):
     due = 0
     for r in readings:
         clock.ms = (r[0] - clock.u0) * 1000
-        seq = store.append(r[0], r[1], r[2], r[3], r[4])
+        seq = store.append(r[0] - DEV_EPOCH, r[1], r[2], r[3], r[4])  # device seconds
         store.tick(clock.ms)
         t = time.ticks_us()
-        up.notify(seq, r[0], r[1], r[2], r[3], r[4])
+        up.notify(seq, r[0] - DEV_EPOCH, r[1], r[2], r[3], r[4])
         if time.ticks_diff(clock.ms, due) >= 0:
             due = time.ticks_add(clock.ms, up._step(clock.ms))
         while col.out:  # the replies, and the task's step they wake

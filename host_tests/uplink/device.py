@@ -21,6 +21,7 @@ import sys
 import time
 
 import hal
+from meter.reading import DEV_EPOCH
 from uplink.uplink import Uplink
 
 
@@ -81,11 +82,12 @@ async def meter(store, up, interval, flush_every):
             fl = row[4] if len(row) > 4 else 7
         else:
             dem, dl, rc, fl = synthetic(utc, state)
-        seq = store.append(utc, dem, dl, rc, fl)
+        t_s = utc - DEV_EPOCH  # readings carry device seconds (meter/reading.py)
+        seq = store.append(t_s, dem, dl, rc, fl)
         n += 1
         if n % flush_every == 0:
             store.flush()
-        up.notify(seq, utc, dem, dl, rc, fl)
+        up.notify(seq, t_s, dem, dl, rc, fl)
         if rtlog and up.status.realtime:
             print("rt", seq, "%.6f" % time.time())
 

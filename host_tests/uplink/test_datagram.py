@@ -45,6 +45,7 @@ DEVICE_SNIPPET = """
 import sys, binascii, os
 from uplink.session import Session, SeqSource
 from uplink.codec import Encoder
+from meter import reading
 from uplink import datagram as dg
 path = os.getenv("IHD_STATE") + "/seq"
 try:
@@ -55,7 +56,7 @@ ses = Session(DEV, 7, KEY, SeqSource(path, None))
 buf = bytearray(dg.MAX_DGRAM)
 enc = Encoder(dg.DATA_CAP)
 for r in ((1700000000, 420, 5000, 0, 7), (1700000003, 433, 5000, 0, 7), (1700000006, 410, 5001, 0, 7)):
-    enc.add(r[0], r[1], r[2], r[3], r[4])
+    enc.add(r[0] + reading.NO_TIME, r[1], r[2], r[3], r[4])  # device seconds (NO_TIME: -epoch) in, Unix out
 n, s = ses.data(buf, 41, 3, 0, enc)
 print("out", bytes(buf[:n]).hex())
 n, s = ses.hello(buf, 40, 43)

@@ -69,6 +69,7 @@ FIRMWARE = """
 import os
 from uplink.session import Session, SeqSource
 from uplink.codec import Encoder
+from meter.reading import DEV_EPOCH
 from uplink import datagram as dg
 d = os.getenv("IHD_STATE")
 try:
@@ -82,7 +83,7 @@ buf = bytearray(dg.MAX_DGRAM)
 print("hello", bytes(buf[: ses.hello(buf, 100, 103)[0]]).hex())
 enc = Encoder(dg.DATA_CAP)
 for r in READINGS:
-    enc.add(r[0], r[1], r[2], r[3], r[4])
+    enc.add(r[0] - DEV_EPOCH, r[1], r[2], r[3], r[4])  # device seconds in, Unix on the wire
 print("data", bytes(buf[: ses.data(buf, 101, enc.count(), 0, enc)[0]]).hex())
 print("keepalive", bytes(buf[: ses.keepalive(buf)[0]]).hex())
 print("done", bytes(buf[: ses.done(buf, 7, 0)[0]]).hex())
