@@ -44,6 +44,26 @@ def money(minor, symbol):
     return "%s%d.%02d" % (symbol, minor // 100, minor % 100)
 
 
+def cost(wh, price, symbol):
+    # Energy in Wh at price (minor units per kWh, int or float with up to
+    # two decimals) -> "£1.23", rounded half up to the minor unit. In
+    # integers: wh * price / 1000 in floats misses half-penny points (35.9
+    # is not a binary fraction; single precision, as on the ESP32, turns
+    # 1111.4999p into 1111.5). The price goes to hundredths once, where a
+    # float's error is far below 0.5, then everything is exact.
+    if wh is None or price is None:
+        return DASH
+    c = int(price * 100 + 0.5)  # hundredths of a minor unit per kWh
+    return money_minor((wh * c + 50_000) // 100_000, symbol)
+
+
+def money_minor(minor, symbol):
+    # Whole minor units -> "£1.23" (negative: "-£1.23").
+    if minor < 0:
+        return "-" + money_minor(-minor, symbol)
+    return "%s%d.%02d" % (symbol, minor // 100, minor % 100)
+
+
 def age(s):
     # Seconds -> "12s", "5m", "3h", "2d"; None -> "—".
     if s is None:

@@ -67,10 +67,10 @@ def live(fb, st):
     if price is None or today is None:
         cost = "Cost " + fmt.DASH
     else:
-        cost = "%s at %sp/kWh" % (fmt.money(today * price / 1000, sym), _price(price))
+        cost = "%s at %sp/kWh" % (fmt.cost(today, price, sym), _price(price))
         cost = cost.replace("p/kWh", minor + "/kWh")
         if width(MID, cost) > col:  # narrow panel: the price moves to diag
-            cost = "Cost " + fmt.money(today * price / 1000, sym)
+            cost = "Cost " + fmt.cost(today, price, sym)
     draw(fb, MID, cost, 0, y)
     # Reading age only when it matters: a ticking "4s ago" would force a
     # refresh on every update.
