@@ -107,6 +107,32 @@ def sim_path(runtime: str, board: str, tree: Path | None) -> str:
     return f"{tree}:.frozen"
 
 
+# The device's start on a real board (mp32 only): the port's frozen _boot
+# (emulated: littlefs on the "vfs" partition at "/", formatted on the first
+# boot), then main.py.
+ESP32_BOOT = "import _esp32emu.boot\nimport main\n"
+
+# `mpremote cp FILE :/config.json` on a real board, before its first boot as
+# an IHD: MicroPython boots (the first boot formats the "vfs" littlefs) and
+# the file goes into /config.json there, on the emulated flash.
+ESP32_PUSH = (
+    "import _esp32emu.boot\nfrom _esp32emu import host\n"
+    "with open(host(%r), 'rb') as s:\n    b = s.read()\n"
+    "with open(%r, 'wb') as d:\n    d.write(b)\nprint('pushed', len(b))\n"
+)
+
+
+def esp32_push(board: str, state: Path, src: Path, dst: str = "/config.json") -> None:
+    """Copy a host file into the littlefs of the emulated board in `state`."""
+    env = dict(os.environ, MICROPYPATH=sim_path("mp32", board, None), IHD_STATE=str(state))
+    for k in ("IHD_FLASH_CUT", "IHD_FLASH_TORN", "IHD_PANEL_REC", "IHD_CLOCK", "IHD_UART"):
+        env.pop(k, None)
+    cmd = firmware_cmd(None, 256 * 1024, code=ESP32_PUSH % (str(src.resolve()), dst), runtime="mp32")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    if r.returncode or "pushed" not in r.stdout:
+        raise SystemExit(f"sim: copying {src.name} to {dst} on the emulated board failed:\n{r.stdout}{r.stderr}")
+
+
 def firmware_cmd(
     romfs: Path | None, heapsize: int, code: str | None = None, main: Path | None = None, runtime: str = "wheel"
 ) -> list[str]:
@@ -136,9 +162,11 @@ def romrun(argv: list[str]) -> int:
 
 # The firmware's store opened on a copy of the final flash (boot recovery may
 # write), read by the firmware's own reader: every committed reading it holds.
+# Readings carry device seconds (meter/reading.py DEV_EPOCH); printed as UTC.
 STORE_DUMP = (
-    "import hal\nfrom store import Store\nst = Store(hal.partition('store'))\n"
-    "for r in st.readings_from(1):\n    print('%d %d %d %d %d %d' % r)\nprint('end')\n"
+    "import hal\nfrom store import Store\nfrom meter.reading import DEV_EPOCH\n"
+    "st = Store(hal.partition('store'))\nfor r in st.readings_from(1):\n"
+    "    print('%d %d %d %d %d %d' % (r[0], r[1] + DEV_EPOCH, r[2], r[3], r[4], r[5]))\nprint('end')\n"
 )
 
 
@@ -290,6 +318,10 @@ class Firmware:
         env["IHD_MICROPYTHON"] = self.runtime
         env["IHD_STATE"] = str(self.state)
         env["IHD_CLOCK"] = f"utc={self.now()},speed={int(self.a.speed)}"
+        if self.board != "unix":
+            # A real board's RTC reads 2000-01-01 after a power-on until the
+            # firmware sets it (the emulation keeps it over resets).
+            env["IHD_CLOCK"] += ",invalid"
         env["IHD_UART"] = f"tcp:127.0.0.1:{self.emu_port}"
         env["IHD_COLLECTOR"] = f"127.0.0.1:{self.device_port}"
         env.pop("IHD_FLASH_CUT", None)
@@ -321,7 +353,8 @@ class Firmware:
             self.pending_flash_cut = False
         self.start_emulator()
         main = None if self.tree is None else self.tree / "main.py"
-        cmd = firmware_cmd(self.romfs, self.heapsize, main=main, runtime=self.runtime)
+        code = ESP32_BOOT if self.board != "unix" else None
+        cmd = firmware_cmd(self.romfs, self.heapsize, code=code, main=main, runtime=self.runtime)
         if self.a.wrap:
             # A profiler around the firmware (e.g. valgrind --tool=callgrind);
             # %b in it becomes the boot number (one output file per boot).
