@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from simproc import HOUR, PY, ROOT, Proc, board_defaults, free_port
+from simproc import HOUR, PY, ROOT, Proc, board_defaults, esp32_push, free_port
 
 
 class Operator:
@@ -29,7 +29,10 @@ class Operator:
         # one written by tools/provision.py with a fresh key (scripted runs).
         a = self.a
         self.device_port = free_port(socket.SOCK_DGRAM)
-        defaults = board_defaults({"IHD_COLLECTOR": f"127.0.0.1:{self.device_port}"}) if a.board_defaults else None
+        # (Only the Unix board has embedded defaults; a real board is provisioned.)
+        defaults = None
+        if a.board_defaults and self.board == "unix":
+            defaults = board_defaults({"IHD_COLLECTOR": f"127.0.0.1:{self.device_port}"})
         if defaults is not None and a.protocol != defaults["meter_protocol"]:
             # `make run SIM_ARGS="--protocol raven"`: the embedded defaults
             # are an EZSP device, so this run provisions one instead.
@@ -62,6 +65,10 @@ class Operator:
             )
             cfg = json.loads((self.state / "config.json").read_text())
             assert f"key={cfg['key']}" in out
+            if self.board != "unix":
+                # A real board reads /config.json from its littlefs ("vfs"
+                # partition), where `mpremote cp` puts it.
+                esp32_push(self.board, self.state, self.state / "config.json")
         self.device_id = cfg["device_id"]
         self.tool(
             str(ROOT / "tools" / "collector.py"),

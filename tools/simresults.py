@@ -7,6 +7,7 @@ emulator's log and the NOR flash wear file, and decides the verdict.
 
 from __future__ import annotations
 
+import bisect
 import json
 import shutil
 import sqlite3
@@ -229,11 +230,21 @@ class Results:
             elif k == "summation":
                 by_kind["summation"].setdefault(t, set()).add(n.get("delivered_wh"))
         win = int(max(5, self.a.speed))
+        # A reading taken before the clock was set (no F_TIME_VALID: a real
+        # board's RTC reads 2000-01-01 after a power-on until the meter's time
+        # arrives) is stamped with that clock; it was taken between the
+        # nearest readings with a valid time before and after it.
+        valid = sorted((r[0], r[1]) for r in rows if r[4] & 1)
         bad = 0
         for seq, utc, demand, delivered, flags in rows:
             if seq in getattr(self, "matched_seqs", ()):
                 continue
             span = range(utc - win, utc + win + 1)
+            if not flags & 1 and valid:
+                i = bisect.bisect(valid, (seq, 0))
+                lo = valid[max(0, i - 1)][1]
+                hi = valid[min(i, len(valid) - 1)][1]
+                span = range(min(lo, hi) - win, max(lo, hi) + win + 1)
             if flags & 6 == 6:  # F_DEMAND | F_SUMMATION: a poll answer
                 ok = any(demand in by_kind["poll"].get(t, ()) for t in span)
             elif flags & 2:  # F_DEMAND

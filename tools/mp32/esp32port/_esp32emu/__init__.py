@@ -24,6 +24,21 @@ def builtin(name):
         sys.path = p
 
 
+_host = [None]  # (mount point, host cwd) once boot.py has moved the host's files
+
+
+def host(path):
+    # A host path as the firmware process reaches it: unchanged until
+    # _esp32emu.boot mounts the device's littlefs at "/" and the host's
+    # filesystem at "/host"; after that "/host" + the absolute path.
+    h = _host[0]
+    if h is None or path.startswith(h[0] + "/"):
+        return path
+    if not path.startswith("/"):
+        path = h[1] + "/" + path
+    return h[0] + path
+
+
 _dir = [None]
 
 
@@ -32,7 +47,7 @@ def state_dir():
     # hal/unix.py, so the same launchers and tests drive both boards.
     d = _dir[0]
     if d is None:
-        d = os.getenv("IHD_STATE") or "run/state"
+        d = host(os.getenv("IHD_STATE") or "run/state")
         p = ""
         for part in d.split("/"):
             p = p + part + "/" if p or part else "/"

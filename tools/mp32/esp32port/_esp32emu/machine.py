@@ -11,7 +11,7 @@
 #     first byte, then `timeout_char` between bytes, and return None when
 #     nothing came (EAGAIN); pollable (select.poll, asyncio.StreamReader).
 #   * WDT: cannot be stopped; a thread kills the process (a hard stop, as the
-#     chip's reset) when not fed within `timeout` device ms.
+#     chip's reset) when not fed within `timeout` ms of real (host) time.
 #   * SPI writes and output-pin changes go to the panel recorder file
 #     IHD_PANEL_REC in boards/unix/panelrec.py's format (no refresh markers:
 #     on hardware nothing names the refreshes).
@@ -26,7 +26,7 @@
 import os
 import sys
 
-from _esp32emu import read_file, remove_file, write_file
+from _esp32emu import host, read_file, remove_file, write_file
 from _esp32emu import time as _time
 
 # modmachine.c: MP_PWRON_RESET = 1, then HARD, WDT, DEEPSLEEP, SOFT
@@ -96,7 +96,7 @@ def _recorder():
     if not _rec[1]:
         _rec[1] = True
         path = os.getenv("IHD_PANEL_REC")
-        _rec[0] = open(path, "wb") if path else None
+        _rec[0] = open(host(path), "wb") if path else None
     return _rec[0]
 
 
@@ -224,8 +224,12 @@ class WDT:
 
 
 class _Watch:
-    # Runs on the host's real clock (the device clock is the main thread's);
-    # the timeout is converted from device ms.
+    # Runs on the host's real clock (the device clock is the main thread's),
+    # and counts the timeout in real ms, not device ms: IHD_CLOCK speeds up
+    # the clock, not the CPU, so in device ms the host CPU looks `speed`
+    # times slower than it is (at 2000x a 30 s timeout would fire on a 15 ms
+    # host stall, which an ESP32 runs in well under a second). A loop that
+    # never feeds still resets after `timeout` real ms.
     def __init__(self):
         import _thread
 
@@ -239,7 +243,7 @@ class _Watch:
     def _run(self):
         while True:
             _time._T.sleep_ms(20)
-            if _time._tdiff(_time._treal_ms(), self.fed) * _time.speed > self.timeout:
+            if _time._tdiff(_time._treal_ms(), self.fed) > self.timeout:
                 _restart("WDT")
                 sys.stderr.write("machine: watchdog expired, resetting\n")
                 os.system("kill -9 $PPID")  # the shell's parent is this process

@@ -1,0 +1,116 @@
+# The ESP32 port's boot-time filesystem (ports/esp32/modules/_boot.py with
+# flashbdev.py and inisetup.py): littlefs v2 on the "vfs" data partition of
+# the emulated flash ($IHD_STATE/flash.bin, the chip the store and OTA use),
+# mounted at "/", formatted on the first boot. What the device keeps there
+# (/config.json, the uplink sequence file, /ota.json) lives on the emulated
+# NOR, so IHD_FLASH_CUT / IHD_FLASH_TORN cut littlefs writes like any other.
+#
+# The device runs the frozen _boot.py before main.py; the Unix port has no
+# such hook, so launchers import this first: -c "import _esp32emu.boot;
+# import main" (tools/simproc.py). Explicit rather than done by importing
+# the machine shim: a snippet that never asks for a filesystem (the HAL
+# scenarios) keeps the flash untouched by littlefs.
+#
+# As _boot.py: mount the partition (vfs.mount autodetects littlefs, else FAT,
+# which fails on anything else); on OSError inisetup.setup(): a partition
+# whose first block is all 0xFF gets VfsLfs2.mkfs() and a boot.py; anything
+# else is "corrupted" and the device prints its message forever. Then
+# main.c runs /boot.py, here too.
+# Host side: the Unix port mounts the host at "/"; it moves to "/host" (a
+# VfsPosix, host paths unchanged below it) and sys.path, the state directory
+# and the panel recording follow (_esp32emu.host()); cwd becomes "/" of the
+# littlefs, as on the device.
+# Deviations: littlefs file times come from the host clock (the Unix port's
+# mp_hal_time_ns), not the emulated RTC; the firmware never reads them.
+import gc
+import os
+import sys
+
+import vfs
+
+import _esp32emu
+
+# hal before esp32: the emulated esp32 module needs hal.norflash, and hal's
+# package init imports hal.esp32, which imports esp32 (a cycle if esp32 came
+# first). main imports hal anyway; nothing here writes flash.
+import hal  # noqa: F401, I001
+
+HOST = "/host"
+
+
+def _fs_corrupted():
+    import time
+
+    while 1:
+        print(
+            """\
+The filesystem appears to be corrupted. If you had important data there, you
+may want to make a flash snapshot to try to recover it. Otherwise, perform
+factory reprogramming of MicroPython firmware (completely erase flash, followed
+by firmware programming).
+"""
+        )
+        time.sleep(3)
+
+
+def _setup(bdev):
+    # inisetup.setup() for a "vfs" partition
+    buf = bytearray(bdev.ioctl(5, 0))
+    bdev.readblocks(0, buf)
+    for b in buf:
+        if b != 0xFF:
+            _fs_corrupted()
+    del buf
+    print("Performing initial setup")
+    vfs.VfsLfs2.mkfs(bdev)
+    fs = vfs.VfsLfs2(bdev)
+    vfs.mount(fs, "/")
+    with open("boot.py", "w") as f:
+        f.write(
+            """\
+# This file is executed on every boot (including wake-boot from deepsleep)
+#import esp
+#esp.osdebug(None)
+#import webrepl
+#webrepl.start()
+"""
+        )
+
+
+def _move_host():
+    if _esp32emu._host[0] is not None:
+        return
+    cwd = os.getcwd()
+    sd = _esp32emu.state_dir()
+    vfs.umount("/")
+    vfs.mount(vfs.VfsPosix(), HOST)
+    _esp32emu._host[0] = (HOST, cwd.rstrip("/"))
+    _esp32emu._dir[0] = _esp32emu.host(sd)
+    sys.path[:] = [p if p in ("", ".frozen") else _esp32emu.host(p) for p in sys.path]
+
+
+def boot():
+    from esp32 import Partition  # flashbdev.py
+
+    _move_host()
+    bdev = Partition.find(Partition.TYPE_DATA, label="vfs")
+    bdev = bdev[0] if bdev else None
+    try:
+        if bdev:
+            vfs.mount(bdev, "/")
+    except OSError:
+        _setup(bdev)
+    os.chdir("/")
+    gc.collect()
+    try:
+        with open("boot.py") as f:
+            src = f.read()
+    except OSError:
+        src = None
+    if src:
+        exec(src, {"__name__": "__main__"})
+    del src
+    gc.collect()
+
+
+boot()
