@@ -18,16 +18,18 @@ import mpy as mpymod
 ROOT = mpymod.ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 
+import mpruntime  # noqa: E402
 import simproc  # noqa: E402
 from simresults import Results  # noqa: E402
 
 N = 300
+DEV_EPOCH = 1704067200  # meter/reading.py: readings carry seconds since 2024-01-01
 WRITE = f"""
 import hal
 from store import Store
 st = Store(hal.partition('store'))
 for i in range({N}):
-    st.append(1767225600 + 7 * i, 100 + i % 37, 5000 + i // 9, i // 50, 2 | (4 if i % 9 == 0 else 0))
+    st.append({1767225600 - DEV_EPOCH} + 7 * i, 100 + i % 37, 5000 + i // 9, i // 50, 2 | (4 if i % 9 == 0 else 0))
     if i % 64 == 63:
         st.flush()
 st.flush()
@@ -36,11 +38,13 @@ print(st.committed())
 
 
 def test_committed_vs_stored_sees_a_changed_value_and_a_missing_row(tmp_path):
-    tree = simproc.build_tree(tmp_path / "firmware")
+    rt = mpruntime.default_name()  # this test's runtime (IHD_MICROPYTHON)
+    tree = simproc.build_tree(tmp_path / "firmware") if rt == "wheel" else None
     state = tmp_path / "state"
     state.mkdir()
-    env = dict(os.environ, MICROPYPATH=f"{tree}:.frozen", IHD_STATE=str(state))
-    r = subprocess.run([str(simproc.BIN / "micropython"), "-c", WRITE], capture_output=True, text=True, env=env)
+    env = dict(os.environ, MICROPYPATH=simproc.sim_path(rt, "unix", tree), IHD_STATE=str(state))
+    cmd = simproc.firmware_cmd(None, 1 << 20, code=WRITE, runtime=rt)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert r.returncode == 0 and r.stdout.split() == [str(N)], r.stdout + r.stderr
 
     db = tmp_path / "collector.sqlite"
@@ -56,7 +60,7 @@ def test_committed_vs_stored_sees_a_changed_value_and_a_missing_row(tmp_path):
     con.commit()
 
     res = Results()
-    res.tree, res.state, res.db, res.device_id = tree, state, db, 4097
+    res.tree, res.state, res.db, res.device_id, res.runtime = tree, state, db, 4097, rt
     res.lock, res.commits = threading.Lock(), [(1, 200), (201, N)]
     c = res.committed_vs_stored()
     assert c["on_flash"] == c["compared"] == N and c["oldest_on_flash"] == 1, c
