@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import mpruntime  # noqa: E402
 
 MP32_HEAP = "128k"
+BOTH_RUNTIMES = True  # tools/bench.py: this bench runs mp32 and the wheel itself
 
 # A fixed mix of what the firmware does: calls with several arguments,
 # small tuples, attribute and dict lookups, bytearray indexing.
