@@ -133,7 +133,7 @@ _CAUSES = {
 }
 
 
-_cause = [None]
+_cause = [None]  # type: list  # the cause, read once per boot
 
 
 def reset_cause():
