@@ -12,14 +12,17 @@
 # and at the end "C good bad ignored skipped" (frame counters).
 import sys
 
+from meter.reading import DEV_EPOCH
+
 proto = sys.argv[1]
 path = sys.argv[2]
 chunk = int(sys.argv[3]) if len(sys.argv) > 3 else 256
 seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 
 
-def on_reading(utc, demand_w, delivered_wh, received_wh, flags):
-    print("R", utc, demand_w, delivered_wh, received_wh, flags)
+def on_reading(t_s, demand_w, delivered_wh, received_wh, flags):
+    # readings carry device seconds (meter/reading.py); the CSV has Unix
+    print("R", t_s + DEV_EPOCH, demand_w, delivered_wh, received_wh, flags)
 
 
 if proto == "raven":

@@ -8,21 +8,24 @@
 #   d = Decoder(on_reading, on_bad, on_time)
 #   d.feed(buf, n)            bytes as captured, any split
 #   d.counters()              (good, bad, ignored, skipped)
-# on_reading(utc_s, demand_w, delivered_wh, received_wh, flags) as the link;
-# utc_s is the meter's last Time attribute in the capture (F_TIME_VALID
-# only once one was seen): the reports themselves carry no time.
+# on_reading(t_s, demand_w, delivered_wh, received_wh, flags) as the link
+# (t_s in device seconds, meter/reading.py); t_s is the meter's last Time
+# attribute in the capture (F_TIME_VALID only once one was seen): the
+# reports themselves carry no time.
 # on_bad(reason) for every rejected frame; on_time(utc_s) for each valid
 # meter time.
 from meter import ash, ezsp, zcl
+from meter.reading import DEV_EPOCH
 
 
 class _CaptureClock:
+    # the Meter's clock (a DevClock's interface): the capture's meter time
     def __init__(self):
-        self.t = 0
+        self.t = 0  # Unix seconds
         self.ok = False
 
-    def utc(self):
-        return self.t
+    def now(self):
+        return self.t - DEV_EPOCH
 
     def valid(self):
         return self.ok

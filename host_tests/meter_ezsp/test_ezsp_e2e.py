@@ -31,9 +31,10 @@ TOL_S = 120
 
 FIRMWARE = """
 import asyncio, faults, hal, meter
+import meter.reading
 F = faults.Faults()
 def on_reading(u, d, dw, rw, fl):
-    print("R", u, d, dw, rw, fl)
+    print("R", u - meter.reading.NO_TIME, d, dw, rw, fl)  # device seconds -> Unix
 # the application's entry point: install code and options as keywords
 link = meter.make_link("ezsp", None, on_reading, F, **CFG)
 asyncio.run(link.run())

@@ -57,7 +57,7 @@ def rnd(x: Fraction) -> int:
 FIRMWARE = """
 from meter import zcl
 class C:
-    def utc(self): return 1
+    def now(self): return 1  # a DevClock: device seconds
     def valid(self): return True
 def r(*a): print("R", *a)
 m = zcl.Meter(r, C(), lambda t: print("T", t))

@@ -11,12 +11,14 @@ import board
 import faults
 import hal
 from meter import make_link
+from meter.reading import DEV_EPOCH
 
 f = faults.Faults()
 
 
-def on_reading(utc, demand_w, delivered_wh, received_wh, flags):
-    print("R", utc, demand_w, delivered_wh, received_wh, flags)
+def on_reading(t_s, demand_w, delivered_wh, received_wh, flags):
+    # readings carry device seconds (meter/reading.py); printed as Unix
+    print("R", t_s + DEV_EPOCH, demand_w, delivered_wh, received_wh, flags)
 
 
 link = make_link(sys.argv[1], hal.Uart(board.METER_UART), on_reading, f)
