@@ -22,6 +22,12 @@
 # littlefs, as on the device.
 # Deviations: littlefs file times come from the host clock (the Unix port's
 # mp_hal_time_ns), not the emulated RTC; the firmware never reads them.
+# For an EZSP device the ASH and EZSP protocol timers (meter/ash.py's ticks,
+# meter/ezsp_link.py's command timeouts) are given the host's real ticks,
+# as hal/unix.py does: the co-processor emulator is a real-time host process
+# whose ~1 ms answers would be 2 s of device time at 2000x, past ASH's
+# 1.6 s acknowledgement timeout (213 link restarts and 15% of readings not
+# taken per simulated day before). On the device both clocks are one.
 import gc
 import os
 import sys
@@ -89,6 +95,37 @@ def _move_host():
     sys.path[:] = [p if p in ("", ".frozen") else _esp32emu.host(p) for p in sys.path]
 
 
+def _protocol():
+    # The configured co-processor protocol (app/config.py's file), else the board's.
+    try:
+        import json
+
+        with open("config.json") as f:
+            p = json.load(f).get("meter_protocol")
+        if p:
+            return p
+    except (OSError, ValueError, AttributeError):
+        pass
+    import board
+
+    return getattr(board, "METER_PROTOCOL", None)
+
+
+def _link_timers_in_real_time():
+    from meter import ash, ezsp_link
+
+    from _esp32emu.time import real_ticks_ms
+
+    base = ash.Ash
+
+    class Ash(base):
+        def __init__(self, write, on_frame, on_event, ticks=real_ticks_ms):
+            super().__init__(write, on_frame, on_event, ticks)
+
+    ash.Ash = Ash
+    ezsp_link.ticks_ms = real_ticks_ms
+
+
 def boot():
     from esp32 import Partition  # flashbdev.py
 
@@ -110,6 +147,8 @@ def boot():
     if src:
         exec(src, {"__name__": "__main__"})
     del src
+    if _protocol() == "ezsp":
+        _link_timers_in_real_time()
     gc.collect()
 
 

@@ -35,6 +35,7 @@ _RTC_FILE = "esp32_rtc"
 
 _tdiff = _T.ticks_diff
 _treal_ms = _T.ticks_ms
+real_ticks_ms = _T.ticks_ms  # the host's, for _esp32emu.boot (link timers)
 _treal_us = _T.ticks_us
 
 _utc, speed, _valid = clock_spec()
