@@ -112,9 +112,8 @@ def _protocol():
 
 
 def _link_timers_in_real_time():
-    from meter import ash, ezsp_link
-
     from _esp32emu.time import real_ticks_ms
+    from meter import ash, ezsp_link
 
     base = ash.Ash
 
