@@ -59,9 +59,11 @@ run: $(STAMP) mp32
 	$(BIN)/python tools/sim.py run --board-defaults --hours 24 --speed 60 --heap $(HEAP) \
 		--preview-every 30 --out run/sim $(SIM_ARGS)
 
-## make soak: 7 simulated days on mp32, whole heap $(HEAP), 10% loss, a 6 h outage, 20 power cuts (about 6 min).
+## make soak: 7 simulated days on mp32 with the ESP32 board (the real hal/esp32.py on the emulated
+## port modules), whole heap $(HEAP), 10% loss, a 6 h outage, 20 power cuts (about 8 min).
+SOAK_BOARD ?= esp32s3_eink29
 soak: $(STAMP) mp32
-	$(BIN)/python tools/sim.py run --hours 168 --heap $(HEAP) --loss 0.1 --outage 72:6 --power-cuts 20 \
+	$(BIN)/python tools/sim.py run --board $(SOAK_BOARD) --hours 168 --heap $(HEAP) --loss 0.1 --outage 72:6 --power-cuts 20 \
 		--speed 2000 --no-record-display --out build/soak $(SIM_ARGS)
 
 ## make deploy PORT=/dev/ttyACM0 [BOARD=...] [DRY_RUN=1]: mpy-cross + mpremote copy.
