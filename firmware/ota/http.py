@@ -8,15 +8,24 @@
 # Range support (200 to a range request) also restarts the sink. Retries back
 # off and are counted only while no progress is made, so any number of drops
 # is survived as long as each connection delivers something.
+# Pace (device time, the HAL clock): a fetch is abandoned for good when it
+# outlasts its deadline, max(floor, size / MIN_AVG_BPS), or when any window of
+# WINDOW_MS (judged every half window) brought less than MIN_WINDOW_BPS: a
+# server that drips a byte just inside each read timeout cannot hold it.
 # TLS (https://) encrypts only: authenticity comes from the image signature.
 import asyncio
 import gc
+import time
 
 from micropython import const
 
 _NET_BUF = const(1024)
 _MAX_HEADER_LINES = const(32)
 _MAX_LINE = const(512)
+MIN_AVG_BPS = const(1024)  # overall: size / this is the deadline
+MIN_WINDOW_BPS = const(256)  # any window of WINDOW_MS must bring this much
+WINDOW_MS = const(300_000)
+DEADLINE_FLOOR_MS = const(900_000)
 
 
 class DownloadError(Exception):
@@ -45,12 +54,14 @@ def parse_url(url):
     return tls, hostport, port, path
 
 
-async def _line(reader, timeout_ms):
+async def _line(reader, timeout_ms, pace):
     # One header line, at most _MAX_LINE bytes: a hostile or broken peer
-    # cannot make us allocate without bound (StreamReader.readline would).
+    # cannot make us allocate without bound (StreamReader.readline would),
+    # nor hold us by dripping it (pace(0) after each byte).
     line = bytearray()
     while True:
         c = await asyncio.wait_for_ms(reader.read(1), timeout_ms)
+        pace(0)
         if not c:
             raise OSError("connection closed in headers")
         if c == b"\n":
@@ -60,9 +71,9 @@ async def _line(reader, timeout_ms):
         line.extend(c)
 
 
-async def _head(reader, timeout_ms):
+async def _head(reader, timeout_ms, pace):
     # -> (status, {lower-case name: value}) for the headers we use.
-    parts = (await _line(reader, timeout_ms)).split(None, 2)
+    parts = (await _line(reader, timeout_ms, pace)).split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
         raise OSError("bad status line")
     try:
@@ -71,7 +82,7 @@ async def _head(reader, timeout_ms):
         raise OSError("bad status code")
     hdrs = {}
     for _ in range(_MAX_HEADER_LINES):
-        line = await _line(reader, timeout_ms)
+        line = await _line(reader, timeout_ms, pace)
         if not line:
             return status, hdrs
         i = line.find(b":")
@@ -97,7 +108,20 @@ def _content_range(v):
 
 
 class Fetcher:
-    def __init__(self, url, sink, size=None, timeout_ms=10_000, retries=5, backoff_ms=500):
+    def __init__(
+        self,
+        url,
+        sink,
+        size=None,
+        timeout_ms=10_000,
+        retries=5,
+        backoff_ms=500,
+        clock=None,
+        min_avg_bps=MIN_AVG_BPS,
+        min_window_bps=MIN_WINDOW_BPS,
+        window_ms=WINDOW_MS,
+        deadline_floor_ms=DEADLINE_FLOOR_MS,
+    ):
         self.tls, self.host, self.port, self.path = parse_url(url)
         self.sink = sink  # .write(mv), .restart(), .pos
         self.total = size
@@ -109,10 +133,54 @@ class Fetcher:
         self.restarts = 0
         self._buf = bytearray(_NET_BUF)
         self._ssl = None
+        if clock is None:
+            import hal
+
+            clock = hal.clock
+        self.clock = clock
+        self.min_avg_bps = min_avg_bps
+        self.deadline_floor_ms = deadline_floor_ms
+        self.window_ms = window_ms
+        self._need = min_window_bps * (window_ms // 1000)  # bytes per window
+        self.received = 0  # body bytes, all connections
+
+    def pace(self, n):
+        # Count n body bytes; raise a permanent DownloadError when the fetch
+        # is past its deadline or the last window brought too little.
+        # Integers stay small (no long ints on a 32-bit build).
+        now = self.clock.ticks_ms()
+        self.received += n
+        el = time.ticks_diff(now, self._t0)
+        total = self.total or 0
+        limit = max(self.deadline_floor_ms, total // self.min_avg_bps * 1000)
+        if el > limit:
+            raise DownloadError(
+                "download-deadline: %d of %d bytes in %d s, limit %d s"
+                % (self.received, total, el // 1000, limit // 1000),
+                True,
+            )
+        half = self.window_ms // 2
+        while time.ticks_diff(now, self._w_t) >= half:
+            got = self._w_prev + self._w_cur
+            if self._w_full and got < self._need:
+                raise DownloadError(
+                    "download-too-slow: %d bytes in the last %d s, at least %d required"
+                    % (got, self.window_ms // 1000, self._need),
+                    True,
+                )
+            self._w_full = True
+            self._w_prev = self._w_cur
+            self._w_cur = 0
+            self._w_t = time.ticks_add(self._w_t, half)
+        self._w_cur += n
 
     async def run(self):
         failures = 0
+        self._t0 = self._w_t = self.clock.ticks_ms()
+        self._w_prev = self._w_cur = 0
+        self._w_full = False
         while True:
+            self.pace(0)
             start = self.sink.pos
             if self.total is not None and start >= self.total:
                 return
@@ -155,7 +223,7 @@ class Fetcher:
                     req += "If-Range: %s\r\n" % self.etag
             writer.write((req + "\r\n").encode())
             await writer.drain()
-            status, hdrs = await _head(reader, self.timeout_ms)
+            status, hdrs = await _head(reader, self.timeout_ms, self.pace)
             if status == 200:
                 try:
                     length = int(hdrs.get("content-length", "-1"))
@@ -183,6 +251,7 @@ class Fetcher:
                 if not n:
                     break  # dropped: the caller resumes with a Range request
                 n = min(n, self.total - self.sink.pos)
+                self.pace(n)
                 self.sink.write(mv[:n])
         finally:
             writer.close()

@@ -138,7 +138,9 @@ class Updater:
         # on from the bytes already verified and written (same installer).
         for wait_ms in self.retry_ms + (None,):
             try:
-                return await fetch(cmd["url"], inst, cmd.get("size"), **fetch_kw)
+                # Pace limits in device time (ota/http.py): a drip-feeding
+                # server ends the update (permanent), a later command retries.
+                return await fetch(cmd["url"], inst, cmd.get("size"), clock=self.clock, **fetch_kw)
             except DownloadError as e:
                 if e.permanent or wait_ms is None:
                     raise
