@@ -60,6 +60,14 @@ def block_ok(blk):
     return crc == binascii.crc32(memoryview(blk)[:_CRC_OFF]) & 0xFFFFFFFF
 
 
+def zero_pad(blk):
+    # Bytes 1200..1215 of a block are zero as espsecure writes them.
+    for i in range(_CRC_OFF + 4, BLOCK_SIZE):
+        if blk[i]:
+            return False
+    return True
+
+
 def key_digest(blk):
     return hashlib.sha256(memoryview(blk)[_KEY_OFF:_KEY_END]).digest()
 

@@ -4,8 +4,10 @@
 # Stream layout (espsecure sign-data --version 2):
 #   [0, image.end)          the app image (ota/image.py), appended SHA-256
 #   [image.end, sig_start)  0xFF padding up to the next 4 KB boundary
-#   [sig_start, +4096)      signature sector: up to 3 blocks of 1216 bytes
-#                           (ota/sbv2.py), the rest 0xFF
+#   [sig_start, +4096)      signature sector: 1 to 3 blocks of 1216 bytes
+#                           (ota/sbv2.py) back to back, the rest 0xFF; any
+#                           other byte there is refused (sig-sector-garbage):
+#                           the signature does not cover them
 # The signed digest is SHA-256 of [0, sig_start). Memory is constant: two
 # running SHA-256s, a 256-byte app description and one 1216-byte block.
 #
@@ -59,6 +61,8 @@ class Verifier:
         self._blk = bytearray(sbv2.BLOCK_SIZE)
         self._blk_have = 0
         self._nblk = 0
+        self._blocks_end = False  # a slot that is not a block was seen
+        self._garbage = False  # non-0xFF bytes where only erased flash may be
         self._best = None  # (stage, reason) of the block that got furthest
         self._digest = None
         self.accepted_block = None
@@ -98,12 +102,17 @@ class Verifier:
         if self.pos == self.sig_start and self._digest is None:
             self._digest = self._sha.digest()
         while i < n:
-            k = min(n - i, sbv2.BLOCK_SIZE - self._blk_have)
             if self._nblk < sbv2.MAX_BLOCKS:
+                k = min(n - i, sbv2.BLOCK_SIZE - self._blk_have)
                 self._blk[self._blk_have : self._blk_have + k] = mv[i : i + k]
                 self._blk_have += k
                 if self._blk_have == sbv2.BLOCK_SIZE:
                     self._block()
+            else:
+                # Past the last block slot: erased flash only.
+                k = n - i
+                if not all_ff(mv[i:n], k):
+                    self._garbage = True
             i += k
             self.pos += k
 
@@ -125,11 +134,27 @@ class Verifier:
                 )
 
     def _block(self):
+        # One 1216-byte slot of the signature sector. The blocks come first,
+        # back to back; the first slot that is not a well-formed block ends
+        # them, and from there on every byte must be 0xFF (erased). A block's
+        # 16 trailing bytes must be zero, as espsecure writes them.
+        blk = self._blk
         self._blk_have = 0
         self._nblk += 1
-        if self.accepted_block is not None:
+        if self._blocks_end:
+            if not all_ff(blk, sbv2.BLOCK_SIZE):
+                self._garbage = True
             return
-        stage, reason = sbv2.check_block(self._blk, self._digest, self.policy.trusted)
+        if not sbv2.block_ok(blk):
+            self._blocks_end = True
+            if self._nblk > 1 and not all_ff(blk, sbv2.BLOCK_SIZE):
+                self._garbage = True
+            # slot 0 malformed: no block at all, reported as such by finish()
+        elif not sbv2.zero_pad(blk):
+            self._garbage = True
+        if self._blocks_end or self.accepted_block is not None:
+            return
+        stage, reason = sbv2.check_block(blk, self._digest, self.policy.trusted)
         if stage == sbv2.ST_OK:
             self.accepted_block = self._nblk - 1
             self.key_digest = sbv2.key_digest(self._blk)
@@ -145,6 +170,11 @@ class Verifier:
             raise Reject("unsigned: no signature sector after the image")
         if self.pos < self.sig_start + SECTOR:
             raise Reject("truncated: stream ended inside the signature")
+        if self._best is None or self._best[0] == sbv2.ST_FORMAT:
+            if self.accepted_block is None:
+                raise Reject("no-signature-block: no block with valid magic, version and CRC")
+        if self._garbage:
+            raise Reject("sig-sector-garbage: signature sector holds bytes that are neither a block nor 0xFF")
         if self.accepted_block is not None:
             return None
         if self._best is None or self._best[0] == sbv2.ST_FORMAT:
