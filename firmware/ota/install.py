@@ -35,6 +35,15 @@ class Installer:
         self._buf = bytearray(BLOCK)
         self.restart()
 
+    def release(self):
+        # After a failed or refused attempt: the block buffers (about 8 KB of
+        # a ~100 KB heap) go at once, the verifier's findings stay for
+        # diagnostics until the next update.
+        self._buf = None
+        self._sha = None
+        if self.v is not None:
+            self.v._blk = None
+
     def restart(self):
         self.v = None
         gc.collect()  # the old verifier's buffers, before the new ones

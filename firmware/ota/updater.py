@@ -149,6 +149,8 @@ class Updater:
                 self.status.set(S.DOWNLOADING)
 
     def _fail(self, state, reason):
+        if self.installer is not None:
+            self.installer.release()
         if self.record.pending is not None and self.record.pending.get("stage") == "installing":
             self.record.clear_pending()
         self.status.set(state, reason=reason)

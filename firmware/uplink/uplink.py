@@ -86,6 +86,10 @@ class Uplink:
         self.probe_after = probe_after
         self.tx = bytearray(dg.MAX_DGRAM)  # the batch in flight
         self.ctl = bytearray(64)  # keep-alive, HELLO, DONE, streamed reading
+        # received datagrams (one byte over the limit: a longer one is seen
+        # as such); recvfrom() allocated this much for every datagram, and a
+        # fragmented 96 KB heap could not always find the block
+        self.rx = bytearray(dg.MAX_DGRAM + 1)
         self.enc = Encoder(dg.DATA_CAP)
         self.enc_from = -1  # the cursor the encoder's batch was started at (-1: none)
         self.enc_first = -1  # seq of its first reading
@@ -334,16 +338,23 @@ class Uplink:
     # -- receiving ---------------------------------------------------------------
     async def _rx_loop(self):
         s = self.sock
+        rx = self.rx
         while True:
             await _readable(s)
             try:
-                data = s.recvfrom(dg.MAX_DGRAM + 1)[0]
+                n = s.readinto(rx)
             except OSError:
                 continue
-            self.on_datagram(data)
+            # readinto() drains the socket: two queued datagrams would come
+            # concatenated, fail their tag and count as one lost reply (the
+            # protocol's retries cover it, as any loss)
+            if n:
+                self.on_datagram(rx, n)
 
-    def on_datagram(self, data):
-        n = len(data)
+    def on_datagram(self, data, n=-1):
+        # data[:n] (n < 0: all of data) is one datagram from the network
+        if n < 0:
+            n = len(data)
         st = self.status
         st.bytes_down += n
         st.datagrams_down += 1
