@@ -89,7 +89,10 @@ async def meter(store, up, interval, flush_every):
             store.flush()
         up.notify(seq, t_s, dem, dl, rc, fl)
         if rtlog and up.status.realtime:
-            print("rt", seq, "%.6f" % time.time())
+            # wall time from integer ns: a float time.time() on the 32-bit
+            # single-precision build has a 128 s step at 1.8e9
+            ns = time.time_ns()
+            print("rt", seq, "%d.%06d" % (ns // 1_000_000_000, ns // 1000 % 1_000_000))
 
 
 async def main():
