@@ -4,13 +4,16 @@
 Sub-commands:
   keygen KEYFILE                  RSA-3072 Secure Boot V2 signing key (espsecure)
   digest KEYFILE                  print the key digest devices trust (espsecure)
-  sign --keyfile K [-k K2 ..] -o OUT IN
-                                  sign an app image (espsecure sign-data --version 2)
-  make-image -o OUT [--size N] [--version V] [--project P] [--secure-version S]
+  sign --keyfile K [-k K2 ..] [--board B] -o OUT IN
+                                  tag the image for board B (esp_app_desc_t, docs/ota.md;
+                                  default: the tag it has) and sign it (espsecure
+                                  sign-data --version 2)
+  make-image -o OUT [--size N] [--version V] [--project P] [--secure-version S] [--board B]
                                   build a test ESP-IDF app image (esptool's image writer)
-  verify --trusted-key-digest HEX IMAGE
+  verify --trusted-key-digest HEX [--board B] IMAGE
                                   run the firmware's own verifier on the MicroPython
-                                  Unix port; prints OK or REJECT: <reason>, exit 0 / 1
+                                  Unix port; prints OK or REJECT: <reason>, exit 0 / 1,
+                                  then what the image is (board, project, version)
   serve DIR [--port P]            HTTP server with Range support for OTA downloads
                                   (tools/ota_server.py)
   request-update --device ID --url URL [--db COLLECTOR.sqlite] IMAGE
@@ -42,7 +45,11 @@ import mpruntime  # noqa: E402  (the MicroPython runtime: IHD_MICROPYTHON, mp32 
 
 DEFAULT_PROJECT = "micropython"  # ESP-IDF project name of a MicroPython build
 DEFAULT_CHIP = "esp32s3"
+DEFAULT_BOARD = "esp32s3-eink29"  # boards/esp32s3_eink29/board.py NAME
 DESC_MAGIC = 0xABCD5432
+BOARD_TAG = b"IHDB"  # firmware/ota/image.py: esp_app_desc_t reserv2's last 32 bytes
+BOARD_OFF = 224  # within esp_app_desc_t
+BOARD_RE = re.compile(r"[A-Za-z0-9._-]{1,27}")
 
 
 class ToolError(Exception):
@@ -74,16 +81,73 @@ def key_digest(keyfile: Path) -> bytes:
         out.unlink(missing_ok=True)
 
 
-def sign(keyfiles: list[Path], image: Path, output: Path) -> None:
+def sign(keyfiles: list[Path], image: Path, output: Path, board: str | None = None) -> str:
+    """Sign `image` for `board` (None: the board it is tagged for); -> the board.
+    An untagged image is tagged first (a copy: checksum and SHA-256 redone)."""
+    data = image.read_bytes()
+    have = image_info(data)["board"]
+    if board is None:
+        if have is None:
+            raise ToolError(f"{image} names no board: give --board NAME (e.g. {DEFAULT_BOARD}, boards/*/board.py NAME)")
+        board = have
+    elif have is not None and have != board:
+        raise ToolError(f"{image} is built for board {have!r}; refusing to sign it for {board!r}")
+    src = image
+    if have is None:
+        src = output.with_name(output.name + ".tagged.tmp")
+        src.write_bytes(set_board(data, board))
     args = ["sign-data", "--version", "2"]
     for k in keyfiles:
         args += ["--keyfile", str(k)]
-    _espsecure(*args, "--output", str(output), str(image))
+    try:
+        _espsecure(*args, "--output", str(output), str(src))
+    finally:
+        if src != image:
+            src.unlink(missing_ok=True)
+    return board
+
+
+def _image_layout(image: bytes) -> tuple[int, int]:
+    """(offset of the checksum byte, offset of the appended SHA-256) of an
+    ESP-IDF app image with hash_appended (ESP-IDF esp_image_format.h)."""
+    if len(image) < 24 or image[0] != 0xE9 or image[23] != 1:
+        raise ToolError("not an ESP-IDF app image with an appended SHA-256")
+    pos = 24
+    for _ in range(image[1]):
+        if pos + 8 > len(image):
+            raise ToolError("image truncated in its segment headers")
+        pos += 8 + struct.unpack_from("<I", image, pos + 4)[0]
+    ck = pos + 15 - pos % 16
+    if ck + 33 > len(image):
+        raise ToolError("image truncated before its checksum and hash")
+    return ck, ck + 1
+
+
+def set_board(image: bytes, board: str) -> bytes:
+    """The image with its board tag set (esp_app_desc_t at offset 32), XOR
+    checksum and appended SHA-256 recomputed: still valid for esptool."""
+    if not BOARD_RE.fullmatch(board):
+        raise ToolError(f"board name {board!r}: 1 to 27 characters of A-Z a-z 0-9 . _ -")
+    ck, h = _image_layout(image)
+    b = bytearray(image)
+    at = 32 + BOARD_OFF
+    b[at : at + 32] = BOARD_TAG + board.encode().ljust(28, b"\0")
+    x = 0xEF
+    pos = 24
+    for _ in range(b[1]):
+        n = struct.unpack_from("<I", b, pos + 4)[0]
+        for v in b[pos + 8 : pos + 8 + n]:
+            x ^= v
+        pos += 8 + n
+    b[ck] = x
+    b[h : h + 32] = hashlib.sha256(bytes(b[:h])).digest()
+    return bytes(b)
 
 
 # -- test images (esptool's ESP-IDF image writer) -------------------------------
-def app_desc(version: str, project: str, secure_version: int) -> bytes:
-    """esp_app_desc_t, 256 bytes (layout as esptool's _parse_app_info)."""
+def app_desc(version: str, project: str, secure_version: int, board: str | None = None) -> bytes:
+    """esp_app_desc_t, 256 bytes (layout as esptool's _parse_app_info); the
+    board tag in the last 32 bytes of reserv2 unless board is None."""
 
     def field(s: str, n: int) -> bytes:
         b = s.encode()
@@ -91,8 +155,11 @@ def app_desc(version: str, project: str, secure_version: int) -> bytes:
             raise ToolError(f"{s!r} does not fit the {n}-byte field")
         return b.ljust(n, b"\0")
 
+    tag = b"" if board is None else BOARD_TAG + board.encode()
+    if board is not None and not BOARD_RE.fullmatch(board):
+        raise ToolError(f"board name {board!r}: 1 to 27 characters of A-Z a-z 0-9 . _ -")
     return struct.pack(
-        "<II8s32s32s16s16s32s32sHHB3s72s",
+        "<II8s32s32s16s16s32s32sHHB3s40s32s",
         DESC_MAGIC,
         secure_version,
         b"",
@@ -107,6 +174,7 @@ def app_desc(version: str, project: str, secure_version: int) -> bytes:
         0,
         b"",
         b"",
+        tag,
     )
 
 
@@ -117,6 +185,7 @@ def make_image(
     secure_version: int = 0,
     chip: str = DEFAULT_CHIP,
     seed: int = 1,
+    board: str | None = DEFAULT_BOARD,
 ) -> bytes:
     """An ESP-IDF app image of about `size` bytes: DROM (app desc first),
     IROM, DRAM and IRAM segments of pseudo-random content."""
@@ -130,7 +199,7 @@ def make_image(
     img.flash_mode = 2  # dio
     img.flash_size_freq = 0x30  # 8MB, 80m (S3 coding)
     img.entrypoint = 0x40378000 if chip == "esp32s3" else 0x40080000
-    drom = app_desc(version, project, secure_version) + rnd.randbytes(flash)
+    drom = app_desc(version, project, secure_version, board) + rnd.randbytes(flash)
     irom = rnd.randbytes(flash)
     img.segments = [
         ELFSection(b".flash.appdesc", rom.DROM_MAP_START + 0x20, drom, 0),
@@ -147,7 +216,7 @@ import sys, binascii
 from ota.verify import Policy, Reject, verify_file, CHIP_IDS
 a = sys.argv
 keys = [binascii.unhexlify(k) for k in a[5].split(",") if k]
-pol = Policy(keys, CHIP_IDS[a[2]], a[3], int(a[4]))
+pol = Policy(keys, CHIP_IDS[a[2]], a[3], int(a[4]), a[6])
 try:
     v = verify_file(a[1], pol)
     print("OK")
@@ -163,6 +232,7 @@ def verify(
     project: str = DEFAULT_PROJECT,
     min_secure_version: int = 0,
     heap: str = "96k",
+    board: str = DEFAULT_BOARD,
 ) -> tuple[bool, str]:
     """Run firmware/ota/verify.py on MicroPython; returns (accepted, line)."""
     for d in trusted:
@@ -170,7 +240,7 @@ def verify(
             raise ToolError(f"trusted key digest {d!r} is not 64 hex digits")
     env = dict(os.environ, MICROPYPATH=mpruntime.module_path([ROOT / "firmware", ROOT / "boards" / "unix"]))
     cmd = [str(mpruntime.binary()), "-X", f"heapsize={heap}", "-c", _VERIFY_SNIPPET]
-    args = [str(image), chip, project, str(min_secure_version), ",".join(trusted)]
+    args = [str(image), chip, project, str(min_secure_version), ",".join(trusted), board]
     # `-c` leaves sys.argv[0] as "", so our arguments start at index 1.
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env)
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
@@ -249,7 +319,10 @@ def image_info(image: bytes) -> dict:
         raise ToolError("image has no esp_app_desc_t in its first segment")
     version = desc[16:48].split(b"\0")[0].decode()
     project = desc[48:80].split(b"\0")[0].decode()
-    return {"version": version, "project": project, "secure_version": sv, "chip_id": img.chip_id}
+    board = None
+    if desc[BOARD_OFF : BOARD_OFF + 4] == BOARD_TAG:
+        board = desc[BOARD_OFF + 4 :].split(b"\0")[0].decode(errors="replace")
+    return {"version": version, "project": project, "secure_version": sv, "chip_id": img.chip_id, "board": board}
 
 
 # -- CLI -----------------------------------------------------------------------
@@ -260,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("keyfile", type=Path)
     p = sub.add_parser("digest", help="print the SHA-256 key digest devices trust")
     p.add_argument("keyfile", type=Path)
-    p = sub.add_parser("sign", help="sign an app image (up to 3 keys)")
+    p = sub.add_parser("sign", help="sign an app image (up to 3 keys) for a board")
     p.add_argument("--keyfile", "-k", type=Path, action="append", required=True)
+    p.add_argument("--board", help="board the image is for (default: the board it is tagged for)")
     p.add_argument("--output", "-o", type=Path, required=True)
     p.add_argument("image", type=Path)
     p = sub.add_parser("make-image", help="build a test ESP-IDF app image")
@@ -272,11 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--secure-version", type=int, default=0)
     p.add_argument("--chip", default=DEFAULT_CHIP)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--board", default=DEFAULT_BOARD, help="board tag ('' for none)")
     p = sub.add_parser("verify", help="verify a signed image with the firmware's verifier")
     p.add_argument("--trusted-key-digest", action="append", required=True, metavar="HEX")
     p.add_argument("--chip", default=DEFAULT_CHIP)
     p.add_argument("--project", default=DEFAULT_PROJECT)
     p.add_argument("--min-secure-version", type=int, default=0)
+    p.add_argument("--board", default=DEFAULT_BOARD, help="the device's board (board.py NAME)")
     p.add_argument("image", type=Path)
     p = sub.add_parser("serve", help="serve OTA images over HTTP with Range support")
     p.add_argument("root", type=Path)
@@ -296,15 +372,23 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "digest":
             print(key_digest(a.keyfile).hex())
         elif a.cmd == "sign":
-            sign(a.keyfile, a.image, a.output)
-            print(f"signed {a.image} with {len(a.keyfile)} key(s) -> {a.output}")
+            board = sign(a.keyfile, a.image, a.output, a.board)
+            print(f"signed {a.image} for board {board} with {len(a.keyfile)} key(s) -> {a.output}")
         elif a.cmd == "make-image":
-            data = make_image(a.size, a.version, a.project, a.secure_version, a.chip, a.seed)
+            data = make_image(a.size, a.version, a.project, a.secure_version, a.chip, a.seed, a.board or None)
             a.output.write_bytes(data)
             print(f"wrote {a.output}: {len(data)} bytes, {a.project} {a.version} secure_version {a.secure_version}")
         elif a.cmd == "verify":
-            ok, line = verify(a.image, a.trusted_key_digest, a.chip, a.project, a.min_secure_version)
+            ok, line = verify(a.image, a.trusted_key_digest, a.chip, a.project, a.min_secure_version, board=a.board)
             print(line)
+            try:
+                i = image_info(a.image.read_bytes())
+                print(
+                    f"image: board {i['board'] or '(none)'}, project {i['project']}, "
+                    f"version {i['version']}, secure_version {i['secure_version']}"
+                )
+            except ToolError:
+                pass  # not an app image: the REJECT line says so
             return 0 if ok else 1
         elif a.cmd == "serve":
             srv = make_server(a.root, a.port, a.host)

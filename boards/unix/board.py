@@ -3,6 +3,7 @@
 # co-processor) so the firmware sees the same device in simulation.
 NAME = "unix-sim"
 CHIP = "unix"
+OTA_BOARD = "esp32s3-eink29"  # accepts the images of the board it mirrors
 FLASH_SIZE = 0x800000
 HAL = "unix"  # firmware/hal/unix.py: emulated hardware
 

@@ -10,6 +10,10 @@
 # hash_appended, the SHA-256 of everything before it. esp_app_desc_t is the
 # first 256 bytes of the first segment (where ESP-IDF's
 # esp_ota_get_partition_description reads it: image offset 32).
+# Board tag: the last 32 bytes of esp_app_desc_t's reserv2 (desc offset 224,
+# which ESP-IDF and MicroPython builds leave zero) hold b"IHDB" and the board
+# name (NUL-padded, up to 27 bytes); tools/ota.py sign writes it before
+# signing, so the signature covers it.
 #
 # feed() takes the bytes as they arrive and returns how many belonged to
 # the image; bytes after `end` (padding, signature sector) are not its.
@@ -24,6 +28,8 @@ DESC_MAGIC = const(0xABCD5432)
 MAX_SEGMENTS = const(16)
 _HDR = const(24)
 _DESC = const(256)
+BOARD_TAG = b"IHDB"
+BOARD_OFF = const(224)  # in esp_app_desc_t: magic, then the name to 256
 
 _S_HEADER = const(0)
 _S_SEGHDR = const(1)
@@ -76,6 +82,7 @@ class AppImage:
         self.version = None
         self.project = None
         self.secure_version = None
+        self.board = None  # board tag, None when the image names none
         self._state = _S_HEADER
         self._buf = bytearray(_HDR)
         self._have = 0
@@ -186,3 +193,5 @@ class AppImage:
         self.secure_version = struct.unpack_from("<I", d, 4)[0]
         self.version = _cstr(bytes(d[16:48]))
         self.project = _cstr(bytes(d[48:80]))
+        if d[BOARD_OFF : BOARD_OFF + 4] == BOARD_TAG:
+            self.board = _cstr(bytes(d[BOARD_OFF + 4 : _DESC]))

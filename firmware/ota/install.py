@@ -108,12 +108,14 @@ def running_identity(part):
 
 def device_policy(trusted, record):
     # What this device accepts: the running image's chip and project (board
-    # defaults when none can be read) and never a secure_version below both
-    # the recorded floor and the running image's own.
+    # defaults when none can be read), images tagged for this board
+    # (board.OTA_BOARD, else board.NAME) and never a secure_version below
+    # both the recorded floor and the running image's own.
     import board
     import hal
 
     ident = running_identity(hal.running_partition())
     if ident is None:
         ident = (CHIP_IDS[board.CHIP], DEFAULT_PROJECT, 0)
-    return Policy(trusted, ident[0], ident[1], max(record.min_sv, ident[2]))
+    name = getattr(board, "OTA_BOARD", None) or board.NAME
+    return Policy(trusted, ident[0], ident[1], max(record.min_sv, ident[2]), name)

@@ -36,9 +36,10 @@ class Reject(Exception):
 
 class Policy:
     # What this device accepts: key digests (32-byte SHA-256 each, as
-    # `espsecure digest-sbv2-public-key`), its chip id, its project name and
-    # the lowest secure_version it may run (anti-rollback).
-    def __init__(self, trusted, chip_id, project, min_secure_version=0):
+    # `espsecure digest-sbv2-public-key`), its chip id, its project name,
+    # the lowest secure_version it may run (anti-rollback) and its board
+    # (the image's board tag must name it; None: not checked).
+    def __init__(self, trusted, chip_id, project, min_secure_version=0, board=None):
         for d in trusted:
             if len(d) != 32:
                 raise ValueError("trusted key digest must be 32 bytes")
@@ -46,6 +47,7 @@ class Policy:
         self.chip_id = chip_id
         self.project = project
         self.min_secure_version = min_secure_version
+        self.board = board
 
 
 class Verifier:
@@ -127,6 +129,8 @@ class Verifier:
             self._checked_desc = True
             if img.project != p.project:
                 raise Reject("project-mismatch: image is %r, this device runs %r" % (img.project, p.project))
+            if p.board is not None and img.board != p.board:
+                raise Reject("board-mismatch: image is for board %r, this is %r" % (img.board, p.board))
             if img.secure_version < p.min_secure_version:
                 raise Reject(
                     "secure-version: image secure_version %d below minimum %d"

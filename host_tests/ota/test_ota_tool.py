@@ -42,7 +42,8 @@ def test_cli_keygen_digest_make_sign_verify(tmp_path):
     assert "Checksum: " in info and "(valid)" in info and "App version: 3.1" in info and "Secure version: 2" in info
     assert cli("sign", "-k", key, "-o", tmp_path / "s.bin", tmp_path / "a.bin").returncode == 0
     ok = cli("verify", "--trusted-key-digest", digest, "--min-secure-version", 2, tmp_path / "s.bin")
-    assert (ok.returncode, ok.stdout) == (0, "OK\n")
+    shown = "image: board esp32s3-eink29, project micropython, version 3.1, secure_version 2"
+    assert (ok.returncode, ok.stdout) == (0, f"OK\n{shown}\n")
     low = cli("verify", "--trusted-key-digest", digest, "--min-secure-version", 3, tmp_path / "s.bin")
     assert low.returncode == 1 and low.stdout.startswith("REJECT: secure-version: ")
     bad = cli("verify", "--trusted-key-digest", "xyz", tmp_path / "s.bin")
