@@ -53,6 +53,11 @@ def sim_command(runtime: str | None = None) -> list[str]:
     return [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run", "--runtime", runtime, *heap]
 
 
+def native_arch() -> str:
+    """mpy-cross -march for the runtime in force: x86 for mp32 (-m32), x64 for the wheel."""
+    return "x86" if mpruntime.is_frozen() else "x64"
+
+
 def suite_runtimes() -> list[str]:
     """The runtimes every MicroPython test runs on: IHD_RUNTIMES (comma
     separated), else every runtime that is built (mp32 and the wheel)."""

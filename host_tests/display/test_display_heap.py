@@ -37,13 +37,20 @@ def precompile(dst: Path) -> Path:
         out = dst / src.relative_to(root).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
         # -march: the display has viper code (epd._convert), as on the device
-        subprocess.run([str(cross), "-march=x64", "-o", str(out), str(src)], check=True)
+        subprocess.run([str(cross), f"-march={mpy.native_arch()}", "-o", str(out), str(src)], check=True)
     return dst
 
 
-@pytest.fixture(scope="module")
-def frozen(tmp_path_factory):
-    return precompile(tmp_path_factory.mktemp("frozen"))
+_FROZEN: dict[str, Path] = {}
+
+
+@pytest.fixture
+def frozen(tmp_path_factory, runtime):
+    # compiled once per native architecture (the runtimes differ: x64, x86)
+    arch = mpy.native_arch()
+    if arch not in _FROZEN:
+        _FROZEN[arch] = precompile(tmp_path_factory.mktemp("frozen-" + arch))
+    return _FROZEN[arch]
 
 
 @pytest.mark.parametrize("panel", list(FRAME_RAM))

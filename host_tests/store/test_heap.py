@@ -30,7 +30,7 @@ def precompile(dst: Path) -> Path:
         out = dst / src.relative_to(root).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
         # -march: viper code (hal/norflash.py) needs the native emitter, as on the device
-        subprocess.run([str(cross), "-march=x64", "-o", str(out), str(src)], check=True)
+        subprocess.run([str(cross), f"-march={mpy.native_arch()}", "-o", str(out), str(src)], check=True)
     return dst
 
 
