@@ -28,6 +28,12 @@
 # whose ~1 ms answers would be 2 s of device time at 2000x, past ASH's
 # 1.6 s acknowledgement timeout (213 link restarts and 15% of readings not
 # taken per simulated day before). On the device both clocks are one.
+# Likewise meter/supervise.py's LATE_MS (real ms a report may wait on the
+# host between the co-processor and its timestamp) is scaled by the speed,
+# which hal/unix.py tells the firmware through clock.real_ms() and the
+# device HAL cannot: at 2000x a 20 ms host stall is 40 device seconds, and
+# the dropout check took it for missed readings (M06 raised 245 times in a
+# 7-day soak; 0 on the Unix board).
 import gc
 import os
 import sys
@@ -111,6 +117,13 @@ def _protocol():
     return getattr(board, "METER_PROTOCOL", None)
 
 
+def _host_latency_in_device_time():
+    from _esp32emu.time import speed
+    from meter import supervise
+
+    supervise.LATE_MS = supervise.LATE_MS * speed
+
+
 def _link_timers_in_real_time():
     from _esp32emu.time import real_ticks_ms
     from meter import ash, ezsp_link
@@ -148,6 +161,7 @@ def boot():
     del src
     if _protocol() == "ezsp":
         _link_timers_in_real_time()
+    _host_latency_in_device_time()
     gc.collect()
 
 
