@@ -43,6 +43,7 @@ from simproc import (  # noqa: E402
     build_tree,
     launcher_cpu_s,
     parse_size,
+    pin_mp32,
 )
 from simresults import Results  # noqa: E402
 
@@ -62,6 +63,8 @@ class Sim(Firmware, Operator, Results):
         # (from a ROMFS image outside the heap unless --no-romfs).
         wheel = a.runtime == "wheel"
         self.tree = build_tree(self.out / "firmware") if wheel else None
+        if not wheel:
+            pin_mp32(self.out / "micropython")
         self.romfs = build_romfs(self.tree, self.out / "firmware.romfs") if wheel and a.romfs else None
         self.rng = random.Random(a.seed)
         self.t0 = 0.0

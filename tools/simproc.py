@@ -133,13 +133,25 @@ def esp32_push(board: str, state: Path, src: Path, dst: str = "/config.json") ->
         raise SystemExit(f"sim: copying {src.name} to {dst} on the emulated board failed:\n{r.stdout}{r.stderr}")
 
 
+_MP32 = [None]  # the run's own copy of the mp32 binary (pin_mp32)
+
+
+def pin_mp32(dest: Path) -> None:
+    """Run this simulation on a copy of build/mp32/micropython: a rebuild
+    (any test session refreezes a changed firmware) must not swap the
+    firmware under a soak halfway through."""
+    shutil.copy2(mpruntime.binary("mp32"), dest)
+    _MP32[0] = dest
+
+
 def firmware_cmd(
     romfs: Path | None, heapsize: int, code: str | None = None, main: Path | None = None, runtime: str = "wheel"
 ) -> list[str]:
     """The command that runs the firmware: mp32 (frozen firmware), the
     wheel with the tree on MICROPYPATH, or the wheel with a ROMFS image."""
     if runtime == "mp32":
-        return [str(mpruntime.binary("mp32")), "-X", f"heapsize={heapsize}", "-c", code or "import main\n"]
+        mp32 = _MP32[0] or mpruntime.binary("mp32")
+        return [str(mp32), "-X", f"heapsize={heapsize}", "-c", code or "import main\n"]
     if romfs is None:
         return [str(BIN / "micropython"), "-X", f"heapsize={heapsize}", *(["-c", code] if code else [str(main)])]
     boot = ROM_BOOT + (code or "import main\n")
