@@ -14,9 +14,13 @@ Sub-commands:
                                   run the firmware's own verifier on the MicroPython
                                   Unix port; prints OK or REJECT: <reason>, exit 0 / 1,
                                   then what the image is (board, project, version)
+  keylist --list-version N (--key-digest HEX | --key PEM).. -k SIGNER -o OUT
+                                  a signed list of trusted key digests that replaces the
+                                  device's (firmware/ota/keylist.py; 1..3 keys, the version
+                                  above the device's, signed by a key it trusts now)
   serve DIR [--port P]            HTTP server with Range support for OTA downloads
                                   (tools/ota_server.py)
-  request-update --device ID --url URL [--db COLLECTOR.sqlite] IMAGE
+  request-update --device ID --url URL [--db COLLECTOR.sqlite] IMAGE|KEYLIST
                                   queue the "ota" uplink command (docs/ota.md) in the
                                   collector, which delivers it authenticated; or print it
 
@@ -249,9 +253,54 @@ def verify(
     return line == "OK", line
 
 
+# -- signed key lists (firmware/ota/keylist.py) ---------------------------------
+KEYLIST_MAGIC = b"IHDK"
+KEYLIST_MAX = 3
+
+
+def keylist_body(version: int, digests: list[bytes], allow_empty: bool = False) -> bytes:
+    """The 4096-byte signed part of a key list. allow_empty only for tests
+    that prove the device refuses what this tool will not make."""
+    if not digests and not allow_empty:
+        raise ToolError("refusing an empty key list: a device trusting no key could never be updated again")
+    if len(digests) > KEYLIST_MAX:
+        raise ToolError(f"{len(digests)} keys: a key list holds at most {KEYLIST_MAX}")
+    if len(set(digests)) != len(digests):
+        raise ToolError("the same key digest is listed twice")
+    if not 1 <= version <= 0xFFFFFFFF:
+        raise ToolError("--list-version must be 1..4294967295 (above the device's current list)")
+    for d in digests:
+        if len(d) != 32:
+            raise ToolError("a key digest is 32 bytes (64 hex digits)")
+    body = KEYLIST_MAGIC + struct.pack("<BBHI", 1, len(digests), 0, version) + b"".join(digests)
+    return body.ljust(4096, b"\xff")
+
+
+def make_keylist(signers: list[Path], version: int, digests: list[bytes], output: Path, allow_empty=False) -> None:
+    src = output.with_name(output.name + ".body.tmp")
+    src.write_bytes(keylist_body(version, digests, allow_empty))
+    args = ["sign-data", "--version", "2"]
+    for k in signers:
+        args += ["--keyfile", str(k)]
+    try:
+        _espsecure(*args, "--output", str(output), str(src))
+    finally:
+        src.unlink(missing_ok=True)
+
+
+def keylist_info(data: bytes) -> dict | None:
+    """{"version", "digests"} of a key list file, None if it is not one."""
+    if len(data) < 12 or data[:4] != KEYLIST_MAGIC:
+        return None
+    n = data[5]
+    digests = [data[12 + 32 * i : 44 + 32 * i] for i in range(n)]
+    return {"version": struct.unpack_from("<I", data, 8)[0], "digests": digests}
+
+
 # -- update command (docs/ota.md) ----------------------------------------------
 CMD_OTA = 2  # uplink command kind (firmware/uplink/datagram.py, tools/uplink_wire.py)
 PAYLOAD_FORMAT = 1
+PAYLOAD_FORMAT_KEYLIST = 2  # the file is a signed key list
 
 
 def update_command(url: str, image: bytes) -> dict:
@@ -263,6 +312,16 @@ def update_command(url: str, image: bytes) -> dict:
         raise ToolError(f"update URL must be http:// or https://, not {url!r}")
     if len(image) % 4096:
         raise ToolError("not a signed image: size is not a multiple of 4096 (sign it first)")
+    kl = keylist_info(image)
+    if kl is not None:
+        return {
+            "url": url,
+            "size": len(image),
+            "sha256": hashlib.sha256(image).hexdigest(),
+            "secure_version": 0,
+            "version": f"keys-{kl['version']}",
+            "kind": "keylist",
+        }
     info = image_info(image)
     return {
         "url": url,
@@ -279,8 +338,9 @@ def command_payload(cmd: dict) -> bytes:
     url = cmd["url"].encode()
     if len(version) > 32:
         raise ToolError("version string longer than 32 bytes")
+    fmt = PAYLOAD_FORMAT_KEYLIST if cmd.get("kind") == "keylist" else PAYLOAD_FORMAT
     payload = struct.pack(
-        ">BI32sIB", PAYLOAD_FORMAT, cmd["size"], bytes.fromhex(cmd["sha256"]), cmd["secure_version"], len(version)
+        ">BI32sIB", fmt, cmd["size"], bytes.fromhex(cmd["sha256"]), cmd["secure_version"], len(version)
     )
     payload += version + struct.pack(">H", len(url)) + url
     if len(payload) > 1160:  # wire.MAX_DGRAM - REPLY_HEAD - TAG - 7: one reply datagram
@@ -354,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-secure-version", type=int, default=0)
     p.add_argument("--board", default=DEFAULT_BOARD, help="the device's board (board.py NAME)")
     p.add_argument("image", type=Path)
+    p = sub.add_parser("keylist", help="make a signed list of trusted key digests")
+    p.add_argument("--list-version", type=int, required=True, help="above the device's current list version")
+    p.add_argument("--key-digest", action="append", default=[], metavar="HEX", help="a key digest to trust")
+    p.add_argument("--key", action="append", default=[], type=Path, metavar="PEM", help="a key to trust")
+    p.add_argument("--keyfile", "-k", type=Path, action="append", required=True, help="signing key (trusted now)")
+    p.add_argument("--output", "-o", type=Path, required=True)
     p = sub.add_parser("serve", help="serve OTA images over HTTP with Range support")
     p.add_argument("root", type=Path)
     p.add_argument("--host", default="127.0.0.1")
@@ -390,6 +456,17 @@ def main(argv: list[str] | None = None) -> int:
             except ToolError:
                 pass  # not an app image: the REJECT line says so
             return 0 if ok else 1
+        elif a.cmd == "keylist":
+            digests = []
+            for h in a.key_digest:
+                if not re.fullmatch(r"[0-9a-fA-F]{64}", h):
+                    raise ToolError(f"key digest {h!r} is not 64 hex digits")
+                digests.append(bytes.fromhex(h))
+            digests += [key_digest(k) for k in a.key]
+            make_keylist(a.keyfile, a.list_version, digests, a.output)
+            print(f"wrote {a.output}: key list version {a.list_version}, {len(digests)} key(s):")
+            for d in digests:
+                print(f"  {d.hex()}")
         elif a.cmd == "serve":
             srv = make_server(a.root, a.port, a.host)
             srv.verbose = True

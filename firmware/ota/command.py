@@ -2,7 +2,8 @@
 # layout and the DONE status codes the device answers with.
 #
 # Payload, big-endian as the rest of the wire format (docs/ota.md):
-#   u8   format = 1
+#   u8   format = 1 (the file is an app image) or 2 (a signed key list,
+#        ota/keylist.py; same fields, "kind": "keylist")
 #   u32  size of the signed image file in bytes
 #   32   SHA-256 of that file
 #   u32  secure_version of the image (informational: the image decides)
@@ -16,6 +17,7 @@ import struct
 from micropython import const
 
 FORMAT = const(1)
+FORMAT_KEYLIST = const(2)
 MAX_SIZE = const(0x1F0000)  # an OTA slot
 
 # DONE status for CMD_OTA (0: accepted, 1 and 255 are the uplink's own)
@@ -31,7 +33,7 @@ class CommandError(ValueError):
 def parse(payload):
     # -> {"url", "size", "sha256" (hex), "secure_version", "version"}
     b = bytes(payload)
-    if len(b) < 44 or b[0] != FORMAT:
+    if len(b) < 44 or b[0] not in (FORMAT, FORMAT_KEYLIST):
         raise CommandError("bad-command: format or length")
     size, sha, sv, vn = struct.unpack_from(">I32sIB", b, 1)
     i = 42 + vn
@@ -47,4 +49,7 @@ def parse(payload):
     if not 0 < size <= MAX_SIZE or size % 4096:
         raise CommandError("bad-command: size")
     sha = binascii.hexlify(sha).decode()
-    return {"url": url, "size": size, "sha256": sha, "secure_version": sv, "version": version}
+    cmd = {"url": url, "size": size, "sha256": sha, "secure_version": sv, "version": version}
+    if b[0] == FORMAT_KEYLIST:
+        cmd["kind"] = "keylist"
+    return cmd

@@ -143,6 +143,11 @@ class Fetcher:
         self.window_ms = window_ms
         self._need = min_window_bps * (window_ms // 1000)  # bytes per window
         self.received = 0  # body bytes, all connections
+        # window state, reset by run(): start of the current half window,
+        # bytes in the previous and current halves, a whole window seen
+        self._t0 = self._w_t = 0
+        self._w_prev = self._w_cur = 0
+        self._w_full = False
 
     def pace(self, n):
         # Count n body bytes; raise a permanent DownloadError when the fetch
@@ -171,7 +176,7 @@ class Fetcher:
             self._w_full = True
             self._w_prev = self._w_cur
             self._w_cur = 0
-            self._w_t = time.ticks_add(self._w_t, half)
+            self._w_t = time.ticks_add(self._w_t, half)  # type: ignore[type-var]
         self._w_cur += n
 
     async def run(self):

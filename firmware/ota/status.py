@@ -26,6 +26,7 @@ CONFIRMED = "confirmed"
 REJECTED = "rejected"
 FAILED = "failed"
 ROLLED_BACK = "rolled-back"
+KEYS_UPDATED = "keys-updated"  # a signed key list was adopted (ota/keylist.py)
 
 _FAULT = {REJECTED: F.OTA_REJECTED, FAILED: F.OTA_FAILED, ROLLED_BACK: F.OTA_ROLLED_BACK}
 

@@ -15,6 +15,8 @@
 #                   it back at the next reset
 #   rollback_due()  True once a new image has failed to become healthy for
 #                   confirm_timeout_ms: the app then resets into the rollback
+# Trusted keys: the provisioned ota_keys until a signed key list
+# (ota/keylist.py, a command with "kind": "keylist") replaces them.
 # Commands come from the uplink, which authenticates them; the image's own
 # signature is what is trusted (docs/ota.md has the command format).
 import asyncio
@@ -33,8 +35,15 @@ CONFIRM_TIMEOUT_MS = 15 * 60 * 1000
 
 
 class Updater:
-    def __init__(self, trusted, status=None, record=None, clock=None, confirm_timeout_ms=CONFIRM_TIMEOUT_MS):
-        self.trusted = trusted
+    def __init__(
+        self, trusted, status=None, record=None, clock=None, confirm_timeout_ms=CONFIRM_TIMEOUT_MS, keys_path=None
+    ):
+        from ota import keylist
+
+        self.keys_path = keys_path or keylist.default_path()
+        kl = keylist.load(self.keys_path)  # a stored signed list supersedes ota_keys
+        self.keys_version = kl[0] if kl else 0
+        self.trusted = kl[1] if kl else trusted
         self.status = status or S.Status()
         self.record = record or S.Record()
         self.clock = clock or hal.clock
@@ -119,6 +128,8 @@ class Updater:
             # The other slot holds the image we would roll back to.
             self.status.note("busy: new image on trial")
             return False
+        if cmd.get("kind") == "keylist":
+            return await self._keylist(cmd, fetch_kw)
         try:
             inst = self.begin(cmd)
             f = await self._download(cmd, inst, fetch_kw)
@@ -147,6 +158,31 @@ class Updater:
                 self.status.set(S.FAILED, reason=e.args[0])  # "will try again"
                 await asyncio.sleep_ms(self.clock.real_ms(wait_ms))
                 self.status.set(S.DOWNLOADING)
+
+    async def _keylist(self, cmd, fetch_kw):
+        # Download, check and adopt a signed key list; -> False (no reset).
+        from ota import keylist
+
+        self.installer = None
+        gc.collect()
+        sink = keylist.KeyListSink(self.trusted, self.keys_version)
+        self.status.begin(cmd.get("version"))
+        try:
+            await fetch(cmd["url"], sink, cmd.get("size"), clock=self.clock, **fetch_kw)
+            version, digests = sink.finish()
+            keylist.save(self.keys_path, version, digests)
+        except Reject as e:
+            self._fail(S.REJECTED, e.args[0])
+            return False
+        except (DownloadError, OSError) as e:
+            self._fail(S.FAILED, e.args[0] if e.args and isinstance(e.args[0], str) else repr(e))
+            return False
+        except Exception as e:  # a bug: reported, the stored list untouched
+            self._fail(S.FAILED, "internal: %r" % e)
+            return False
+        self.trusted, self.keys_version = digests, version
+        self.status.set(S.KEYS_UPDATED, 100)
+        return False
 
     def _fail(self, state, reason):
         if self.installer is not None:

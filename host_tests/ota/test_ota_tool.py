@@ -5,6 +5,7 @@ firmware's parser and updater."""
 from __future__ import annotations
 
 import http.client
+import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ota_hosttool import tool  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+
+
+# 128 KB on mp32 (firmware frozen, as on the device); the wheel compiles the
+# firmware into its heap, and the OTA code (pace checks, key lists, board
+# tags) no longer leaves room for the data in 128 KB there.
+def heap128() -> str:
+    return "128k" if os.environ.get("IHD_MICROPYTHON", "mp32") == "mp32" else "192k"
+
+
 OTA = [sys.executable, str(tool.ROOT / "tools" / "ota.py")]
 
 
@@ -114,7 +124,7 @@ def test_firmware_rejects_malformed_payloads(mpy, keys, signed):
     good = tool.command_payload(tool.update_command("http://h/x.bin", signed))
     bad = [
         b"",
-        b"\x02" + good[1:],  # unknown format
+        b"\x03" + good[1:],  # unknown format (1: image, 2: key list)
         good[:-1],  # url cut
         good + b"x",  # trailing byte
         good.replace(b"http://", b"ftp://h"),
@@ -154,7 +164,7 @@ async def main():
 asyncio.run(main())
 print(resets, u.status.state, u.status.version, u.status.as_dict()["percent"])
 """
-        out = mpy.run(code, heap="128k").stdout.strip().splitlines()
+        out = mpy.run(code, heap=heap128()).stdout.strip().splitlines()
     finally:
         srv.shutdown()
     assert out == ["2", "0", "3", "['ota'] rebooting 2.0.0 100"]
