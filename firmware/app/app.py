@@ -94,13 +94,13 @@ class App:
             c.meter_protocol, board.METER_UART, self.on_reading, self.faults, install_code=c.install_code
         )
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)
-        from ota import status as ota_status
-        from ota.updater import Updater
+        from app.otalazy import Ota
         from uplink.uplink import Uplink
 
-        self.ota = Updater(c.ota_keys, status=ota_status.Status(self.faults))
+        # the updater's modules are imported only while it has work
+        self.ota = Ota(c.ota_keys, self.faults)
         state = self.ota.after_boot()
-        if state != ota_status.IDLE:
+        if state != "idle":
             log("ota", "after boot: %s %s" % (state, self.ota.status.reason or ""))
         self.uplink = Uplink(
             self.store,
@@ -219,6 +219,7 @@ class App:
                 elif ota.rollback_due():
                     log("ota", "new image never became healthy: rolling back")
                     hal.reset("ota-rollback")
+                ota.release()  # an idle updater's modules leave the heap
             self._check_link_task()
             rounds += 1
             if rounds % 10 == 0:  # store health every 5 minutes: stats() walks the log
@@ -319,8 +320,8 @@ def preload(protocol):
     # Import every module the device runs, before any object is built: one
     # import order (less fragmentation), and the heap the code itself takes
     # can be measured (on the device it is frozen in flash and takes none).
+    import app.otalazy  # noqa: F401  (ota.updater only on demand: app/otalazy.py)
     import display.ui  # noqa: F401
-    import ota.updater  # noqa: F401
     import store  # noqa: F401
     import uplink.uplink  # noqa: F401
     from display import driver
