@@ -4,6 +4,7 @@
 # (hal/unix*.py, hal/norflash.py and the ESP32 port-module emulation), so
 # tests and the simulator run firmware bytecode from the binary, not the heap.
 include("$(MPY_DIR)/extmod/asyncio")
+require("ssl")  # as the ESP32 port (bundle-networking): HTTPS OTA downloads
 
 FW = "../../../firmware"  # paths are relative to this file
 
