@@ -137,6 +137,9 @@ def pytest_generate_tests(metafunc):
     # Every CPython-side test runs once per runtime unless its module says
     # otherwise (RUNTIMES = () for tests that run no MicroPython at all).
     names = getattr(metafunc.module, "RUNTIMES", None)
+    mark = metafunc.definition.get_closest_marker("runtimes")
+    if mark is not None:
+        names = [n for n in mark.args if n in _mpy.suite_runtimes()]
     if names is None:
         names = _mpy.suite_runtimes()
     if names and "runtime" in metafunc.fixturenames:

@@ -1,12 +1,15 @@
 # Streaming installer: verifies and writes an OTA image into the inactive
-# slot in 4 KB blocks, then re-verifies what the flash actually holds.
+# slot, then re-verifies what the flash actually holds.
 #
 # Bytes are verified (ota/verify.py) before they are written, so a refused
-# image stops the download at the first bad field; each full 4 KB block is
-# erased and programmed through hal.Partition's block-device protocol. RAM:
-# one block buffer plus the verifier's constant state. finish() reads the
-# slot back through a fresh verifier: set_boot is only ever called for an
-# image verified as it sits in flash, not as it passed through RAM.
+# image stops the download at the first bad field; each 4 KB flash block is
+# erased when the image reaches it and programmed 1 KB at a time through
+# hal.Partition's block-device protocol (writeblocks with an offset, as
+# esp32.Partition allows). RAM: one 1 KB chunk buffer plus the verifier's
+# constant state: in a ~96 KB heap after a week's use, a 4 KB buffer in one
+# piece was not always to be had (MemoryError with 19.5 KB free). finish()
+# reads the slot back through a fresh verifier: set_boot is only ever called
+# for an image verified as it sits in flash, not as it passed through RAM.
 import gc
 import hashlib
 import struct
@@ -16,7 +19,8 @@ from micropython import const
 from ota.image import DESC_MAGIC
 from ota.verify import CHIP_IDS, Policy, Reject, Verifier, verify_partition
 
-BLOCK = const(4096)
+BLOCK = const(4096)  # flash erase block (esp32.Partition ioctl 5)
+CHUNK = const(1024)  # what RAM holds of it at a time
 DEFAULT_PROJECT = "micropython"  # ESP-IDF project name of a MicroPython build
 
 
@@ -32,7 +36,7 @@ class Installer:
         self.status = status
         self.total = None  # set by the caller when known (for progress)
         self.want_sha = sha256  # optional whole-file SHA-256 from the command
-        self._buf = bytearray(BLOCK)
+        self._buf = bytearray(CHUNK)
         self.restart()
 
     def release(self):
@@ -62,17 +66,26 @@ class Installer:
         i = 0
         buf = self._buf
         while i < n:
-            k = min(n - i, BLOCK - self._fill)
+            k = min(n - i, CHUNK - self._fill)
             buf[self._fill : self._fill + k] = mv[i : i + k]
             self._fill += k
             i += k
-            if self._fill == BLOCK:
-                self.part.writeblocks(self.block, buf)
-                self.block += 1
-                self._fill = 0
+            if self._fill == CHUNK:
+                self._program()
         self.pos += n
         if self.status is not None and self.total:
             self.status.progress(self.pos, self.total)
+
+    def _program(self):
+        # The full chunk at self.block (byte position self.block * CHUNK):
+        # erase its flash block first when the chunk opens one.
+        off = self.block * CHUNK
+        blk, within = off // BLOCK, off % BLOCK
+        if within == 0:
+            self.part.ioctl(6, blk)
+        self.part.writeblocks(blk, self._buf, within)
+        self.block += 1
+        self._fill = 0
 
     def finish(self):
         # -> the stream's Verifier once the slot holds a verified image.
@@ -93,7 +106,7 @@ class Installer:
 def running_identity(part):
     # (chip_id, project, secure_version) of the image in `part`, or None
     # when it holds none (a fresh emulated flash).
-    b = bytearray(BLOCK)
+    b = bytearray(256)  # image header and app description: the first 112 bytes
     part.readblocks(0, b)
     if b[0] != 0xE9 or struct.unpack_from("<I", b, 32)[0] != DESC_MAGIC:
         return None

@@ -210,16 +210,19 @@ def verify_file(path, policy, limit=0x1F0000):
 
 
 def verify_partition(part, length, policy, buf=None):
-    # Re-verify what is actually in flash (what the bootloader will load).
+    # Re-verify what is actually in flash (what the bootloader will load),
+    # read in len(buf) pieces (a divisor of the flash block size).
     buf = buf or bytearray(SECTOR)
+    bs = part.ioctl(5, 0)
+    step = len(buf)
     state = [0]
 
     def read(b):
         off = state[0]
         if off >= length:
             return 0
-        part.readblocks(off // SECTOR, b)
-        n = min(SECTOR, length - off)
+        part.readblocks(off // bs, b, off % bs)
+        n = min(step, length - off)
         state[0] = off + n
         return n
 
