@@ -72,9 +72,13 @@ class Session:
             for _ in range(self.rng.randint(1, 3)):
                 del b[self.rng.randrange(len(b))]
             frag, intact = bytes(b), False
-        self.send(frag)
+        # Logged before it is sent: an emulator stopped between the two then
+        # leaves a logged report the device never got (counted not taken),
+        # never a report the device got that the log lacks (which the sim
+        # counts as a reading the meter never sent: 1 in a 7-day soak).
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.note(t=t, kind=kind, intact=intact, **values)
+        self.send(frag)
 
     # -- reports ---------------------------------------------------------------
     def demand(self, t: int) -> None:
