@@ -52,7 +52,7 @@ _dry = $(if $(DRY_RUN),--dry-run)
 
 # The whole MicroPython heap of the simulated device on mp32 (frozen code,
 # as on an ESP32 without PSRAM, which leaves MicroPython ~100-110 KB).
-HEAP ?= 128k
+HEAP ?= 96k
 
 ## make run: the whole device simulated on embedded defaults (Ctrl-C stops), on mp32.
 run: $(STAMP) mp32
