@@ -8,10 +8,26 @@
 # modules; the next command imports them afresh (frozen on the device: no
 # compilation). The app sees the Updater's own API: status, on_command(),
 # after_boot(), confirm_if_healthy(), rollback_due().
+#
+# Arena: in a ~96 KB heap after hours of running the free memory (15-20 KB)
+# lies in holes of at most ~1.5 KB (micropython.mem_info(): "max free sz"
+# 57-99 blocks of 16 B), so the update's 1-1.2 KB buffers could not be
+# allocated when a command came (MemoryError with 15 KB free). One
+# contiguous bytearray is reserved here, at boot while the heap is whole,
+# and kept for the device's life: the updater carves it (ota/updater.py
+# carve()) into the installer's flash chunk, the verifier's signature
+# block and the download buffer. It survives release(): nothing to
+# allocate in one piece when the next command comes.
 import gc
 import sys
 
+from micropython import const
+
 from ota import status as S
+
+# installer chunk 1024 + signature block 1216 and RSA workspace 784 (sbv2.py
+# BUF_SIZE) + network buffer 1024: ota/updater.py ARENA_SIZE
+ARENA_SIZE = const(4048)
 
 # every module the updater imports, directly or not (ota.status stays)
 _MODULES = ("updater", "command", "http", "install", "verify", "sbv2", "image", "keylist")
@@ -22,13 +38,14 @@ class Ota:
         self.trusted = trusted
         self.status = S.Status(faults)
         self.updater = None
+        self.arena = bytearray(ARENA_SIZE)
 
     def _load(self):
         u = self.updater
         if u is None:
             from ota.updater import Updater
 
-            u = self.updater = Updater(self.trusted, status=self.status)
+            u = self.updater = Updater(self.trusted, status=self.status, arena=self.arena)
         return u
 
     def after_boot(self):

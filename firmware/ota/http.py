@@ -19,7 +19,7 @@ import time
 
 from micropython import const
 
-_NET_BUF = const(1024)
+NET_BUF = const(1024)
 _MAX_HEADER_LINES = const(32)
 _MAX_LINE = const(512)
 MIN_AVG_BPS = const(1024)  # overall: size / this is the deadline
@@ -121,6 +121,7 @@ class Fetcher:
         min_window_bps=MIN_WINDOW_BPS,
         window_ms=WINDOW_MS,
         deadline_floor_ms=DEADLINE_FLOOR_MS,
+        buf=None,
     ):
         self.tls, self.host, self.port, self.path = parse_url(url)
         self.sink = sink  # .write(mv), .restart(), .pos
@@ -131,7 +132,8 @@ class Fetcher:
         self.etag = None
         self.connections = 0
         self.restarts = 0
-        self._buf = bytearray(_NET_BUF)
+        # buf: a slice of the updater's boot-time arena (ota/updater.py carve())
+        self._buf = bytearray(NET_BUF) if buf is None else buf
         self._ssl = None
         if clock is None:
             import hal

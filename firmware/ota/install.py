@@ -30,20 +30,24 @@ class FlashMismatch(Exception):
 
 
 class Installer:
-    def __init__(self, part, policy, status=None, sha256=None):
+    def __init__(self, part, policy, status=None, sha256=None, chunk=None, blk=None):
+        # chunk (CHUNK bytes), blk (the verifier's signature block): slices
+        # of the updater's boot-time arena (ota/updater.py carve()); None:
+        # allocated here.
         self.part = part
         self.policy = policy
         self.status = status
         self.total = None  # set by the caller when known (for progress)
         self.want_sha = sha256  # optional whole-file SHA-256 from the command
-        self._buf = bytearray(CHUNK)
+        self._buf = bytearray(CHUNK) if chunk is None else chunk
+        self._blk = blk
         self.restart()
 
     def release(self):
         # After a failed or refused attempt: the block buffers (about 8 KB of
         # a ~100 KB heap) go at once, the verifier's findings stay for
         # diagnostics until the next update.
-        self._buf = None
+        self._buf = self._blk = None
         self._sha = None
         if self.v is not None:
             self.v._blk = None
@@ -51,7 +55,7 @@ class Installer:
     def restart(self):
         self.v = None
         gc.collect()  # the old verifier's buffers, before the new ones
-        self.v = Verifier(self.policy, self.part.ioctl(4, 0) * self.part.ioctl(5, 0))
+        self.v = Verifier(self.policy, self.part.ioctl(4, 0) * self.part.ioctl(5, 0), self._blk)
         self.pos = 0
         self.block = 0
         self._fill = 0
@@ -94,8 +98,9 @@ class Installer:
             raise Reject("file-hash: download does not match the command's sha256")
         gc.collect()
         try:
-            # The block buffer is free now: reuse it for the read-back.
-            again = verify_partition(self.part, self.pos, self.policy, self._buf)
+            # The chunk and the stream verifier's signature block are free
+            # now (its digest and findings are kept): the read-back reuses them.
+            again = verify_partition(self.part, self.pos, self.policy, self._buf, self.v._blk)
         except Reject as e:
             raise FlashMismatch("flash-readback: " + e.args[0])
         if again.digest() != self.v.digest():

@@ -40,11 +40,12 @@ _SIZE = const(8192)
 
 class KeyListSink:
     # Download sink (ota/http.py Fetcher: write, restart, pos).
-    def __init__(self, trusted, version):
+    def __init__(self, trusted, version, blk=None):
         self.trusted = trusted  # digests that may sign the new list
         self.version = version  # the stored list's version
         self._hdr = bytearray(_HDR + 32 * MAX_KEYS)
-        self._blk = bytearray(sbv2.BLOCK_SIZE)
+        # blk: the arena's signature block (ota/updater.py carve()), if any
+        self._blk = bytearray(sbv2.BUF_SIZE) if blk is None else blk
         self.restart()
 
     def restart(self):

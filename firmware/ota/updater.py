@@ -27,16 +27,38 @@ import time
 import hal
 from ota import command
 from ota import status as S
-from ota.http import DownloadError, fetch
-from ota.install import FlashMismatch, Installer, device_policy, running_identity
+from ota.http import NET_BUF, DownloadError, fetch
+from ota.install import CHUNK, FlashMismatch, Installer, device_policy, running_identity
+from ota.sbv2 import BUF_SIZE
 from ota.verify import Reject
 
 CONFIRM_TIMEOUT_MS = 15 * 60 * 1000
+ARENA_SIZE = CHUNK + BUF_SIZE + NET_BUF  # app/otalazy.py reserves it at boot
+
+
+def carve(arena):
+    # -> (installer chunk, signature block + RSA workspace, network
+    # buffer): memoryviews of
+    # one buffer reserved at boot (app/otalazy.py), or None without one
+    # (each part then allocates its own).
+    if arena is None:
+        return None, None, None
+    if len(arena) < ARENA_SIZE:
+        raise ValueError("ota arena too small")
+    mv = memoryview(arena)
+    return mv[:CHUNK], mv[CHUNK : CHUNK + BUF_SIZE], mv[CHUNK + BUF_SIZE : ARENA_SIZE]
 
 
 class Updater:
     def __init__(
-        self, trusted, status=None, record=None, clock=None, confirm_timeout_ms=CONFIRM_TIMEOUT_MS, keys_path=None
+        self,
+        trusted,
+        status=None,
+        record=None,
+        clock=None,
+        confirm_timeout_ms=CONFIRM_TIMEOUT_MS,
+        keys_path=None,
+        arena=None,
     ):
         from ota import keylist
 
@@ -50,6 +72,7 @@ class Updater:
         self.confirm_timeout_ms = confirm_timeout_ms
         self._boot_ms = self.clock.ticks_ms()
         self.installer = None
+        self._chunk, self._blk, self._net = carve(arena)
         self.busy = False
         self.reset_delay_ms = 3000  # let the outcome reach the cloud and the display
         self.retry_ms = (60_000, 300_000, 900_000)  # device time between download attempts
@@ -103,7 +126,7 @@ class Updater:
                 raise DownloadError("bad-command: sha256 must be 64 hex digits", True)
         target = hal.running_partition().get_next_update()
         policy = device_policy(self.trusted, self.record)
-        inst = Installer(target, policy, self.status, sha)
+        inst = Installer(target, policy, self.status, sha, self._chunk, self._blk)
         inst.total = size
         self.status.begin(cmd.get("version"))
         self.record.set_pending(target.info()[4], self.status.version, None, "installing")
@@ -151,7 +174,7 @@ class Updater:
             try:
                 # Pace limits in device time (ota/http.py): a drip-feeding
                 # server ends the update (permanent), a later command retries.
-                return await fetch(cmd["url"], inst, cmd.get("size"), clock=self.clock, **fetch_kw)
+                return await fetch(cmd["url"], inst, cmd.get("size"), clock=self.clock, buf=self._net, **fetch_kw)
             except DownloadError as e:
                 if e.permanent or wait_ms is None:
                     raise
@@ -165,10 +188,10 @@ class Updater:
 
         self.installer = None
         gc.collect()
-        sink = keylist.KeyListSink(self.trusted, self.keys_version)
+        sink = keylist.KeyListSink(self.trusted, self.keys_version, self._blk)
         self.status.begin(cmd.get("version"))
         try:
-            await fetch(cmd["url"], sink, cmd.get("size"), clock=self.clock, **fetch_kw)
+            await fetch(cmd["url"], sink, cmd.get("size"), clock=self.clock, buf=self._net, **fetch_kw)
             version, digests = sink.finish()
             keylist.save(self.keys_path, version, digests)
         except Reject as e:

@@ -51,7 +51,7 @@ class Policy:
 
 
 class Verifier:
-    def __init__(self, policy, limit):
+    def __init__(self, policy, limit, blk=None):
         self.policy = policy
         self.limit = limit  # partition size: nothing larger can be installed
         self.image = AppImage(limit)
@@ -60,7 +60,9 @@ class Verifier:
         self._sha = hashlib.sha256()
         self._checked_header = False
         self._checked_desc = False
-        self._blk = bytearray(sbv2.BLOCK_SIZE)
+        # blk: sbv2.BUF_SIZE bytes (block + RSA workspace) to use: the OTA
+        # arena's, or a finished verifier's for the read-back
+        self._blk = bytearray(sbv2.BUF_SIZE) if blk is None else blk
         self._blk_have = 0
         self._nblk = 0
         self._blocks_end = False  # a slot that is not a block was seen
@@ -190,11 +192,11 @@ class Verifier:
         return self._digest
 
 
-def verify_stream(read, policy, limit, buf=None):
+def verify_stream(read, policy, limit, buf=None, blk=None):
     # read(buf) -> n (0 at end). Returns the Verifier; raises Reject.
     buf = buf or bytearray(SECTOR)
     mv = memoryview(buf)
-    v = Verifier(policy, limit)
+    v = Verifier(policy, limit, blk)
     while True:
         n = read(buf)
         if not n:
@@ -209,7 +211,7 @@ def verify_file(path, policy, limit=0x1F0000):
         return verify_stream(f.readinto, policy, limit)
 
 
-def verify_partition(part, length, policy, buf=None):
+def verify_partition(part, length, policy, buf=None, blk=None):
     # Re-verify what is actually in flash (what the bootloader will load),
     # read in len(buf) pieces (a divisor of the flash block size).
     buf = buf or bytearray(SECTOR)
@@ -226,4 +228,4 @@ def verify_partition(part, length, policy, buf=None):
         state[0] = off + n
         return n
 
-    return verify_stream(read, policy, part.ioctl(4, 0) * part.ioctl(5, 0), buf)
+    return verify_stream(read, policy, part.ioctl(4, 0) * part.ioctl(5, 0), buf, blk)
