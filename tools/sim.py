@@ -195,10 +195,13 @@ class Sim(Firmware, Operator, Results):
     def run(self) -> int:
         self.launcher_cpu = launcher_cpu_s(self.romfs, self.runtime)
         self.heap_code = self.probe_code_heap()
+        self.heap_emulation = self.probe_emulation_heap()
         if self.runtime == "mp32":
             # Frozen code, as on the device: --heap is the whole heap (the
-            # modules' dicts and function objects included).
-            self.heapsize = parse_size(self.a.heap)
+            # modules' dicts and function objects included). On a real
+            # board the port-module emulation's own objects (C on the
+            # device) are measured and added, so --heap stays the device's.
+            self.heapsize = parse_size(self.a.heap) + self.heap_emulation
         elif self.a.data_heap:
             # The device runs its code from flash (frozen); here the code
             # sits in the heap, so the cap is code + the data budget.

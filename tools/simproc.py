@@ -358,6 +358,37 @@ class Firmware:
             raise SystemExit(f"sim: heap probe failed:\n{r.stdout}{r.stderr}")
         return int(r.stdout.strip())
 
+    # The emulation's own objects on a real board: the ESP32 port's machine,
+    # network, time and select are C on the device (no heap), here Python
+    # (_esp32emu and the shims). Imported alone, after a collection, in a
+    # fresh process: heap the device never spends. Not counted, so still
+    # charged to --heap: the emulated esp32.Partition with hal/norflash.py and
+    # hal/unix_partition.py under it (importing them imports hal.esp32, the
+    # device's own code, which must stay charged).
+    EMU_PROBE = (
+        "import gc\ngc.collect()\na = gc.mem_alloc()\n"
+        "import _esp32emu, _esp32emu.time, _esp32emu.select, _esp32emu.machine, _esp32emu.network\n"
+        "import machine, network, time, select\n"
+        "gc.collect()\nprint(gc.mem_alloc() - a)\n"
+    )
+
+    def probe_emulation_heap(self) -> int:
+        """Heap of the ESP32 port emulation (0 on the Unix board)."""
+        if self.board == "unix":
+            return 0
+        env = self.firmware_env(None)
+        env["IHD_STATE"] = tempfile.mkdtemp(prefix="simemu-")
+        r = subprocess.run(
+            firmware_cmd(None, 1 << 20, code=self.EMU_PROBE, runtime=self.runtime),
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        shutil.rmtree(env["IHD_STATE"], ignore_errors=True)
+        if r.returncode or not r.stdout.strip().isdigit():
+            raise SystemExit(f"sim: emulation heap probe failed:\n{r.stdout}{r.stderr}")
+        return int(r.stdout.strip())
+
     def start_firmware(self) -> None:
         flash_cut = None
         if self.pending_flash_cut:

@@ -295,6 +295,10 @@ class Results:
             "hours": self.a.hours,
             "speed": self.a.speed,
             "heapsize": self.heapsize,
+            # ESP32 board: the port emulation's own heap, added to --heap
+            # (C modules on the device); heap_peak includes it.
+            "heap_emulation": self.heap_emulation,
+            "heap_peak_device": self.heap_peak - self.heap_emulation if self.heap_peak else 0,
             "heap_code": self.heap_code,
             "data_heap_budget": self.heapsize - self.heap_code,
             # A replayed capture is not decoded here (tools/capture.py does that).
