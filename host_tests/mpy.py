@@ -42,7 +42,7 @@ class MicroPythonError(AssertionError):
 # frozen, as the ESP32 does, so its cap is the whole heap (the device has
 # ~100-110 KB); the wheel keeps its code in the heap, so its cap is the code's
 # own heap (measured by the simulator) plus a data budget.
-MP32_SIM_HEAP = "128k"
+MP32_SIM_HEAP = "96k"
 WHEEL_SIM_DATA_HEAP = "128k"
 
 
