@@ -34,6 +34,7 @@ import argparse
 import json
 import random
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -44,7 +45,9 @@ from bellows.ezsp import EZSP
 from zigpy.zcl import foundation as f
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+sys.path.insert(0, str(ROOT / "tools"))
+import mpruntime  # noqa: E402  (IHD_MICROPYTHON: mp32 or the wheel)
+
 LINE_RATE = 11520
 
 SNIPPET = r"""
@@ -52,8 +55,11 @@ import gc, time
 from meter import ash, ezsp, zcl
 
 class Clock:
+    # meter/devclock.py's interface: device seconds, a small int
+    def now(self): return 0
     def utc(self): return 0
     def valid(self): return True
+    def sync(self): pass
 
 data = open(PATH, "rb").read()
 n_readings = [0]
@@ -206,7 +212,11 @@ def main() -> int:
         script.write_text(code)
         env = {"MICROPYPATH": f"{args.firmware}:{ROOT / 'boards' / 'unix'}:.frozen", "IHD_STATE": tmp}
         proc = subprocess.run(
-            [str(MICROPYTHON), "-X", "heapsize=256k", str(script)], capture_output=True, text=True, env=env, check=False
+            [str(mpruntime.binary()), "-X", "heapsize=256k", str(script)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
     if proc.returncode != 0:
         raise SystemExit(f"micropython failed:\n{proc.stdout}{proc.stderr}")

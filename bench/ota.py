@@ -109,7 +109,9 @@ def main() -> None:
         mpy_dir.mkdir(parents=True)
         for src in (ROOT / "firmware" / "ota").glob("*.py"):
             cross = tool.BIN / "mpy-cross"
-            subprocess.run([str(cross), "-march=x64", "-o", str(mpy_dir / (src.stem + ".mpy")), str(src)], check=True)
+            arch = "x86" if tool.mpruntime.is_frozen() else "x64"  # mp32 is -m32
+            out = str(mpy_dir / (src.stem + ".mpy"))
+            subprocess.run([str(cross), f"-march={arch}", "-o", out, str(src)], check=True)
         mpath = f"{d / 'mpy'}:{ROOT / 'boards' / 'unix'}"
         heap_vm = min_heap_kb(ONLY["verify"], args, mpath)
         # Loading the modules only: the difference is verification's own
@@ -122,7 +124,7 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "ota-verify",
-                "port": "micropython-unix-x64",
+                "port": "mp32 (unix, 32-bit)" if tool.mpruntime.is_frozen() else "wheel (unix, 64-bit)",
                 "image_bytes": a.size,
                 "signed_bytes": signed_size,
                 "runs": a.runs,
