@@ -42,7 +42,8 @@ class MicroPythonFile(pytest.File):
         heap = _literal(tree, "HEAP", _mpy.DEFAULT_HEAP)
         heaps = _literal(tree, "HEAPS", {})
         timeout = _literal(tree, "TIMEOUT", 300)
-        runtimes = _literal(tree, "RUNTIMES", None) or _mpy.suite_runtimes()
+        wanted = _literal(tree, "RUNTIMES", None) or _mpy.suite_runtimes()
+        runtimes = [rt for rt in wanted if rt in _mpy.suite_runtimes()]
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
                 for rt in runtimes:
@@ -139,18 +140,27 @@ def pytest_generate_tests(metafunc):
     names = getattr(metafunc.module, "RUNTIMES", None)
     mark = metafunc.definition.get_closest_marker("runtimes")
     if mark is not None:
-        names = [n for n in mark.args if n in _mpy.suite_runtimes()]
+        names = mark.args
     if names is None:
         names = _mpy.suite_runtimes()
-    if names and "runtime" in metafunc.fixturenames:
-        metafunc.parametrize("runtime", list(names), indirect=True)
+    if names == () or "runtime" not in metafunc.fixturenames:
+        return  # CPython only
+    have = [n for n in names if n in _mpy.suite_runtimes()]
+    if have:
+        metafunc.parametrize("runtime", have, indirect=True)
+    else:
+        # Restricted to runtimes this session does not have (IHD_RUNTIMES,
+        # or mp32 not built): reported as skipped, never run on another one.
+        why = f"needs runtime {'/'.join(names)}, not in this session ({', '.join(_mpy.suite_runtimes())})"
+        metafunc.parametrize("runtime", [pytest.param(names[0], marks=pytest.mark.skip(reason=why))], indirect=True)
 
 
 @pytest.fixture(autouse=True)
 def runtime(request, monkeypatch):
     """The MicroPython runtime of this test (mp32 or wheel), exported as
     IHD_MICROPYTHON so everything the test starts uses it."""
-    name = getattr(request, "param", None) or os.environ.get("IHD_MICROPYTHON") or _mpy.suite_runtimes()[0]
+    have = _mpy.suite_runtimes()
+    name = getattr(request, "param", None) or os.environ.get("IHD_MICROPYTHON") or (have[0] if have else "wheel")
     monkeypatch.setenv("IHD_MICROPYTHON", name)
     return name
 

@@ -375,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                 parse_size(v)
             except ValueError:
                 p.error(f"--{name.replace('_', '-')} wants a size like 128k or 2m, got {v!r}")
+    # Every MicroPython this run starts (config validator, board defaults,
+    # flash read-back) is the run's runtime, not the caller's.
+    os.environ["IHD_MICROPYTHON"] = a.runtime
     if a.runtime == "mp32" and a.data_heap:
         p.error("--data-heap is for --runtime wheel; on mp32 the code is frozen: give the whole heap with --heap")
     if a.board != "unix" and a.runtime != "mp32":

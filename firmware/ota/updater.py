@@ -87,8 +87,10 @@ class Updater:
         except (command.CommandError, ValueError) as e:
             self.status.note(e.args[0] if e.args else "bad-command")
             return command.ST_BAD_PAYLOAD
-        if self.busy or self.status.state == S.CONFIRMING:
-            self.status.note("busy: update running or new image on trial")
+        # REBOOTING: the other slot now holds the verified image set to boot;
+        # a second update would erase it in the seconds before the reset.
+        if self.busy or self.status.state in (S.CONFIRMING, S.REBOOTING):
+            self.status.note("busy: update running, rebooting, or new image on trial")
             return command.ST_BUSY
         self.busy = True
         asyncio.create_task(self._update(cmd, reset or hal.reset, fetch_kw))
@@ -115,8 +117,8 @@ class Updater:
         sha = cmd.get("sha256")
         if not isinstance(url, str) or (size is not None and not isinstance(size, int)):
             raise DownloadError("bad-command: url (str) and size (int) required", True)
-        if self.status.state == S.CONFIRMING:
-            raise DownloadError("busy: new image on trial", True)
+        if self.status.state in (S.CONFIRMING, S.REBOOTING):
+            raise DownloadError("busy: new image on trial or set to boot", True)
         if sha is not None:
             try:
                 sha = binascii.unhexlify(sha)
@@ -147,9 +149,10 @@ class Updater:
     async def run(self, cmd, **fetch_kw):
         # -> True when the new image is set to boot (caller resets), False
         # when the update failed or was refused (status says why).
-        if self.status.state == S.CONFIRMING:
-            # The other slot holds the image we would roll back to.
-            self.status.note("busy: new image on trial")
+        if self.status.state in (S.CONFIRMING, S.REBOOTING):
+            # The other slot holds the image we would roll back to, or the
+            # one about to boot.
+            self.status.note("busy: new image on trial or set to boot")
             return False
         if cmd.get("kind") == "keylist":
             return await self._keylist(cmd, fetch_kw)

@@ -55,3 +55,13 @@ def test_update_in_flight_at_reset_loads_the_updater_and_keeps_a_trial_image():
     assert not o.confirm_if_healthy(False, True)
     assert o.confirm_if_healthy(True, True) and o.status.state == "confirmed"
     assert o.release() and _loaded() == []
+
+
+def test_arena_is_the_size_the_updater_carves():
+    # app/otalazy.py reserves the arena at boot without importing ota/ (it
+    # stays lazy); ota/updater.py carves it: a drift would raise in carve()
+    # inside Updater.__init__, at boot while an image is on trial.
+    from app import otalazy
+    from ota import updater
+
+    assert otalazy.ARENA_SIZE == updater.ARENA_SIZE, (otalazy.ARENA_SIZE, updater.ARENA_SIZE)

@@ -34,15 +34,20 @@ def fault_codes() -> list[str]:
     raise AssertionError("TABLE not found in firmware/faults.py")
 
 
-@pytest.fixture(scope="module")
-def rendered():
-    out = {}
-    for panel in emu.PANELS:
-        out[panel] = {
-            "full": emu.render_scenes(panel),
-            "partial": emu.render_scenes(panel, partial=True),
+_RENDERED: dict[str, dict] = {}
+
+
+@pytest.fixture
+def rendered(runtime):
+    # Rendered once per runtime (tools/panel.py runs IHD_MICROPYTHON, which
+    # the per-test runtime fixture sets: a module fixture would render once,
+    # on whichever runtime came first, and serve both).
+    if runtime not in _RENDERED:
+        _RENDERED[runtime] = {
+            panel: {"full": emu.render_scenes(panel), "partial": emu.render_scenes(panel, partial=True)}
+            for panel in emu.PANELS
         }
-    return out
+    return _RENDERED[runtime]
 
 
 def _frames(e: emu.Emulator) -> dict[str, Image.Image]:
