@@ -33,7 +33,8 @@
 # which hal/unix.py tells the firmware through clock.real_ms() and the
 # device HAL cannot: at 2000x a 20 ms host stall is 40 device seconds, and
 # the dropout check took it for missed readings (M06 raised 245 times in a
-# 7-day soak; 0 on the Unix board).
+# 7-day soak; 0 on the Unix board). And supervise's own `time` (its
+# real-time floor for silence and probe timeouts) is the host's.
 import gc
 import os
 import sys
@@ -118,10 +119,13 @@ def _protocol():
 
 
 def _host_latency_in_device_time():
-    from _esp32emu.time import speed
+    from _esp32emu.time import _T, speed
     from meter import supervise
 
     supervise.LATE_MS = supervise.LATE_MS * speed
+    # Its real-time floor for supervision timeouts (REAL_MIN_MS, rx_real)
+    # reads time.ticks_ms(): the host's, as on the Unix board.
+    supervise.time = _T
 
 
 def _link_timers_in_real_time():
