@@ -100,8 +100,14 @@ def test_reading_accounting_adds_up(soak):
     assert a["readings_generated"] == s["readings_generated"]
     assert a["readings_generated"] == a["stored_matched"] + a["lost_uncommitted_at_power_cut"] + a["not_taken"]
     assert s["readings_stored"] == a["stored_matched"] + a["stored_unmatched"]
-    # each boot aligned on its own: 0 in 3 seeds per protocol (docs/sim.md)
-    assert a["stored_unmatched"] == 0, a
+    # each boot aligned on its own (docs/sim.md). A power cut can take the
+    # firmware's last commit line with it, so a boot's first rows may be
+    # aligned against the wrong reports: at most one miss per cut (mp32 EZSP
+    # seed 1 under load: 1 with 4 cuts; 0 in most runs). No row is invented
+    # all the same: every unmatched row matches a sent report of its kind,
+    # value and time (readings_never_sent, checked strictly in the verdict).
+    assert a["stored_unmatched"] <= s["power_cuts"]["kill"], a
+    assert s["readings_never_sent"] == 0, s["readings_never_sent"]
     assert (a["polls_logged"] > 1000) == (s["protocol"] == "ezsp"), a  # RAVEn has no polls
     # a flush every 60 s or 64 readings: what a cut can take from RAM
     assert a["lost_uncommitted_at_power_cut"] <= 64 * s["power_cuts"]["kill"], a
