@@ -88,8 +88,10 @@ class Updater:
             self.status.note(e.args[0] if e.args else "bad-command")
             return command.ST_BAD_PAYLOAD
         # REBOOTING: the other slot now holds the verified image set to boot;
-        # a second update would erase it in the seconds before the reset.
-        if self.busy or self.status.state in (S.CONFIRMING, S.REBOOTING):
+        # a second image would erase it in the seconds before the reset (a
+        # key list touches no slot).
+        st = self.status.state
+        if self.busy or st == S.CONFIRMING or (st == S.REBOOTING and cmd.get("kind") != "keylist"):
             self.status.note("busy: update running, rebooting, or new image on trial")
             return command.ST_BUSY
         self.busy = True
@@ -149,13 +151,16 @@ class Updater:
     async def run(self, cmd, **fetch_kw):
         # -> True when the new image is set to boot (caller resets), False
         # when the update failed or was refused (status says why).
-        if self.status.state in (S.CONFIRMING, S.REBOOTING):
-            # The other slot holds the image we would roll back to, or the
-            # one about to boot.
-            self.status.note("busy: new image on trial or set to boot")
+        if self.status.state == S.CONFIRMING:
+            # The other slot holds the image we would roll back to.
+            self.status.note("busy: new image on trial")
             return False
         if cmd.get("kind") == "keylist":
             return await self._keylist(cmd, fetch_kw)
+        if self.status.state == S.REBOOTING:
+            # The other slot holds the verified image about to boot.
+            self.status.note("busy: new image set to boot")
+            return False
         try:
             inst = self.begin(cmd)
             f = await self._download(cmd, inst, fetch_kw)

@@ -171,6 +171,19 @@ def test_new_update_starts_without_the_last_refusal(mpy, keys, served):
     assert out == "True rebooting 100 0 - (2, 0)", out
 
 
+def test_no_second_image_while_the_first_is_set_to_boot(mpy, keys, served):
+    # After commit the device resets within seconds (REBOOTING). A second
+    # image in that window would erase the slot just set to boot: refused,
+    # otadata unchanged; the first image still boots.
+    srv = tool.serve_in_thread(served)
+    try:
+        setup = f"D.install(u, {str(served / 'v2.bin')!r})\nprint('before', UP.ota_state(), u.status.state)"
+        _, out = run_update(mpy, keys, served, srv, "v2.bin", setup=setup)
+    finally:
+        srv.shutdown()
+    assert out == "False rebooting 100 0 busy (2, 0)", out
+
+
 def test_wrong_sha256_in_command_fails_without_set_boot(mpy, keys, served):
     srv = tool.serve_in_thread(served)
     try:
