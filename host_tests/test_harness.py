@@ -51,8 +51,10 @@ def test_out_of_memory():
 """
 
 
-def test_mpt_files_are_collected_and_failures_reported(pytester):
-    # Run a nested pytest over an mpt_ file through this very plugin.
+def test_mpt_files_are_collected_and_failures_reported(pytester, runtime, monkeypatch):
+    # Run a nested pytest over an mpt_ file through this very plugin, on this
+    # test's runtime only (the nested session would run every built one).
+    monkeypatch.setenv("IHD_RUNTIMES", runtime)
     pytester.makeconftest(
         f"import sys\nsys.path.insert(0, {str(mpymod.ROOT / 'host_tests')!r})\npytest_plugins = ['mpy_plugin']\n"
     )
@@ -63,3 +65,4 @@ def test_mpt_files_are_collected_and_failures_reported(pytester):
     assert "AssertionError: expected 9" in out
     assert "MemoryError" in out
     assert "heap=48k" in out or "mpt_demo.py" in out
+    assert f"[{runtime}]" in out  # each item names its runtime
