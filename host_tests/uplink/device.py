@@ -146,8 +146,10 @@ async def main():
     d["seq"] = up.session.seqs.seq
     print("status", json.dumps(d))
     if env("UPL_DUMP"):
+        from meter.reading import DEV_EPOCH  # the store keeps device seconds; the collector UTC
+
         for r in store.readings_from(1):
-            print("r " + ",".join(str(x) for x in r))
+            print("r %d,%d,%d,%d,%d,%d" % (r[0], r[1] + DEV_EPOCH, r[2], r[3], r[4], r[5]))
     sys.stdout.flush()
 
 
