@@ -46,6 +46,15 @@ MP32_SIM_HEAP = "96k"
 WHEEL_SIM_DATA_HEAP = "128k"
 
 
+def link_heap() -> str:
+    """Heap cap for a test that imports a whole meter link (stack, supervision,
+    device clock) and runs it: the device's budget on mp32, where the code is
+    frozen; on the wheel the link's ~70 KB of module objects sit in the same
+    heap, so 128k left too little once meter/devclock.py came in (CI: MemoryError
+    importing raven_link on the wheel)."""
+    return "128k" if mpruntime.is_frozen() else "192k"
+
+
 def sim_command(runtime: str | None = None) -> list[str]:
     """`tools/sim.py run` on the test's runtime (IHD_MICROPYTHON), with its heap cap."""
     runtime = runtime or mpruntime.default_name()

@@ -18,6 +18,8 @@ import pytest
 from emulog import unexplained
 from ravenlib import F_DEMAND, F_GAP, F_RECEIVED, F_SUMMATION, F_TIME_VALID, ROOT, TOOLS
 
+from mpy import link_heap
+
 pytestmark = pytest.mark.slow
 
 START = 1767225600  # 2026-01-01T00:00:00Z
@@ -35,7 +37,7 @@ READ_ONLY = {
 }
 
 
-def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str = "128k", protocol: str = "raven"):
+def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str | None = None, protocol: str = "raven"):
     log = tmp_path / "emu.jsonl"
     emu = subprocess.Popen(
         [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", protocol, "--port", "0",
@@ -48,7 +50,7 @@ def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str = "1
         out = mpy.run(
             path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
             args=(protocol,),
-            heap=heap,
+            heap=heap or link_heap(),
             env={"IHD_UART": f"tcp:127.0.0.1:{port}", "IHD_CLOCK": f"utc={START},speed={speed}"},
             timeout=duration / speed + 120,
         ).stdout

@@ -15,6 +15,8 @@ import time
 import pytest
 from ravenlib import DAY, ROOT, TOOLS, LoadProfile, Meter, aioraven_elements
 
+from mpy import link_heap
+
 START = 1767225600  # 2026-01-01T00:00:00Z, a midnight
 
 
@@ -86,7 +88,7 @@ def test_record_then_replay_gives_the_same_bytes_and_readings(mpy, tmp_path):
     out = mpy.run(
         path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
         args=("raven",),
-        heap="128k",
+        heap=link_heap(),
         env={"IHD_UART": f"tcp:127.0.0.1:{line.rsplit(':', 1)[1]}", "IHD_CLOCK": f"utc={START}"},
         timeout=60,
     ).stdout
@@ -111,7 +113,7 @@ def test_firmware_reads_the_emulator_over_a_pty(mpy, tmp_path):
     out = mpy.run(
         path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
         args=("raven",),
-        heap="128k",
+        heap=link_heap(),
         env={"IHD_UART": line.split("pty:", 1)[1], "IHD_CLOCK": f"utc={START},speed=100"},
         timeout=60,
     ).stdout

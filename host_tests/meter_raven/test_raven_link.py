@@ -10,6 +10,8 @@ import time
 
 from ravenlib import ROOT, Stick
 
+from mpy import link_heap
+
 START = 1767225600
 READ_ONLY_PREFIX = b"<Command><Name>get_"
 
@@ -72,7 +74,7 @@ def run_link(mpy, stick: ScriptedStick, speed: int):
     out = mpy.run(
         path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
         args=("raven",),
-        heap="128k",
+        heap=link_heap(),
         env={"IHD_UART": f"tcp:127.0.0.1:{stick.port}", "IHD_CLOCK": f"utc={START},speed={speed},invalid"},
         timeout=120,
     ).stdout
