@@ -77,6 +77,7 @@ class World:
         self.counts: dict[str, int] = {"demand": 0, "summation": 0}
         self.connections = 0  # the current one's number; an older session ends
         self.ncp = None  # EZSP: tools/emu/ezsp_ncp.EzspNcp, kept across connections
+        self.tariff = None  # RAVEn: tools/emu/tariff.Tariff, kept across connections
         self.extra: dict = {}  # protocol figures for the end line
 
     def start(self) -> None:
@@ -233,6 +234,16 @@ def parse_silence(s: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"--silence-at wants OFFSET:SECONDS, got {s!r}")
 
 
+def parse_price_at(s: str) -> tuple[int, int, int]:
+    parts = s.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        return int(parts[0]), int(parts[1]), int(parts[2]) if len(parts) == 3 else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--price-at wants OFFSET:RAW[:TIER], got {s!r}")
+
+
 EZSP_VERSIONS = range(4, 20)  # bellows has schemas for 4..19; the firmware speaks 8..19
 
 
@@ -280,6 +291,15 @@ def main(argv=None) -> int:
     s.add_argument("--reset-s", type=int, default=15, help="how long a reset keeps the stick quiet")
     s.add_argument("--silence-at", type=parse_silence, action="append", default=[], help="OFFSET:SECONDS")
     s.add_argument("--meter-state", help="JSON file: the meter's registers, read at start and kept up to date")
+    tg = s.add_argument_group("tariff (tools/emu/tariff.py; EZSP Price cluster, RAVEn PriceCluster)")
+    tg.add_argument("--price", type=int, default=2735, help="raw price, major units x 10^-digits per kWh")
+    tg.add_argument("--price-digits", type=int, default=4, help="trailing digits of --price and --standing-charge")
+    tg.add_argument("--currency", type=int, default=826, help="ISO 4217 number (826 GBP, 978 EUR, 840 USD)")
+    tg.add_argument("--standing-charge", type=int, default=5322, help="raw, per day (EZSP only; -1: none)")
+    tg.add_argument(
+        "--price-at", type=parse_price_at, action="append", default=[], help="OFFSET:RAW[:TIER] new price from then"
+    )
+    tg.add_argument("--night-price", type=int, help="Economy 7: this raw price 00:30-07:30 UTC (tier 1)")
     e = s.add_argument_group("EZSP co-processor (--protocol ezsp)")
     e.add_argument("--ezsp-version", type=int, default=13, choices=EZSP_VERSIONS, help="EZSP protocol version")
     e.add_argument("--no-cbke", action="store_true", help="firmware without the CBKE library")

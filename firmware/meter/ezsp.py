@@ -15,7 +15,8 @@
 #
 # Read-only towards the meter: the only over-the-air command that can be
 # built is sendUnicast, and send_unicast() refuses any payload that is not a
-# ZCL Read Attributes; frame ids outside CMD_ALLOWED cannot be built at all.
+# ZCL Read Attributes or, to the Price cluster only, GetCurrentPrice (a
+# request that only asks); frame ids outside CMD_ALLOWED cannot be built.
 import micropython
 from micropython import const
 
@@ -71,6 +72,7 @@ NOT_JOINED = const(0x93)
 JOIN_FAILED = const(0x94)
 
 PROFILE_SE = const(0x0109)
+PRICE_CLUSTER = const(0x0700)  # the one cluster with a request allowed (GetCurrentPrice)
 CBKE_LIBRARY = const(0x06)  # EMBER_CBKE_LIBRARY_ID (163k1)
 CBKE_283K1_LIBRARY = const(0x0D)
 LIBRARY_PRESENT = const(0x80)  # EMBER_LIBRARY_PRESENT_MASK; 0xFF = error
@@ -263,10 +265,14 @@ class Ezsp:
     def send_unicast(self, dest, profile, cluster, src_ep, dst_ep, tag, zcl, n):
         # The only way to put bytes on the air towards the meter. Refuses
         # anything but a ZCL Read Attributes (profile-wide, client to
-        # server, not manufacturer-specific, command 0x00).
-        if n < 5 or zcl[0] != 0x00 or zcl[2] != 0x00 or n & 1 == 0 or n > 3 + 2 * 16:
+        # server, not manufacturer-specific, command 0x00) and, on the
+        # Price cluster, GetCurrentPrice (cluster-specific 0x01, command
+        # 0x00, one options byte 0 or 1): both only ask.
+        read = n >= 5 and zcl[0] == 0x00 and zcl[2] == 0x00 and n & 1 and n <= 3 + 2 * 16
+        ask = cluster == PRICE_CLUSTER and n == 4 and zcl[0] == 0x01 and zcl[2] == 0x00 and zcl[3] <= 1
+        if not (read or ask):
             self.refused += 1
-            raise NotAllowed("only ZCL Read Attributes may be sent to the meter")
+            raise NotAllowed("only ZCL Read Attributes and GetCurrentPrice may be sent to the meter")
         i = self._begin(SEND_UNICAST)
         tx = self.tx
         tx[i] = 0  # EMBER_OUTGOING_DIRECT

@@ -6,8 +6,9 @@
 # the link (meter/supervise.py): silent or restarted co-processor,
 # re-initialisation with backoff, counters and LQI/RSSI for the display.
 #
-# Read-only towards the meter: the only ZCL frame it builds is Read
-# Attributes (zcl.build_read), and ezsp.send_unicast refuses anything else.
+# Read-only towards the meter: the only ZCL frames it builds are Read
+# Attributes (zcl.build_read) and the Price cluster's GetCurrentPrice
+# (meter/zcl_price.py), and ezsp.send_unicast refuses anything else.
 import asyncio
 from time import ticks_add, ticks_diff, ticks_ms
 
@@ -15,7 +16,7 @@ import micropython
 
 import faults
 import hal
-from meter import ash, ezsp, installcode, supervise, zcl
+from meter import ash, ezsp, installcode, price, supervise, zcl, zcl_price
 from meter.devclock import DevClock
 from meter.reading import F_SUMMATION
 
@@ -43,6 +44,7 @@ CMD_TIMEOUT_MS = 5000  # real time: the UART is never accelerated
 SETUP_EVERY_S = 3600
 TIME_EVERY_S = 600
 METER_SILENT_MS = 300_000  # faults.METER_SILENT: no reading for 5 minutes
+PRICE_RETRY_S = 60  # GetCurrentPrice again until a price came (then hourly)
 
 
 class LinkDown(Exception):
@@ -80,6 +82,8 @@ class EzspLink:
         self.ash = ash.Ash(self._write, self._on_frame, self._on_event)
         self.ez = ezsp.Ezsp()
         self.meter = zcl.Meter(self._reading, DevClock(hal.clock), self._on_time)
+        self.tariff = price.Tariff()  # price, standing charge, today's cost
+        self.price = zcl_price.PriceClient(self.tariff)
         ez = self.ez
         ez.on_incoming = self._incoming
         ez.on_stack_status = self._stack_status
@@ -208,6 +212,10 @@ class EzspLink:
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         self.sup.radio(lqi, rssi)
+        if cluster == zcl_price.PRICE:
+            if not self._locked or sender == self.meter_nwk:
+                self.price.handle(buf, off, n)  # the price server may be on another endpoint
+            return
         if cluster != zcl.METERING and cluster != zcl.TIME:
             return
         if self._locked and (sender != self.meter_nwk or (cluster == zcl.METERING and src_ep != self.meter_ep)):
@@ -239,6 +247,7 @@ class EzspLink:
         if flags & F_SUMMATION:
             self.sup.dropout.res_wh = self.meter.sum_step_wh()
         flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
+        self.tariff.reading(t_s, delivered_wh, flags)
         self.faults.clear(faults.METER_SILENT)
         self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
@@ -282,7 +291,9 @@ class EzspLink:
             await self._status_call(ez.set_config(cid, val))  # a refused value is not fatal
         for pid, dec in POLICIES:
             await self._status_call(ez.cmd(ezsp.SET_POLICY, pid, dec))
-        await self._status_call(ez.add_endpoint(ENDPOINT, ezsp.PROFILE_SE, DEVICE_IHD, (), (zcl.METERING, zcl.TIME)))
+        await self._status_call(
+            ez.add_endpoint(ENDPOINT, ezsp.PROFILE_SE, DEVICE_IHD, (), (zcl.METERING, zcl.TIME, zcl_price.PRICE))
+        )
         # CBKE is done by co-processor firmware that has it; without it, SE
         # meters will not talk to us beyond the trust-centre link key.
         lib = (await self._call(ez.cmd(ezsp.GET_LIBRARY_STATUS, ezsp.CBKE_LIBRARY)))[0]
@@ -335,9 +346,13 @@ class EzspLink:
 
     # -- running ----------------------------------------------------------------------
     async def read(self, cluster, attrs):
-        # One Read Attributes to the meter; the response arrives as a callback.
+        # One Read Attributes to the meter (attrs None: GetCurrentPrice); the
+        # answer arrives as a callback.
         self._tsn = (self._tsn + 1) & 0xFF
-        n = zcl.build_read(self._zcl, self._tsn, attrs)
+        if attrs is None:
+            n = zcl_price.build_get_current_price(self._zcl, self._tsn)
+        else:
+            n = zcl.build_read(self._zcl, self._tsn, attrs)
         ez = self.ez
         m = ez.send_unicast(self.meter_nwk, ezsp.PROFILE_SE, cluster, ENDPOINT, self.meter_ep, self._tsn, self._zcl, n)
         if await self._status_call(m) != ezsp.SUCCESS:
@@ -345,7 +360,7 @@ class EzspLink:
 
     async def _serve(self):
         c = hal.clock
-        setup_at = time_at = poll_at = up_at = c.ticks_ms()
+        setup_at = time_at = poll_at = up_at = price_at = c.ticks_ms()
         while True:
             if self._ev or self.closed:
                 raise LinkDown("link event")
@@ -361,6 +376,11 @@ class EzspLink:
                 self._time_asked = now
                 await self.read(zcl.TIME, zcl.TIME_ATTRS)
                 time_at = ticks_add(now, (TIME_EVERY_S if c.valid() else 30) * 1000)
+            if ticks_diff(now, price_at) >= 0:
+                await self.read(zcl_price.PRICE, None)  # PublishPrice comes back
+                await self.read(zcl_price.PRICE, zcl_price.PRICE_ATTRS)
+                known = self.tariff.raw is not None and self.tariff.standing is not None
+                price_at = ticks_add(now, (SETUP_EVERY_S if known else PRICE_RETRY_S) * 1000)
             if ticks_diff(now, poll_at) >= 0:
                 await self.read(zcl.METERING, zcl.VALUE_ATTRS)
                 poll_at = ticks_add(now, self.poll_s * 1000)
@@ -371,7 +391,9 @@ class EzspLink:
             # Polls are due in device time: wake for the next one (at 2000x a
             # fixed 50 ms would poll every 100 simulated s instead of 30),
             # but at most every 2 real ms and at least every 50.
-            due = min(ticks_diff(poll_at, now), ticks_diff(time_at, now), ticks_diff(setup_at, now))
+            due = min(
+                ticks_diff(poll_at, now), ticks_diff(time_at, now), ticks_diff(setup_at, now), ticks_diff(price_at, now)
+            )
             await asyncio.sleep_ms(min(50, max(2, c.real_ms(due))))
 
     async def run(self):

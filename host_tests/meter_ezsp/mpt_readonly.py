@@ -1,18 +1,19 @@
 # Read-only towards the meter: the firmware cannot send anything but a ZCL
-# Read Attributes over the air, and cannot build any EZSP frame outside its
+# Read Attributes over the air (and, to the Price cluster only, the
+# GetCurrentPrice request: it only asks), and cannot build any EZSP frame outside its
 # whitelist (no broadcasts, replies, raw MAC frames, leave/permit-join ...).
 # Exhaustive over every ZCL frame-control byte and command id, and every
 # one-byte EZSP frame id. That these builders are the only way bytes reach
 # the UART is checked on the source of every non-RAVEn meter module by
 # test_readonly_static.py.
-from meter import ezsp, zcl
+from meter import ezsp, zcl, zcl_price
 
 HEAP = "64k"
 
 
-def _try_send(ez, payload):
+def _try_send(ez, payload, cluster=zcl.METERING):
     try:
-        ez.send_unicast(0, ezsp.PROFILE_SE, zcl.METERING, 1, 9, 1, payload, len(payload))
+        ez.send_unicast(0, ezsp.PROFILE_SE, cluster, 1, 9, 1, payload, len(payload))
         return True
     except ezsp.NotAllowed:
         return False
@@ -74,3 +75,43 @@ def test_zcl_module_builds_no_other_frame():
     # The module's only frame builder is build_read.
     builders = [n for n in dir(zcl) if n.startswith("build")]
     assert builders == ["build_read"], builders
+
+
+def test_price_cluster_only_read_and_get_current_price():
+    # Price 0x0700: Read Attributes and GetCurrentPrice (cluster-specific,
+    # client to server, command 0x00, options 0/1) and nothing else. Every
+    # frame-control byte and command id, with 0..2 payload bytes after the
+    # header: writes, GetScheduledPrices' siblings that confirm
+    # (PriceAcknowledgement 0x02), manufacturer-specific and server-to-client
+    # frames are all refused.
+    ez = ezsp.Ezsp()
+    ez.ext = True
+    accepted = []
+    for fc in range(256):
+        for cmd in range(256):
+            for tail in (b"", b"\x00", b"\x01", b"\x02", b"\x00\x00"):
+                hdr = bytes([fc, 0x34, 0x12, 1, cmd]) if fc & 0x04 else bytes([fc, 1, cmd])
+                if _try_send(ez, hdr + tail, zcl_price.PRICE):
+                    accepted.append((fc, cmd, tail))
+    assert accepted == [(0x00, 0x00, b"\x00\x00"), (0x01, 0x00, b"\x00"), (0x01, 0x00, b"\x01")], accepted
+    # PriceAcknowledgement (0x02) and GetCurrentPrice with a bad option: refused
+    assert not _try_send(ez, bytes([0x01, 1, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), zcl_price.PRICE)
+    # GetCurrentPrice is refused on any other cluster (Metering, Time, Messaging, Prepayment)
+    for cluster in (zcl.METERING, zcl.TIME, 0x0703, 0x0705, 0x0701):
+        assert not _try_send(ez, bytes([0x01, 1, 0x00, 0x01]), cluster)
+
+
+def test_get_current_price_built_by_zcl_price_is_accepted():
+    ez = ezsp.Ezsp()
+    buf = bytearray(40)
+    n = zcl_price.build_get_current_price(buf, 9)
+    assert bytes(buf[:n]) == b"\x01\x09\x00\x01", bytes(buf[:n])
+    m = ez.send_unicast(0, ezsp.PROFILE_SE, zcl_price.PRICE, 1, 9, 9, buf, n)
+    assert ez.tx[m - n - 1] == n
+    n = zcl.build_read(buf, 10, zcl_price.PRICE_ATTRS)
+    ez.send_unicast(0, ezsp.PROFILE_SE, zcl_price.PRICE, 1, 9, 10, buf, n)
+
+
+def test_zcl_price_module_builds_only_get_current_price():
+    builders = [n for n in dir(zcl_price) if n.startswith("build")]
+    assert builders == ["build_get_current_price"], builders

@@ -75,6 +75,7 @@ class NcpServer:
                     # must have time to arrive before the connection closes
                     if now() < START + self.duration - 5:
                         self.reports += [r for r in ncp.tick(now()) if r["kind"] != "withheld"]
+                        self.polls += ncp.take_polls()  # tariff changes pushed
                 await writer.drain()
             finally:
                 writer.close()

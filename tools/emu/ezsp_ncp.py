@@ -12,7 +12,8 @@ zigpy.util.convert_install_code.
 Interface (used by tools/emu/ezsp_session.py, and directly by tests):
 
     ncp = EzspNcp(meter, send_bytes, version=13, cbke=True, joined=True,
-                  install_code=None, multiplier=1, divisor=1000, seed=1)
+                  install_code=None, multiplier=1, divisor=1000, seed=1,
+                  tariff=None)  # tools/emu/tariff.Tariff; default 27.35p, 53.22p/day
     ncp.feed(data: bytes)     bytes the firmware wrote
     ncp.tick(now_s, deliver=True)  simulated time: the meter's reports now
                               due, sent (network up, deliver) or withheld;
@@ -28,7 +29,16 @@ The ASH side (frame numbers, ACK/NAK, retransmission) is tools/emu/ncp_ash.py.
 delivered_ws, received_ws); `send_bytes(b)` writes to the firmware.
 Every ZCL frame the firmware sends over the air is recorded in
 `ncp.sent_zcl` as (cluster, zigpy ZCLHeader, payload bytes), and any that is
-not Read Attributes increments `ncp.violations`.
+not Read Attributes (or, on the Price cluster, GetCurrentPrice) increments
+`ncp.violations`.
+
+The meter is also the ESI's Price server (cluster 0x0700, SE 1.x): it
+answers GetCurrentPrice with PublishPrice, pushes PublishPrice when the
+tariff's price changes (to a host that asked with "Rx on when idle"), and
+has the StandingCharge attribute (0x0301). zigpy 2.4.0 defines the Price
+cluster's id but none of its commands or attributes, so PublishPrice is
+laid out here from the SE specification with zigpy's field types; each
+price sent is logged as {"kind": "price", ...} (take_polls()).
 """
 
 from __future__ import annotations
@@ -48,6 +58,10 @@ from zigpy.zcl.clusters.smartenergy import Metering
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ncp_ash import AshNcp  # noqa: E402
+from tariff import PROVIDER_ID, RATE_LABEL, Tariff  # noqa: E402
+
+PRICE_CLUSTER = 0x0700
+A_STANDING_CHARGE = 0x0301
 
 METER_NWK = 0x0000
 METER_EP = 9
@@ -73,6 +87,7 @@ class EzspNcp(AshNcp):
         divisor: int = 1000,
         seed: int = 1,
         summation_interval: int = 60,
+        tariff: Tariff | None = None,
     ):
         super().__init__(send_bytes)
         self.meter = meter
@@ -87,6 +102,9 @@ class EzspNcp(AshNcp):
         self.divisor = divisor
         self.rng = random.Random(seed)
         self.summation_interval = summation_interval
+        self.tariff = tariff or Tariff(int(meter.t))
+        self.price_sent: tuple | None = None  # (raw, tier) last published
+        self.price_subscribed = False  # a GetCurrentPrice with Rx on when idle came
         self.now = float(meter.t)  # simulated time, from tick()
         self.sent_zcl: list[tuple[int, f.ZCLHeader, bytes]] = []
         self.violations = 0
@@ -260,7 +278,17 @@ class EzspNcp(AshNcp):
             and not hdr.frame_control.is_manufacturer_specific
             and hdr.direction == f.Direction.Client_to_Server
         )
-        if not is_read:
+        # GetCurrentPrice (Price cluster, client to server, command 0x00,
+        # one CommandOptions byte): a request that only asks
+        is_ask = (
+            aps.clusterId == PRICE_CLUSTER
+            and hdr.frame_control.is_cluster
+            and hdr.command_id == 0x00
+            and not hdr.frame_control.is_manufacturer_specific
+            and hdr.direction == f.Direction.Client_to_Server
+            and len(payload) == 1
+        )
+        if not (is_read or is_ask):
             self.violations += 1
         if not self.network_up:
             self._queue_pos(seq, name, False, self._st(t.EmberStatus.NETWORK_DOWN), 0)
@@ -275,6 +303,9 @@ class EzspNcp(AshNcp):
         if is_read:
             ids, _ = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes].schema.deserialize(payload)
             self._read_response(aps.clusterId, hdr.tsn, ids.attribute_ids)
+        elif is_ask:
+            self.price_subscribed = bool(payload[0] & 0x01)
+            self._publish_price(hdr.tsn, "answer")
 
     # -- the meter's ZCL ---------------------------------------------------------
     def _attr(self, cluster: int, attr: int):
@@ -295,6 +326,12 @@ class EzspNcp(AshNcp):
         elif cluster == Time.cluster_id:
             values = {0x0000: zt.uint32_t(int(self.now) - ZIGBEE_EPOCH), 0x0001: Time.TimeStatus(0x02)}
             attrs = Time.attributes
+        elif cluster == PRICE_CLUSTER:
+            # zigpy has no Price attributes: StandingCharge is uint32 (0x23)
+            sc = self.tariff.standing
+            if attr != A_STANDING_CHARGE or sc is None:
+                return None
+            return f.TypeValue(f.DataType.uint32.type_id, zt.uint32_t(sc))
         else:
             return None
         if attr not in values:
@@ -335,6 +372,36 @@ class EzspNcp(AshNcp):
             # A poll answer: the host makes a reading of it (demand and
             # summation), so the simulator's accounting must see it too.
             self.polls.append({"t": int(self.now), "kind": "poll", **self._demand_log(), **self._summation_log()})
+
+    def publish_price_payload(self, t: float) -> tuple[bytes, dict]:
+        """PublishPrice's fields (SE 1.x, server to client, command 0x00) at simulated time t."""
+        tf = self.tariff
+        raw, tier = tf.at(t)
+        now_zb = int(t) - ZIGBEE_EPOCH
+        body = (
+            zt.uint32_t(PROVIDER_ID).serialize()
+            + zt.LVBytes(RATE_LABEL).serialize()
+            + zt.uint32_t(tf.event_id(t)).serialize()
+            + zt.uint32_t(now_zb).serialize()  # CurrentTime
+            + zt.uint8_t(0x00).serialize()  # UnitOfMeasure: kWh
+            + zt.uint16_t(tf.currency).serialize()
+            + zt.uint8_t(tf.digits << 4 | tier).serialize()  # PriceTrailingDigit | PriceTier
+            + zt.uint8_t((2 if tf.night else 1) << 4 | tier).serialize()  # NumberOfPriceTiers | RegisterTier
+            + zt.uint32_t(now_zb).serialize()  # StartTime: now
+            + zt.uint16_t(0xFFFF).serialize()  # DurationInMinutes: until changed
+            + zt.uint32_t(raw).serialize()
+            + zt.uint8_t(0xFF).serialize()  # PriceRatio: not used
+        )
+        log = {"raw": raw, "digits": tf.digits, "tier": tier, "currency": tf.currency, "standing": tf.standing}
+        return body, log
+
+    def _publish_price(self, tsn: int, why: str, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        body, log = self.publish_price_payload(t)
+        hdr = f.ZCLHeader.cluster(tsn, 0x00, direction=f.Direction.Server_to_Client)
+        self._send_zcl(PRICE_CLUSTER, hdr, body)
+        self.price_sent = (log["raw"], log["tier"])
+        self.polls.append({"t": int(t), "kind": "price", "why": why, **log})
 
     def _report(self, cluster: int, ids) -> None:
         self.zcl_tsn = (self.zcl_tsn + 1) % 256
@@ -383,6 +450,8 @@ class EzspNcp(AshNcp):
         while min(self.next_demand, self.next_summation) <= now:
             ts = min(self.next_demand, self.next_summation)
             self.meter.advance_to(ts)
+            if send:
+                self._price_change(ts)  # before any report made under the new price
             if ts == self.next_demand:
                 if send:
                     self._report(0x0702, [0x0400])
@@ -397,5 +466,13 @@ class EzspNcp(AshNcp):
                 else:
                     out.append({"t": ts, "kind": "withheld", "what": "summation"})
                 self.next_summation += self.summation_interval
+        if send:
+            self._price_change(now_s)
         self._pump()
         return out
+
+    def _price_change(self, t: float) -> None:
+        # A tariff change: pushed to a host that asked (Rx on when idle).
+        if self.price_subscribed and self.price_sent != self.tariff.at(t):
+            self.zcl_tsn = (self.zcl_tsn + 1) % 256
+            self._publish_price(self.zcl_tsn, "change", t)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ezsp_ncp import EzspNcp  # noqa: E402 - bellows and zigpy: imported before the server listens
+from tariff import from_args  # noqa: E402
 
 
 class Line:
@@ -57,6 +58,7 @@ def make_ncp(world, line: Line):
         install_code=bytes.fromhex(a.install_code) if a.install_code else None,
         seed=a.seed,
         summation_interval=a.summation_interval,
+        tariff=from_args(a),
     )
 
 
