@@ -84,6 +84,8 @@ class Parser:
         self.delivered_wh = 0
         self.received_wh = 0
         self.sum_res_wh = 1  # Wh per summation register step
+        self.price_currency = None  # Currency and Tier of the last PriceCluster
+        self.price_tier = None
         # the meter to read (MeterMacId text, e.g. b"0x00135003001c2d3e"):
         # demand and summation of other meters are ignored; None: any
         self.meter = None

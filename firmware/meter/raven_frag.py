@@ -16,7 +16,7 @@ EV_TIME = const(1)  # a: UTC seconds or None (meter time invalid), b: local s
 EV_STATUS = const(2)  # a: Status text (bytes), b: LinkStrength % or None
 EV_DEVICE = const(3)  # a: {name: bytes} of DeviceInfo texts
 EV_METERS = const(4)  # a: [MeterMacId bytes]
-EV_PRICE = const(5)  # a: price (int, scaled by 10**b), b: trailing digits
+EV_PRICE = const(5)  # a: price (int, scaled by 10**b), b: trailing digits; parser.price_currency/_tier
 EV_WARNING = const(6)  # a: warning text (bytes), e.g. b"Unknown command"
 EV_BAD = const(7)  # a: reason (str), b: fragment name (bytes)
 EV_IGNORED = const(8)  # a: fragment name (bytes): known but not used
@@ -44,9 +44,11 @@ _S_LOCAL = const(10)
 _S_LINK = const(11)
 _S_PRICE = const(12)
 _S_TRAIL = const(13)
+_S_CURRENCY = const(14)
+_S_TIER = const(15)
 _NO_TIME = const(0xFFFFFFFF)
 _NONE = const(-2)
-if NAMES[_T_NETINFO] != b"NetworkInfo" or NAMES[15 + _S_TRAIL] != b"TrailingDigits":
+if NAMES[_T_NETINFO] != b"NetworkInfo" or NAMES[15 + _S_TRAIL] != b"TrailingDigits" or NAMES[15 + _S_TIER] != b"Tier":
     raise ImportError("raven_frag: raven_names out of step")
 
 
@@ -129,7 +131,10 @@ def end_top(p):
         if not _need(p, 1 << _S_PRICE, t):
             return
         p.good += 1
-        ev(EV_PRICE, num[_S_PRICE], num[_S_TRAIL] if p._have & (1 << _S_TRAIL) else 0)
+        h = p._have
+        p.price_currency = num[_S_CURRENCY] if h & (1 << _S_CURRENCY) else None
+        p.price_tier = num[_S_TIER] if h & (1 << _S_TIER) else None
+        ev(EV_PRICE, num[_S_PRICE], num[_S_TRAIL] if h & (1 << _S_TRAIL) else 0)
     elif t == _T_WARNING:
         p.good += 1
         ev(EV_WARNING, p._text.get(b"Text", b""), None)

@@ -18,11 +18,18 @@ import micropython
 
 import faults
 import hal
-from meter import raven, raven_cmd, reading, supervise
+from meter import price, raven, raven_cmd, reading, supervise
 from meter.devclock import DevClock
 
 # summation too: the stick pushes it only every few minutes
-_INIT = ("get_device_info", "get_meter_list", "get_connection_status", "get_time", "get_current_summation_delivered")
+_INIT = (
+    "get_device_info",
+    "get_meter_list",
+    "get_connection_status",
+    "get_time",
+    "get_current_summation_delivered",
+    "get_current_price",  # the stick pushes PriceCluster on a change too
+)
 _TICK_MS = 1000  # supervision period, device time
 METER_SILENT_MS = 300_000  # no reading for 5 minutes (faults.METER_SILENT)
 
@@ -41,7 +48,9 @@ class RavenLink:
         self.meters = []  # MeterMacId bytes from the last MeterList
         self.device = None  # DeviceInfo texts
         self.link_status = None  # last ConnectionStatus text (bytes)
-        self.price = None  # (price, trailing digits)
+        self.price = None  # (price, trailing digits) as the stick sent it
+        # the RAVEn API has no standing charge: cost is energy at the price
+        self.tariff = price.Tariff(standing=price.NO_STANDING)
         self.warnings = 0
         self.last_warning = None
         self.sent = []  # names of the commands sent, newest last (bounded)
@@ -81,6 +90,7 @@ class RavenLink:
         if flags & reading.F_SUMMATION:
             self.sup.dropout.res_wh = self.parser.sum_res_wh
         flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
+        self.tariff.reading(t_s, delivered_wh, flags)
         self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
     def _event(self, kind, a, b):
@@ -116,6 +126,8 @@ class RavenLink:
             self.device = a
         elif kind == raven.EV_PRICE:
             self.price = (a, b)
+            p = self.parser
+            self.tariff.set_price(a, b, p.price_currency, p.price_tier)
         elif kind == raven.EV_WARNING:
             self.warnings += 1
             self.last_warning = a

@@ -130,7 +130,7 @@ def test_status_meters_price_device_warning_agree(mpy, tmp_path):
     frags = [
         st.connection_status("Connected", 87),
         st.meter_list(["0x00135003001c2d3e", "0x00135003001c2d3f"]),
-        st.price(START, 27351, 4, currency=840),
+        st.price(START, 27351, 4, currency=840, tier=3),
         st.device_info(),
         st.warning("Unknown command"),
     ]
@@ -142,6 +142,8 @@ from meter import raven
 def ev(k, a, b):
     if k == raven.EV_DEVICE:
         a = sorted((x.decode(), y.decode()) for x, y in a.items())
+    if k == raven.EV_PRICE:
+        b = (b, p.price_currency, p.price_tier)
     print(repr((k, a, b)))
 p = raven.Parser(lambda *a: print("R"), ev)
 p.feed({data!r})
@@ -153,7 +155,9 @@ p.feed({data!r})
     ml = convert("get_meter_list", by["MeterList"])
     assert [bytes.fromhex(m[2:].decode()) for m in out[1][1]] == ml.meter_mac_ids
     pr = convert("get_current_price", by["PriceCluster"])
-    assert Decimal(out[2][1]) / 10 ** out[2][2] == Decimal(pr.price)
+    digits, currency, tier = out[2][2]
+    assert Decimal(out[2][1]) / 10**digits == Decimal(pr.price)
+    assert (currency, tier) == (pr.currency.number, pr.tier) == (840, 3)
     di = by["DeviceInfo"]
     keep = ("Manufacturer", "ModelId", "FWVersion", "HWVersion")
     assert {k: v for k, v in out[3][1] if k in keep} == {k: di[k] for k in keep}

@@ -19,6 +19,7 @@ import asyncio
 import sys
 import xml.etree.ElementTree as ET
 
+from emu.tariff import from_args
 from raven_xml import Stick
 
 JOIN_SEQUENCE = (
@@ -50,6 +51,10 @@ class Session:
         world.counts.setdefault("time", 0)
         world.counts.setdefault("cmd", 0)
         self.counts = world.counts
+        if getattr(world, "tariff", None) is None:
+            world.tariff = from_args(self.args)  # the supplier's, across connections
+        self.tariff = world.tariff
+        self.price_sent: tuple | None = None
 
     def note(self, **kw) -> None:
         self.world.note(**kw)
@@ -103,6 +108,14 @@ class Session:
             received_wh=round(r * wh),
         )
 
+    def price(self, t: int, why: str) -> None:
+        # PriceCluster: the price in force now (RAVEn has no standing charge)
+        tf = self.tariff
+        raw, tier = tf.at(t)
+        self.price_sent = (raw, tier)
+        self.note(t=t, kind="price", why=why, raw=raw, digits=tf.digits, tier=tier, currency=tf.currency)
+        self.send(self.stick.price(t, raw, tf.digits, currency=tf.currency, tier=tier))
+
     async def reset(self, t: int) -> None:
         # Stick restarts: output stops mid-fragment, then it rejoins.
         frag = self.stick.demand(t, 0)
@@ -152,7 +165,7 @@ class Session:
         elif name == "get_time":
             self.send(st.time(t))
         elif name == "get_current_price":
-            self.send(st.price(t, 2735, 4))
+            self.price(t, "answer")
         elif name == "get_instantaneous_demand":
             self.demand(t)
         elif name == "get_current_summation_delivered":
@@ -191,6 +204,8 @@ class Session:
             quiet = self.muted() or self.resetting
             if t == next_t and not quiet:
                 self.push("time", t, self.stick.time(t), utc=t)
+            if not quiet and self.price_sent is not None and self.price_sent != self.tariff.at(t):
+                self.price(t, "change")  # the stick pushes a new price
             for due, kind, report in ((next_s, "summation", self.summation), (next_d, "demand", self.demand)):
                 if t != due:
                     continue
