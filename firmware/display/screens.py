@@ -61,17 +61,7 @@ def live(fb, st):
     _figure(fb, fig, unit, 0, y + MID.HEIGHT + 1)
 
     y += MID.HEIGHT + BIG.HEIGHT + 4
-    price = st.get("price")
-    sym = st.get("currency") or "\u00a3"
-    minor = "p" if sym == "\u00a3" else "c"
-    if price is None or today is None:
-        cost = "Cost " + fmt.DASH
-    else:
-        cost = "%s at %sp/kWh" % (fmt.cost(today, price, sym), _price(price))
-        cost = cost.replace("p/kWh", minor + "/kWh")
-        if width(MID, cost) > col:  # narrow panel: the price moves to diag
-            cost = "Cost " + fmt.cost(today, price, sym)
-    draw(fb, MID, cost, 0, y)
+    draw(fb, MID, _cost(st, today, col), 0, y)
     # Reading age only when it matters: a ticking "4s ago" would force a
     # refresh on every update.
     if age is None:
@@ -81,8 +71,34 @@ def live(fb, st):
     _chart(fb, st.get("hourly_wh"), col + 4, MID.HEIGHT + 2, W - col - 4, H - MID.HEIGHT - 2)
 
 
+def _cost(st, today, col):
+    # "£2.06 at 24.5p/kWh": today's cost from the meter's tariff
+    # (cost_today: integer minor units, standing charge included) or, in a
+    # snapshot without it, today's energy at the price.
+    price = st.get("price")
+    sym = st.get("currency") or "\u00a3"
+    minor = "p" if sym == "\u00a3" else "c"
+    if "cost_today" in st:  # the app's figure; None: not known (yet)
+        c = st["cost_today"]
+        money = fmt.DASH if c is None else fmt.money_minor(c, sym)
+    elif price is None or today is None:
+        return "Cost " + fmt.DASH
+    else:
+        money = fmt.cost(today, price, sym)
+    if price is None:
+        return "Cost " + money
+    cost = "%s%s at %s%s/kWh" % ("Cost " if money == fmt.DASH else "", money, _price(price), minor)
+    if width(MID, cost) > col:  # narrow panel: just the cost
+        cost = "Cost " + money
+    return cost
+
+
 def _price(p):
-    return ("%d" % p) if p == int(p) else ("%.1f" % p)
+    # 24.5, 27.35, 30: up to two decimals, trailing zeros dropped
+    if p == int(p):
+        return "%d" % p
+    s = "%.2f" % p
+    return s.rstrip("0")
 
 
 def _chart(fb, hours, x0, y0, w, h):

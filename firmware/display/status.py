@@ -2,7 +2,17 @@
 # the wrong type is replaced by None (drawn as "—"), named and counted, so a
 # bug elsewhere shows up on the diagnostics counters instead of stopping the
 # display. A clean snapshot is returned as it is, without copying.
-_NUM = ("demand_w", "today_wh", "price", "last_reading_age_s", "uptime_s", "fault_count")
+_NUM = (
+    "demand_w",
+    "today_wh",
+    "price",
+    "standing_charge",
+    "cost_today",
+    "cost_per_hour",
+    "last_reading_age_s",
+    "uptime_s",
+    "fault_count",
+)
 _SUB = {
     "meter": (("lqi", 0), ("rssi", 0)),
     "wifi": (("connected", 1), ("rssi", 0)),
@@ -35,6 +45,9 @@ def check(st):
             bad.append(k)
     if not _fault(st.get("fault")):
         bad.append("fault")
+    c = st.get("currency")
+    if c is not None and not isinstance(c, str):
+        bad.append("currency")
     h = st.get("hourly_wh")
     if h is not None and not (isinstance(h, (list, tuple)) and all(_num(v) for v in h)):
         bad.append("hourly_wh")

@@ -241,6 +241,21 @@ def test_bad_fields_are_drawn_unknown_and_counted():
     assert status.check(None) == ({}, ["status"])
 
 
+def test_bad_money_fields_are_drawn_unknown():
+    # the tariff fields (meter/price.py via app/report.py): a wrong type is
+    # "—", counted, never drawn as a figure
+    from display import status
+
+    broken = dict(STATUS, cost_today="2.61", standing_charge=[1], currency=826, cost_per_hour=None)
+    st, bad = status.check(broken)
+    assert sorted(bad) == ["cost_today", "currency", "standing_charge"], bad
+    assert st["cost_today"] is None and st["currency"] is None
+    p = open_panel("ssd1680_296x128")
+    screens.live(p, st)  # draws "Cost — ..." with the default symbol
+    ok = dict(STATUS, cost_today=261, price=27.35, currency="\u00a3", standing_charge=53.22)
+    assert status.check(ok) == (ok, [])
+
+
 def test_long_history_keeps_bars_visible():
     p = open_panel("ssd1680_250x122")
     st = dict(STATUS)

@@ -81,6 +81,27 @@ SCENES = [
             hourly_wh=[0, 0, 0, 0, 200, 150, 90, 0, 0, 0, 0, 0],
         ),
     ),
+    # the app's money fields (meter/price.py via app/report.py): cost_today
+    # in minor units with the standing charge, price with two decimals
+    (
+        "live_tariff",
+        "live",
+        _with(
+            today_wh=7600,
+            price=27.35,
+            price_tier=2,
+            standing_charge=53.22,
+            cost_today=261,
+            cost_per_hour=34,
+            currency_iso=826,
+        ),
+    ),
+    (
+        "live_tariff_usd",
+        "live",
+        _with(demand_w=640, today_wh=15300, price=13, currency="$", currency_iso=840, cost_today=1989, price_tier=1),
+    ),
+    ("live_price_cost_unknown", "live", _with(price=27.35, cost_today=None, standing_charge=None)),
     ("live_high", "live", _with(demand_w=23456, today_wh=123456, hourly_wh=[9000] * 6 + [23000] * 6)),
     ("live_stale_fault", "live", _with(demand_w=540, last_reading_age_s=900, fault=TABLE[7])),
     ("live_unknown", "live", {}),
