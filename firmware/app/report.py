@@ -43,6 +43,7 @@ def snapshot(a):
         "tasks": a.sup.summary(),
         "wifi": {"connected": hal.wifi.isconnected(), "rssi": hal.wifi.rssi()},
     }
+    tariff = getattr(a.link, "tariff", None)
     if a.link is not None:
         s["meter"] = a.link.status.as_dict()
     if a.store is not None:
@@ -59,6 +60,15 @@ def snapshot(a):
                 q = a._query = (now, st.energy_since(t - t % 86400), st.hourly_wh(t, 24))
             s["today_wh"] = q[1]
             s["hourly_wh"] = q[2]
+            if tariff is not None and not tariff.seeded and tariff.day >= 0:
+                # once per boot: today's energy before the link's first
+                # reading, from the log (both have seen the same readings)
+                tariff.seed(tariff.day, st.energy_since(tariff.day * 86400))
+    if tariff is not None:
+        # price (minor units per kWh), currency (symbol), standing_charge,
+        # cost_today (minor units, standing charge included), ...: None
+        # when unknown (meter/price.py)
+        s.update(tariff.figures(a.last_demand))
     u = a.uplink
     if u is not None:
         us = u.status
