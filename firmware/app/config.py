@@ -17,8 +17,13 @@
 #                   router's UDP mappings; sets the uplink keep-alive
 # Validation collects every problem with the field name, so the display and
 # the provisioning tool can say exactly what is wrong, not just "bad config".
+# Any bytes at all may be in the file (flash damage, a bad tool): load()
+# raises ConfigError for every one of them, never anything else, and bounds
+# what parsing can cost before it starts: the file's size from os.stat()
+# (MAX_BYTES), then its nesting and item count (json_shape()), then UTF-8.
 import binascii
 import json
+import os
 
 FORMAT = 1
 FILE = "config.json"
@@ -26,6 +31,13 @@ PROTOCOLS = ("ezsp", "raven")
 _INSTALL_CODE_LENS = (8, 10, 14, 18)
 _OPTIONAL = ("install_code", "nat_timeout_s")
 NAT_TIMEOUT_S = 60  # a common home-router UDP idle timeout (docs/uplink.md)
+# Parse bounds. The largest valid config (4 endpoints of 253-character hosts,
+# an SSID of 32 escaped non-ASCII characters, 3 OTA keys, indented) is about
+# 2.2 KB, at most 2 containers deep (the object, its lists) with ~20 commas.
+MAX_BYTES = 4096
+MAX_DEPTH = 4
+MAX_ITEMS = 48
+_REPR = 40  # longest value quoted in an error message
 
 
 class ConfigError(Exception):
@@ -81,6 +93,44 @@ def split_endpoint(s):
     return s[:i], int(s[i + 1 :])
 
 
+def json_shape(b, max_depth, max_items):
+    # Bytes of JSON text -> None, or why parsing them could cost more than
+    # their size: containers nested deeper than max_depth, or more than
+    # max_items commas (values) outside strings. One pass, no allocation.
+    depth = 0
+    items = 0
+    instr = False
+    esc = False
+    for c in b:
+        if instr:
+            if esc:
+                esc = False
+            elif c == 0x5C:  # backslash
+                esc = True
+            elif c == 0x22:
+                instr = False
+        elif c == 0x22:
+            instr = True
+        elif c == 0x5B or c == 0x7B:  # [ {
+            depth += 1
+            if depth > max_depth:
+                return "nested deeper than %d" % max_depth
+        elif c == 0x5D or c == 0x7D:
+            depth -= 1
+        elif c == 0x2C:
+            items += 1
+            if items > max_items:
+                return "more than %d items" % max_items
+    return None
+
+
+def _r(v):
+    # repr for an error message, shortened: a damaged file may hold a
+    # 4 KB string where a port number should be.
+    r = repr(v)
+    return r if len(r) <= _REPR else r[: _REPR - 3] + "..."
+
+
 def _hex(errors, name, v, nbytes=None, lens=None):
     if not isinstance(v, str):
         errors.append("%s: expected a hex string" % name)
@@ -111,12 +161,12 @@ def _endpoint_error(s):
         return 'expected a "host:port" string'
     i = s.rfind(":")
     if i <= 0:
-        return "%r has no host:port" % s
+        return "%s has no host:port" % _r(s)
     host, port = s[:i], s[i + 1 :]
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        return "%r: port must be 1..65535" % s
+    if not port.isdigit() or len(port) > 5 or not 1 <= int(port) <= 65535:
+        return "%s: port must be 1..65535" % _r(s)
     if len(host) > 253 or " " in host:
-        return "%r: bad host name" % s
+        return "%s: bad host name" % _r(s)
     return None
 
 
@@ -143,11 +193,11 @@ def validate(d):
             errors.append("%s: missing" % k)
     for k in d:
         if k not in known:
-            errors.append("%s: unknown field" % k)
+            errors.append("%s: unknown field" % (k if len(k) <= _REPR else k[: _REPR - 3] + "..."))
     if errors:
         return errors
     if d["format"] != FORMAT:
-        errors.append("format: %r is not %d (provisioned by a newer tool?)" % (d["format"], FORMAT))
+        errors.append("format: %s is not %d (provisioned by a newer tool?)" % (_r(d["format"]), FORMAT))
     _int(errors, "device_id", d["device_id"], 1, 0xFFFFFFFF)
     _int(errors, "key_id", d["key_id"], 0, 0xFFFF)
     _hex(errors, "key", d["key"], nbytes=32)
@@ -170,7 +220,7 @@ def validate(d):
         errors.append("wifi_key: a WPA passphrase has 8 to 63 characters (or 64 hex digits), got %d" % len(wkey))
     proto = d["meter_protocol"]
     if proto not in PROTOCOLS:
-        errors.append("meter_protocol: %r is not one of ezsp, raven" % (proto,))
+        errors.append("meter_protocol: %s is not one of ezsp, raven" % _r(proto))
     ic = d.get("install_code")
     if ic is None or ic == "":
         if proto == "ezsp":
@@ -194,11 +244,23 @@ def validate(d):
 
 
 def parse(text, source="file"):
-    # JSON text -> Config; ConfigError with every problem found.
+    # JSON text (str or bytes) -> Config; ConfigError with every problem found.
+    b = text.encode() if isinstance(text, str) else text
+    if len(b) > MAX_BYTES:
+        raise ConfigError(["config: %d bytes, at most %d (damaged file)" % (len(b), MAX_BYTES)])
+    why = json_shape(b, MAX_DEPTH, MAX_ITEMS)
+    if why:
+        raise ConfigError(["config: not a configuration: %s (damaged file)" % why])
+    try:
+        text = str(b, "utf-8")
+    except UnicodeError:
+        raise ConfigError(["config: not UTF-8 text (damaged file)"])
+    b = None
     try:
         d = json.loads(text)
     except ValueError:
         raise ConfigError(["config: not valid JSON (damaged or truncated file)"])
+    text = None
     errors = validate(d)
     if errors:
         raise ConfigError(errors)
@@ -208,11 +270,11 @@ def parse(text, source="file"):
 def load(path=None, defaults=None):
     # The configuration in `path` (default: default_path()). A missing file
     # falls back to `defaults` (a dict: the Unix board's embedded config) or
-    # raises ConfigMissing.
+    # raises ConfigMissing. Whatever the file holds, the only exception is
+    # ConfigError: its size is checked before a byte is read.
     path = path or default_path()
     try:
-        with open(path) as f:
-            text = f.read()
+        size = os.stat(path)[6]
     except OSError:
         if defaults is None:
             raise ConfigMissing(["config: no %s: run tools/provision.py" % path])
@@ -220,4 +282,11 @@ def load(path=None, defaults=None):
         if errors:
             raise ConfigError(["board defaults: " + e for e in errors])
         return Config(defaults, "board defaults")
-    return parse(text, path)
+    if size > MAX_BYTES:
+        raise ConfigError(["config: %d bytes, at most %d (damaged file)" % (size, MAX_BYTES)])
+    try:
+        with open(path, "rb") as f:
+            b = f.read(size + 1)  # no more than stat() said (+1: it grew)
+    except OSError as e:
+        raise ConfigError(["config: %s cannot be read (%s)" % (path, e)])
+    return parse(b, path)

@@ -49,8 +49,10 @@ class Ota:
         return u
 
     def after_boot(self):
-        # Without a pending record there is nothing to judge: no updater.
-        if S.Record().pending is None:
+        # Without a pending record there is nothing to judge: no updater
+        # (a damaged record is judged: ota/updater.py after_boot()).
+        r = S.Record()
+        if r.pending is None and r.damaged is None:
             return self.status.state
         return self._load().after_boot()
 

@@ -96,20 +96,92 @@ def default_path():
     return (sd() if sd else "") + "/ota.json"
 
 
+# Bounds of a record this firmware writes (set_pending(): slot name, a
+# version string of at most 32 bytes from ota/command.py, u32 secure versions):
+# under 300 bytes. Globals, not const(): boxed on a 32-bit port, built once.
+_MAX_BYTES = 1024
+_U32 = 0xFFFFFFFF
+_STAGES = ("installing", "booting")
+_PENDING_KEYS = ("slot", "version", "sv", "stage")
+
+
+def _u32(v):
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _U32
+
+
+def pending_error(p):
+    # -> None if p is a pending entry as set_pending() writes it, else why not.
+    if not isinstance(p, dict):
+        return "pending: not an object"
+    for k in p:
+        if k not in _PENDING_KEYS:
+            return "pending: unknown field"
+    slot = p.get("slot")
+    if not isinstance(slot, str) or not 0 < len(slot) <= 16:
+        return "pending: slot"
+    v = p.get("version")
+    if v is not None and (not isinstance(v, str) or len(v) > 64):
+        return "pending: version"
+    sv = p.get("sv")
+    if sv is not None and not _u32(sv):
+        return "pending: sv"
+    if p.get("stage") not in _STAGES:
+        return "pending: stage"
+    return None
+
+
 class Record:
+    # min_sv and pending as last saved. A record that is not one this
+    # firmware wrote (any bytes: flash damage, a bad tool) is set aside:
+    # `damaged` says why (None: valid or no record), min_sv keeps its value
+    # if that alone is valid, pending is None; never an exception.
     def __init__(self, path=None):
         self.path = path or default_path()
         self.min_sv = 0
         self.pending = None
+        self.damaged = None
         try:
-            with open(self.path) as f:
-                d = json.load(f)
-            self.min_sv = int(d.get("min_sv", 0))
-            self.pending = d.get("pending")
-        except (OSError, ValueError):
-            # Missing or damaged: the running image's own secure_version
-            # still bounds downgrades (ota/updater.py takes the larger).
-            pass
+            size = os.stat(self.path)[6]
+        except OSError:
+            return  # none: no update was ever recorded
+        self.damaged = self._load(size)
+
+    def _load(self, size):
+        # Size first (os.stat), then nesting, then JSON, then every field.
+        if size > _MAX_BYTES:
+            return "record-damaged: %d bytes" % size
+        try:
+            with open(self.path, "rb") as f:
+                b = f.read(size + 1)
+        except OSError:
+            return "record-damaged: unreadable"
+        if len(b) > _MAX_BYTES:
+            return "record-damaged: over %d bytes" % _MAX_BYTES  # it grew
+        from app.config import json_shape
+
+        if json_shape(b, 3, 16):
+            return "record-damaged: not a record"
+        try:
+            d = json.loads(b)  # a UnicodeError (not UTF-8) is a ValueError
+        except ValueError:
+            return "record-damaged: not JSON"
+        b = None
+        if not isinstance(d, dict):
+            return "record-damaged: not an object"
+        for k in d:
+            if k not in ("min_sv", "pending"):
+                return "record-damaged: unknown field"
+        sv = d.get("min_sv", 0)
+        if not _u32(sv):
+            return "record-damaged: min_sv"
+        self.min_sv = sv
+        p = d.get("pending")
+        if p is not None:
+            why = pending_error(p)
+            if why:
+                return "record-damaged: " + why
+            self.pending = p
+        return None
 
     def save(self):
         tmp = self.path + ".tmp"

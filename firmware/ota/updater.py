@@ -226,6 +226,19 @@ class Updater:
     def after_boot(self):
         rec = self.record.pending
         running = hal.running_partition().info()[4]
+        why = self.record.damaged
+        if why:
+            # Not a record this firmware wrote: what was in flight is
+            # unknown. Said once (U03, the reason); the floor kept if it was
+            # valid; a clean record replaces it. An unconfirmed new image
+            # is rolled back by the bootloader at the next reset.
+            self.record.damaged = None
+            try:
+                self.record.save()
+            except OSError:
+                pass
+            self.status.set(S.FAILED, reason=why)
+            return self.status.state
         if rec is None:
             return self.status.state
         self.status.version = rec.get("version")
