@@ -12,9 +12,9 @@
 # Cases per file: CASES (random bytes, truncation, bit flips, wrong types,
 # huge sizes). A failure prints the case number and its bytes.
 # The uplink's sequence file (uplink_seq) is not fuzzed here: its loader
-# (uplink/session.py SeqSource) reads the whole file (MemoryError on a huge
-# one) and takes a negative number as is; that module belongs to the
-# uplink work (issue 13 item 1).
+# (uplink/session.py SeqSource, at 6f329bf) read the whole file (MemoryError
+# on a huge one) and took a negative number as is, so it needs a change in
+# firmware/uplink/, which the uplink work (issue 13 item 1) owns.
 import gc
 import json
 import os
