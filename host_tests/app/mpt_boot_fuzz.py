@@ -707,7 +707,7 @@ def test_store_fuzz():
     bv = memoryview(b)
     pv = memoryview(pristine)
     rng = Rng(404)
-    lost = survived = reported = 0
+    lost = survived = reported = checked = expected = 0
     for case in range(CASES):
         b[:] = pristine
         k, crafted = _store_case(rng, b, lay, pristine)
@@ -734,6 +734,8 @@ def test_store_fuzz():
         for q in got:
             assert q in allseq, "case %d (kind %d): reading %d was never written" % (case, k, q)
             assert got[q] == held[q], "case %d (kind %d): reading %d is %r, not %r" % (case, k, q, got[q], held[q])
+        checked += len(must)
+        expected += damage
         if damage:
             assert F.STORE_CORRUPT in s["faults"], "case %d (kind %d): damage not reported: %r" % (case, k, s)
         if same:
@@ -744,6 +746,9 @@ def test_store_fuzz():
         reported += F.STORE_CORRUPT in s["faults"]
         st = None
     print("store cases", CASES, "readings back", survived, "lost", lost, "S01", reported)
+    print("intact readings checked", checked, "S01 required", expected)
+    # the oracle has work in most cases, not just the crash check
+    assert checked > CASES * 40 and expected > CASES // 10, (checked, expected)
 
 
 # -- the whole boot ------------------------------------------------------------------
