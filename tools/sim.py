@@ -213,6 +213,9 @@ class Sim(Firmware, Operator, Results):
         self.start_network()
         self.killed = False
         self.stopping = False
+        self.interrupted = False  # Ctrl-C
+        self.drain_from: int | None = None  # last seq committed when the final drain began
+        self.drain_utc: int | None = None  # and the simulated time then
         self.pending_flash_cut = False
         cuts = list(self.cut_times)
         last_line = 0.0
@@ -258,7 +261,11 @@ class Sim(Firmware, Operator, Results):
                     print(("\r" + line + "   ") if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
                 time.sleep(0.01)
         except KeyboardInterrupt:
-            print("\nsim: interrupted", file=sys.stderr)
+            # Ctrl-C: a short drain, then the verdict. What the device holds
+            # on flash but has not uploaded yet is unsent, not lost: it goes
+            # up at the next run with --keep-state (store and forward).
+            print("\nsim: interrupted (Ctrl-C): stopping in order", file=sys.stderr)
+            self.interrupted = True
             self.a.drain_s = min(self.a.drain_s, 5)
         except SystemExit as e:  # a component failed: still report what happened
             self.aborted = str(e)
@@ -268,14 +275,17 @@ class Sim(Firmware, Operator, Results):
         return self.verdict()
 
     def drain(self, timeout: float) -> None:
-        # The meter stops; the device commits what it holds and uploads it.
-        if self.emu is not None:
-            self.emu.stop()
+        # The device uploads everything it committed before the drain began.
+        # The meter keeps running meanwhile (the emulator serves past the
+        # end for that): stopping it first left the run's last screen and
+        # summary with fault M01, raised by the simulator's own shutdown
+        # order. Readings committed during the drain are its unsent tail.
+        target = self.committed_seqs()
+        self.drain_from = max(target, default=0)
+        self.drain_utc = self.now()
         end = time.monotonic() + timeout
         while time.monotonic() < end and self.fw is not None and self.fw.poll() is None:
-            missing = self.committed_seqs() - {r[0] for r in self.collector_rows()}
-            st = self.status.get("store", {})
-            if not missing and not st.get("pending") and not st.get("unsent"):
+            if not target - {r[0] for r in self.collector_rows()}:
                 return
             time.sleep(0.5)
 
@@ -283,7 +293,7 @@ class Sim(Firmware, Operator, Results):
         # Whatever happened, no child outlives the simulation.
         try:
             if self.fw is not None and self.fw.poll() is None:
-                print("\nsim: meter stopped; waiting for the device to upload what it committed", file=sys.stderr)
+                print("\nsim: waiting for the device to upload what it committed (the meter runs on)", file=sys.stderr)
                 self.drain(self.a.drain_s)
                 self.stopping = True
                 # a profiler (--wrap) writes its data at exit: give it time

@@ -181,7 +181,10 @@ class Operator:
         a = self.a
         cmd = [PY, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", a.protocol]
         cmd += ["--port", str(self.emu_port), "--speed", str(a.speed), "--seed", str(a.seed)]
-        cmd += ["--start", str(self.now()), "--duration", str(max(1, self.end_utc - self.now()))]
+        # it serves on through the final drain (sim.drain), so that the
+        # meter never falls silent because the simulation is ending
+        tail = int(a.drain_s * a.speed) + 600
+        cmd += ["--start", str(self.now()), "--duration", str(max(1, self.end_utc - self.now()) + tail)]
         log = self.out / "emulator.jsonl"
         self.emu_log_marks.append(log.stat().st_size if log.exists() else 0)  # where this boot's lines start
         cmd += ["--log", str(log)]

@@ -47,21 +47,26 @@ class Results:
         fl = store_readings(self.tree, self.state / "flash.bin", self.runtime)
         if fl is None:
             return None
-        if not self.db.exists():
-            return {"on_flash": len(fl), "compared": 0, "differ": 0, "missing_at_collector": len(fl)}
+        self.flash_seqs = set(fl)
         q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
-        rows = {r[0]: tuple(r) for r in self._query(q)}
+        rows = {r[0]: tuple(r) for r in self._query(q)} if self.db.exists() else {}
         # a commit line's reading the flash does not hold: evicted (the ring
         # is full; oldest_on_flash says how far back it goes) or lost
         gone = sum(1 for q in self.committed_seqs() if q not in fl)
         differ = [(fl[q], rows[q]) for q in sorted(fl) if q in rows and rows[q] != fl[q]]
-        missing = sorted(q for q in fl if q not in rows)
+        # On flash, not at the collector: unsent. Those committed before the
+        # final drain began (all of them when the run was cut short) should
+        # have been uploaded; the drain's own tail goes up at the next run.
+        unsent = sorted(q for q in fl if q not in rows)
+        last = getattr(self, "drain_from", None)
+        missing = [q for q in unsent if last is None or q <= last]
         return {
             "on_flash": len(fl),
             "oldest_on_flash": min(fl, default=None),
             "compared": sum(1 for q in fl if q in rows),
             "differ": len(differ),
             "missing_at_collector": len(missing),
+            "unsent_tail": len(unsent) - len(missing),
             "commit_lines_not_on_flash": gone,
             "examples": [list(map(list, d)) for d in differ[:5]] + [["missing", q] for q in missing[:5]],
         }
@@ -86,6 +91,7 @@ class Results:
         if not p.exists():
             return out
         marks = self.emu_log_marks
+        cut = getattr(self, "drain_utc", None)
         boot = 0
         pos = 0
         with open(p, "rb") as f:
@@ -98,6 +104,9 @@ class Results:
                 except ValueError:
                     continue
                 k = n.get("kind")
+                t = n.get("t")
+                if cut is not None and isinstance(t, int) and t >= cut:
+                    continue  # sent during the final drain: after the run
                 if k == "poll":
                     out.append((boot, "poll", n.get("demand_w")))
                 elif k in ("demand", "summation"):
@@ -120,11 +129,16 @@ class Results:
         became readings (lost on the line, refused, link re-initialising).
         By construction:
           generated = stored_matched + lost_uncommitted_at_power_cut + not_taken
-          stored    = stored_matched + stored_unmatched
+          stored    = stored_matched + stored_unmatched + stored_in_final_drain
         stored_unmatched are look-ahead misses only: the EZSP emulator logs
         its poll answers, RAVEn has no polls (readings_never_sent checks them).
         """
         sent = self.emulator_log()
+        # The run ends where the final drain begins (the meter runs on
+        # through it): later reports and rows are not accounted.
+        last = getattr(self, "drain_from", None)
+        n_rows = len(rows)
+        rows = [r for r in rows if last is None or r[0] <= last]
         self.matched_seqs: set[int] = set()  # rows explained by a sent reading (never_sent)
         look = 8
         # Each boot is aligned on its own: its emulator's reports against
@@ -197,6 +211,7 @@ class Results:
             "lost_uncommitted_at_power_cut": at_cut,
             "not_taken": len(unmatched) - at_cut,
             "stored_unmatched": len(rows) - matched,
+            "stored_in_final_drain": n_rows - len(rows),
             "polls_logged": sum(1 for s in sent if s[1] == "poll"),
             "device_off_s": off,
         }
@@ -286,6 +301,8 @@ class Results:
         committed = self.committed_seqs()
         rows = self.collector_rows()
         at_collector = {r[0] for r in rows}
+        cvs = self.committed_vs_stored()
+        on_flash = getattr(self, "flash_seqs", set())
         dev = self.collector_device()
         acct = None if self.a.replay else self.accounting(rows)
         return {
@@ -307,14 +324,18 @@ class Results:
             "readings_committed": len(committed),
             "readings_stored": len(rows),
             "readings_duplicated": dev.get("duplicates", 0),
-            "readings_lost": len(committed - at_collector),
+            # committed, not at the collector and no longer on flash: gone
+            "readings_lost": len(committed - at_collector - on_flash),
+            # committed, still on flash, not uploaded yet (store and forward)
+            "readings_unsent": len(committed & on_flash - at_collector),
             "readings_unlogged": len(at_collector - committed),
+            "interrupted": getattr(self, "interrupted", False),
             # every committed reading still on flash, field by field at the collector
-            "committed_vs_stored": self.committed_vs_stored(),
+            "committed_vs_stored": cvs,
             # Rows matching no logged report, poll answer (EZSP) or demand/summation report.
             "readings_never_sent": None if self.a.replay else self.never_sent(rows),
             # generated = stored_matched + lost_uncommitted_at_power_cut + not_taken;
-            # stored = stored_matched + stored_unmatched (docs/sim.md)
+            # stored = stored_matched + stored_unmatched + stored_in_final_drain (docs/sim.md)
             "accounting": acct,
             "collector_rejects": self.collector_rejects(),
             "bytes_up": dev.get("bytes_in", 0),
@@ -369,7 +390,11 @@ class Results:
         ok = not (s["memory_errors"] or s["crashes"] or s["watchdog_resets"] or s["aborted"])
         ok = ok and s["readings_lost"] == 0 and not s["readings_never_sent"]
         cvs = s["committed_vs_stored"]
-        ok = ok and cvs is not None and not cvs["differ"] and not cvs["missing_at_collector"]
+        ok = ok and cvs is not None and not cvs["differ"]
+        # A run cut short (Ctrl-C) leaves its last batch unsent on flash:
+        # not a failure. A run that ended must have uploaded every reading
+        # committed before its final drain.
+        ok = ok and (s.get("interrupted") or not cvs["missing_at_collector"])
         # Steady state: no heap growth from the first quarter of the run to
         # the last (None: too short a run to tell), and the data never
         # reached its budget (the code's heap is measured, not budgeted).
@@ -381,7 +406,27 @@ class Results:
                 f" data peak {s['data_heap_peak']} of {s['data_heap_budget']} B",
                 file=sys.stderr,
             )
+        print(self.verdict_line(s, ok and heap_ok), file=sys.stderr)
         return 0 if ok and heap_ok else 1
+
+    @staticmethod
+    def verdict_line(s: dict, ok: bool) -> str:
+        """The run in one line: what a person at the terminal reads last."""
+        cvs = s["committed_vs_stored"] or {}
+        how = "stopped by Ctrl-C" if s.get("interrupted") else "ended"
+        g = s.get
+        line = (
+            f"sim: {'PASS' if ok else 'FAIL'}: {how}; {g('readings_committed', '?')} readings committed,"
+            f" {g('readings_stored', '?')} at the collector ({cvs.get('differ', '?')} differ),"
+            f" {g('readings_unsent', '?')} unsent (on flash, uploaded on the next run with --keep-state),"
+            f" {g('readings_lost', '?')} lost"
+        )
+        for k, what in (("memory_errors", "MemoryError"), ("crashes", "crashes"), ("watchdog_resets", "watchdog")):
+            if s.get(k):
+                line += f", {s[k]} {what}"
+        if s.get("aborted"):
+            line += f"; aborted: {s['aborted']}"
+        return line
 
     def render_display(self) -> None:
         rec = self.state / "panel.rec"

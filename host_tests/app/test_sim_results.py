@@ -80,6 +80,13 @@ def test_committed_vs_stored_sees_a_changed_value_and_a_missing_row(tmp_path):
     res.out = tmp_path
     res.summary = lambda: summary | {"committed_vs_stored": c}
     assert res.verdict() == 1
+    # a run cut short (Ctrl-C) may leave readings unsent on flash, never changed
+    res.summary = lambda: summary | {"committed_vs_stored": c | {"differ": 0}, "interrupted": True}
+    assert res.verdict() == 0
+    res.summary = lambda: summary | {"committed_vs_stored": c | {"differ": 0}}
+    assert res.verdict() == 1
+    res.summary = lambda: summary | {"committed_vs_stored": c, "interrupted": True}
+    assert res.verdict() == 1
     good = summary | {"committed_vs_stored": c | {"differ": 0, "missing_at_collector": 0}}
     res.summary = lambda: good
     assert res.verdict() == 0
