@@ -168,13 +168,15 @@ class Record:
         b = None
         if not isinstance(d, dict):
             return "record-damaged: not an object"
+        sv = d.get("min_sv", 0)
+        if not _u32(sv):
+            # the running image's own secure_version still bounds
+            # downgrades (ota/install.py device_policy takes the larger)
+            return "record-damaged: min_sv"
+        self.min_sv = sv
         for k in d:
             if k not in ("min_sv", "pending"):
                 return "record-damaged: unknown field"
-        sv = d.get("min_sv", 0)
-        if not _u32(sv):
-            return "record-damaged: min_sv"
-        self.min_sv = sv
         p = d.get("pending")
         if p is not None:
             why = pending_error(p)

@@ -276,6 +276,17 @@ def test_config_limits_and_messages():
                 assert e.errors == [want], e.errors
             for line in e.errors:
                 assert len(line) <= 160, line
+    # a directory where the file should be: present, unreadable
+    os.remove(path)
+    os.mkdir(path)
+    try:
+        config.load()
+        assert False
+    except config.ConfigMissing:
+        assert False, "a present config reported missing"
+    except config.ConfigError as e:
+        assert e.errors[0].startswith("config: %s cannot be read" % path) or "bytes, at most" in e.errors[0], e.errors
+    os.rmdir(path)
     # the largest valid config is well inside the size bound
     d = dict(CONFIG)
     d["endpoints"] = ["h" * 253 + ":65535"] * 4
@@ -423,6 +434,19 @@ def test_ota_record_min_sv_range():
     _write(path, json.dumps({"min_sv": 4294967295}).encode())
     r = S.Record()
     assert r.min_sv == 4294967295 and r.damaged is None
+    _write(path, json.dumps({"min_sv": 6, "extra": 1}).encode())
+    r = S.Record()
+    assert r.min_sv == 6 and r.damaged == "record-damaged: unknown field", (r.min_sv, r.damaged)
+    # a directory where the record should be: damaged, and the boot goes on
+    os.remove(path)
+    os.mkdir(path)
+    r = S.Record()
+    assert r.damaged is not None and r.pending is None, r.damaged
+    from app.otalazy import Ota
+
+    ota = Ota([b"k" * 32], F.Faults())
+    assert ota.after_boot() == S.FAILED and ota.status.reason.startswith("record-damaged: ")
+    os.rmdir(path)
 
 
 # -- otakeys.bin -----------------------------------------------------------------
