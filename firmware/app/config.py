@@ -153,7 +153,7 @@ def _int(errors, name, v, lo, hi):
     if not isinstance(v, int) or isinstance(v, bool):
         errors.append("%s: expected an integer" % name)
     elif not lo <= v <= hi:
-        errors.append("%s: %d out of range %d..%d" % (name, v, lo, hi))
+        errors.append("%s: %s out of range %d..%d" % (name, _r(v), lo, hi))
 
 
 def _endpoint_error(s):

@@ -190,14 +190,13 @@ def _config_case(rng, good, keys):
     if b is not None:
         return b
     k = rng.next(4)
-    text = json.dumps(CONFIG)
-    if k == 0:  # one field of the wrong type or value
-        name = keys[rng.next(len(keys))]
-        v = _ODD[rng.next(len(_ODD))]
-        return text.replace('"%s": ' % name, '"%s": %s, "_": ' % (name, v), 1).encode()
-    if k == 1:  # a field's value replaced by a deep / wide / huge value
-        name = keys[rng.next(len(keys))]
-        return text.replace('"%s": ' % name, '"%s": %s, "_": ' % (name, _nested(rng, 4200)), 1).encode()
+    if k < 2:
+        # one field's value of the wrong type or value (k 0), or deep /
+        # wide / huge (k 1), the other fields valid
+        d = dict(CONFIG)
+        d[keys[rng.next(len(keys))]] = "\x01"
+        v = _ODD[rng.next(len(_ODD))] if k == 0 else _nested(rng, 4200)
+        return json.dumps(d).replace('"\\u0001"', v).encode()
     if k == 2:  # the whole file one deep / wide / huge value
         return _nested(rng, 4200).encode()
     # valid JSON, a field missing or unknown, a valid-looking value out of range
@@ -217,7 +216,7 @@ def test_config_fuzz():
     good = json.dumps(CONFIG).encode()
     keys = list(CONFIG)
     rng = Rng(13)
-    bad = loaded = huge = 0
+    bad = loaded = huge = fields = 0
     for case in range(CASES):
         if case % 96 == 0:  # huge: rejected by size before a byte is read
             size = (4097, 6000, 65536, 1 << 18)[(case // 96) % 4]
@@ -242,14 +241,16 @@ def test_config_fuzz():
         except config.ConfigError as e:
             ballast = None
             bad += 1
+            if not e.errors[0].startswith("config: "):
+                fields += 1  # got past the file checks to the field checks
             assert e.errors and len(e.errors) <= 64, (case, e.errors)
             for line in e.errors:
                 assert isinstance(line, str) and 0 < len(line) <= 160, (case, line)
         except Exception as e:
             del ballast  # room for the message
             raise AssertionError("case %d: %s %r escaped config.load() on %s" % (case, type(e).__name__, e, show))
-    print("config cases", CASES, "C02", bad, "valid", loaded, "huge", huge, "heap left", LEAVE)
-    assert bad > CASES * 9 // 10 and loaded > 10
+    print("config cases", CASES, "C02", bad, "of them field errors", fields, "valid", loaded, "huge", huge)
+    assert bad > CASES * 9 // 10 and loaded > 10 and fields > CASES // 5, (bad, loaded, fields)
 
 
 def test_config_limits_and_messages():
