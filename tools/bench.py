@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Run every benchmark in bench/ and write one report, Markdown and JSON.
 
     bench.py [--out bench/report] [--only NAME ...] [--timeout S]
@@ -19,6 +20,10 @@ in its source and runs once.
 """
 
 from __future__ import annotations
+
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
 
 import argparse
 import json

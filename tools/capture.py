@@ -17,6 +17,10 @@ Exit status: 0 decoded, 1 the capture could not be read, 2 usage error.
 
 from __future__ import annotations
 
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
+
 import argparse
 import os
 import subprocess
@@ -87,6 +91,12 @@ def rows(protocol: str, path: Path, bad_out):
         raise RuntimeError(f"the firmware's decoder failed (status {proc.returncode}): {err.strip()}")
     good, bad = counters[0], counters[1]
     print(f"capture: {good} frames used, {bad} rejected", file=bad_out)
+    if good == "0":
+        other = "raven" if protocol == "ezsp" else "ezsp"
+        raise RuntimeError(
+            f"no {protocol} frame decoded from {path} ({path.stat().st_size} bytes): is it a capture of what"
+            f" the co-processor sent (--record of tools/sim.py or the emulator)? try --protocol {other}"
+        )
 
 
 def decode(args) -> int:

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Put the firmware on a real board: compiled modules with mpremote, or a whole image with esptool.
 
     deploy.py build  [--board esp32s3_eink29] [--out build/deploy]
@@ -16,8 +17,13 @@ exact commands instead of running them (the Makefile's DRY_RUN=1).
 
 from __future__ import annotations
 
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
+
 import argparse
 import hashlib
+import os
 import shlex
 import shutil
 import struct
@@ -142,6 +148,26 @@ def flash_commands(image: Path, port: str, board: str, erase: bool) -> list[list
     return cmds
 
 
+def check_port(port: str) -> None:
+    """A serial port given as a device path must exist and be ours to open:
+    say so plainly (mpremote says "may be in use by another program" for a
+    port that does not exist). URLs and mpremote's shortcuts (a0, u0, auto,
+    id:...) are left to the tool."""
+    if not port.startswith("/"):
+        return
+    p = Path(port)
+    if not p.exists():
+        have = sorted(str(x) for pat in ("ttyACM*", "ttyUSB*") for x in Path("/dev").glob(pat))
+        seen = ", ".join(have) if have else "none"
+        raise ToolError(
+            f"no serial port {port}: is the board plugged in (USB data cable) and powered? serial ports here: {seen}"
+        )
+    if not os.access(p, os.R_OK | os.W_OK):
+        raise ToolError(
+            f"no permission to open {port}: add your user to its group (ls -l {port}; usually dialout) and log in again"
+        )
+
+
 def run(cmds: list[list[str]], dry_run: bool) -> None:
     for cmd in cmds:
         print("+ " + shlex.join(cmd), flush=True)
@@ -168,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--erase", action="store_true", help="erase the whole flash first (loses config)")
     a = p.parse_args(argv)
     try:
+        if a.cmd != "build" and not a.dry_run:
+            check_port(a.port)
         if a.cmd == "flash":
             check_image(a.image, a.board)
             run(flash_commands(a.image, a.port, a.board, a.erase), a.dry_run)

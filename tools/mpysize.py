@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Compile every firmware module with mpy-cross and print its bytecode size.
 
 Proves each module compiles for the ESP32 target (default -march=xtensawin)
@@ -8,6 +9,10 @@ Exit status 1 if any module fails to compile, with mpy-cross's message.
 """
 
 from __future__ import annotations
+
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
 
 import argparse
 import subprocess

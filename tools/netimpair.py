@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A lossy UDP path with a home-router NAT, on loopback, for tests and the simulator.
 
     netimpair.py --listen 127.0.0.1:4800 --upstream 127.0.0.1:4700 \\
@@ -15,6 +16,10 @@ stderr every --report seconds; `Impairer.counts` from Python.
 """
 
 from __future__ import annotations
+
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
 
 import argparse
 import asyncio

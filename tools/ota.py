@@ -29,6 +29,10 @@ All cryptography on the host is espsecure's; nothing here signs by hand.
 
 from __future__ import annotations
 
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
+
 import argparse
 import hashlib
 import json
@@ -54,6 +58,7 @@ DESC_MAGIC = 0xABCD5432
 BOARD_TAG = b"IHDB"  # firmware/ota/image.py: esp_app_desc_t reserv2's last 32 bytes
 BOARD_OFF = 224  # within esp_app_desc_t
 BOARD_RE = re.compile(r"[A-Za-z0-9._-]{1,27}")
+SIG_BLOCK_MAGIC = 0xE7  # Secure Boot V2 signature block, first byte (ESP-IDF ets_secure_boot_sig_block_t)
 
 
 class ToolError(Exception):
@@ -73,10 +78,29 @@ def _espsecure(*args: str) -> str:
 def keygen(keyfile: Path) -> None:
     if keyfile.exists():
         raise ToolError(f"{keyfile} exists; refusing to overwrite a signing key")
-    _espsecure("generate-signing-key", "--version", "2", "--scheme", "rsa3072", str(keyfile))
+    if not keyfile.parent.is_dir():
+        raise ToolError(f"cannot write {keyfile}: no folder {keyfile.parent} (create it first)")
+    # a signing key is the fleet's root of trust: owner-only from the start
+    old = os.umask(0o077)
+    try:
+        _espsecure("generate-signing-key", "--version", "2", "--scheme", "rsa3072", str(keyfile))
+    finally:
+        os.umask(old)
+    os.chmod(keyfile, 0o600)
+
+
+def need_key(keyfile: Path) -> Path:
+    """A signing key file that espsecure can read, or a clear error."""
+    if not keyfile.is_file():
+        raise ToolError(f"no key file {keyfile} (make one with `ota.py keygen {keyfile}`)")
+    head = keyfile.read_bytes()[:4096]
+    if b"-----BEGIN" not in head or b"PRIVATE KEY-----" not in head:
+        raise ToolError(f"{keyfile} is not a PEM private key (an RSA-3072 signing key from `ota.py keygen`)")
+    return keyfile
 
 
 def key_digest(keyfile: Path) -> bytes:
+    need_key(keyfile)
     out = keyfile.with_name(keyfile.name + ".digest.tmp")
     try:
         _espsecure("digest-sbv2-public-key", "--keyfile", str(keyfile), "--output", str(out))
@@ -88,8 +112,17 @@ def key_digest(keyfile: Path) -> bytes:
 def sign(keyfiles: list[Path], image: Path, output: Path, board: str | None = None) -> str:
     """Sign `image` for `board` (None: the board it is tagged for); -> the board.
     An untagged image is tagged first (a copy: checksum and SHA-256 redone)."""
+    for k in keyfiles:
+        need_key(k)
     data = image.read_bytes()
     have = image_info(data)["board"]
+    _, sha = _image_layout(data)
+    sig_at = (sha + 32 + 4095) // 4096 * 4096
+    if len(data) > sig_at and data[sig_at] == SIG_BLOCK_MAGIC:
+        raise ToolError(
+            f"{image} is already signed (a signature block follows the image at {sig_at:#x}): sign the unsigned"
+            " image, with up to 3 keys at once (-k A -k B)"
+        )
     if board is None:
         if have is None:
             raise ToolError(f"{image} names no board: give --board NAME (e.g. {DEFAULT_BOARD}, boards/*/board.py NAME)")
@@ -277,6 +310,8 @@ def keylist_body(version: int, digests: list[bytes], allow_empty: bool = False) 
 
 
 def make_keylist(signers: list[Path], version: int, digests: list[bytes], output: Path, allow_empty=False) -> None:
+    for k in signers:
+        need_key(k)
     src = output.with_name(output.name + ".body.tmp")
     src.write_bytes(keylist_body(version, digests, allow_empty))
     args = ["sign-data", "--version", "2"]
@@ -487,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ota.py: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"ota.py: error: {e}", file=sys.stderr)
+        what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+        print(f"ota.py: error: {what}", file=sys.stderr)
         return 2
     return 0
 

@@ -28,6 +28,10 @@ Sub-commands:
 
 from __future__ import annotations
 
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
+
 import argparse
 import ast
 import os

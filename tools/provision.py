@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Provision an in-home display: write its configuration, validated by the firmware itself.
 
     provision.py make --device-id 4097 --generate-key --endpoint ihd.example.net:4700 \\
@@ -17,6 +18,10 @@ tool failure.
 """
 
 from __future__ import annotations
+
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
 
 import argparse
 import json
@@ -118,7 +123,11 @@ def build(args: argparse.Namespace) -> dict:
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    # the config holds the device's uplink key: readable by its owner only
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to an existing file
     os.replace(tmp, path)
 
 
@@ -168,6 +177,13 @@ def push_commands(path: Path, port: str) -> list[list[str]]:
 def cmd_push(args: argparse.Namespace) -> int:
     if cmd_check(args):
         return 1
+    if not args.dry_run:
+        import deploy  # the same serial-port check as `deploy.py deploy`
+
+        try:
+            deploy.check_port(args.port)
+        except deploy.ToolError as e:
+            raise ToolError(str(e))
     for cmd in push_commands(Path(args.file), args.port):
         print("+ " + shlex.join(cmd))
         if not args.dry_run and subprocess.run(cmd).returncode != 0:

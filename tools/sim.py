@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Run the whole in-home display in simulation: meter, co-processor, firmware, network, collector.
 
     sim.py run [--protocol ezsp|raven] [--hours H] [--speed X] [--heap 128k]
@@ -19,6 +20,10 @@ the collector, a MemoryError happened or the firmware crashed.
 """
 
 from __future__ import annotations
+
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
 
 import argparse
 import json
@@ -183,14 +188,31 @@ class Sim(Firmware, Operator, Results):
         ack = "cloud: no ack yet" if age is None else f"cloud ack {age} s ago"
         demand = s.get("demand_w")
         today = s.get("today_wh")
+        if cloud.get("realtime"):
+            ack += f" | REAL-TIME {cloud.get('realtime_left_s', '?')} s left"
+        ota = s.get("ota") or {}
+        if ota.get("state") not in (None, "idle"):
+            pct = f" {ota.get('percent')}%" if ota.get("state") == "downloading" else ""
+            why = f" ({ota['reason']})" if ota.get("reason") else ""
+            ack += f" | OTA {ota.get('version') or ''} {ota['state']}{pct}{why}"
         return (
-            f"sim {done:6.1f}/{self.a.hours:g} h | meter {(s.get('meter') or {}).get('state', '-')} "
+            f"sim {done:6.1f}/{self.a.hours:g} h | v{s.get('version', '?')} "
+            f"| meter {(s.get('meter') or {}).get('state', '-')} "
             f"{'-' if demand is None else demand} W, today {'-' if today is None else today} Wh "
-            f"| committed {sum(b - a + 1 for a, b in self.commits)} "
-            f"| {ack}{' REALTIME' if cloud.get('realtime') else ''} "
-            f"| store {st.get('fill_pct', '-')}% | heap {s.get('heap', 0) // 1024}k "
+            f"| committed {sum(b - a + 1 for a, b in self.commits)} | {ack} "
+            f"| store {st.get('fill_pct', '-')}% | {self.heap_text(s.get('heap'))} "
             f"| boots {self.boots} | {f[1] if f else 'OK'}"
         )
+
+    def heap_text(self, used: int | None) -> str:
+        # The heap the firmware uses, split into its code's share (module
+        # objects: measured at start) and data, against the budget: on mp32
+        # the code is frozen and its share is small; on the wheel it is the
+        # compiled modules (so "heap 193k" beside a 128 KB data budget).
+        if not used:
+            return "heap -"
+        code, k = self.heap_code, 1024
+        return f"heap {used // k}k = code {code // k}k + data {(used - code) // k}k of {self.heapsize // k}k"
 
     def run(self) -> int:
         self.launcher_cpu = launcher_cpu_s(self.romfs, self.runtime)

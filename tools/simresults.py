@@ -308,6 +308,7 @@ class Results:
         return {
             "protocol": self.a.protocol,
             "runtime": self.runtime,
+            "version": self.status.get("version"),  # the running image's, as of the last status line
             "board": self.board,
             "hours": self.a.hours,
             "speed": self.a.speed,

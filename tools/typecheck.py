@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Type-check firmware/ against micropython-esp32-stubs with mypy.
 
 The stub package installs its .pyi files at the top of site-packages, where
@@ -10,6 +11,10 @@ pyproject.toml. Both ports' HAL modules are checked; board modules too.
 """
 
 from __future__ import annotations
+
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
 
 import importlib.metadata as md
 import os

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Host side of the uplink batch codec (docs/wire-format.md, "Batch payload").
 
 `decode(payload)` turns a DATA datagram's payload back into readings
@@ -13,6 +14,10 @@ varints, Exp-Golomb, bit writer and reader, CodecError) is in uplink_bits.py.
 """
 
 from __future__ import annotations
+
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
 
 import argparse
 import csv

@@ -13,10 +13,33 @@ import board
 import hal
 from meter.reading import DEV_EPOCH
 
-VERSION = "1.0.0"
+VERSION = "1.0.0"  # this code's version: the fallback when the image names none
+_running = None  # the running image's version, read once (running_version)
 _QUERY_MS = const(300_000)  # store queries (today, per hour) refreshed this often
 # per-task CPU in the status lines (app/taskprof.py), board.PROFILE
 _PROFILE = getattr(board, "PROFILE", None)
+
+
+def running_version():
+    # The version in the running image's esp_app_desc_t (what ESP-IDF's
+    # esp_app_get_description() returns, and what an OTA command names),
+    # read once: after an update the device reports the image it runs,
+    # not the constant above (the simulator's test images carry only a
+    # version). Image header 24 B + first segment header 8 B, then the
+    # descriptor: magic u32, secure_version u32, 8 reserved, version[32].
+    global _running
+    if _running is None:
+        _running = VERSION
+        try:
+            b = bytearray(80)
+            hal.running_partition().readblocks(0, b, 0)
+            if b[0] == 0xE9 and b[32:36] == b"\x32\x54\xcd\xab":
+                v = bytes(b[48:80]).split(b"\0")[0].decode()
+                if v:
+                    _running = v
+        except (OSError, ValueError, UnicodeError):
+            pass  # no readable image (a Unix run without one): the code's own
+    return _running
 
 
 def snapshot(a):
@@ -30,7 +53,7 @@ def snapshot(a):
         "last_reading_age_s": None if t is None else time.ticks_diff(now, t) // 1000,
         "utc": hal.clock.utc(),
         "clock_valid": hal.clock.valid(),
-        "version": VERSION,
+        "version": running_version(),
         "board": board.NAME,
         "build": board.NAME,
         "uptime_s": time.ticks_diff(now, a.boot_ticks) // 1000,
@@ -77,6 +100,7 @@ def snapshot(a):
             "last_ack_age_s": us.ack_age_s(now),
             "pending": us.pending,
             "realtime": us.realtime,
+            "realtime_left_s": us.realtime_left_s if us.realtime else 0,
             "bytes_up": us.bytes_up,
             "bytes_down": us.bytes_down,
             "retransmits": us.retransmits,

@@ -16,7 +16,7 @@ ROOT = mpymod.ROOT
 def test_sim_on_board_defaults_needs_no_configuration(tmp_path):
     out = tmp_path / "run"
     cmd = [*mpymod.sim_command(), "--board-defaults"]
-    cmd += ["--hours", "1", "--speed", "300", "--realtime-at", "0.5:300", "--out", str(out)]
+    cmd += ["--hours", "1", "--speed", "300", "--realtime-at", "0.5:1500", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     log = (out / "firmware.log").read_text()
     assert r.returncode == 0, r.stderr[-2000:] + log[-2000:]
@@ -34,6 +34,11 @@ def test_sim_on_board_defaults_needs_no_configuration(tmp_path):
     assert s["faults"] == [], s["faults_raised"]
     assert r.stderr.rstrip().splitlines()[-1].startswith("sim: PASS: ended;"), r.stderr[-500:]
     assert s["live_readings"] > 0  # real-time mode on request
+    # the status line shows it, and the heap against its budget
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sim ")]
+    assert any(re.search(r"\| REAL-TIME \d+ s left \|", ln) for ln in lines), lines[-3:]
+    m = re.search(r"\| heap (\d+)k = code (\d+)k \+ data (\d+)k of (\d+)k \|", lines[-1])
+    assert m and abs(int(m[1]) - int(m[2]) - int(m[3])) <= 1 and int(m[1]) < int(m[4]), lines[-1]
     # -> display: the last refresh rendered from the recorded SPI stream
     img = Image.open(out / "display.png")
     assert img.size in ((296, 128), (128, 296))

@@ -1,0 +1,129 @@
+"""The host tools as a newcomer meets them (issue 15): they run as written
+in the docs whatever Python starts them, protect keys, and answer a mistake
+with what was wrong and what to do (non-zero exit, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUNTIMES = ()  # host tools only (CPython)
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / "tools"
+VENV_PY = sys.executable
+SIM_KEY = ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"
+# the documented command-line tools (README, docs/*.md)
+RAVEN = ("--protocol", "raven")  # no install code needed
+CLIS = ("bench", "capture", "deploy", "mkfont", "mpysize", "netimpair", "ota", "panel", "provision", "sim")
+
+
+def run(*args, py=VENV_PY, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([py, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def user_error(p: subprocess.CompletedProcess, *words: str) -> None:
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr and "[Errno" not in p.stderr, p.stderr
+    for w in words:
+        assert w in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("name", CLIS)
+def test_tools_are_executable_scripts(name):
+    # before: tools/*.py were not executable and lacked a shebang
+    f = TOOLS / f"{name}.py"
+    assert f.read_text().startswith("#!/usr/bin/env python3\n")
+    assert f.stat().st_mode & stat.S_IXUSR, oct(f.stat().st_mode)
+
+
+def test_a_tool_started_by_another_python_reruns_itself_under_the_venv(tmp_path):
+    # `python3 tools/panel.py` with the system Python: before, ModuleNotFoundError: PIL
+    base = getattr(sys, "_base_executable", None)
+    if not base or Path(base).resolve() == Path(sys.executable).resolve():
+        base = str(Path(sys.base_prefix) / "bin" / "python3")
+    probe = run("-c", "import PIL", py=base)
+    assert probe.returncode != 0, "this check needs a Python without Pillow"
+    p = run(TOOLS / "panel.py", "--help", py=base, cwd=tmp_path)
+    assert p.returncode == 0 and "usage: panel.py" in p.stdout, p.stderr
+    p = run(TOOLS / "ota.py", "keygen", tmp_path / "k.pem", py=base, cwd=tmp_path)
+    assert p.returncode == 0 and (tmp_path / "k.pem").exists(), p.stderr
+
+
+def test_keys_and_configs_are_written_owner_only(tmp_path):
+    # before: 0644, readable by every user of the machine
+    key = tmp_path / "k.pem"
+    assert run(TOOLS / "ota.py", "keygen", key).returncode == 0
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    cfg = tmp_path / "c.json"
+    args = [
+        "make",
+        "--device-id",
+        "77",
+        "--endpoint",
+        "c.example:4700",
+        "--wifi-ssid",
+        "Home",
+        "--generate-key",
+        *RAVEN,
+    ]
+    p = run(TOOLS / "provision.py", *args, "--ota-key", SIM_KEY, "-o", cfg)
+    assert p.returncode == 0, p.stderr
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o600 and len(json.loads(cfg.read_text())["key"]) == 64
+
+
+def test_ota_sign_refuses_what_it_must_not_sign(tmp_path):
+    img, signed = tmp_path / "a.bin", tmp_path / "s.bin"
+    assert run(TOOLS / "ota.py", "make-image", "-o", img, "--size", 20000).returncode == 0
+    assert run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", signed, img).returncode == 0
+    # before: a signed image was signed again (a second signature sector appended)
+    again = run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", tmp_path / "s2.bin", signed)
+    user_error(again, "already signed")
+    assert not (tmp_path / "s2.bin").exists()
+    empty, text = tmp_path / "empty.bin", tmp_path / "notes.txt"
+    empty.write_bytes(b"")
+    text.write_text("hello\n")
+    for f in (empty, text):
+        p = run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", tmp_path / "x.bin", f)
+        user_error(p, "not an ESP-IDF app image")
+    bad = tmp_path / "bad.pem"
+    bad.write_text("garbage\n")
+    user_error(run(TOOLS / "ota.py", "sign", "-k", bad, "-o", tmp_path / "x.bin", img), "not a PEM private key")
+    user_error(run(TOOLS / "ota.py", "digest", tmp_path / "nokey.pem"), "no key file", "ota.py keygen")
+    user_error(run(TOOLS / "ota.py", "keygen", tmp_path / "no" / "dir" / "k.pem"), "no folder")
+    user_error(run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", tmp_path / "x.bin", tmp_path / "none.bin"))
+
+
+def test_capture_decode_of_something_else_says_so(tmp_path):
+    # before: a CSV header, "0 frames used" and exit 0
+    f = tmp_path / "notes.txt"
+    f.write_text("not a capture\n" * 20)
+    p = run(TOOLS / "capture.py", "decode", "--protocol", "ezsp", f)
+    user_error(p, "no ezsp frame decoded", "--protocol raven")
+
+
+def test_a_missing_serial_port_is_named_as_missing(tmp_path):
+    # before: mpremote's "failed to access /dev/... (it may be in use by another program)"
+    port = "/dev/ttyIHD-not-plugged-in"
+    user_error(run(TOOLS / "deploy.py", "deploy", "--port", port), f"no serial port {port}", "plugged in")
+    cfg = tmp_path / "c.json"
+    args = [
+        "make",
+        "--device-id",
+        "77",
+        "--endpoint",
+        "c.example:4700",
+        "--wifi-ssid",
+        "Home",
+        "--generate-key",
+        *RAVEN,
+    ]
+    assert run(TOOLS / "provision.py", *args, "--ota-key", SIM_KEY, "-o", cfg).returncode == 0
+    user_error(run(TOOLS / "provision.py", "push", cfg, "--port", port), f"no serial port {port}")
+    if os.path.exists("/dev/null"):  # exists, but no serial port: mpremote's own error then
+        assert "no serial port" not in run(TOOLS / "deploy.py", "deploy", "--port", "/dev/null", "--dry-run").stderr
