@@ -44,7 +44,7 @@ clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
 
 ## --- the whole device (tools/sim.py, tools/deploy.py, bench/) ---------------
-.PHONY: run soak deploy flash bench
+.PHONY: run soak deploy flash bench bench-publish
 BOARD ?= esp32s3_eink29
 DRY_RUN ?=
 SIM_ARGS ?=
@@ -76,9 +76,15 @@ flash: $(STAMP)
 	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "make flash: give PORT=... and IMAGE=firmware.bin"; exit 2; }
 	$(BIN)/python tools/deploy.py flash --board $(BOARD) --port $(PORT) --image $(IMAGE) $(_dry)
 
-## make bench: every bench/*.py; one report in bench/report.md and bench/report.json.
-bench: $(STAMP)
-	$(BIN)/python tools/bench.py --out bench/report
+## make bench: every bench/*.py (both runtimes); one report in build/bench/report.md and .json.
+## The committed figures (bench/report.*) change only with make bench-publish.
+bench: $(STAMP) mp32
+	$(BIN)/python tools/bench.py --out build/bench/report
+	@echo "bench: report in build/bench/report.md; make bench-publish copies it to bench/report.md (tracked)"
+
+bench-publish:
+	@test -f build/bench/report.md || { echo "make bench-publish: run make bench first"; exit 2; }
+	cp build/bench/report.md build/bench/report.json bench/
 
 ## make previews: PNG previews of every screen on every panel into docs/screens/.
 .PHONY: previews

@@ -75,6 +75,7 @@ class Sim(Firmware, Operator, Results):
         self.t0 = 0.0
         self.end_utc = START_UTC + int(a.hours * HOUR)
         self.lock = threading.Lock()
+        self.render_lock = threading.Lock()  # previews render in threads
         # from the firmware's output
         self.status: dict = {}
         self.heap_peak = 0

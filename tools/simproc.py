@@ -405,6 +405,11 @@ class Firmware:
         self.boots += 1
         self.boot_utc.append(self.now())
         self._boot_readings = 0
+        # this boot's panel recording starts empty (the firmware opens it
+        # "wb" too, but only once it draws), and so do the previews
+        (self.state / "panel.rec").unlink(missing_ok=True)
+        if self.a.preview_every and self.boots > 1:
+            self.render_display()
         self.fw = Proc("firmware", cmd, self.out / "firmware.log", self.on_fw_line, self.firmware_env(flash_cut))
         self.fw_accounted = False
         self.fw_armed_cut = flash_cut is not None

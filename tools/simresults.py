@@ -430,18 +430,43 @@ class Results:
         return line
 
     def render_display(self) -> None:
-        rec = self.state / "panel.rec"
-        if not rec.exists() or rec.stat().st_size == 0:
-            return
-        shots = self.out / "display"
-        r = subprocess.run(
-            [PY, str(ROOT / "tools" / "panel.py"), "render", str(rec), "--out", str(shots)],
-            capture_output=True,
-            text=True,
-        )
-        pngs = sorted(shots.glob("refresh*.png"), key=lambda p: int("0" + "".join(filter(str.isdigit, p.stem))))
-        if r.returncode or not pngs:
-            print(f"sim: display preview failed: {r.stderr.strip()[-500:]}", file=sys.stderr)
-            return
-        shutil.copyfile(pngs[-1], self.out / "display.png")
-        print(f"sim: display preview {self.out / 'display.png'} ({len(pngs)} refreshes)", file=sys.stderr)
+        # The running boot's refreshes only: each boot records the panel bus
+        # afresh (panel.rec is opened "wb"), and the previews follow it.
+        # Before, refresh*.png of the previous boot stayed in DIR/display and
+        # display.png showed its last frame until the new boot drew.
+        with self.render_lock:
+            rec = self.state / "panel.rec"
+            shots = self.out / "display"
+            boot = getattr(self, "boots", 0)
+            if shots.exists() and getattr(self, "shots_boot", None) != boot:
+                shutil.rmtree(shots)
+            self.shots_boot = boot
+            if not rec.exists() or rec.stat().st_size == 0:
+                self.preview_placeholder(boot)
+                return
+            r = subprocess.run(
+                [PY, str(ROOT / "tools" / "panel.py"), "render", str(rec), "--out", str(shots)],
+                capture_output=True,
+                text=True,
+            )
+            pngs = sorted(shots.glob("refresh*.png"), key=lambda p: int("0" + "".join(filter(str.isdigit, p.stem))))
+            if r.returncode:
+                print(f"sim: display preview failed: {r.stderr.strip()[-500:]}", file=sys.stderr)
+                return
+            if not pngs:
+                self.preview_placeholder(boot)
+                return
+            shutil.copyfile(pngs[-1], self.out / "display.png")
+            print(f"sim: display preview {self.out / 'display.png'} ({len(pngs)} refreshes)", file=sys.stderr)
+
+    def preview_placeholder(self, boot: int) -> None:
+        # This boot has not drawn yet. (A real e-ink panel would still show
+        # the previous boot's last frame; the preview says so rather than
+        # pass that frame off as this boot's.)
+        from PIL import Image, ImageDraw
+
+        img = Image.new("L", (296, 128), 255)
+        d = ImageDraw.Draw(img)
+        d.text((8, 40), f"boot {boot}: starting", fill=0)
+        d.text((8, 60), "nothing drawn yet in this boot", fill=0)
+        img.save(self.out / "display.png")

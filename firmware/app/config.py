@@ -194,22 +194,27 @@ def validate(d):
     for k in d:
         if k not in known:
             errors.append("%s: unknown field" % (k if len(k) <= _REPR else k[: _REPR - 3] + "..."))
-    if errors:
-        return errors
-    if d["format"] != FORMAT:
+    # Every present field is checked too, so one run of `provision.py
+    # check` lists every problem, not only the missing and unknown ones.
+    if "format" in d and d["format"] != FORMAT:
         errors.append("format: %s is not %d (provisioned by a newer tool?)" % (_r(d["format"]), FORMAT))
-    _int(errors, "device_id", d["device_id"], 1, 0xFFFFFFFF)
-    _int(errors, "key_id", d["key_id"], 0, 0xFFFF)
-    _hex(errors, "key", d["key"], nbytes=32)
-    eps = d["endpoints"]
-    if not isinstance(eps, list) or not 1 <= len(eps) <= 4:
+    if "device_id" in d:
+        _int(errors, "device_id", d["device_id"], 1, 0xFFFFFFFF)
+    if "key_id" in d:
+        _int(errors, "key_id", d["key_id"], 0, 0xFFFF)
+    if "key" in d:
+        _hex(errors, "key", d["key"], nbytes=32)
+    eps = d.get("endpoints", ())
+    if "endpoints" not in d:
+        pass
+    elif not isinstance(eps, list) or not 1 <= len(eps) <= 4:
         errors.append('endpoints: expected a list of 1 to 4 "host:port" strings')
     else:
         for i, e in enumerate(eps):
             why = _endpoint_error(e)
             if why:
                 errors.append("endpoints[%d]: %s" % (i, why))
-    ssid, wkey = d["wifi_ssid"], d["wifi_key"]
+    ssid, wkey = d.get("wifi_ssid", "-"), d.get("wifi_key", "")
     if not isinstance(ssid, str) or not 1 <= len(ssid.encode()) <= 32:
         errors.append("wifi_ssid: expected 1 to 32 bytes of text")
     if not isinstance(wkey, str):
@@ -218,8 +223,8 @@ def validate(d):
         _hex(errors, "wifi_key", wkey)
     elif wkey and not 8 <= len(wkey) <= 63:
         errors.append("wifi_key: a WPA passphrase has 8 to 63 characters (or 64 hex digits), got %d" % len(wkey))
-    proto = d["meter_protocol"]
-    if proto not in PROTOCOLS:
+    proto = d.get("meter_protocol")
+    if "meter_protocol" in d and proto not in PROTOCOLS:
         errors.append("meter_protocol: %s is not one of ezsp, raven" % _r(proto))
     ic = d.get("install_code")
     if ic is None or ic == "":
@@ -234,8 +239,10 @@ def validate(d):
                 errors.append("install_code: CRC is %04x, the code's digits give %04x (typo?)" % (got, want))
     if "nat_timeout_s" in d:
         _int(errors, "nat_timeout_s", d["nat_timeout_s"], 30, 600)
-    keys = d["ota_keys"]
-    if not isinstance(keys, list) or not 1 <= len(keys) <= 3:
+    keys = d.get("ota_keys", ())
+    if "ota_keys" not in d:
+        pass
+    elif not isinstance(keys, list) or not 1 <= len(keys) <= 3:
         errors.append("ota_keys: expected a list of 1 to 3 key digests")
     else:
         for i, k in enumerate(keys):

@@ -54,3 +54,13 @@ def test_each_bench_runs_on_both_runtimes_side_by_side(tmp_path):
     assert rep["benches"]["heap[mp32]"]["result"]["runtime_mp32"] == 1
     md = out.with_suffix(".md").read_text()
     assert "| heap | peak_kb | 40 | 100 | 0.4 |" in md
+
+
+def test_make_bench_leaves_the_committed_report_alone():
+    # before: make bench wrote bench/report.md and .json, tracked files, on every run
+    import subprocess
+
+    r = subprocess.run(["make", "-n", "bench"], cwd=mpymod.ROOT, capture_output=True, text=True, check=True)
+    runs = [ln for ln in r.stdout.splitlines() if "tools/bench.py" in ln]
+    assert runs and all("--out build/bench/report" in ln for ln in runs), r.stdout
+    assert not any(ln.startswith(("cp ", "mv ")) for ln in r.stdout.splitlines()), r.stdout

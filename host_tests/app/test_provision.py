@@ -116,6 +116,24 @@ def test_check_names_each_problem(tmp_path, capsys):
     assert provision.main(["check", str(tmp_path / "absent.json")]) == 2
 
 
+def test_check_lists_every_kind_of_problem_at_once(tmp_path, capsys):
+    # before: with a field missing or unknown, the present fields' values
+    # were not checked, so a second run found the next kind of problem
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"format": 1, "device_id": -5, "key": "zz", "wifi": 3, "meter_protocol": "zigbee"}))
+    assert provision.main(["check", str(p)]) == 1
+    err = capsys.readouterr().err
+    for line in (
+        "key_id: missing",
+        "wifi: unknown field",
+        "device_id: -5 out of range",
+        "key: not hex",
+        "meter_protocol: 'zigbee' is not one of",
+    ):
+        assert line in err, err
+    assert "wifi_ssid: expected" not in err  # missing, said once
+
+
 def test_push_dry_run_prints_exact_mpremote_commands(tmp_path):
     rc, out = _make(tmp_path, "--generate-key")
     assert rc == 0

@@ -95,3 +95,28 @@ def test_committed_vs_stored_sees_a_changed_value_and_a_missing_row(tmp_path):
     assert res.verdict() == 1
     res.summary = lambda: good | {"data_heap_peak": 2}
     assert res.verdict() == 1
+
+
+def test_previews_show_the_running_boot_only(tmp_path):
+    # After a reboot (the `u` OTA demo, a power cut) the new boot records the
+    # panel afresh. Before, display.png kept the previous boot's last frame
+    # and DIR/display/ its refreshes until the new boot drew (refresh
+    # numbering restarts, so the old boot's higher-numbered frames stayed).
+    from PIL import Image
+
+    out, state = tmp_path / "run", tmp_path / "run" / "state"
+    (out / "display").mkdir(parents=True)
+    state.mkdir()
+    old = Image.new("L", (296, 128), 0)  # the previous boot's frames: black
+    for i in range(1, 6):
+        old.save(out / "display" / f"refresh{i}.png")
+    old.save(out / "display.png")
+    res = Results()
+    res.out, res.state, res.render_lock = out, state, threading.Lock()
+    res.shots_boot, res.boots = 1, 2  # boot 2 has started and drawn nothing yet
+    res.render_display()
+    assert not list((out / "display").glob("refresh*.png"))
+    shown = Image.open(out / "display.png").convert("L")
+    white = sum(shown.histogram()[128:])
+    assert white > 0.9 * 296 * 128, "the previous boot's frame is still the preview"
+    assert shown.getextrema()[0] < 128  # and the placeholder says something
