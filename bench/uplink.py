@@ -70,7 +70,7 @@ import mpy  # noqa: E402
 
 CPU_DAY = ROOT / "host_tests" / "uplink" / "cpu_day.py"
 
-DATA_CAP = 1170  # firmware/uplink/datagram.py
+DATA_CAP = 1166  # firmware/uplink/datagram.py (wire version 2)
 IP_UDP = 28
 TCP_SEGMENT_HEADERS = 20 + 32  # IPv4 + TCP with the timestamps option (Linux default)
 F_DEFAULT = 1 | 2 | 4  # time valid, demand, summation (firmware/meter/reading.py)

@@ -66,7 +66,9 @@ class Collector(Store):
     def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
         if len(key) != 32:
             raise ValueError(f"key must be 32 bytes, got {len(key)}")
-        self.ka.refresh(device_id, key, self._upsert_device(device_id, key, key_id))
+        top = self._upsert_device(device_id, key, key_id)
+        self.windows.pop(device_id, None)  # a new key starts the window afresh (collector_store)
+        self.ka.refresh(device_id, key, top)
 
     def queue_command(self, device_id: int, kind: int, payload: bytes) -> int:
         """Queue a command; sent with every reply to the device until it reports DONE."""
@@ -110,7 +112,7 @@ class Collector(Store):
         except wire.WireError as e:
             self._reject(0, e.reason)
             return []
-        if d.type == wire.T_REPLY:
+        if d.type in (wire.T_REPLY, wire.T_REFUSE):
             self._reject(d.device_id, "bad_type")  # collector->device type sent to us (reflection)
             return []
         if d.type == wire.T_KEEPALIVE:
@@ -123,7 +125,7 @@ class Collector(Store):
         if dev is None:
             self._reject(0, "unknown_device")
             return []
-        kid, key, top = dev
+        kid, key, top, nonce, challenge = dev
         win = self._window(d.device_id, top)
         if d.type != wire.T_KEEPALIVE:
             if d.key_id != kid:
@@ -132,10 +134,16 @@ class Collector(Store):
             if not wire.verify(d, key):
                 self._reject(d.device_id, "bad_tag")
                 return []
-        if not win.fresh(d.seq):
-            self._reject(d.device_id, "replay")
-            return []
         now = self.clock()
+        if not win.fresh(d.seq):
+            if d.type != wire.T_HELLO or (d.nonce == nonce and win.seen(d.seq)):
+                self._reject(d.device_id, "replay")  # a copy of what we took
+                return []
+            if not (challenge and d.nonce == challenge):
+                return self._refuse_stale(d, key, kid, win, challenge, addr, now)
+            # The device answered our challenge (it could not go above the
+            # window): nothing but this exchange can be fresh, start afresh.
+            win = self.windows[d.device_id] = wire.Window()
         out: list[bytes] = []
         ack = (0, 0)
         want_reply = d.type == wire.T_HELLO
@@ -153,19 +161,40 @@ class Collector(Store):
                     return []
                 if d.flags & wire.DF_REALTIME:
                     kind_in = "realtime"
-                    self._store_live(d.device_id, d.first, rows, now)
+                    self._store_live(d.device_id, d.epoch, d.first, rows, now)
+                elif self._conflicts(d.device_id, d.epoch, d.first, rows):
+                    # Other values under these numbers: store nothing, ACK
+                    # nothing, tell the device to number under a new epoch.
+                    kind_in = "data_conflict"
+                    self._reject(d.device_id, "conflict")
+                    out.append(
+                        wire.build_refuse(key, d.device_id, kid, self._next_seq(), d.seq, wire.R_CONFLICT, 0, 0, nonce)
+                    )
+                    self._count(d.device_id, "refuse", len(out[0]))
                 else:
-                    if self._store_readings(d.device_id, d.first, rows, now) == d.count:
+                    if self._store_readings(d.device_id, d.epoch, d.first, rows, now) == d.count:
                         kind_in = "data_repeat"
                     ack = (d.first, d.count)
                     want_reply = True
             elif d.type == wire.T_DONE:
                 self._mark_done(d.device_id, d.cmd_id, d.status, now)
+            elif d.type == wire.T_HELLO:
+                nonce = d.nonce  # replies are bound to this boot from now on
+                self._set_boot(d.device_id, d.nonce, d.epoch, d.cmd_mark)
             win.accept(d.seq)
             self.routes[d.device_id] = (addr, via, now)
-            cmds = self._pending(d.device_id)
+            cmds = [] if out else self._pending(d.device_id)
+            if d.type == wire.T_DONE and not want_reply and self._in_flight(cmds):
+                # The device has commands of an earlier reply in hand: their
+                # DONEs are coming, and the next reply goes with the last of
+                # them (or with the next keep-alive). Answering every DONE
+                # with the pending list made every re-sent command a DONE and
+                # every DONE a reply: a storm, with many pending.
+                cmds = []
             if want_reply or cmds:
-                reply = wire.build_reply(key, d.device_id, kid, self._next_seq(), d.seq, ack[0], ack[1], cmds)
+                reply = wire.build_reply(
+                    key, d.device_id, kid, self._next_seq(), d.seq, ack[0], ack[1], cmds, nonce=nonce
+                )
                 out.append(reply)
                 if cmds:
                     self._mark_sent(cmds)
@@ -178,6 +207,32 @@ class Collector(Store):
             raise
         self.ka.refresh(d.device_id, key, win.top)
         return out
+
+    def _refuse_stale(self, d, key: bytes, kid: int, win: wire.Window, challenge: int, addr, now: float) -> list[bytes]:
+        """An authentic HELLO below the window: a device that lost its sequence numbers (or
+        a replay, which cannot use the answer: it is tagged over the HELLO's nonce, and the
+        device takes only what echoes its own recent seqs). Tell it the lowest seq we would
+        take, and a challenge for when it cannot go that high: a HELLO carrying the
+        challenge as its nonce restarts the window. The challenge stays until answered, so
+        replays cannot move it. Never changes the window, route or boot."""
+        self.db.execute("BEGIN")
+        try:
+            if not challenge:
+                challenge = secrets.randbits(32) or 1
+                self._set_challenge(d.device_id, challenge)
+            min_seq = min(win.top + 1, wire.SEQ_LIMIT - 1)
+            ref = wire.build_refuse(
+                key, d.device_id, kid, self._next_seq(), d.seq, wire.R_STALE, min_seq, challenge, d.nonce
+            )
+            self._reject(d.device_id, "stale")
+            self._count(d.device_id, "hello_stale", len(d.raw))
+            self._count(d.device_id, "refuse", len(ref))
+            self._account_out(d.device_id, len(ref))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return [ref]
 
     def push_pending(self) -> int:
         """Send each command that no reply has carried yet to its device now, to the
@@ -197,7 +252,7 @@ class Collector(Store):
             cmds = self._pending(dev)
             if row is None or not cmds:
                 continue
-            reply = wire.build_reply(row[1], dev, row[0], self._next_seq(), win.top, 0, 0, cmds)
+            reply = wire.build_reply(row[1], dev, row[0], self._next_seq(), win.top, 0, 0, cmds, nonce=row[3])
             self.db.execute("BEGIN")
             self._mark_sent(cmds)
             self._account_out(dev, len(reply))

@@ -19,18 +19,19 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, key BLOB NOT NULL,
     seq_top INTEGER NOT NULL DEFAULT -1,
+    nonce INTEGER NOT NULL DEFAULT 0, challenge INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0,
     bytes_in INTEGER NOT NULL DEFAULT 0, bytes_out INTEGER NOT NULL DEFAULT 0,
     dgrams_in INTEGER NOT NULL DEFAULT 0, dgrams_out INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0, last_addr TEXT, last_seen REAL);
 CREATE TABLE IF NOT EXISTS readings (
-    device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
+    device_id INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
     demand_w INTEGER NOT NULL, delivered_wh INTEGER NOT NULL, received_wh INTEGER NOT NULL,
     flags INTEGER NOT NULL, received_at REAL NOT NULL,
-    PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+    PRIMARY KEY (device_id, epoch, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS live (
-    device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
+    device_id INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
     demand_w INTEGER NOT NULL, received_at REAL NOT NULL,
-    PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+    PRIMARY KEY (device_id, epoch, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commands (
     cmd_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id INTEGER NOT NULL,
     kind INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL,
@@ -42,6 +43,24 @@ CREATE TABLE IF NOT EXISTS traffic (
     device_id INTEGER NOT NULL, kind TEXT NOT NULL, datagrams INTEGER NOT NULL, bytes INTEGER NOT NULL,
     PRIMARY KEY (device_id, kind)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+"""
+# Wire version 2 (docs/wire-format.md): readings and live rows are keyed by
+# (device, epoch, seq) and devices carry the boot nonce, the outstanding
+# challenge and the epoch of the latest HELLO. A version-1 database is
+# migrated when opened: its readings become epoch 0.
+_MIGRATE = """
+ALTER TABLE devices ADD COLUMN nonce INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN challenge INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE readings RENAME TO readings_v1;
+ALTER TABLE live RENAME TO live_v1;
+"""
+_COPY = """
+INSERT INTO readings SELECT device_id, 0, seq, utc_s, demand_w, delivered_wh, received_wh, flags, received_at
+    FROM readings_v1;
+INSERT INTO live SELECT device_id, 0, seq, utc_s, demand_w, received_at FROM live_v1;
+DROP TABLE readings_v1;
+DROP TABLE live_v1;
 """
 # Reply sequence numbers reserved per database write: a restarted collector
 # starts past the last block, so it never reuses a number (the device's replay
@@ -60,6 +79,9 @@ class Store:
         self.db = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        cols = [r[1] for r in self.db.execute("PRAGMA table_info(devices)")]
+        if cols and "nonce" not in cols:
+            self.db.executescript("BEGIN;" + _MIGRATE + SCHEMA + _COPY + "COMMIT;")
         self.db.executescript(SCHEMA)
         self.seq = self.reserved = 0
 
@@ -67,19 +89,38 @@ class Store:
     def _devices(self) -> list[tuple[int, bytes, int]]:
         return [(d, bytes(k), t) for d, k, t in self.db.execute("SELECT device_id, key, seq_top FROM devices")]
 
-    def _device(self, device_id: int) -> tuple[int, bytes, int] | None:
-        """(key_id, key, seq_top) of a registered device, else None."""
-        row = self.db.execute("SELECT key_id, key, seq_top FROM devices WHERE device_id=?", (device_id,)).fetchone()
-        return None if row is None else (row[0], bytes(row[1]), row[2])
+    def _device(self, device_id: int) -> tuple[int, bytes, int, int, int] | None:
+        """(key_id, key, seq_top, nonce, challenge) of a registered device, else None."""
+        row = self.db.execute(
+            "SELECT key_id, key, seq_top, nonce, challenge FROM devices WHERE device_id=?", (device_id,)
+        ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]), row[2], row[3], row[4])
 
     def _upsert_device(self, device_id: int, key: bytes, key_id: int) -> int:
-        """Register a device or change its key; returns its replay-window top."""
+        """Register a device or change its key; returns its replay-window top. A new key
+        (re-provisioning) starts the window, boot nonce and challenge afresh: nothing
+        tagged with the old key verifies any more, so there is nothing left to replay."""
         self.db.execute(
             "INSERT INTO devices(device_id, key_id, key) VALUES(?,?,?) "
-            "ON CONFLICT(device_id) DO UPDATE SET key_id=excluded.key_id, key=excluded.key",
+            "ON CONFLICT(device_id) DO UPDATE SET key_id=excluded.key_id, key=excluded.key, "
+            "seq_top=CASE WHEN key=excluded.key AND key_id=excluded.key_id THEN seq_top ELSE -1 END, "
+            "nonce=CASE WHEN key=excluded.key AND key_id=excluded.key_id THEN nonce ELSE 0 END, "
+            "challenge=CASE WHEN key=excluded.key AND key_id=excluded.key_id THEN challenge ELSE 0 END",
             (device_id, key_id, key),
         )
         return self.db.execute("SELECT seq_top FROM devices WHERE device_id=?", (device_id,)).fetchone()[0]
+
+    def _set_boot(self, device_id: int, nonce: int, epoch: int, cmd_mark: int) -> None:
+        """An accepted HELLO: replies are bound to its nonce from now on; command ids go above cmd_mark."""
+        self.db.execute("UPDATE devices SET nonce=?, epoch=?, challenge=0 WHERE device_id=?", (nonce, epoch, device_id))
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='commands'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES('commands', ?)", (cmd_mark,))
+        elif row[0] < cmd_mark:
+            self.db.execute("UPDATE sqlite_sequence SET seq=? WHERE name='commands'", (cmd_mark,))
+
+    def _set_challenge(self, device_id: int, challenge: int) -> None:
+        self.db.execute("UPDATE devices SET challenge=? WHERE device_id=?", (challenge, device_id))
 
     def _insert_command(self, device_id: int, kind: int, payload: bytes, now: float) -> int:
         cur = self.db.execute(
@@ -93,12 +134,15 @@ class Store:
         return [r[0] for r in self.db.execute("SELECT DISTINCT device_id FROM commands WHERE sent=0 AND done IS NULL")]
 
     def _pending(self, device_id: int) -> list[tuple[int, int, bytes]]:
-        """[(kind, cmd_id, payload)] not done yet, oldest first, as many as fit one reply."""
+        """[(kind, cmd_id, payload)] not done yet, lowest id first, at most CMDS_PER_REPLY and
+        as many as fit one reply. Lowest first is what lets the device keep a single mark
+        of what it ran (firmware/uplink/state.py CmdLog): it never sees a command before
+        every lower one of the same device is done or in the same reply."""
         room = wire.MAX_DGRAM - wire.REPLY_HEAD - wire.TAG
-        out = []
+        out: list[tuple[int, int, bytes]] = []
         for cid, kind, payload in self.db.execute(
-            "SELECT cmd_id, kind, payload FROM commands WHERE device_id=? AND done IS NULL ORDER BY cmd_id",
-            (device_id,),
+            "SELECT cmd_id, kind, payload FROM commands WHERE device_id=? AND done IS NULL ORDER BY cmd_id LIMIT ?",
+            (device_id, wire.CMDS_PER_REPLY),
         ):
             need = 7 + len(payload)
             if need > room:
@@ -106,6 +150,13 @@ class Store:
             room -= need
             out.append((kind, cid, bytes(payload)))
         return out
+
+    def _in_flight(self, cmds: list[tuple[int, int, bytes]]) -> bool:
+        """Any of these commands already carried by a reply (and not done)."""
+        if not cmds:
+            return False
+        q = "SELECT count(*) FROM commands WHERE sent>0 AND cmd_id IN (%s)" % ",".join("?" * len(cmds))
+        return self.db.execute(q, [c[1] for c in cmds]).fetchone()[0] > 0
 
     def _mark_sent(self, cmds: list[tuple[int, int, bytes]]) -> None:
         self.db.executemany("UPDATE commands SET sent=sent+1 WHERE cmd_id=?", [(c[1],) for c in cmds])
@@ -117,18 +168,29 @@ class Store:
         )
 
     # -- readings ----------------------------------------------------------------
-    def _store_live(self, device_id: int, first: int, rows, now: float) -> None:
+    def _store_live(self, device_id: int, epoch: int, first: int, rows, now: float) -> None:
         self.db.executemany(
-            "INSERT OR IGNORE INTO live VALUES(?,?,?,?,?)",
-            [(device_id, first + i, r[0], r[1], now) for i, r in enumerate(rows)],
+            "INSERT OR IGNORE INTO live VALUES(?,?,?,?,?,?)",
+            [(device_id, epoch, first + i, r[0], r[1], now) for i, r in enumerate(rows)],
         )
 
-    def _store_readings(self, device_id: int, first: int, rows, now: float) -> int:
-        """Insert a batch keyed by (device, seq); returns how many were held already."""
+    def _conflicts(self, device_id: int, epoch: int, first: int, rows) -> int:
+        """How many of a batch's readings are held with another value under the same
+        (device, epoch, seq): such a batch must be refused, never stored nor ACKed."""
+        held = self.db.execute(
+            "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings "
+            "WHERE device_id=? AND epoch=? AND seq BETWEEN ? AND ?",
+            (device_id, epoch, first, first + len(rows) - 1),
+        ).fetchall()
+        return sum(1 for s, *v in held if tuple(v) != tuple(rows[s - first]))
+
+    def _store_readings(self, device_id: int, epoch: int, first: int, rows, now: float) -> int:
+        """Insert a batch keyed by (device, epoch, seq); returns how many were held already
+        (with the same values: the caller checked _conflicts first)."""
         before = self.db.total_changes
         self.db.executemany(
-            "INSERT OR IGNORE INTO readings VALUES(?,?,?,?,?,?,?,?)",
-            [(device_id, first + i, *r, now) for i, r in enumerate(rows)],
+            "INSERT OR IGNORE INTO readings VALUES(?,?,?,?,?,?,?,?,?)",
+            [(device_id, epoch, first + i, *r, now) for i, r in enumerate(rows)],
         )
         dups = len(rows) - (self.db.total_changes - before)
         if dups:
@@ -205,14 +267,14 @@ class Store:
 
     def export_csv(self, fh, device_id: int | None = None) -> int:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["utc_s", "demand_w", "delivered_wh", "received_wh", "flags", "device_id", "seq"])
-        q = "SELECT utc_s, demand_w, delivered_wh, received_wh, flags, device_id, seq FROM readings"
+        w.writerow(["utc_s", "demand_w", "delivered_wh", "received_wh", "flags", "device_id", "seq", "epoch"])
+        q = "SELECT utc_s, demand_w, delivered_wh, received_wh, flags, device_id, seq, epoch FROM readings"
         args: tuple = ()
         if device_id is not None:
             q += " WHERE device_id=?"
             args = (device_id,)
         n = 0
-        for row in self.db.execute(q + " ORDER BY device_id, seq", args):
+        for row in self.db.execute(q + " ORDER BY device_id, utc_s, epoch, seq", args):
             w.writerow(row)
             n += 1
         return n

@@ -13,27 +13,45 @@ import struct
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-VERSION = 1
-T_DATA = 0x11
-T_KEEPALIVE = 0x12
-T_HELLO = 0x14
-T_DONE = 0x15
-T_REPLY = 0x18
-TYPE_NAMES = {T_DATA: "DATA", T_KEEPALIVE: "KEEPALIVE", T_HELLO: "HELLO", T_DONE: "DONE", T_REPLY: "REPLY"}
+VERSION = 2  # docs/wire-format.md, "Versions"
+T_DATA = 0x21
+T_KEEPALIVE = 0x12  # a keep-alive has no type byte; 0x12 only enters its token (unchanged since v1)
+T_HELLO = 0x24
+T_DONE = 0x25
+T_REPLY = 0x28
+T_REFUSE = 0x29
+TYPE_NAMES = {
+    T_DATA: "DATA",
+    T_KEEPALIVE: "KEEPALIVE",
+    T_HELLO: "HELLO",
+    T_DONE: "DONE",
+    T_REPLY: "REPLY",
+    T_REFUSE: "REFUSE",
+}
 
 HDR = 11
 TAG = 12
 KA_LEN = 4  # a keep-alive is only its token; every other datagram is longer
 KA_AHEAD = 64  # tokens the collector expects per device: seqs top+1 .. top+KA_AHEAD
 MAX_DGRAM = 1200
-DATA_HEAD = 18
+DATA_HEAD = 22
+HELLO_BODY = 20
 REPLY_HEAD = 21
+REFUSE_BODY = 13
+SEQ_LIMIT = 2**32  # every seq on the wire is a u32; nothing computes one at or above this
 IP_UDP_OVERHEAD = 28  # IPv4 (20, no options) + UDP (8) header bytes per datagram
 
 DF_REALTIME = 1
 CMD_REALTIME = 1
 CMD_OTA = 2
 CMD_NAMES = {CMD_REALTIME: "realtime", CMD_OTA: "ota"}
+CMDS_PER_REPLY = 4  # the device runs no more than this from one reply
+
+R_STALE = 1  # seq at or below the window: min_seq is the lowest it would take; or answer the challenge
+R_CONFLICT = 2  # other values are held under (epoch, seq): number under a new epoch
+REASONS = {R_STALE: "stale", R_CONFLICT: "conflict"}
+ST_FORGOTTEN = 253  # DONE status: run before, status no longer remembered
+ST_INTERRUPTED = 254  # DONE status: a power cut came while it ran; not run again
 
 
 class WireError(ValueError):
@@ -62,6 +80,12 @@ class Datagram:
     payload: bytes = b""
     cursor: int = 0
     head: int = 0
+    epoch: int = 0
+    nonce: int = 0
+    cmd_mark: int = 0
+    reason: int = 0
+    min_seq: int = 0
+    challenge: int = 0
     cmd_id: int = 0
     status: int = 0
     echo: int = 0
@@ -81,25 +105,35 @@ def parse(data: bytes) -> Datagram:
     t = data[0]
     if t >> 4 != VERSION or t not in TYPE_NAMES or t == T_KEEPALIVE:
         raise WireError("bad_type", f"type byte 0x{t:02x} is not a version-{VERSION} datagram")
-    minimum = {T_DATA: DATA_HEAD + 1, T_HELLO: HDR + 8, T_DONE: HDR + 5, T_REPLY: REPLY_HEAD}[t] + TAG
+    minimum = {
+        T_DATA: DATA_HEAD + 1,
+        T_HELLO: HDR + HELLO_BODY,
+        T_DONE: HDR + 5,
+        T_REPLY: REPLY_HEAD,
+        T_REFUSE: HDR + REFUSE_BODY,
+    }[t] + TAG
     if n < minimum:
         raise WireError("truncated", f"{TYPE_NAMES[t]} of {n} bytes, at least {minimum} expected")
     dev, kid, seq = struct.unpack_from(">IHI", data, 1)
     body = bytes(data[HDR : n - TAG])
     d = Datagram(t, dev, seq, kid, body, raw=bytes(data))
     if t == T_DATA:
-        d.first, d.count, d.flags = struct.unpack_from(">IHB", body)
-        d.payload = body[7:]
+        d.epoch, d.first, d.count, d.flags = struct.unpack_from(">IIHB", body)
+        d.payload = body[11:]
         if d.count == 0:
             raise WireError("malformed", "DATA with a count of 0")
     elif t == T_HELLO:
-        if len(body) != 8:
-            raise WireError("malformed", f"HELLO body of {len(body)} bytes, not 8")
-        d.cursor, d.head = struct.unpack(">II", body)
+        if len(body) != HELLO_BODY:
+            raise WireError("malformed", f"HELLO body of {len(body)} bytes, not {HELLO_BODY}")
+        d.cursor, d.head, d.epoch, d.nonce, d.cmd_mark = struct.unpack(">IIIII", body)
     elif t == T_DONE:
         if len(body) != 5:
             raise WireError("malformed", f"DONE body of {len(body)} bytes, not 5")
         d.cmd_id, d.status = struct.unpack(">IB", body)
+    elif t == T_REFUSE:
+        if len(body) != REFUSE_BODY:
+            raise WireError("malformed", f"REFUSE body of {len(body)} bytes, not {REFUSE_BODY}")
+        d.echo, d.reason, d.min_seq, d.challenge = struct.unpack(">IBII", body)
     elif t == T_REPLY:
         d.echo, d.first, d.count = struct.unpack_from(">IIH", body)
         p = 10
@@ -114,9 +148,11 @@ def parse(data: bytes) -> Datagram:
     return d
 
 
-def verify(d: Datagram, key: bytes) -> bool:
-    """Tag check of a full datagram (not keep-alives: see verify_keepalive)."""
-    return hmac.compare_digest(tag(key, d.raw[:-TAG]), d.raw[-TAG:])
+def verify(d: Datagram, key: bytes, nonce: int | None = None) -> bool:
+    """Tag check of a full datagram (not keep-alives: see keepalive_token). Collector ->
+    device types (REPLY, REFUSE) are tagged over the device's boot nonce first: pass it."""
+    prefix = b"" if nonce is None else struct.pack(">I", nonce)
+    return hmac.compare_digest(tag(key, prefix + d.raw[:-TAG]), d.raw[-TAG:])
 
 
 def keepalive_token(key: bytes, dev: int, seq: int) -> bytes:
@@ -127,8 +163,10 @@ def header(t: int, dev: int, kid: int, seq: int) -> bytes:
     return struct.pack(">BIHI", t, dev, kid, seq)
 
 
-def seal(key: bytes, msg: bytes) -> bytes:
-    return msg + tag(key, msg)
+def seal(key: bytes, msg: bytes, nonce: int | None = None) -> bytes:
+    """msg + its tag; with `nonce` (collector -> device) the tag covers the nonce, unsent, first."""
+    prefix = b"" if nonce is None else struct.pack(">I", nonce)
+    return msg + tag(key, prefix + msg)
 
 
 def build_reply(
@@ -140,22 +178,34 @@ def build_reply(
     first: int = 0,
     count: int = 0,
     commands: list[tuple[int, int, bytes]] = (),  # type: ignore[assignment]
+    nonce: int = 0,
 ) -> bytes:
     body = struct.pack(">IIH", echo, first, count)
     for kind, cid, payload in commands:
         body += struct.pack(">BIH", kind, cid, len(payload)) + payload
-    out = seal(key, header(T_REPLY, dev, kid, seq) + body)
+    out = seal(key, header(T_REPLY, dev, kid, seq) + body, nonce)
     if len(out) > MAX_DGRAM:
         raise ValueError(f"reply of {len(out)} bytes exceeds {MAX_DGRAM}")
     return out
 
 
-def build_data(key: bytes, dev: int, kid: int, seq: int, first: int, count: int, flags: int, payload: bytes) -> bytes:
-    return seal(key, header(T_DATA, dev, kid, seq) + struct.pack(">IHB", first, count, flags) + payload)
+def build_refuse(
+    key: bytes, dev: int, kid: int, seq: int, echo: int, reason: int, min_seq: int, challenge: int, nonce: int
+) -> bytes:
+    return seal(key, header(T_REFUSE, dev, kid, seq) + struct.pack(">IBII", echo, reason, min_seq, challenge), nonce)
 
 
-def build_hello(key: bytes, dev: int, kid: int, seq: int, cursor: int, head: int) -> bytes:
-    return seal(key, header(T_HELLO, dev, kid, seq) + struct.pack(">II", cursor, head))
+def build_data(
+    key: bytes, dev: int, kid: int, seq: int, first: int, count: int, flags: int, payload: bytes, epoch: int = 1
+) -> bytes:
+    return seal(key, header(T_DATA, dev, kid, seq) + struct.pack(">IIHB", epoch, first, count, flags) + payload)
+
+
+def build_hello(
+    key: bytes, dev: int, kid: int, seq: int, cursor: int, head: int, epoch: int = 1, nonce: int = 0, cmd_mark: int = 0
+) -> bytes:
+    body = struct.pack(">IIIII", cursor, head, epoch, nonce, cmd_mark)
+    return seal(key, header(T_HELLO, dev, kid, seq) + body)
 
 
 def build_done(key: bytes, dev: int, kid: int, seq: int, cmd_id: int, status: int) -> bytes:
@@ -183,7 +233,7 @@ class KeepaliveIndex:
             if self._index.get(t, (None,))[0] == device_id:
                 del self._index[t]
         toks = []
-        for s in range(top + 1, top + 1 + KA_AHEAD):
+        for s in range(top + 1, min(top + 1 + KA_AHEAD, SEQ_LIMIT)):
             t = keepalive_token(key, device_id, s)
             self._index[t] = (device_id, s)
             toks.append(t)
@@ -202,6 +252,11 @@ class Window:
             return True
         d = self.top - seq
         return d < 64 and not (self.bits >> d) & 1
+
+    def seen(self, seq: int) -> bool:
+        """seq was accepted (as far as the window remembers)."""
+        d = self.top - seq
+        return 0 <= d < 64 and bool((self.bits >> d) & 1)
 
     def accept(self, seq: int) -> None:
         if seq > self.top:

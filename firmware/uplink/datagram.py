@@ -9,32 +9,46 @@
 # device id and its next sequence number) that the collector looks up among
 # the tokens it expects next from each device; a forged one can at most make
 # the collector send an already-authenticated command to one more address
-# (see docs/uplink.md, "Keep-alive").
+# (see docs/uplink.md, "Keep-alive"). Collector -> device datagrams are
+# tagged over the device's boot nonce as well (sent in HELLO), so a reply can
+# never be accepted by another boot, whatever its sequence numbers.
 # MicroPython has no hmac module, so HMAC (RFC 2104) is built on
 # hashlib.sha256 here; a host test checks it against CPython's hmac.
 import hashlib
 
 from micropython import const
 
-VERSION = const(1)
-T_DATA = const(0x11)  # device -> collector: a batch (or one real-time reading)
-T_KEEPALIVE = const(0x12)  # device -> collector: 4-byte token (known by its length)
-T_HELLO = const(0x14)  # device -> collector: first contact after boot/failover
-T_DONE = const(0x15)  # device -> collector: command executed
-T_REPLY = const(0x18)  # collector -> device: ACK and/or commands
+VERSION = const(2)  # high nibble of the type byte (docs/wire-format.md, "Versions")
+T_DATA = const(0x21)  # device -> collector: a batch (or one real-time reading)
+T_KEEPALIVE = const(0x12)  # device -> collector: 4-byte token (known by its length; unchanged since v1)
+T_HELLO = const(0x24)  # device -> collector: first contact after boot/failover
+T_DONE = const(0x25)  # device -> collector: command executed
+T_REPLY = const(0x28)  # collector -> device: ACK and/or commands
+T_REFUSE = const(0x29)  # collector -> device: why it will not take our datagram
 
 HDR = const(11)  # type, device id u32, key id u16, seq u32
 TAG = const(12)  # HMAC-SHA256 truncated to 96 bits
 KA_LEN = const(4)  # the whole keep-alive: a token, nothing else
 MAX_DGRAM = const(1200)  # UDP payload bound: no IP fragmentation anywhere
-DATA_HEAD = const(18)  # HDR + first reading seq u32, count u16, flags u8
-DATA_CAP = const(1170)  # MAX_DGRAM - DATA_HEAD - TAG: codec payload budget
+DATA_HEAD = const(22)  # HDR + epoch u32, first reading seq u32, count u16, flags u8
+DATA_CAP = const(1166)  # MAX_DGRAM - DATA_HEAD - TAG: codec payload budget
+HELLO_BODY = const(20)  # uploaded u32, newest u32, epoch u32, nonce u32, cmd_mark u32
 REPLY_HEAD = const(21)  # HDR + echo u32, ack first u32, ack count u16
+REFUSE_LEN = const(36)  # HDR + echo u32, reason u8, min_seq u32, challenge u32 + TAG
 
 DF_REALTIME = const(1)  # DATA flag: streamed reading, no ACK wanted
 
 CMD_REALTIME = const(1)  # payload: u16 seconds of real-time streaming
 CMD_OTA = const(2)  # payload: defined by docs/ota.md
+CMDS_PER_REPLY = const(4)  # the collector sends at most this many; the device runs no more
+
+# REFUSE reasons
+R_STALE = const(1)  # our seq is at or below the collector's window: use min_seq (or its challenge)
+R_CONFLICT = const(2)  # the collector holds other values under these (epoch, seq): new epoch
+
+# DONE statuses the uplink itself gives (handlers: 0 done, 1 unsupported, 255 failed)
+ST_FORGOTTEN = const(253)  # run before; its status is no longer remembered
+ST_INTERRUPTED = const(254)  # a power cut came while it ran: not run again
 
 
 def get32(b, i):
@@ -67,9 +81,13 @@ class Hmac:
         self.ipad = bytes(b ^ 0x36 for b in k)
         self.opad = bytes(b ^ 0x5C for b in k)
 
-    def digest(self, buf, n):
-        # HMAC over buf[:n] (buf may be a bytearray shared with the socket).
+    def digest(self, buf, n, prefix=None):
+        # HMAC over prefix + buf[:n] (buf may be a bytearray shared with the
+        # socket). The prefix is the boot nonce that collector -> device
+        # datagrams are bound to; it is not sent.
         h = hashlib.sha256(self.ipad)
+        if prefix is not None:
+            h.update(prefix)
         h.update(memoryview(buf)[:n])
         o = hashlib.sha256(self.opad)
         o.update(h.digest())
@@ -98,9 +116,9 @@ def seal(buf, n, mac):
     return n + TAG
 
 
-def check(buf, n, mac):
-    # Tag of a full datagram of n bytes is right.
-    return n > TAG and equal(mac.digest(buf, n - TAG), memoryview(buf)[n - TAG : n], TAG)
+def check(buf, n, mac, prefix=None):
+    # Tag of a full datagram of n bytes is right (over prefix + datagram).
+    return n > TAG and equal(mac.digest(buf, n - TAG, prefix), memoryview(buf)[n - TAG : n], TAG)
 
 
 def keepalive(buf, dev, seq, mac):

@@ -5,9 +5,10 @@
 # estimate (Rto), the datagram sequence numbers
 # (reserved in blocks in the store's cursors, so they keep rising across
 # reboots without a flash write per datagram), the check of every incoming
-# datagram (length, type, device, tag, echo of one of our recent sequence
-# numbers, replay window), command de-duplication, and the status object the
-# display reads.
+# datagram (length, type, device, tag over our boot nonce, echo of one of
+# our recent sequence numbers, replay window), and the status object the
+# display reads. Which commands ran is uplink/state.py (CmdLog).
+import os
 import time
 
 from micropython import const
@@ -16,8 +17,12 @@ from uplink import datagram as dg
 
 SEQ_BLOCK = const(4096)  # sequence numbers reserved per file write
 SEQ_EPOCH = const(1_700_000_000)  # UTC of seq floor 0 (2023-11-14)
+# Datagram seqs stay below this: small ints on the 32-bit device, and far
+# from the wire's 2^32, so they never wrap. A file or clock floor above it is
+# damage and ignored; a collector window above it is reset (R_STALE with a
+# challenge, docs/uplink.md "Identity across state loss").
+SEQ_MAX = const(0x3FFF0000)
 ECHO_SPAN = const(512)  # a reply must echo one of our last ECHO_SPAN seqs
-_RECENT_CMDS = const(8)
 _RTO_INIT = const(10_000)  # ms, before the first round-trip sample
 # An accelerated clock (simulations) speeds up the device, not the collector
 # or the network: an RTO shorter than this much real time would time out
@@ -47,7 +52,8 @@ class Status:
         self.failovers = 0
         self.keepalives = 0
         self.keepalive_s = 0  # the keep-alive interval in use
-        self.commands = 0
+        self.commands = 0  # commands run (repeats of a command run earlier not counted)
+        self.refusals = 0  # authenticated refusals obeyed (REFUSE: N03 until the next reply)
         # rejected incoming datagrams, by reason
         self.rej_short = 0  # truncated: shorter than a reply can be
         self.rej_long = 0  # oversized: longer than MAX_DGRAM
@@ -89,9 +95,11 @@ class SeqSource:
         base = 0
         try:
             with open(path) as f:
-                base = int(f.read())
-        except (OSError, ValueError):
+                base = int(f.read(16))
+        except (OSError, ValueError, UnicodeError):
             pass
+        if not 0 <= base < SEQ_MAX - SEQ_BLOCK:
+            base = 0  # damaged: the collector's refusal tells us where to go
         self.seq = self._floor(base)
         self.first = self.seq  # nothing below this was sent in this boot
         self._reserve()
@@ -100,9 +108,19 @@ class SeqSource:
         c = self.clock
         if c is not None and c.valid():
             t = c.utc() - SEQ_EPOCH
-            if t > v:
+            if v < t < SEQ_MAX - SEQ_BLOCK:
                 return t
         return v
+
+    def jump(self, to):
+        # The collector has seen up to `to` - 1 (its authenticated refusal
+        # says so): continue from there. False if that is beyond SEQ_MAX.
+        if to >= SEQ_MAX - SEQ_BLOCK:
+            return False
+        if to > self.seq:
+            self.seq = to
+            self._reserve()
+        return True
 
     def _reserve(self):
         self.reserved = self.seq + SEQ_BLOCK
@@ -114,6 +132,8 @@ class SeqSource:
 
     def next(self):
         s = self.seq
+        if s >= SEQ_MAX:
+            s = self.seq = self.first = 0  # never: 2^30 datagrams; refused, then reset
         self.seq = s + 1
         if self.seq >= self.reserved:
             self._reserve()
@@ -159,16 +179,20 @@ def seq_path():
 
 
 class Session:
-    # device: (device_id, key_id, key bytes); seqs: a SeqSource.
-    def __init__(self, device_id, key_id, key, seqs, status=None):
+    # device: (device_id, key_id, key bytes); seqs: a SeqSource. epoch: the
+    # 4-byte reading epoch (state.Epoch.id, shared: a new epoch shows at
+    # once); nonce: this boot's 4 random bytes (the collector binds its
+    # replies to them); cmd_mark: the highest command id run (HELLO says it).
+    def __init__(self, device_id, key_id, key, seqs, status=None, epoch=None, nonce=None):
         self.dev = device_id
         self.kid = key_id
         self.mac = dg.Hmac(key)
         self.seqs = seqs
         self.status = status or Status()
         self.window = dg.Window()
-        self.recent = [0] * _RECENT_CMDS  # command ids executed lately
-        self.nrecent = 0
+        self.epoch = epoch if epoch is not None else bytearray(4)
+        self.nonce = bytearray(nonce if nonce is not None else os.urandom(4))
+        self.cmd_mark = 0
 
     def next_seq(self):
         return self.seqs.next()
@@ -178,14 +202,16 @@ class Session:
         # DATA datagram around the encoder's batch; returns (length, seq).
         seq = self.next_seq()
         dg.header(buf, dg.T_DATA, self.dev, self.kid, seq)
-        dg.put32(buf, dg.HDR, first)
-        dg.put16(buf, dg.HDR + 4, count)
-        buf[dg.HDR + 6] = flags
+        buf[dg.HDR : dg.HDR + 4] = self.epoch
+        dg.put32(buf, dg.HDR + 4, first)
+        dg.put16(buf, dg.HDR + 8, count)
+        buf[dg.HDR + 10] = flags
         n = enc.finish(buf, dg.DATA_HEAD)
         return dg.seal(buf, n, self.mac), seq
 
     def reseal(self, buf, n):
-        # Retransmission: same batch, a fresh seq and tag.
+        # Retransmission: same batch, a fresh seq and tag (and the epoch in
+        # force: after a new epoch the batch is rebuilt, never resent).
         seq = self.next_seq()
         dg.put32(buf, 7, seq)
         return dg.seal(buf, n - dg.TAG, self.mac), seq
@@ -195,7 +221,10 @@ class Session:
         dg.header(buf, dg.T_HELLO, self.dev, self.kid, seq)
         dg.put32(buf, dg.HDR, uploaded)
         dg.put32(buf, dg.HDR + 4, head)
-        return dg.seal(buf, dg.HDR + 8, self.mac), seq
+        buf[dg.HDR + 8 : dg.HDR + 12] = self.epoch
+        buf[dg.HDR + 12 : dg.HDR + 16] = self.nonce
+        dg.put32(buf, dg.HDR + 16, self.cmd_mark)
+        return dg.seal(buf, dg.HDR + dg.HELLO_BODY, self.mac), seq
 
     def done(self, buf, cmd_id, status):
         seq = self.next_seq()
@@ -210,39 +239,41 @@ class Session:
 
     # -- incoming --------------------------------------------------------------
     def accept(self, buf, n):
-        # Checks a datagram from the network. Returns True if it is an
-        # authentic, fresh REPLY (fields then read with the helpers below);
-        # otherwise counts the reason and returns False. Never raises.
+        # Checks a datagram from the network. Returns its type (T_REPLY or
+        # T_REFUSE) if it is authentic (tagged over our boot nonce), fresh
+        # and well formed (fields then read with the helpers below);
+        # otherwise counts the reason and returns 0. Never raises.
         st = self.status
         if n > dg.MAX_DGRAM:
             st.rej_long += 1
-            return False
+            return 0
         if n < dg.REPLY_HEAD + dg.TAG:
             st.rej_short += 1
-            return False
-        if buf[0] != dg.T_REPLY:
+            return 0
+        t = buf[0]
+        if t != dg.T_REPLY and t != dg.T_REFUSE:
             st.rej_type += 1
-            return False
+            return 0
         if dg.get32(buf, 1) != self.dev or dg.get16(buf, 5) != self.kid:
             st.rej_device += 1
-            return False
-        if not dg.check(buf, n, self.mac):
-            st.rej_tag += 1
-            return False
+            return 0
+        if not dg.check(buf, n, self.mac, self.nonce):
+            st.rej_tag += 1  # forged, damaged, or for another boot
+            return 0
         echo = dg.get32(buf, dg.HDR)
         top = self.seqs.seq
         if not (self.seqs.first <= echo < top and top - echo <= ECHO_SPAN):
             st.rej_echo += 1
-            return False
+            return 0
         seq = dg.get32(buf, 7)
         if not self.window.fresh(seq):
             st.rej_replay += 1
-            return False
-        if not self._commands_ok(buf, n):
+            return 0
+        if not (n == dg.REFUSE_LEN if t == dg.T_REFUSE else self._commands_ok(buf, n)):
             st.rej_body += 1
-            return False
+            return 0
         self.window.accept(seq)
-        return True
+        return t
 
     def _commands_ok(self, buf, n):
         # Command list fills the body exactly: kind u8, id u32, len u16, payload.
@@ -269,11 +300,7 @@ class Session:
             yield buf[p], dg.get32(buf, p + 1), p + 7, ln
             p += 7 + ln
 
-    def seen_command(self, cmd_id):
-        # True if cmd_id was executed lately (a re-sent command); else records it.
-        for i in range(min(self.nrecent, _RECENT_CMDS)):
-            if self.recent[i] == cmd_id:
-                return True
-        self.recent[self.nrecent % _RECENT_CMDS] = cmd_id
-        self.nrecent += 1
-        return False
+    @staticmethod
+    def refusal(buf):
+        # (reason, min_seq, challenge offset) of an accepted REFUSE.
+        return buf[dg.HDR + 4], dg.get32(buf, dg.HDR + 5), dg.HDR + 9

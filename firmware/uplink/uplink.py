@@ -26,24 +26,20 @@
 # thousands of times faster than real time.
 import asyncio
 import time
-from asyncio import core  # type: ignore[attr-defined]  # the I/O queue StreamReader uses
 
 from micropython import const
 
 import hal
 from faults import CLOUD_UNREACHABLE
 from uplink import datagram as dg
+from uplink import rx
 from uplink.codec import Encoder
 from uplink.session import UPLOADED, Rto, SeqSource, Session, seq_path
+from uplink.state import CMDS_FILE, EPOCH_FILE, CmdLog, Epoch
 
 _RT_CAP = const(40)  # codec budget of one streamed reading
 REALTIME_MAX_S = const(900)  # no request can make a device stream longer
 _KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector expects 64)
-
-
-async def _readable(sock):
-    # Wait until a datagram is there (StreamReader would concatenate them).
-    yield core._io_queue.queue_read(sock)
 
 
 class Uplink:
@@ -69,7 +65,12 @@ class Uplink:
     ):
         self.store = store
         self.clock = clock or hal.clock
-        self.session = Session(device_id, key_id, key, SeqSource(seq_file or seq_path(), self.clock))
+        seq_file = seq_file or seq_path()
+        d = seq_file[: seq_file.rfind("/") + 1]  # the other uplink state files beside it
+        self.ident = Epoch(d + EPOCH_FILE, store.seq)  # what our reading numbers mean
+        self.cmds = CmdLog(d + CMDS_FILE)  # which commands ran
+        self.session = Session(device_id, key_id, key, SeqSource(seq_file, self.clock), epoch=self.ident.id)
+        self.session.cmd_mark = self.cmds.mark
         self.status = self.session.status
         self.endpoints = endpoints  # [(host, port)], failover order
         self.on_command = on_command  # fn(kind, payload bytes) -> status int
@@ -124,6 +125,11 @@ class Uplink:
         self.hello_at = 0
         self.last_tx = self.clock.ticks_ms()
 
+    @property
+    def epoch(self):
+        # The reading epoch in force (readings are (device, epoch, seq) at the collector).
+        return self.ident.value()
+
     # -- public --------------------------------------------------------------
     def notify(self, seq, t_s, demand, delivered, received, flags):
         # The app calls this after each store.append(); streams it when in
@@ -161,7 +167,7 @@ class Uplink:
     async def run(self):
         self.sock = hal.udp_socket(0)
         self._failover()
-        asyncio.create_task(self._rx_loop())
+        asyncio.create_task(rx.rx_loop(self))
         self._hello()
         while True:
             ms = self._step(self.clock.ticks_ms())
@@ -304,6 +310,7 @@ class Uplink:
         self.enc_from = -1  # finish() below consumes the encoder's batch
         self.tries = 0
         self.probing = False
+        self.ident.sending(first + n - 1)  # on flash before the batch leaves
         self.txn, self.tx_seq = self.session.data(self.tx, first, n, 0, enc)
         self.sent_at = self.sent_at0 = now
         self.tx_seq0 = self.tx_seq
@@ -335,80 +342,6 @@ class Uplink:
         self.sent_at = now
         self._send(self.tx, self.txn)
 
-    # -- receiving ---------------------------------------------------------------
-    async def _rx_loop(self):
-        s = self.sock
-        rx = self.rx
-        while True:
-            await _readable(s)
-            try:
-                n = s.readinto(rx)
-            except OSError:
-                continue
-            # readinto() drains the socket: two queued datagrams would come
-            # concatenated, fail their tag and count as one lost reply (the
-            # protocol's retries cover it, as any loss)
-            if n:
-                self.on_datagram(rx, n)
-
     def on_datagram(self, data, n=-1):
-        # data[:n] (n < 0: all of data) is one datagram from the network
-        if n < 0:
-            n = len(data)
-        st = self.status
-        st.bytes_down += n
-        st.datagrams_down += 1
-        ses = self.session
-        if not ses.accept(data, n):
-            return
-        now = self.clock.ticks_ms()
-        st.last_ack_ticks = now
-        self.fails = 0
-        self.ka_quiet = 0
-        if self.faults is not None:
-            self.faults.clear(CLOUD_UNREACHABLE)
-        first, count = ses.ack_range(data)
-        if self.hello_seq != -1:
-            # Any authentic reply: the collector knows a seq of ours now.
-            if dg.get32(data, dg.HDR) == self.hello_seq:
-                self.rt.sample(time.ticks_diff(now, self.hello_at))
-            self.hello_seq = -1
-        if self.inflight and count and first == self.first and count == self.inflight:
-            # The reply echoes which transmission it answers, so the RTT
-            # sample is exact even after a retransmission (no Karn problem).
-            echo = dg.get32(data, dg.HDR)
-            if echo == self.tx_seq:
-                self.rt.sample(time.ticks_diff(now, self.sent_at))
-            elif echo == self.tx_seq0:
-                self.rt.sample(time.ticks_diff(now, self.sent_at0))
-            else:
-                self.rt.reset()  # backoff ends with the batch
-            self.uploaded = first + count - 1
-            self.store.set_cursor(UPLOADED, self.uploaded)
-            self.inflight = 0
-            self.pending_since = None
-            self.next_try = now  # more may be waiting (after an outage)
-            st.batches_acked += 1
-        elif self.inflight and self.probing:
-            # The collector is back: send the batch again now.
-            self.probing = False
-            self.tries = 0
-            self.rt.reset()
-            self._retransmit(now)
-            self.deadline = time.ticks_add(now, self.rt.rto)
-        for kind, cid, off, ln in ses.commands(data, n):
-            st.commands += 1
-            if ses.seen_command(cid):
-                res = 0  # done before; our DONE was lost
-            elif kind == dg.CMD_REALTIME:
-                self.request_realtime(dg.get16(data, off) if ln >= 2 else 0)
-                res = 0
-            elif self.on_command is not None:
-                try:
-                    res = self.on_command(kind, data[off : off + ln]) or 0
-                except Exception:  # a handler's bug must not stop the uplink
-                    res = 255
-            else:
-                res = 1  # not supported by this firmware
-            self._send_ctl(ses.done(self.ctl, cid, res)[0])
-        self.wake.set()
+        # data[:n] (n < 0: all of data) is one datagram from the network (uplink/rx.py)
+        rx.on_datagram(self, data, n)

@@ -54,22 +54,25 @@ class Collector:
         self.seq = 1 << 20
         self.out = []
         self.n = 0
+        self.nonce = None  # the boot nonce of the device's HELLO: replies are tagged over it
 
     def sendto(self, mv, addr):
         self.n += 1
         d = bytes(mv)
         if len(d) == dg.KA_LEN or d[0] not in (dg.T_DATA, dg.T_HELLO):
             return
-        if d[0] == dg.T_DATA and d[dg.HDR + 6] & dg.DF_REALTIME:
+        if d[0] == dg.T_DATA and d[dg.HDR + 10] & dg.DF_REALTIME:
             return
+        if d[0] == dg.T_HELLO:
+            self.nonce = d[dg.HDR + 12 : dg.HDR + 16]
         r = bytearray(dg.REPLY_HEAD + dg.TAG)
         dg.header(r, dg.T_REPLY, DEV, 0, self.seq)
         self.seq += 1
         dg.put32(r, dg.HDR, dg.get32(d, 7))
         if d[0] == dg.T_DATA:
-            dg.put32(r, dg.HDR + 4, dg.get32(d, dg.HDR))
-            dg.put16(r, dg.HDR + 8, dg.get16(d, dg.HDR + 4))
-        dg.seal(r, dg.REPLY_HEAD, self.mac)
+            dg.put32(r, dg.HDR + 4, dg.get32(d, dg.HDR + 4))
+            dg.put16(r, dg.HDR + 8, dg.get16(d, dg.HDR + 8))
+        r[dg.REPLY_HEAD :] = self.mac.digest(r, dg.REPLY_HEAD, self.nonce)[: dg.TAG]
         self.out.append(bytes(r))
 
 

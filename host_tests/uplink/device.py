@@ -11,7 +11,11 @@
 # reading as "r seq,utc,demand,delivered,received,flags"; UPL_RTLOG=1 prints
 # "rt seq unix_time" for each reading handed to the uplink in real-time mode.
 # Always printed: "uplink_heap N" (bytes the Uplink object took) and, every
-# device hour, "heap N" (bytes allocated after a collection).
+# device hour, "heap N" (bytes allocated after a collection); "heard_s N" the
+# first time an authentic reply came (device seconds after boot). Commands
+# other than real-time are logged as "cmd KIND PAYLOADHEX" when run;
+# UPL_CMD_EXIT=HEX makes the device stop dead (a power cut) inside the
+# handler of the command with that payload. UPL_DRAIN_S bounds the drain.
 import asyncio
 import binascii
 import gc
@@ -95,6 +99,15 @@ async def meter(store, up, interval, flush_every):
             print("rt", seq, "%d.%06d" % (ns // 1_000_000_000, ns // 1000 % 1_000_000))
 
 
+def on_command(kind, payload):
+    h = binascii.hexlify(payload).decode()
+    print("cmd", kind, h)
+    if env("UPL_CMD_EXIT") == h:
+        sys.stdout.flush()
+        sys.exit(3)  # SystemExit passes the handler guard and asyncio: the process ends here
+    return 0
+
+
 async def main():
     dev = int(env("UPL_DEV", "4097"))
     key = binascii.unhexlify(env("UPL_KEY", "00" * 32))
@@ -113,6 +126,7 @@ async def main():
         eps,
         keepalive_s=int(env("UPL_KA")) if env("UPL_KA") else None,
         batch_max_age_s=int(env("UPL_MAXAGE", "5400")),
+        on_command=on_command,
     )
     gc.collect()
     print("uplink_heap", gc.mem_alloc() - before)
@@ -121,8 +135,18 @@ async def main():
     clock = hal.clock
     end = time.ticks_add(clock.ticks_ms(), int(env("UPL_RUN_S", "60")) * 1000)
     hour = time.ticks_add(clock.ticks_ms(), 3600_000)
+    t0 = clock.ticks_ms()
+    heard = False
+
+    def seen():
+        if up.status.last_ack_ticks is not None:
+            print("heard_s", time.ticks_diff(up.status.last_ack_ticks, t0) // 1000)
+            return True
+        return False
+
     while time.ticks_diff(end, clock.ticks_ms()) > 0:
         await asyncio.sleep_ms(clock.real_ms(1000))
+        heard = heard or seen()
         if time.ticks_diff(clock.ticks_ms(), hour) >= 0:
             hour = time.ticks_add(hour, 3600_000)
             gc.collect()
@@ -130,12 +154,13 @@ async def main():
     if env("UPL_DRAIN"):
         mt.cancel()
         store.flush()
-        for _ in range(100000):
+        for _ in range(int(env("UPL_DRAIN_S", "100000"))):
             if up.uploaded >= store.committed() and not up.inflight:
                 break
             up.flush()
             await asyncio.sleep_ms(clock.real_ms(1000))
             store.flush()
+    heard = heard or seen()
     st = up.status
     d = {}
     for k in dir(st):
@@ -144,6 +169,9 @@ async def main():
             d[k] = v
     d["uploaded"] = up.uploaded
     d["seq"] = up.session.seqs.seq
+    ep = getattr(up, "epoch", None)
+    if ep is not None:
+        d["epoch"] = ep
     print("status", json.dumps(d))
     if env("UPL_DUMP"):
         from meter.reading import DEV_EPOCH  # the store keeps device seconds; the collector UTC

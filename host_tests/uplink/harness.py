@@ -85,6 +85,7 @@ class Net:
         return ",".join(f"127.0.0.1:{p}" for p in self.front_ports)
 
     def readings(self, dev: int = DEV) -> list[tuple]:
+        """(seq, utc, demand, delivered, received, flags) of every reading held, all epochs."""
         rows = self.call(
             lambda: self.col.db.execute(
                 "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings "
@@ -93,6 +94,22 @@ class Net:
             ).fetchall()
         )
         return [tuple(r) for r in rows]
+
+    def readings_by_epoch(self, dev: int = DEV) -> dict[int, dict[int, tuple]]:
+        """{epoch: {seq: (utc, demand, delivered, received, flags)}} (epoch 0 before epochs existed)."""
+
+        def q():
+            cols = [r[1] for r in self.col.db.execute("PRAGMA table_info(readings)")]
+            ep = "epoch" if "epoch" in cols else "0"
+            return self.col.db.execute(
+                f"SELECT {ep}, seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id=?",
+                (dev,),
+            ).fetchall()
+
+        out: dict[int, dict[int, tuple]] = {}
+        for e, s, *v in self.call(q):
+            out.setdefault(e, {})[s] = tuple(v)
+        return out
 
     async def _shutdown(self) -> None:
         for imp in self.imps:
@@ -132,8 +149,9 @@ def run_device(state_dir: Path, env: dict, heap: str = "256k", timeout: float = 
     return _result(r, raw)
 
 
-def crash_device(state_dir: Path, env: dict, after_s: float, heap: str = "256k", key: bytes = KEY) -> None:
-    """One boot of the test device, killed (SIGKILL, like a power cut) after `after_s` real seconds."""
+def crash_device(state_dir: Path, env: dict, after_s: float, heap: str = "256k", key: bytes = KEY) -> str:
+    """One boot of the test device, killed (SIGKILL, like a power cut) after `after_s` real seconds;
+    returns what it printed."""
     e = mpymod.env_for(state_dir, {"UPL_KEY": key.hex(), "UPL_DEV": DEV, **env})
     e["MICROPYPATH"] = f"{DEVICE.parent}:{mpymod.module_path()}"
     p = subprocess.Popen(mpymod.command(DEVICE, heap), env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -142,7 +160,16 @@ def crash_device(state_dir: Path, env: dict, after_s: float, heap: str = "256k",
         raise AssertionError(f"device exited before the power cut ({p.returncode}):\n{out.decode()[-2000:]}")
     except subprocess.TimeoutExpired:
         p.kill()
-        p.communicate()
+        out, _ = p.communicate()
+    return out.decode()
+
+
+def boot_until_exit(state_dir: Path, env: dict, heap: str = "256k", key: bytes = KEY, timeout: float = 600) -> str:
+    """One boot of the test device that may stop dead (UPL_CMD_EXIT); returns what it printed."""
+    e = mpymod.env_for(state_dir, {"UPL_KEY": key.hex(), "UPL_DEV": DEV, **env})
+    e["MICROPYPATH"] = f"{DEVICE.parent}:{mpymod.module_path()}"
+    p = subprocess.run(mpymod.command(DEVICE, heap), env=e, capture_output=True, timeout=timeout)
+    return p.stdout.decode()
 
 
 def _result(r, raw):

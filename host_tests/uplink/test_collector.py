@@ -40,7 +40,7 @@ def test_data_is_stored_once_and_acked(tmp_path):
     out = c.handle(data(10, 1, ROWS[:30]), ADDR)
     assert len(out) == 1
     r = wire.parse(out[0])
-    assert r.type == wire.T_REPLY and wire.verify(r, KEY)
+    assert r.type == wire.T_REPLY and wire.verify(r, KEY, 0)
     assert (r.echo, r.first, r.count, r.commands) == (10, 1, 30, [])
     # an overlapping batch in a new datagram (a retransmission after a lost ACK)
     out = c.handle(data(11, 21, ROWS[20:50]), ADDR)
@@ -121,7 +121,7 @@ def test_keepalive_answered_only_with_commands_and_done_ends_them(tmp_path):
     ota = c.queue_command(DEV, wire.CMD_OTA, b"http://ota/x.bin")
     out = c.handle(wire.build_keepalive(KEY, DEV, 8), ADDR)
     r = wire.parse(out[0])
-    assert wire.verify(r, KEY) and r.echo == 8
+    assert wire.verify(r, KEY, 0) and r.echo == 8
     assert r.commands == [(wire.CMD_REALTIME, cid, (300).to_bytes(2, "big")), (wire.CMD_OTA, ota, b"http://ota/x.bin")]
     assert c.handle(wire.build_keepalive(KEY, DEV, 8), ADDR) == []  # replayed keep-alive
     forged = bytearray(wire.build_keepalive(KEY, DEV, 9))
@@ -129,7 +129,8 @@ def test_keepalive_answered_only_with_commands_and_done_ends_them(tmp_path):
     assert c.handle(bytes(forged), ADDR) == []
     assert c.handle(wire.build_keepalive(bytes(32), DEV, 9), ADDR) == []  # wrong key
     assert c.stats()["rejects"]["bad_keepalive"] == 3
-    assert c.handle(wire.build_done(KEY, DEV, 2, 10, cid, 0), ADDR)  # still the OTA one pending
+    # still the OTA one pending, but in the device's hands already: its DONE is awaited, no reply
+    assert c.handle(wire.build_done(KEY, DEV, 2, 10, cid, 0), ADDR) == []
     out = c.handle(wire.build_hello(KEY, DEV, 2, 11, 0, 0), ADDR)
     assert wire.parse(out[0]).commands == [(wire.CMD_OTA, ota, b"http://ota/x.bin")]
     assert c.handle(wire.build_done(KEY, DEV, 2, 12, ota, 0), ADDR) == []
@@ -164,7 +165,7 @@ def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(tmp_
     r = wire.parse(d)
     # authentic, echoing the device's latest datagram (its replay window accepts it),
     # to the address and socket that datagram came from
-    assert wire.verify(r, KEY) and (r.echo, r.first, r.count) == (42, 0, 0)
+    assert wire.verify(r, KEY, 0) and (r.echo, r.first, r.count) == (42, 0, 0)
     assert r.commands == [(wire.CMD_REALTIME, cid, (600).to_bytes(2, "big"))]
     assert (addr, via) == (other, "sock-b")
     assert c.push_pending() == 0 and len(sent) == 1  # pushed once; then with every reply
@@ -220,7 +221,7 @@ def test_cli_and_server_over_udp(tmp_path):
                 break
             except TimeoutError:
                 continue
-        assert wire.verify(r, key_b) and (r.first, r.count) == (1, 50)
+        assert wire.verify(r, key_b, 0) and (r.first, r.count) == (1, 50)
         assert r.commands and r.commands[0][0] == wire.CMD_REALTIME
         time.sleep(0.2)
         exp = subprocess.run([py, tool, "--db", db, "export-csv"], capture_output=True, text=True, check=True)
@@ -232,3 +233,81 @@ def test_cli_and_server_over_udp(tmp_path):
     finally:
         srv.terminate()
         srv.wait(10)
+
+
+# -- identity across state loss, commands (docs/uplink.md, "Identity across state loss") --
+
+
+def test_other_values_under_a_held_number_are_refused_never_acked(tmp_path):
+    c = make(tmp_path)
+    assert wire.parse(c.handle(data(10, 1, ROWS[:30]), ADDR)[0]).count == 30
+    other = [(u + 99, d, e, r, f) for u, d, e, r, f in ROWS[:30]]
+    payload, n = uc.encode(other)
+    out = c.handle(wire.build_data(KEY, DEV, 2, 11, 1, n, 0, payload), ADDR)
+    r = wire.parse(out[0])
+    assert r.type == wire.T_REFUSE and wire.verify(r, KEY, 0) and (r.echo, r.reason) == (11, wire.R_CONFLICT)
+    held = c.db.execute("SELECT seq, utc_s FROM readings ORDER BY seq").fetchall()
+    assert held == [(i + 1, ROWS[i][0]) for i in range(30)]  # untouched, nothing half-stored
+    # the same readings under a new epoch are stored and acknowledged
+    out = c.handle(wire.build_data(KEY, DEV, 2, 12, 1, n, 0, payload, epoch=7), ADDR)
+    assert wire.parse(out[0]).count == 30
+    assert c.db.execute("SELECT count(*) FROM readings WHERE epoch=7").fetchone()[0] == 30
+    assert c.stats()["rejects"]["conflict"] == 1
+
+
+def test_stale_hello_gets_an_authenticated_refusal_and_the_challenge_resets(tmp_path):
+    c = make(tmp_path)
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 5000, 0, 0, nonce=11), ADDR)
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 5000, 0, 0, nonce=11), ADDR) == []  # a copy: just dropped
+    # a new boot that lost its seqs: refused, bound to its nonce, told where to go
+    out = c.handle(wire.build_hello(KEY, DEV, 2, 3, 0, 0, nonce=22), ("10.0.0.9", 1))
+    r = wire.parse(out[0])
+    assert r.type == wire.T_REFUSE and wire.verify(r, KEY, 22) and not wire.verify(r, KEY, 11)
+    assert (r.echo, r.reason, r.min_seq) == (3, wire.R_STALE, 5001) and r.challenge
+    assert c.routes[DEV][0] == ADDR and c.windows[DEV].top == 5000  # moves nothing
+    again = wire.parse(c.handle(wire.build_hello(KEY, DEV, 2, 4, 0, 0, nonce=33), ADDR)[0])
+    assert again.challenge == r.challenge  # kept until answered: replays cannot move it
+    # the device answers the challenge (as its nonce): the window starts afresh
+    ok = wire.parse(c.handle(wire.build_hello(KEY, DEV, 2, 6, 0, 0, nonce=r.challenge), ADDR)[0])
+    assert ok.type == wire.T_REPLY and wire.verify(ok, KEY, r.challenge)
+    assert c.windows[DEV].top == 6 and c._device(DEV)[3:] == (r.challenge, 0)
+    assert c.stats()["rejects"]["stale"] == 2
+
+
+def test_seq_near_2_32_costs_no_internal_error(tmp_path):
+    c = make(tmp_path)
+    top = 2**32 - 1
+    out = c.handle(wire.build_hello(KEY, DEV, 2, top - 1, 0, 0, nonce=5), ADDR)
+    assert wire.parse(out[0]).type == wire.T_REPLY
+    c.request_realtime(DEV, 30)
+    assert c.handle(wire.build_keepalive(KEY, DEV, top), ADDR)
+    assert c.handle(data(top, 1, ROWS[:3]), ADDR) == []  # replay of the top
+    out = c.handle(wire.build_hello(KEY, DEV, 2, 9, 0, 0, nonce=6), ADDR)
+    assert wire.parse(out[0]).min_seq == top  # never 2^32: the device resets by the challenge
+    assert c.errors == 0 and "internal_error" not in c.stats()["rejects"]
+
+
+def test_new_key_starts_the_window_afresh(tmp_path):
+    c = make(tmp_path)
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 90000, 0, 0), ADDR)
+    c.add_device(DEV, KEY, 2)  # the same key again: nothing changes
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 5, 0, 0), ADDR)[0][0] == wire.T_REFUSE
+    key2 = bytes(range(1, 33))
+    c.add_device(DEV, key2, 2)
+    r = wire.parse(c.handle(wire.build_hello(key2, DEV, 2, 5, 0, 0, nonce=3), ADDR)[0])
+    assert r.type == wire.T_REPLY and wire.verify(r, key2, 3)
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 90001, 0, 0), ADDR) == []  # the old key: bad tag
+
+
+def test_commands_lowest_first_capped_per_reply_and_above_the_device_mark(tmp_path):
+    c = make(tmp_path)
+    ids = [c.queue_command(DEV, 9, bytes([i])) for i in range(10)]
+    r = wire.parse(c.handle(wire.build_hello(KEY, DEV, 2, 1, 0, 0), ADDR)[0])
+    assert [x[1] for x in r.commands] == ids[: wire.CMDS_PER_REPLY]
+    c.handle(wire.build_done(KEY, DEV, 2, 2, ids[0], 0), ADDR)
+    r = wire.parse(c.handle(wire.build_keepalive(KEY, DEV, 3), ADDR)[0])
+    assert [x[1] for x in r.commands] == ids[1 : 1 + wire.CMDS_PER_REPLY]
+    # a device that ran commands up to 500 (of a collector database since lost):
+    # new ids go above its mark, so it cannot take them for ones it ran
+    c.handle(wire.build_hello(KEY, DEV, 2, 4, 0, 0, cmd_mark=500), ADDR)
+    assert c.queue_command(DEV, 9, b"x") > 500

@@ -15,6 +15,8 @@ import uplink_wire as wire  # noqa: E402
 
 DOC = ROOT / "docs" / "wire-format.md"
 KEY = bytes(range(32))
+NONCE = 0x0BADCAFE  # the boot nonce of the examples' device (its HELLO says so)
+EPOCH = 0x5EED0001  # and its reading epoch
 
 
 def examples() -> dict[str, dict]:
@@ -44,7 +46,7 @@ def examples() -> dict[str, dict]:
 
 
 def test_document_has_the_examples():
-    assert set(examples()) == {"hello", "data", "keepalive", "done", "ack", "realtime"}
+    assert set(examples()) == {"hello", "data", "keepalive", "done", "ack", "realtime", "refuse"}
 
 
 def test_examples_decode_as_documented():
@@ -56,9 +58,12 @@ def test_examples_decode_as_documented():
         if d.type == wire.T_KEEPALIVE:
             assert raw == wire.keepalive_token(KEY, int(exp["device_id"]), int(exp["seq"])), name
             continue
-        assert wire.verify(d, KEY), f"{name}: tag does not verify"
+        to_device = d.type in (wire.T_REPLY, wire.T_REFUSE)
+        assert wire.verify(d, KEY, NONCE if to_device else None), f"{name}: tag does not verify"
+        if to_device:
+            assert not wire.verify(d, KEY, NONCE + 1), f"{name}: tag not bound to the nonce"
         for field, val in exp.items():
-            assert getattr(d, field) == int(val), (name, field, getattr(d, field), val)
+            assert getattr(d, field) == int(val, 0), (name, field, getattr(d, field), val)
         if d.type == wire.T_DATA:
             assert uc.decode(d.payload) == ex["readings"], name
             assert uc.encode(ex["readings"], 1170) == (d.payload, len(ex["readings"]))
@@ -78,7 +83,8 @@ except OSError:
     pass
 with open(d + "/seq", "w") as f:
     f.write("4096")
-ses = Session(4097, 0, bytes(range(32)), SeqSource(d + "/seq", None))
+ses = Session(4097, 0, bytes(range(32)), SeqSource(d + "/seq", None), epoch=bytearray(b"\\x5e\\xed\\x00\\x01"),
+              nonce=b"\\x0b\\xad\\xca\\xfe")
 buf = bytearray(dg.MAX_DGRAM)
 print("hello", bytes(buf[: ses.hello(buf, 100, 103)[0]]).hex())
 enc = Encoder(dg.DATA_CAP)
