@@ -99,6 +99,23 @@ async def meter(store, up, interval, flush_every):
             print("rt", seq, "%d.%06d" % (ns // 1_000_000_000, ns // 1000 % 1_000_000))
 
 
+class Faults:
+    # The app's fault set as the uplink sees it: prints each change ("fault
+    # set 22" for N03, CLOUD_AUTH) so tests can follow the state machine.
+    def __init__(self):
+        self.on = set()
+
+    def set(self, code):
+        if code not in self.on:
+            self.on.add(code)
+            print("fault set", code)
+
+    def clear(self, code):
+        if code in self.on:
+            self.on.discard(code)
+            print("fault clear", code)
+
+
 def on_command(kind, payload):
     h = binascii.hexlify(payload).decode()
     print("cmd", kind, h)
@@ -127,6 +144,7 @@ async def main():
         keepalive_s=int(env("UPL_KA")) if env("UPL_KA") else None,
         batch_max_age_s=int(env("UPL_MAXAGE", "5400")),
         on_command=on_command,
+        faults=Faults(),
     )
     gc.collect()
     print("uplink_heap", gc.mem_alloc() - before)

@@ -27,6 +27,7 @@ def _boot(net, state, t, secs=1800, invalid=False, key=KEY, extra=None):
     env.update({"UPL_DRAIN": 1, "UPL_DRAIN_S": 600, "UPL_DUMP": 1, **(extra or {})})
     st, rows, out = run_device(state, env, key=key, raw=True)
     heard = [int(x.split()[1]) for x in out.splitlines() if x.startswith("heard_s ")]
+    st["n03"] = [x.split()[1] for x in out.splitlines() if x.startswith("fault ") and x.endswith(" 22")]
     return st, rows, (heard[0] if heard else None)
 
 
@@ -75,6 +76,9 @@ def test_lost_seq_file_at_power_on_with_invalid_clock(tmp_path):
         (state / "uplink_seq").unlink()
         st2, rows2, h2 = _boot(net, state, T0 + 4 * 3600, invalid=True)
         _check(net, st2, rows2, h2, before=(st1.get("epoch", 0), rows1))
+        # refused (authenticated), said so (N03), recovered by itself and cleared it
+        assert st2["refusals"] >= 1 and st2["n03"][:2] == ["set", "clear"] and st2["n03"][-1] == "clear", st2
+        assert st1["n03"] == [], st1
     finally:
         net.stop()
 
@@ -124,5 +128,7 @@ def test_collector_window_near_2_32(tmp_path):
         net.call(high)
         st1, rows1, h1 = _boot(net, state, T0)
         _check(net, st1, rows1, h1)
+        assert st1["refusals"] >= 1 and st1["n03"][-1:] == ["clear"], st1
+        assert net.call(lambda: net.col.windows[DEV].top) < 2**30
     finally:
         net.stop()
