@@ -7,6 +7,7 @@ import csv
 import io
 import random
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -311,3 +312,29 @@ def test_commands_lowest_first_capped_per_reply_and_above_the_device_mark(tmp_pa
     # new ids go above its mark, so it cannot take them for ones it ran
     c.handle(wire.build_hello(KEY, DEV, 2, 4, 0, 0, cmd_mark=500), ADDR)
     assert c.queue_command(DEV, 9, b"x") > 500
+
+
+def test_version_1_database_is_migrated(tmp_path):
+    db = sqlite3.connect(tmp_path / "c.db")
+    db.executescript(
+        """
+        CREATE TABLE devices (device_id INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, key BLOB NOT NULL,
+            seq_top INTEGER NOT NULL DEFAULT -1, bytes_in INTEGER NOT NULL DEFAULT 0,
+            bytes_out INTEGER NOT NULL DEFAULT 0, dgrams_in INTEGER NOT NULL DEFAULT 0,
+            dgrams_out INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
+            last_addr TEXT, last_seen REAL);
+        CREATE TABLE readings (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
+            demand_w INTEGER NOT NULL, delivered_wh INTEGER NOT NULL, received_wh INTEGER NOT NULL,
+            flags INTEGER NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+        CREATE TABLE live (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
+            demand_w INTEGER NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+        """
+    )
+    db.execute("INSERT INTO devices(device_id, key_id, key, seq_top) VALUES(?,?,?,?)", (DEV, 2, KEY, 40))
+    db.execute("INSERT INTO readings VALUES(?,?,?,?,?,?,?,?)", (DEV, 1, *ROWS[0], 1.0))
+    db.commit()
+    db.close()
+    c = colmod.Collector(tmp_path / "c.db")
+    assert c.db.execute("SELECT epoch, seq, utc_s FROM readings").fetchall() == [(0, 1, ROWS[0][0])]
+    assert c._device(DEV) == (2, KEY, 40, 0, 0)
+    assert wire.parse(c.handle(data(41, 2, ROWS[1:3]), ADDR)[0]).count == 2
