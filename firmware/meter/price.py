@@ -198,6 +198,8 @@ class Tariff:
             "price_tier": self.tier,
             "standing_charge": _minor(self.standing, self.digits) if known and _has(self.standing) else None,
             "cost_today": self.cost_today(),
+            # the energy cost_today charges (Wh since midnight), for support
+            "cost_wh": self._pre + self._day_wh if self.seeded and self.day >= 0 else None,
             "cost_per_hour": cost_h,
         }
 
