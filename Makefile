@@ -90,3 +90,10 @@ bench-publish:
 .PHONY: previews
 previews: $(STAMP)
 	$(BIN)/python tools/panel.py previews --out docs/screens
+
+## make chromium: Debian's Chromium and chromedriver for the support console's
+## browser test (host_tests/console/test_browser.py runs this when they are missing).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }

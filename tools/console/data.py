@@ -257,6 +257,11 @@ def commands(db: sqlite3.Connection, device_id: int, done_limit: int = 10) -> tu
 
 
 # -- readings for the chart -------------------------------------------------------
+# Reading flags (firmware/meter/reading.py): a value counts only when its flag says
+# it came from this report; otherwise it is stored as 0 (a demand-only report has
+# no summation, a summation report no demand).
+F_DEMAND = 2
+F_SUMMATION = 4
 RANGES = {"day": 86400, "week": 7 * 86400}
 
 
@@ -266,25 +271,27 @@ def reading_span(db: sqlite3.Connection, device_id: int) -> tuple[int, int] | No
 
 
 def demand_series(db: sqlite3.Connection, device_id: int, t0: int, t1: int, points: int = 480) -> list[tuple]:
-    """[(utc_s, mean demand W, max demand W)] over [t0, t1), averaged into at most `points` buckets."""
+    """[(utc_s, mean demand W, max demand W)] over [t0, t1), averaged into at most `points`
+    buckets; readings without F_DEMAND (their demand_w is a placeholder 0) are left out."""
     step = max(1, (t1 - t0) // points)
     return [
         (r[0], r[1], r[2])
         for r in db.execute(
             "SELECT min(utc_s), avg(demand_w), max(demand_w) FROM readings "
-            "WHERE device_id=? AND utc_s>=? AND utc_s<? GROUP BY (utc_s-?)/? ORDER BY 1",
-            (device_id, t0, t1, t0, step),
+            "WHERE device_id=? AND utc_s>=? AND utc_s<? AND flags & ? GROUP BY (utc_s-?)/? ORDER BY 1",
+            (device_id, t0, t1, F_DEMAND, t0, step),
         )
     ]
 
 
 def energy_per_hour(db: sqlite3.Connection, device_id: int, t0: int, t1: int) -> list[tuple[int, int]]:
     """[(hour start utc_s, Wh)]: delivered_wh (the meter's cumulative register) rise
-    between consecutive readings, booked to the hour of the later one. A fall (a
-    replaced meter) counts as nothing."""
+    between consecutive readings that carry it (F_SUMMATION), booked to the hour of
+    the later one. A fall (a replaced meter) counts as nothing."""
     rows = db.execute(
-        "SELECT utc_s, delivered_wh FROM readings WHERE device_id=? AND utc_s>=? AND utc_s<? ORDER BY utc_s",
-        (device_id, t0 - 3600, t1),
+        "SELECT utc_s, delivered_wh FROM readings WHERE device_id=? AND utc_s>=? AND utc_s<? AND flags & ? "
+        "ORDER BY utc_s",
+        (device_id, t0 - 3600, t1, F_SUMMATION),
     ).fetchall()
     hours: dict[int, int] = {}
     prev = None
