@@ -1,14 +1,17 @@
 # The uplink task: stored readings to the collector, commands back.
 #
 # Owns the timing and the sockets of the uplink (session.py owns the
-# protocol state, datagram.py the bytes, codec.py the batch payload):
+# protocol state, datagram.py the bytes, codec.py the batch payload, rx.py
+# what comes in, state.py the reading epoch and the commands run):
 #   * batches: read from the store at the "uploaded" cursor, encoded until
 #     a datagram is full (or the oldest unsent reading is batch_max_age_s
 #     old), sent one at a time, retransmitted with exponential backoff from
 #     an RTO measured on the round trip; the cursor moves (persistently)
 #     only when the collector has acknowledged the exact range, so outages
 #     and reboots lose nothing and duplicates are harmless (the collector
-#     de-duplicates by reading sequence number).
+#     de-duplicates by (epoch, reading sequence number); a new epoch when
+#     the store may number again what was sent: docs/uplink.md, "Identity
+#     across state loss").
 #   * probing: after a few silent retransmissions the device stops sending
 #     full batches into the void and probes with a small HELLO instead.
 #   * failover: after `failover_after` silent attempts the next collector
