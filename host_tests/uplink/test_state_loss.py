@@ -132,3 +132,25 @@ def test_collector_window_near_2_32(tmp_path):
         assert net.call(lambda: net.col.windows[DEV].top) < 2**30
     finally:
         net.stop()
+
+
+def test_conflict_refusal_catches_what_the_epoch_file_missed(tmp_path):
+    # The store is wiped AND the epoch file was damaged into saying nothing was
+    # sent (hw 0): the device keeps its epoch and numbers readings again from 1.
+    # The collector must refuse the clash (never ACK readings it did not
+    # store), and the device must take a new epoch by itself and lose nothing.
+    net = Net(tmp_path / "c.db", impair=dict(speed=SPEED, seed=6))
+    try:
+        state = tmp_path / "dev"
+        st1, rows1, h1 = _boot(net, state, T0)
+        _check(net, st1, rows1, h1)
+        (state / "flash.bin").unlink()
+        ep = (state / "uplink_epoch").read_text().split()
+        (state / "uplink_epoch").write_text(f"{ep[0]} {ep[1]} 0\n")
+        st2, rows2, h2 = _boot(net, state, T0 + 4 * 3600)
+        _check(net, st2, rows2, h2, before=(st1["epoch"], rows1))
+        assert st2["epoch"] != st1["epoch"] and st2["refusals"] >= 1, st2
+        assert st2["n03"][:1] == ["set"] and st2["n03"][-1] == "clear", st2
+        assert net.call(net.col.stats)["rejects"]["conflict"] >= 1
+    finally:
+        net.stop()
