@@ -285,22 +285,24 @@ def _fault_choices(present: list[str]) -> list[tuple[str, str]]:
 
 
 def _live_state(conn, device_id: int, pending: list[dict], done: list[dict]) -> dict:
-    """Is real-time mode on? On while the last done realtime command's seconds run, or
-    while live readings arrive; requested while a realtime command is pending."""
+    """Real-time mode as the database shows it: "on" while live readings arrive (one in
+    the last 30 s), "requested" while a realtime command waits for the device,
+    "accepted" while the window of the last one it ran lasts but nothing streams."""
     now = time.time()
     last = data.last_live_received(conn, device_id)
-    until = None
-    for c in done:
+    asked = any(c["kind"] == 1 for c in pending)
+    state = {"on": True, "last": data.ago(last, now)}
+    if last is not None and now - last < 30:
+        return {**state, "text": "on, renewal requested" if asked else "on"}
+    if asked:
+        return {**state, "text": "requested: waiting for the device"}
+    for c in done:  # newest first
         if c["kind"] == 1 and c["status"] == 0 and len(c["payload"]) == 4:
-            until = c["done"] + int(c["payload"], 16)
+            left = int(c["done"] + int(c["payload"], 16) - now)
+            if left > 0:
+                return {**state, "text": f"accepted, {left} s left; no live reading in the last 30 s"}
             break
-    if (until and until > now) or (last and now - last < 30):
-        left = int(until - now) if until and until > now else None
-        text = f"on, {left} s left" if left else "on"
-        return {"on": True, "text": text, "last": data.ago(last, now)}
-    if any(c["kind"] == 1 for c in pending):
-        return {"on": True, "text": "requested: waiting for the device", "last": data.ago(last, now)}
-    return {"on": False, "text": "off", "last": data.ago(last, now)}
+    return {**state, "on": False, "text": "off"}
 
 
 def serve(db_path: str | Path, host: str, port: int, auth: str, **kw) -> int:
