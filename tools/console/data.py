@@ -20,7 +20,12 @@ import sqlite3
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+# The checkout this module lives in: the nearest folder above holding firmware/faults.py
+# (so the console can move within tools/ without a path to change).
+ROOT = next(
+    (p for p in Path(__file__).resolve().parents if (p / "firmware" / "faults.py").is_file()),
+    Path(__file__).resolve().parents[2],
+)
 FAULTS_PY = ROOT / "firmware" / "faults.py"
 
 # What the console reads from `health` (docs/console.md, "The health table").
@@ -135,13 +140,7 @@ def _health_dict(row) -> dict:
 
 def latest_health(db: sqlite3.Connection, device_id: int) -> dict:
     """The device's latest health row; every field None when there is none (or no table)."""
-    row = None
-    if has_health(db):
-        row = db.execute(
-            f"SELECT {_health_select(db)} FROM health WHERE device_id=? ORDER BY received_utc DESC LIMIT 1",
-            (device_id,),
-        ).fetchone()
-    return _health_dict(row)
+    return _latest_health_all(db, device_id).get(device_id) or _health_dict(None)
 
 
 def health_history(db: sqlite3.Connection, device_id: int, limit: int = 100) -> list[dict] | None:
@@ -164,17 +163,34 @@ def current_fault(h: dict) -> tuple[str, str]:
     return h["fault_list"][0]
 
 
-def fleet(db: sqlite3.Connection) -> list[dict]:
-    """Every registered device: last contact, readings held, firmware, current fault."""
+def _latest_health_all(db: sqlite3.Connection, device_id: int | None = None) -> dict[int, dict]:
+    """{device_id: latest health} in one query (empty without a health table)."""
+    if not has_health(db):
+        return {}
+    where, args = ("WHERE h.device_id=?", (device_id,)) if device_id is not None else ("", ())
+    rows = db.execute(
+        f"SELECT {_health_select(db)} FROM health h {where} "
+        f"{'AND' if where else 'WHERE'} h.received_utc = "
+        "(SELECT max(received_utc) FROM health x WHERE x.device_id=h.device_id)",
+        args,
+    ).fetchall()
+    return {r["device_id"]: _health_dict(r) for r in rows}
+
+
+def fleet(db: sqlite3.Connection, device_id: int | None = None) -> list[dict]:
+    """Every registered device (or just `device_id`): last contact, readings held,
+    commands pending, firmware and current fault from its latest health report."""
+    where, args = ("WHERE d.device_id=?", (device_id,)) if device_id is not None else ("", ())
+    health = _latest_health_all(db, device_id)
     out = []
     for r in db.execute(
         "SELECT d.device_id, d.last_seen, d.last_addr, d.epoch, "
         "(SELECT count(*) FROM readings r WHERE r.device_id=d.device_id) AS readings, "
-        "(SELECT max(utc_s) FROM readings r WHERE r.device_id=d.device_id) AS last_utc, "
         "(SELECT count(*) FROM commands c WHERE c.device_id=d.device_id AND c.done IS NULL) AS pending "
-        "FROM devices d ORDER BY d.device_id"
+        f"FROM devices d {where} ORDER BY d.device_id",
+        args,
     ):
-        h = latest_health(db, r["device_id"])
+        h = health.get(r["device_id"]) or _health_dict(None)
         code, sentence = current_fault(h)
         out.append(
             {
@@ -182,7 +198,6 @@ def fleet(db: sqlite3.Connection) -> list[dict]:
                 "last_seen": r["last_seen"],
                 "last_addr": r["last_addr"],
                 "readings": r["readings"],
-                "last_utc": r["last_utc"],
                 "pending": r["pending"],
                 "version": h["version"],
                 "health": h,
@@ -237,10 +252,12 @@ def filter_fleet(rows: list[dict], fault: str) -> list[dict]:
 
 
 def device(db: sqlite3.Connection, device_id: int) -> dict | None:
-    for r in fleet(db):
-        if r["device_id"] == device_id:
-            return r
-    return None
+    """The fleet row of one device, with its last reading's time (device clock), or None."""
+    rows = fleet(db, device_id)
+    if not rows:
+        return None
+    span = reading_span(db, device_id)
+    return {**rows[0], "last_utc": span[1] if span else None}
 
 
 def commands(db: sqlite3.Connection, device_id: int, done_limit: int = 10) -> tuple[list[dict], list[dict]]:
