@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 from console import actions, data, make_app
@@ -256,6 +257,16 @@ def test_clear_errors(sim_db, tmp_path):
         r.returncode == 1
         and r.stderr == f"console: token file {tok} is readable by others (mode 644): chmod 600 {tok}\n"
     )
+
+
+def test_runs_as_written_with_any_python3(tmp_path):
+    # `python3 tools/console` from another folder, with a Python outside .venv: re-run under .venv
+    py = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    r = subprocess.run(
+        [py, str(TOOLS / "console"), "--db", "nope.sqlite"], capture_output=True, text=True, cwd=tmp_path, timeout=30
+    )
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr.startswith("console: collector database nope.sqlite does not exist"), r.stderr
 
 
 def test_token_printed_once_and_checked(sim_db, tmp_path):
