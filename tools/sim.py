@@ -38,6 +38,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from siminject import Injector  # noqa: E402
+from siminject import parse as parse_inject  # noqa: E402
 from simops import Operator  # noqa: E402
 from simproc import (  # noqa: E402
     HOUR,
@@ -53,7 +55,7 @@ from simproc import (  # noqa: E402
 from simresults import Results  # noqa: E402
 
 
-class Sim(Firmware, Operator, Results):
+class Sim(Firmware, Operator, Injector, Results):
     def __init__(self, a: argparse.Namespace):
         self.a = a
         self.out = Path(a.out)
@@ -254,6 +256,8 @@ class Sim(Firmware, Operator, Results):
         for bad, h, v in (("tampered", self.a.ota_tampered_at, "1.2.0"), ("foreign", self.a.ota_foreign_at, "1.3.0")):
             if h is not None:
                 scripted.append((START_UTC + int(h * HOUR), lambda bad=bad, v=v: self.request_ota(v, bad=bad)))
+        for utc, kind, arg in self.injection_schedule():
+            scripted.append((utc, lambda k=kind, g=arg: self.inject(k, g)))
         scripted.sort(key=lambda e: e[0])
         if sys.stdin.isatty():
             threading.Thread(target=self.read_keys, daemon=True).start()
@@ -375,6 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--ota-at", type=float, help="H: push a signed OTA update at simulated hour H")
     r.add_argument("--ota-tampered-at", type=float, help="H: push a signed image altered after signing (refused)")
     r.add_argument("--ota-foreign-at", type=float, help="H: push an image signed by an untrusted key (refused)")
+    r.add_argument(
+        "--inject",
+        action="append",
+        metavar="H:KIND[:FILE]",
+        help="at simulated hour H: wipe-flash, wipe-store, delete:FILE, corrupt:FILE, truncate:FILE, rtc-invalid,"
+        " reprovision, collector-restart, collector-kill (tools/siminject.py; repeat for more)",
+    )
     r.add_argument("--preview-every", type=float, default=0, help="render DIR/display.png every S real seconds")
     r.add_argument(
         "--cpu-profile",
@@ -401,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
             start, dur = (float(x) for x in a.outage.split(":"))
         except ValueError:
             p.error(f"--outage wants START_H:DURATION_H (hours), got {a.outage!r}")
+    for spec in a.inject or ():
+        try:
+            parse_inject(spec)
+        except ValueError as e:
+            p.error(str(e))
     for name in ("heap", "data_heap"):
         v = getattr(a, name)
         if v is not None:

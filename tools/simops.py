@@ -157,13 +157,11 @@ class Operator:
     def start_network(self) -> None:
         a = self.a
         impaired = a.loss or a.dup or a.outage
-        collector_port = free_port(socket.SOCK_DGRAM) if impaired else self.device_port
-        cmd = [PY, str(ROOT / "tools" / "collector.py"), "--db", str(self.db), "serve"]
-        cmd += ["--listen", f"127.0.0.1:{collector_port}", "--stats-every", "0"]
-        self.collector = Proc("collector", cmd, self.out / "collector.log")
+        self.collector_port = free_port(socket.SOCK_DGRAM) if impaired else self.device_port
+        self.restart_collector(wait=False)
         if impaired:
             cmd = [PY, str(ROOT / "tools" / "netimpair.py"), "--listen", f"127.0.0.1:{self.device_port}"]
-            cmd += ["--upstream", f"127.0.0.1:{collector_port}", "--loss", str(a.loss), "--dup", str(a.dup)]
+            cmd += ["--upstream", f"127.0.0.1:{self.collector_port}", "--loss", str(a.loss), "--dup", str(a.dup)]
             cmd += ["--speed", str(a.speed), "--seed", str(a.seed), "--report", "5"]
             if a.outage:
                 start_h, _, dur_h = a.outage.partition(":")
@@ -173,6 +171,17 @@ class Operator:
         for p in (self.collector, self.impair):
             if p is not None and p.poll() is not None:
                 raise SystemExit(f"sim: {p.name} did not start:\n" + "\n".join(p.tail))
+
+    def restart_collector(self, wait: bool = True) -> None:
+        # (Re)start the collector on its port and database (--inject
+        # collector-restart / collector-kill start it again after a stop).
+        cmd = [PY, str(ROOT / "tools" / "collector.py"), "--db", str(self.db), "serve"]
+        cmd += ["--listen", f"127.0.0.1:{self.collector_port}", "--stats-every", "0"]
+        self.collector = Proc("collector", cmd, self.out / "collector.log")
+        if wait:
+            time.sleep(0.5)
+            if self.collector.poll() is not None:
+                raise SystemExit("sim: the collector did not start again:\n" + "\n".join(self.collector.tail))
 
     def start_emulator(self) -> None:
         # One emulator per firmware boot: it serves one connection. The

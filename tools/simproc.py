@@ -330,10 +330,12 @@ class Firmware:
         env["IHD_MICROPYTHON"] = self.runtime
         env["IHD_STATE"] = str(self.state)
         env["IHD_CLOCK"] = f"utc={self.now()},speed={int(self.a.speed)}"
-        if self.board != "unix":
+        if self.board != "unix" or getattr(self, "rtc_invalid_next", False):
             # A real board's RTC reads 2000-01-01 after a power-on until the
-            # firmware sets it (the emulation keeps it over resets).
+            # firmware sets it (the emulation keeps it over resets); on the
+            # Unix board, once after --inject H:rtc-invalid.
             env["IHD_CLOCK"] += ",invalid"
+            self.rtc_invalid_next = False
         env["IHD_UART"] = f"tcp:127.0.0.1:{self.emu_port}"
         env["IHD_COLLECTOR"] = f"127.0.0.1:{self.device_port}"
         env.pop("IHD_FLASH_CUT", None)

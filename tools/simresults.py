@@ -49,11 +49,18 @@ class Results:
             return None
         self.flash_seqs = set(fl)
         q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
-        rows = {r[0]: tuple(r) for r in self._query(q)} if self.db.exists() else {}
+        # The collector names a reading (device, epoch, seq): after a lost
+        # store the device numbers again under a new epoch, so one seq may
+        # have a row per epoch. A flash reading is at the collector when a
+        # row under its seq holds its values; it differs when rows under its
+        # seq hold only other values.
+        rows: dict[int, set[tuple]] = {}
+        for r in self._query(q) if self.db.exists() else ():
+            rows.setdefault(r[0], set()).add(tuple(r))
         # a commit line's reading the flash does not hold: evicted (the ring
         # is full; oldest_on_flash says how far back it goes) or lost
         gone = sum(1 for q in self.committed_seqs() if q not in fl)
-        differ = [(fl[q], rows[q]) for q in sorted(fl) if q in rows and rows[q] != fl[q]]
+        differ = [(fl[q], sorted(rows[q])[0]) for q in sorted(fl) if q in rows and fl[q] not in rows[q]]
         # On flash, not at the collector: unsent. Those committed before the
         # final drain began (all of them when the run was cut short) should
         # have been uploaded; the drain's own tail goes up at the next run.
@@ -366,6 +373,10 @@ class Results:
             "ota": self.status.get("ota"),
             "ota_history": self.ota_history,
             "events": [f"{(t - START_UTC) / HOUR:.2f} h: {e}" for t, e in self.events],
+            # --inject: each fault and how long the device was mute after it;
+            # every reading committed in the run, looked up by value
+            "injected": self.injection_results() if getattr(self, "injections", None) else [],
+            "by_value": self.by_value() if getattr(self, "injections", None) else None,
             "live_readings": self.live_count(),
         } | self.cpu_profile()
 
@@ -396,6 +407,10 @@ class Results:
         # not a failure. A run that ended must have uploaded every reading
         # committed before its final drain.
         ok = ok and (s.get("interrupted") or not cvs["missing_at_collector"])
+        # state lost between boots (--inject): no committed reading may be
+        # missing at the collector by value, whatever its number
+        bv = s.get("by_value")
+        ok = ok and (bv is None or not bv["lost"] or bool(s.get("interrupted")))
         # Steady state: no heap growth from the first quarter of the run to
         # the last (None: too short a run to tell), and the data never
         # reached its budget (the code's heap is measured, not budgeted).
