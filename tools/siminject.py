@@ -73,12 +73,17 @@ class Injector:
         self.injections: list[dict] = []
         self.eras: list[dict[int, tuple]] = []  # store contents read back before each destructive fault
         self.rtc_invalid_next = False
+        self.destroyed: set[tuple] = set()
         self.inject_rng = random.Random(self.a.seed * 7919 + 1)
         return sorted(out)
 
     def inject(self, kind: str, arg: str) -> None:
         rec = {"at_h": round((self.now() - START_UTC) / HOUR, 3), "kind": kind + (f":{arg}" if arg else "")}
         rec["at_real"] = time.time()
+        # when the device could speak again: at once for a collector fault,
+        # at the next boot for a state fault (note_boot)
+        rec["boot_real"] = rec["at_real"] if kind in COLLECTOR_KINDS else None
+        rec["heard_s"] = rec["stored_s"] = None
         self.injections.append(rec)
         self.events.append((self.now(), f"inject {rec['kind']}"))
         print(f"\nsim: injecting {rec['kind']}", flush=True)
@@ -94,8 +99,12 @@ class Injector:
             self.fw.stop(signal.SIGKILL)
         flash = self.state / "flash.bin"
         if kind in ("wipe-flash", "wipe-store") or (kind in FILE_KINDS and arg == "flash.bin"):
-            fl = store_readings(self.tree, flash, self.runtime)
-            self.eras.append(fl or {})
+            fl = store_readings(self.tree, flash, self.runtime) or {}
+            self.eras.append(fl)
+            # readings only the device held when the fault erased them: the
+            # fault's own toll, not the firmware's (nothing could send them)
+            have = self.value_rows()
+            self.destroyed |= {t for t in fl.values() if t not in have}
         if kind == "wipe-flash":
             for p in (flash, self.state / "flash.bin.wear"):
                 p.unlink(missing_ok=True)
@@ -146,20 +155,40 @@ class Injector:
             "--key", cfg["key"], "--key-id", str(cfg["key_id"]),
         )  # fmt: skip
 
+    def note_boot(self) -> None:
+        # the firmware (re)started: the device may speak from now on
+        for rec in getattr(self, "injections", ()):
+            if rec["boot_real"] is None:
+                rec["boot_real"] = time.time()
+
+    def watch_injections(self) -> None:
+        """(Every status line.) After each fault: when the collector first
+        took an authentic datagram from the device again (its last_seen),
+        and first stored a reading again, in simulated seconds from the
+        boot after the fault (from the fault itself for a collector fault)."""
+        for rec in getattr(self, "injections", ()):
+            if rec["boot_real"] is None or rec["stored_s"] is not None:
+                continue
+            try:
+                seen = self._query("SELECT last_seen FROM devices WHERE device_id = ?")
+                q = "SELECT MIN(received_at) FROM readings WHERE device_id = ? AND received_at > "
+                stored = self._query(q + repr(rec["boot_real"]))
+            except sqlite3.OperationalError:
+                continue  # the collector is writing its schema: next time
+            if rec["heard_s"] is None and seen and seen[0][0] and seen[0][0] > rec["boot_real"]:
+                rec["heard_s"] = round((seen[0][0] - rec["boot_real"]) * self.a.speed)
+            if stored and stored[0][0]:
+                rec["stored_s"] = round((stored[0][0] - rec["boot_real"]) * self.a.speed)
+
     # -- results -------------------------------------------------------------------
     def injection_results(self) -> list[dict]:
-        """Per fault: simulated seconds until the collector stored a reading
-        received after it (None: never again in this run)."""
-        out = []
-        for rec in self.injections:
-            q = "SELECT MIN(received_at) FROM readings WHERE device_id = ? AND received_at > " + repr(rec["at_real"])
-            try:
-                first = self._query(q)[0][0] if self.db.exists() else None
-            except sqlite3.OperationalError:
-                first = None
-            mute = None if first is None else round((first - rec["at_real"]) * self.a.speed)
-            out.append({"at_h": rec["at_h"], "kind": rec["kind"], "mute_s": mute})
-        return out
+        """Per fault: heard_s, simulated seconds from the boot after it (the
+        fault itself for a collector fault) until the collector took an
+        authentic datagram from the device (None: mute to the end), and
+        stored_s until it stored a reading (batches wait up to
+        batch_max_age_s, 1.5 h, unless full)."""
+        self.watch_injections()
+        return [{k: rec[k] for k in ("at_h", "kind", "heard_s", "stored_s")} for rec in self.injections]
 
     def by_value(self) -> dict:
         """Every reading committed in the run (each era's store read back
@@ -168,11 +197,10 @@ class Injector:
         same seq. `lost`: none there (the collector holds another value under
         its number, or nothing); `unsent`: still on the final flash."""
         final = store_readings(self.tree, self.state / "flash.bin", self.runtime) or {}
-        q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
-        rows = {tuple(r) for r in self._query(q)} if self.db.exists() else set()
+        rows = self.value_rows()
         seqs = {r[0] for r in rows}
         seen: set[tuple] = set()
-        lost, unsent, other_value = [], 0, 0
+        lost, unsent, destroyed, other_value = [], 0, 0, 0
         for era in [*self.eras, final]:
             for t in era.values():
                 if t in seen:
@@ -182,14 +210,24 @@ class Injector:
                     continue
                 if era is final and self.drain_from is not None and t[0] > self.drain_from:
                     unsent += 1  # committed during the final drain
-                    continue
-                lost.append(t)
-                other_value += t[0] in seqs
+                elif t in self.destroyed:
+                    destroyed += 1
+                else:
+                    lost.append(t)
+                    other_value += t[0] in seqs
         return {
             "committed": len(seen),
-            "at_collector": len(seen) - len(lost) - unsent,
+            "at_collector": len(seen) - len(lost) - unsent - destroyed,
+            # not uploaded yet when the fault erased the device's store
+            "destroyed_by_fault": destroyed,
             "lost": len(lost),
-            "lost_number_taken": other_value,
+            "lost_number_taken": other_value,  # the collector holds another value under the seq
             "unsent_tail": unsent,
             "examples": [list(t) for t in lost[:5]],
         }
+
+    def value_rows(self) -> set[tuple]:
+        # (seq, utc, demand, delivered, received, flags) of every reading the
+        # collector holds for the device, whatever its epoch
+        q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
+        return {tuple(r) for r in self._query(q)} if self.db.exists() else set()

@@ -19,6 +19,28 @@ from simproc import HOUR, PY, ROOT, START_UTC, STORE_PART, store_readings
 HEAP_GROWTH_MAX = 2048  # bytes of after-GC heap, last quarter of a run vs the first
 
 
+def heap_growth(series: list[tuple[int, int, int]]) -> int | None:
+    """(utc, heap after a collection, boot) status samples -> the largest
+    growth of any boot, None when no boot is long enough to judge.
+
+    Per boot (each boot is a fresh heap: comparing one boot's start with
+    another's end measured their different states, e.g. a store just
+    wiped), over the boots with 8 samples or more. The floor of each
+    quarter: a leak lifts it, while the heap after a collection swings by a
+    batch buffer's 2.3 KB between status lines (a quarter's maximum then
+    caught a swing, not a leak)."""
+    by_boot: dict[int, list[int]] = {}
+    for _, h, b in series:
+        by_boot.setdefault(b, []).append(h)
+    growth = None
+    for hs in by_boot.values():
+        if len(hs) >= 8:
+            q = len(hs) // 4
+            g = min(hs[-q:]) - min(hs[:q])
+            growth = g if growth is None else max(growth, g)
+    return growth
+
+
 class Results:
     def committed_seqs(self) -> set[int]:
         with self.lock:
@@ -301,10 +323,7 @@ class Results:
         fw_cpu = max(0.0, self.fw_cpu - self.boots * self.launcher_cpu)
         erase_max, erase_store = self.flash_erases()
         disp = self.display_done
-        growth = None
-        if len(self.heap_series) >= 8:
-            q = len(self.heap_series) // 4
-            growth = max(h for _, h in self.heap_series[-q:]) - max(h for _, h in self.heap_series[:q])
+        growth = heap_growth(self.heap_series)
         committed = self.committed_seqs()
         rows = self.collector_rows()
         at_collector = {r[0] for r in rows}

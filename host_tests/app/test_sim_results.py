@@ -120,3 +120,17 @@ def test_previews_show_the_running_boot_only(tmp_path):
     white = sum(shown.histogram()[128:])
     assert white > 0.9 * 296 * 128, "the previous boot's frame is still the preview"
     assert shown.getextrema()[0] < 128  # and the placeholder says something
+
+
+def test_heap_growth_sees_a_leak_not_a_swing():
+    # per boot, the floor of the last quarter minus the first: a buffer alive
+    # at some status lines swings the heap by ~2.3 KB (RAVEn wheel soak:
+    # 180,800 / 183,040), which the old max-of-quarter read as 2,240 B growth
+    import simresults
+
+    swing = [180800, 183040] * 8
+    leak = [180800 + 300 * i for i in range(16)]
+    fresh_boot = [170000] * 10  # another boot, another baseline
+    assert simresults.heap_growth([(0, h, 1) for h in swing] + [(0, h, 2) for h in fresh_boot]) == 0
+    assert simresults.heap_growth([(0, h, 1) for h in leak]) == 300 * 12
+    assert simresults.heap_growth([(0, h, 1) for h in leak[:7]]) is None  # too short to judge
