@@ -147,7 +147,8 @@ class Collector(Store):
         out: list[bytes] = []
         ack = (0, 0)
         want_reply = d.type == wire.T_HELLO
-        kind_in = {wire.T_KEEPALIVE: "keepalive", wire.T_HELLO: "hello", wire.T_DONE: "done"}.get(d.type, "data")
+        kind_in = {wire.T_KEEPALIVE: "keepalive", wire.T_HELLO: "hello", wire.T_DONE: "done", wire.T_HEALTH: "health"}
+        kind_in = kind_in.get(d.type, "data")
         self.db.execute("BEGIN")
         try:
             if d.type == wire.T_DATA:
@@ -178,6 +179,9 @@ class Collector(Store):
                     want_reply = True
             elif d.type == wire.T_DONE:
                 self._mark_done(d.device_id, d.cmd_id, d.status, now)
+            elif d.type == wire.T_HEALTH:
+                self._store_health(d.device_id, d.seq, d.health, now)  # committed before the REPLY leaves
+                want_reply = True  # the REPLY echoing its seq is the device's ACK
             elif d.type == wire.T_HELLO:
                 nonce = d.nonce  # replies are bound to this boot from now on
                 self._set_boot(d.device_id, d.nonce, d.epoch, d.cmd_mark)
@@ -198,7 +202,10 @@ class Collector(Store):
                 out.append(reply)
                 if cmds:
                     self._mark_sent(cmds)
-                self._count(d.device_id, "command" if cmds else "ack" if ack[1] else "hello_reply", len(reply))
+                kind_out = "command" if cmds else "ack" if ack[1] else "hello_reply"
+                if kind_out == "hello_reply" and d.type == wire.T_HEALTH:
+                    kind_out = "health_ack"
+                self._count(d.device_id, kind_out, len(reply))
             self._count(d.device_id, kind_in, len(data))
             self._account_in(d.device_id, win.top, len(data), sum(len(r) for r in out), len(out), addr, now)
             self.db.execute("COMMIT")  # readings are durable before the ACK leaves

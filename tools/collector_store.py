@@ -9,7 +9,9 @@ database (WAL) so the CLI and a running `serve` talk through it.
 
 from __future__ import annotations
 
+import ast
 import csv
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -43,7 +45,39 @@ CREATE TABLE IF NOT EXISTS traffic (
     device_id INTEGER NOT NULL, kind TEXT NOT NULL, datagrams INTEGER NOT NULL, bytes INTEGER NOT NULL,
     PRIMARY KEY (device_id, kind)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS health (
+    device_id INTEGER NOT NULL, received_utc REAL NOT NULL, seq INTEGER NOT NULL,
+    version TEXT, build TEXT, faults TEXT NOT NULL, reset_cause TEXT, boot_count INTEGER,
+    heap_min INTEGER, store_fill_pct REAL, store_health TEXT, meter_lqi INTEGER, wifi_rssi INTEGER,
+    ota_state TEXT);
+CREATE INDEX IF NOT EXISTS health_by_device ON health (device_id, received_utc);
 """
+# Schema versions (meta 'schema'): 2 = wire version 2 (below); 3 adds the
+# `health` table (HEALTH datagrams, docs/console.md "health table contract").
+# Opening an older database brings it to the current version.
+SCHEMA_VERSION = 3
+HEALTH_KEEP = 2000  # health rows kept per device, newest (~4 a day plus fault changes: over a year)
+FAULTS_PY = Path(__file__).resolve().parent.parent / "firmware" / "faults.py"
+
+
+@functools.cache
+def fault_codes() -> dict[int, str]:
+    """{fault number: code} from firmware/faults.py's TABLE (parsed, never imported)."""
+    tree = ast.parse(FAULTS_PY.read_text())
+    nums = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args:
+            arg = node.value.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(node.targets[0], ast.Name):
+                nums[node.targets[0].id] = arg.value
+    codes = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "TABLE":
+            for row in node.value.elts:  # type: ignore[attr-defined]
+                codes[nums[row.elts[0].id]] = row.elts[1].value
+    return codes
+
+
 # Wire version 2 (docs/wire-format.md): readings and live rows are keyed by
 # (device, epoch, seq) and devices carry the boot nonce, the outstanding
 # challenge and the epoch of the latest HELLO. A version-1 database is
@@ -83,6 +117,7 @@ class Store:
         if cols and "nonce" not in cols:
             self.db.executescript("BEGIN;" + _MIGRATE + SCHEMA + _COPY + "COMMIT;")
         self.db.executescript(SCHEMA)
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
         self.seq = self.reserved = 0
 
     # -- devices and commands --------------------------------------------------
@@ -165,6 +200,37 @@ class Store:
         self.db.execute(
             "UPDATE commands SET done=?, status=? WHERE cmd_id=? AND device_id=? AND done IS NULL",
             (now, status, cmd_id, device_id),
+        )
+
+    def _store_health(self, device_id: int, seq: int, h: dict, now: float) -> None:
+        """One health report (a row each, its history bounded to HEALTH_KEEP per device)."""
+        codes = fault_codes()
+        faults = ",".join(codes.get(n, str(n)) for n in h["fault_numbers"])
+        self.db.execute(
+            "INSERT INTO health (device_id, received_utc, seq, version, build, faults, reset_cause, boot_count,"
+            " heap_min, store_fill_pct, store_health, meter_lqi, wifi_rssi, ota_state)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                device_id,
+                now,
+                seq,
+                h["version"],
+                h["build"],
+                faults,
+                h["reset_cause"],
+                h["boot_count"],
+                h["heap_min"],
+                h["store_fill_pct"],
+                h["store_health"],
+                h["meter_lqi"],
+                h["wifi_rssi"],
+                h["ota_state"],
+            ),
+        )
+        self.db.execute(
+            "DELETE FROM health WHERE device_id=? AND rowid NOT IN"
+            " (SELECT rowid FROM health WHERE device_id=? ORDER BY received_utc DESC, rowid DESC LIMIT ?)",
+            (device_id, device_id, HEALTH_KEEP),
         )
 
     # -- readings ----------------------------------------------------------------

@@ -18,6 +18,7 @@ T_DATA = 0x21
 T_KEEPALIVE = 0x12  # a keep-alive has no type byte; 0x12 only enters its token (unchanged since v1)
 T_HELLO = 0x24
 T_DONE = 0x25
+T_HEALTH = 0x26
 T_REPLY = 0x28
 T_REFUSE = 0x29
 TYPE_NAMES = {
@@ -25,6 +26,7 @@ TYPE_NAMES = {
     T_KEEPALIVE: "KEEPALIVE",
     T_HELLO: "HELLO",
     T_DONE: "DONE",
+    T_HEALTH: "HEALTH",
     T_REPLY: "REPLY",
     T_REFUSE: "REFUSE",
 }
@@ -38,6 +40,33 @@ DATA_HEAD = 22
 HELLO_BODY = 20
 REPLY_HEAD = 21
 REFUSE_BODY = 13
+HEALTH_MIN = 15  # two empty texts and the 13 fixed bytes (firmware/uplink/health.py)
+# HEALTH codes (index = wire code), as in firmware/uplink/health.py
+RESET_CAUSES = (
+    "unknown",
+    "power-on",
+    "hard",
+    "watchdog",
+    "deep-sleep",
+    "soft",
+    "memory",
+    "config",
+    "ota",
+    "ota-rollback",
+)
+OTA_STATES = (
+    "idle",
+    "downloading",
+    "verifying",
+    "rebooting",
+    "confirming",
+    "confirmed",
+    "rejected",
+    "failed",
+    "rolled-back",
+    "keys-updated",
+)
+STORE_HEALTH = ("ok", "degraded", "failing")
 SEQ_LIMIT = 2**32  # every seq on the wire is a u32; nothing computes one at or above this
 IP_UDP_OVERHEAD = 28  # IPv4 (20, no options) + UDP (8) header bytes per datagram
 
@@ -89,6 +118,7 @@ class Datagram:
     cmd_id: int = 0
     status: int = 0
     echo: int = 0
+    health: dict = field(default_factory=dict)
     commands: list[tuple[int, int, bytes]] = field(default_factory=list)
     raw: bytes = b""
 
@@ -109,6 +139,7 @@ def parse(data: bytes) -> Datagram:
         T_DATA: DATA_HEAD + 1,
         T_HELLO: HDR + HELLO_BODY,
         T_DONE: HDR + 5,
+        T_HEALTH: HDR + HEALTH_MIN,
         T_REPLY: REPLY_HEAD,
         T_REFUSE: HDR + REFUSE_BODY,
     }[t] + TAG
@@ -130,6 +161,8 @@ def parse(data: bytes) -> Datagram:
         if len(body) != 5:
             raise WireError("malformed", f"DONE body of {len(body)} bytes, not 5")
         d.cmd_id, d.status = struct.unpack(">IB", body)
+    elif t == T_HEALTH:
+        d.health = parse_health(body)
     elif t == T_REFUSE:
         if len(body) != REFUSE_BODY:
             raise WireError("malformed", f"REFUSE body of {len(body)} bytes, not {REFUSE_BODY}")
@@ -146,6 +179,70 @@ def parse(data: bytes) -> Datagram:
             d.commands.append((kind, cid, body[p + 7 : p + 7 + ln]))
             p += 7 + ln
     return d
+
+
+def _code(table: tuple, i: int, unknown: int) -> str | None:
+    if i == unknown:
+        return None
+    return table[i] if i < len(table) else f"code-{i}"
+
+
+def parse_health(body: bytes) -> dict:
+    """A HEALTH body (docs/wire-format.md, "HEALTH") as the fields the health table keeps;
+    WireError("malformed") for anything that is not exactly one."""
+    p = 0
+    texts = []
+    for _ in range(2):
+        if p >= len(body) or body[p] > 16 or p + 1 + body[p] > len(body):
+            raise WireError("malformed", "HEALTH text field out of bounds")
+        try:
+            texts.append(body[p + 1 : p + 1 + body[p]].decode())
+        except UnicodeDecodeError:
+            raise WireError("malformed", "HEALTH text is not UTF-8") from None
+        p += 1 + body[p]
+    if p + 13 > len(body) or p + 13 + body[p + 12] != len(body):
+        raise WireError("malformed", "HEALTH body length does not match its fault count")
+    cause, boots, lqi, rssi, fill, store, heap, ota, nf = struct.unpack_from(">BIBbBBHBB", body, p)
+    return {
+        "version": texts[0],
+        "build": texts[1],
+        "reset_cause": _code(RESET_CAUSES, cause, -1),
+        "boot_count": boots,
+        "meter_lqi": None if lqi == 255 else lqi,
+        "wifi_rssi": None if rssi == -128 else rssi,
+        "store_fill_pct": None if fill == 255 else fill,
+        "store_health": _code(STORE_HEALTH, store, 255),
+        "heap_min": None if heap == 0xFFFF else heap * 256,
+        "ota_state": _code(OTA_STATES, ota, 255),
+        "fault_numbers": list(body[p + 13 : p + 13 + nf]),
+    }
+
+
+def build_health(key: bytes, dev: int, kid: int, seq: int, h: dict) -> bytes:
+    """A HEALTH datagram from parse_health()'s fields (tests, and the doc's example)."""
+
+    def text(s: str) -> bytes:
+        b = s.encode()[:16]
+        return bytes([len(b)]) + b
+
+    def code(table: tuple, v, unknown: int) -> int:
+        return table.index(v) if v in table else unknown
+
+    nums = h.get("fault_numbers", [])
+    body = text(h.get("version", "")) + text(h.get("build", ""))
+    body += struct.pack(
+        ">BIBbBBHBB",
+        code(RESET_CAUSES, h.get("reset_cause"), 0),
+        h.get("boot_count", 0),
+        255 if h.get("meter_lqi") is None else h["meter_lqi"],
+        -128 if h.get("wifi_rssi") is None else h["wifi_rssi"],
+        255 if h.get("store_fill_pct") is None else h["store_fill_pct"],
+        code(STORE_HEALTH, h.get("store_health"), 255),
+        0xFFFF if h.get("heap_min") is None else h["heap_min"] >> 8,
+        code(OTA_STATES, h.get("ota_state"), 255),
+        len(nums),
+    ) + bytes(nums)
+    return seal(key, header(T_HEALTH, dev, kid, seq) + body)
 
 
 def verify(d: Datagram, key: bytes, nonce: int | None = None) -> bool:

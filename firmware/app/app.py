@@ -68,6 +68,7 @@ class App:
         self.commits = 0
         self.heap_peak = 0
         self.heap_code = 0  # heap taken by imported code (preload())
+        self.heap_min = None  # least heap free seen (report.print_status): the low-water mark
         self.store = None
         self.link = None
         self.uplink = None
@@ -111,6 +112,7 @@ class App:
             faults=self.faults,
             on_command=self.on_command,
             nat_timeout_s=c.nat_timeout_s,
+            health_source=self.snapshot,  # HEALTH reports (uplink/health.py)
         )
 
     def on_command(self, kind, payload):

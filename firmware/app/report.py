@@ -58,6 +58,7 @@ def snapshot(a):
         "build": board.NAME,
         "uptime_s": time.ticks_diff(now, a.boot_ticks) // 1000,
         "reset_cause": a.reset_cause,
+        "heap_min": a.heap_min,
         "readings": a.readings,
         "bad_readings": a.bad_readings,
         "commits": a.commits,
@@ -125,7 +126,9 @@ def print_status(a):
     if heap > a.heap_peak:
         a.heap_peak = heap
     s["heap"] = heap
-    s["heap_free"] = gc.mem_free()
+    free = s["heap_free"] = gc.mem_free()
+    if a.heap_min is None or free < a.heap_min:
+        a.heap_min = free  # the low-water mark the HEALTH report carries
     s["heap_peak"] = a.heap_peak
     s["heap_code"] = a.heap_code
     if _PROFILE:

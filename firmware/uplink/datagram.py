@@ -23,6 +23,7 @@ T_DATA = const(0x21)  # device -> collector: a batch (or one real-time reading)
 T_KEEPALIVE = const(0x12)  # device -> collector: 4-byte token (known by its length; unchanged since v1)
 T_HELLO = const(0x24)  # device -> collector: first contact after boot/failover
 T_DONE = const(0x25)  # device -> collector: command executed
+T_HEALTH = const(0x26)  # device -> collector: health report (uplink/health.py)
 T_REPLY = const(0x28)  # collector -> device: ACK and/or commands
 T_REFUSE = const(0x29)  # collector -> device: why it will not take our datagram
 

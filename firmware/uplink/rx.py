@@ -8,6 +8,7 @@ from asyncio import core  # type: ignore[attr-defined]  # the I/O queue StreamRe
 
 from faults import CLOUD_AUTH, CLOUD_UNREACHABLE
 from uplink import datagram as dg
+from uplink import health
 from uplink.session import SEQ_BLOCK, UPLOADED
 
 
@@ -57,6 +58,7 @@ def on_datagram(up, data, n=-1):
     if fl is not None:
         fl.clear(CLOUD_AUTH)
     first, count = ses.ack_range(data)
+    health.acked(up, dg.get32(data, dg.HDR), now)
     if up.hello_seq != -1:
         # Any authentic reply: the collector knows a seq of ours now.
         if dg.get32(data, dg.HDR) == up.hello_seq:

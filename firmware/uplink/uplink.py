@@ -35,7 +35,7 @@ from micropython import const
 import hal
 from faults import CLOUD_UNREACHABLE
 from uplink import datagram as dg
-from uplink import rx
+from uplink import health, rx
 from uplink.codec import Encoder
 from uplink.session import UPLOADED, Rto, SeqSource, Session, seq_path
 from uplink.state import CMDS_FILE, EPOCH_FILE, CmdLog, Epoch
@@ -65,6 +65,7 @@ class Uplink:
         failover_after=3,
         probe_after=2,
         seq_file=None,
+        health_source=None,
     ):
         self.store = store
         self.clock = clock or hal.clock
@@ -89,7 +90,7 @@ class Uplink:
         self.failover_after = failover_after
         self.probe_after = probe_after
         self.tx = bytearray(dg.MAX_DGRAM)  # the batch in flight
-        self.ctl = bytearray(64)  # keep-alive, HELLO, DONE, streamed reading
+        self.ctl = bytearray(96)  # keep-alive, HELLO, DONE, HEALTH, streamed reading
         # received datagrams (one byte over the limit: a longer one is seen
         # as such); recvfrom() allocated this much for every datagram, and a
         # fragmented 96 KB heap could not always find the block
@@ -127,6 +128,7 @@ class Uplink:
         self.hello_seq = -1
         self.hello_at = 0
         self.last_tx = self.clock.ticks_ms()
+        health.init(self, health_source, d + health.BOOTS_FILE)  # reports: uplink/health.py
 
     @property
     def epoch(self):
@@ -249,7 +251,7 @@ class Uplink:
                 st.keepalives += 1
                 self.ka_quiet += 1
                 self._send_ctl(self.session.keepalive(self.ctl)[0])
-        due = time.ticks_diff(time.ticks_add(self.last_tx, self.ka_ms), now)
+        due = min(time.ticks_diff(time.ticks_add(self.last_tx, self.ka_ms), now), health.step(self, now))
         if self.inflight:
             due = min(due, time.ticks_diff(self.deadline, now))
         else:

@@ -16,6 +16,10 @@
 # other than real-time are logged as "cmd KIND PAYLOADHEX" when run;
 # UPL_CMD_EXIT=HEX makes the device stop dead (a power cut) inside the
 # handler of the command with that payload. UPL_DRAIN_S bounds the drain.
+# HEALTH reports (uplink/health.py) from a small snapshot (version
+# "9.8.7-test", build "testdev", reset cause "watchdog", the store's stats,
+# the fault set); UPL_FAULTS="S:N,S:-N" sets (clears, with -) fault N at
+# device second S; UPL_NO_HEALTH=1: no reports.
 import asyncio
 import binascii
 import gc
@@ -104,16 +108,60 @@ class Faults:
     # set 22" for N03, CLOUD_AUTH) so tests can follow the state machine.
     def __init__(self):
         self.on = set()
+        self._active = 0  # changes with the set (what uplink/health.py watches)
 
     def set(self, code):
         if code not in self.on:
             self.on.add(code)
+            self._active += 1 << code
             print("fault set", code)
 
     def clear(self, code):
         if code in self.on:
             self.on.discard(code)
+            self._active -= 1 << code
             print("fault clear", code)
+
+    def active(self):
+        return sorted(self.on)
+
+
+def health_source(store, faults):
+    heap = [None]
+
+    def snap():
+        gc.collect()
+        free = gc.mem_free()
+        if heap[0] is None or free < heap[0]:
+            heap[0] = free
+        return {
+            "version": "9.8.7-test",
+            "build": "testdev",
+            "reset_cause": "watchdog",
+            "faults": faults.active(),
+            "meter": {"lqi": 200},
+            "wifi": {"rssi": -61},
+            "store": store.stats(),
+            "heap_min": heap[0],
+            "ota": {"state": "idle"},
+        }
+
+    return snap
+
+
+async def fault_script(faults, spec):
+    clock = hal.clock
+    t0 = clock.ticks_ms()
+    for item in spec.split(","):
+        at, code = item.split(":")
+        wait = int(at) * 1000 - time.ticks_diff(clock.ticks_ms(), t0)
+        if wait > 0:
+            await asyncio.sleep_ms(clock.real_ms(wait))
+        code = int(code)
+        if code < 0:
+            faults.clear(-code)
+        else:
+            faults.set(code)
 
 
 def on_command(kind, payload):
@@ -135,6 +183,7 @@ async def main():
     store = open_store()
     gc.collect()
     before = gc.mem_alloc()
+    faults = Faults()
     up = Uplink(
         store,
         dev,
@@ -144,11 +193,14 @@ async def main():
         keepalive_s=int(env("UPL_KA")) if env("UPL_KA") else None,
         batch_max_age_s=int(env("UPL_MAXAGE", "5400")),
         on_command=on_command,
-        faults=Faults(),
+        faults=faults,
+        health_source=None if env("UPL_NO_HEALTH") else health_source(store, faults),
     )
     gc.collect()
     print("uplink_heap", gc.mem_alloc() - before)
     asyncio.create_task(up.run())
+    if env("UPL_FAULTS"):
+        asyncio.create_task(fault_script(faults, env("UPL_FAULTS")))
     mt = asyncio.create_task(meter(store, up, int(env("UPL_INTERVAL", "3")), int(env("UPL_FLUSH", "20"))))
     clock = hal.clock
     end = time.ticks_add(clock.ticks_ms(), int(env("UPL_RUN_S", "60")) * 1000)

@@ -34,6 +34,8 @@ def examples() -> dict[str, dict]:
                 ex["hex"] += val.replace(" ", "")
             elif key == "name":
                 ex["name"] = val
+            elif key == "health":
+                ex["health"] = dict(kv.split("=") for kv in val.split())
             elif key == "expect":
                 ex["expect"] = dict(kv.split("=") for kv in val.split())
             elif key == "reading":
@@ -46,7 +48,7 @@ def examples() -> dict[str, dict]:
 
 
 def test_document_has_the_examples():
-    assert set(examples()) == {"hello", "data", "keepalive", "done", "ack", "realtime", "refuse"}
+    assert set(examples()) == {"hello", "data", "keepalive", "done", "health", "ack", "realtime", "refuse"}
 
 
 def test_examples_decode_as_documented():
@@ -68,6 +70,24 @@ def test_examples_decode_as_documented():
             assert uc.decode(d.payload) == ex["readings"], name
             assert uc.encode(ex["readings"], 1170) == (d.payload, len(ex["readings"]))
         assert d.commands == ex["commands"], name
+        if d.type == wire.T_HEALTH:
+            got = {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in d.health.items()}
+            assert got == ex["health"], name
+            h = dict(d.health)
+            assert wire.build_health(KEY, d.device_id, d.key_id, d.seq, h) == raw, name
+
+
+def test_health_codes_match_the_firmware_and_the_doc():
+    """The reset-cause, OTA-state and store-health tables: firmware/uplink/health.py = tools/uplink_wire.py
+    = the document's code table."""
+    fw = (ROOT / "firmware" / "uplink" / "health.py").read_text()
+    for name in ("RESET_CAUSES", "OTA_STATES", "STORE_HEALTH"):
+        m = re.search(name + r" = \((.*?)\)\n", fw, re.S)
+        assert m, name
+        assert tuple(re.findall(r'"([^"]+)"', m.group(1))) == getattr(wire, name), name
+    rows = re.findall(r"^\| (\d+) \| ([\w-]+)[^|]*\| ([\w-]+) \|$", DOC.read_text(), re.M)
+    assert [r[1] for r in rows] == list(wire.RESET_CAUSES)
+    assert [r[2] for r in rows] == list(wire.OTA_STATES)
 
 
 FIRMWARE = """
@@ -93,6 +113,16 @@ for r in READINGS:
 print("data", bytes(buf[: ses.data(buf, 101, enc.count(), 0, enc)[0]]).hex())
 print("keepalive", bytes(buf[: ses.keepalive(buf)[0]]).hex())
 print("done", bytes(buf[: ses.done(buf, 7, 0)[0]]).hex())
+from uplink import health
+class Up:
+    pass
+up = Up()
+up.session = ses
+up.h_boots = 7
+up.h_src = lambda: {"version": "1.1.0", "build": "esp32-s3", "reset_cause": "watchdog", "meter": {"lqi": 180},
+    "wifi": {"rssi": -67}, "store": {"fill_pct": 12, "health": "ok"}, "heap_min": 20607,
+    "ota": {"state": "confirmed"}, "faults": [14, 21]}
+print("health", bytes(buf[: health.send(up, buf)[0]]).hex())
 """
 
 
@@ -100,5 +130,5 @@ def test_firmware_builds_the_documented_bytes(mpy):
     ex = examples()
     code = FIRMWARE.replace("READINGS", repr(ex["data"]["readings"]))
     out = dict(line.split() for line in mpy.run(code, heap="96k").stdout.splitlines())
-    for name in ("hello", "data", "keepalive", "done"):
+    for name in ("hello", "data", "keepalive", "done", "health"):
         assert out[name] == ex[name]["hex"], name
