@@ -32,7 +32,9 @@ docs/uplink.md). Prints one JSON object:
   wire_bytes_per_day_by_kind  where every byte of the day went, counted by the
                               collector per datagram kind (data, data_repeat =
                               a batch the collector already held, keepalive,
-                              hello, done, realtime; ack, hello_reply, command,
+                              hello, done, health (HEALTH reports: at boot, on
+                              a fault change, every 6 h), realtime; ack,
+                              hello_reply, health_ack, command,
                               push), IPv4+UDP headers included
   realtime_*                  behind a NAT that forgets mappings after 60 s:
                               request -> first streamed reading (device s), and

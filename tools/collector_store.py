@@ -46,8 +46,8 @@ CREATE TABLE IF NOT EXISTS traffic (
     PRIMARY KEY (device_id, kind)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS health (
-    device_id INTEGER NOT NULL, received_utc REAL NOT NULL, seq INTEGER NOT NULL,
-    version TEXT, build TEXT, faults TEXT NOT NULL, reset_cause TEXT, boot_count INTEGER,
+    device_id INTEGER NOT NULL, received_utc REAL NOT NULL, seq INTEGER,
+    version TEXT, build TEXT, faults TEXT NOT NULL DEFAULT '', reset_cause TEXT, boot_count INTEGER,
     heap_min INTEGER, store_fill_pct REAL, store_health TEXT, meter_lqi INTEGER, wifi_rssi INTEGER,
     ota_state TEXT);
 CREATE INDEX IF NOT EXISTS health_by_device ON health (device_id, received_utc);

@@ -44,33 +44,29 @@ OTA_STATES = (
     "rolled-back",
     "keys-updated",
 )
-STORE_HEALTH = ("ok", "degraded", "failing")
-
-
-def boots(path):
-    # Boots so far, counted in a small file (one write per boot); lost or
-    # damaged: counting starts again at 1.
-    n = 0
-    try:
-        with open(path) as f:
-            n = int(f.read(12))
-    except (OSError, ValueError, UnicodeError):
-        pass
-    if not 0 <= n < 0x3FFFFFFF:
-        n = 0
-    n += 1
-    try:
-        with open(path, "w") as f:
-            f.write(str(n))
-    except OSError:
-        pass
-    return n
 
 
 def init(up, source, path):
     # source(): the status snapshot dict (app/report.py), or None: no reports.
     up.h_src = source
-    up.h_boots = boots(path) if source is not None else 0
+    # Boots so far, counted in a small file (one write per boot); lost or
+    # damaged: counting starts again at 1.
+    n = 0
+    if source is not None:
+        try:
+            with open(path) as f:
+                n = int(f.read(12))
+        except (OSError, ValueError, UnicodeError):
+            pass
+        if not 0 <= n < 0x3FFFFFFF:
+            n = 0
+        n += 1
+        try:
+            with open(path, "w") as f:
+                f.write(str(n))
+        except OSError:
+            pass
+    up.h_boots = n
     up.h_mask = -1  # fault mask in the last report sent (-1: none sent)
     up.h_ok = None  # ticks of the last acknowledged report
     up.h_sent = 0  # ticks of the last report sent
@@ -81,16 +77,11 @@ def init(up, source, path):
     up.status.health_acked = 0
 
 
-def _mask(up):
-    f = up.faults
-    return f._active if f is not None else 0
-
-
 def step(up, now):
     # Sends a report if one is due; returns ms until the next may be.
     if up.h_src is None or up.hello_seq != -1 or up.status.last_ack_ticks is None:
         return _IDLE_MS  # not heard yet this boot (an accepted reply wakes us)
-    mask = _mask(up)
+    mask = up.faults._active if up.faults is not None else 0  # the active set (faults.Faults)
     if up.h_seq == -1:
         if up.h_ok is None:
             due = now
@@ -168,7 +159,8 @@ def encode(buf, p, s, boot_count):
     buf[p + 6] = _byte(w.get("rssi") if w else None, -127, 127, -128) & 0xFF
     st = s.get("store")
     buf[p + 7] = _byte(st.get("fill_pct") if st else None, 0, 100, 255)
-    buf[p + 8] = _code(STORE_HEALTH, st.get("health") if st else None, 255)
+    h = st.get("health") if st else None
+    buf[p + 8] = 0 if h == "ok" else 1 if h == "degraded" else 2 if h == "failing" else 255
     h = s.get("heap_min")
     dg.put16(buf, p + 9, 0xFFFF if h is None else min(0xFFFE, h >> 8))
     o = s.get("ota")

@@ -42,6 +42,8 @@ def test_fault_table_is_the_firmware_table_and_the_doc(tmp_path):
 
 
 def test_fleet_without_health_table(sim_db, summary):
+    # a database from a collector before the HEALTH datagram (issue 15 item 2)
+    _q(sim_db, "DROP TABLE health")
     (dev, seen, n), *more = _q(
         sim_db, "SELECT device_id, last_seen, (SELECT count(*) FROM readings) FROM devices ORDER BY device_id"
     )
@@ -59,6 +61,7 @@ def test_fleet_without_health_table(sim_db, summary):
 
 def test_fleet_and_history_with_health_table(sim_db):
     dev = _q(sim_db, "SELECT device_id FROM devices")[0][0]
+    _q(sim_db, "DELETE FROM health")  # only these rows (the collector's own: test_collector_health_rows)
     # a second device that never reported health, to sort and filter against
     _q(sim_db, "INSERT INTO devices(device_id, key_id, key) VALUES(7, 0, x'00')")
     add_health(
@@ -91,12 +94,42 @@ def test_fleet_and_history_with_health_table(sim_db):
 def test_health_table_with_other_columns(sim_db):
     # the collector's own table may differ: missing columns read None, extra ones are ignored
     db = sqlite3.connect(sim_db)
+    db.execute("DROP TABLE health")
     db.execute("CREATE TABLE health (device_id INTEGER, received_utc REAL, faults TEXT, build TEXT)")
     db.execute("INSERT INTO health VALUES(1001, 5.0, '14', 'abc')")
     db.commit()
     db.close()
     h = data.latest_health(data.connect(sim_db), 1001)
     assert h["version"] is None and h["fault_list"] == [("M05", data.fault_table()[7][2])]
+
+
+def test_collector_health_rows(sim_db, summary):
+    """The collector's own health table, written from the simulated device's HEALTH
+    datagrams during the run, read by the console as its contract says."""
+    db = data.connect(sim_db)
+    assert data.has_health(db)
+    (dev,) = _q(sim_db, "SELECT device_id FROM devices")[0]
+    stored = _q(
+        sim_db,
+        "SELECT version, faults, reset_cause, boot_count, heap_min, store_fill_pct, meter_lqi, wifi_rssi, ota_state"
+        " FROM health WHERE device_id=? ORDER BY received_utc DESC",
+        dev,
+    )
+    assert stored, "the collector stored no HEALTH report of the run"
+    version, faults, cause, boots, heap_min, fill, _lqi, rssi, ota = stored[0]
+    # the boot report: the simulated device runs 1.0.0, booted once from power-on, OTA idle
+    assert (version, cause, boots, ota) == ("1.0.0", "power-on", 1, "idle"), stored[0]
+    assert 0 < heap_min < 96 * 1024 and 0 <= fill <= 100 and rssi is not None, stored[0]
+    hist = data.health_history(db, dev)
+    assert len(hist) == len(stored)
+    assert [(h["version"], h["faults"], h["boot_count"], h["heap_min"]) for h in hist] == [
+        (s[0], s[1], s[3], s[4]) for s in stored
+    ]
+    (row,) = data.fleet(db)
+    assert row["version"] == "1.0.0"
+    want = data.current_fault(data.latest_health(db, dev))
+    assert (row["fault"], row["sentence"]) == want
+    assert want[0] == (data.parse_faults(faults)[0][0] if faults else "OK"), (faults, want)
 
 
 def test_chart_series_are_the_readings(sim_db):

@@ -2,9 +2,9 @@
 SQLite database (tools/collector_store.py owns that schema; this module never
 creates or alters a table).
 
-Device health comes from a `health` table that the collector gains with the
-health datagram (issue 15 item 2). Until it exists every health field reads
-None (the pages show "—"). The columns the console expects are listed in
+Device health comes from the collector's `health` table, one row per HEALTH
+datagram (issue 15 item 2; schema version 3). In a database without it every
+health field reads None (the pages show "—"). The columns the console expects are listed in
 HEALTH_COLUMNS and in docs/console.md; a missing column reads None too, so a
 table with fewer or more columns still works.
 
