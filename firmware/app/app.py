@@ -34,11 +34,14 @@ _LINK_DEAD_MS = const(360_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
 _DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
-# RAM ring of the store: 512 readings (8.7 KB; 900 took 15.3 KB of a ~100 KB
-# heap). It stages at most flush_n (64) readings while flash works, and holds
-# 45-70 minutes of readings (EZSP ~5 s, RAVEn ~8 s apart) while it fails: the
-# flush backoff's first five retries (2+4+8+16+32 min) before any is dropped.
-_RAM_READINGS = const(512)
+# RAM ring of the store: 320 readings (5.4 KB; 900 took 15.3 KB of a ~100 KB
+# heap, and 512 left an OTA download without room once the tariff and wire
+# version 2 came in: test_sim_ota at 96k, MemoryError in the uplink, display
+# and status tasks, 1 to 4 per run; 0 in 3 runs at 320). It stages at most
+# flush_n (64) readings while flash works, and holds 27-43 minutes of
+# readings (EZSP ~5 s, RAVEn ~8 s apart) while it fails: the flush backoff's
+# first three retries (2+4+8 min; four on RAVEn) before any is dropped.
+_RAM_READINGS = const(320)
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
 # "tasks": per-task CPU in status lines; "calls": also every function call
@@ -266,6 +269,14 @@ class App:
             # turns, so the household keeps its figures and support can read
             # the cause off the glass.
             d = self.display
+            if self.ota is not None and self.ota.busy():
+                # The update needs the heap more than the glass needs a new
+                # frame: a redraw (snapshot, text, partial refresh) beside
+                # the updater's modules ran a 96 KB heap out of memory
+                # (test_sim_ota: MemoryError in display and status, reset).
+                # The panel keeps showing the last frame, as e-ink does.
+                await sleep_device(_DISPLAY_MS)
+                continue
             if self.faults.current() is None:
                 d.screen = screens.LIVE
             elif rounds % _DIAG_EVERY == 0:

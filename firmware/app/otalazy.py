@@ -43,6 +43,9 @@ class Ota:
     def _load(self):
         u = self.updater
         if u is None:
+            # the modules' objects go into the holes a collection opens
+            # first, not beside whatever garbage the last minutes left
+            gc.collect()
             from ota.updater import Updater
 
             u = self.updater = Updater(self.trusted, status=self.status, arena=self.arena)
@@ -58,6 +61,12 @@ class Ota:
 
     def on_command(self, payload):
         return self._load().on_command(payload)
+
+    def busy(self):
+        # An update downloading, verifying or installing: the app holds off
+        # what can wait (display redraws) so the update has the heap.
+        u = self.updater
+        return u is not None and u.busy
 
     def confirm_if_healthy(self, meter_up, cloud_ok):
         u = self.updater

@@ -120,6 +120,7 @@ def snapshot(a):
 def print_status(a):
     # Heap in use after a full collection: what the firmware really
     # holds, so growth from day to day shows here (and in the soak test).
+    gc.collect()  # the snapshot's dicts go into a collected heap (an update may hold most of it)
     s = snapshot(a)
     gc.collect()
     heap = gc.mem_alloc()

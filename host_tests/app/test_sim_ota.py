@@ -54,5 +54,6 @@ def test_foreign_and_tampered_images_refused_then_signed_update_installed_booted
     # (a status line every 10 simulated minutes: a download may fall between two)
     assert any("| OTA 1.1.0 confirmed" in ln for ln in lines), lines[-5:]
     assert any("| OTA 1.2.0 rejected (checksum" in ln for ln in lines), lines[-5:]
-    assert lines[0].split(" | ")[1] == "v1.0.0" and lines[-1].split(" | ")[1] == "v1.1.0", (lines[0], lines[-1])
+    versions = [ln.split(" | ")[1] for ln in lines if " | v?" not in ln]  # v?: before the first status
+    assert versions[0] == "v1.0.0" and versions[-1] == "v1.1.0", (versions[0], versions[-1])
     assert s["version"] == "1.1.0"
