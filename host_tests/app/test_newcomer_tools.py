@@ -20,6 +20,8 @@ VENV_PY = sys.executable
 SIM_KEY = ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"
 # the documented command-line tools (README, docs/*.md)
 RAVEN = ("--protocol", "raven")  # no install code needed
+# provision.py make, a valid RAVEn device config (-o FILE follows)
+MAKE = ("make", "--device-id", "77", "--endpoint", "c.example:4700", "--wifi-ssid", "Home", "--generate-key", *RAVEN)
 CLIS = ("bench", "capture", "deploy", "mkfont", "mpysize", "netimpair", "ota", "panel", "provision", "sim")
 
 
@@ -61,18 +63,7 @@ def test_keys_and_configs_are_written_owner_only(tmp_path):
     assert run(TOOLS / "ota.py", "keygen", key).returncode == 0
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     cfg = tmp_path / "c.json"
-    args = [
-        "make",
-        "--device-id",
-        "77",
-        "--endpoint",
-        "c.example:4700",
-        "--wifi-ssid",
-        "Home",
-        "--generate-key",
-        *RAVEN,
-    ]
-    p = run(TOOLS / "provision.py", *args, "--ota-key", SIM_KEY, "-o", cfg)
+    p = run(TOOLS / "provision.py", *MAKE, "--ota-key", SIM_KEY, "-o", cfg)
     assert p.returncode == 0, p.stderr
     assert stat.S_IMODE(cfg.stat().st_mode) == 0o600 and len(json.loads(cfg.read_text())["key"]) == 64
 
@@ -112,18 +103,7 @@ def test_a_missing_serial_port_is_named_as_missing(tmp_path):
     port = "/dev/ttyIHD-not-plugged-in"
     user_error(run(TOOLS / "deploy.py", "deploy", "--port", port), f"no serial port {port}", "plugged in")
     cfg = tmp_path / "c.json"
-    args = [
-        "make",
-        "--device-id",
-        "77",
-        "--endpoint",
-        "c.example:4700",
-        "--wifi-ssid",
-        "Home",
-        "--generate-key",
-        *RAVEN,
-    ]
-    assert run(TOOLS / "provision.py", *args, "--ota-key", SIM_KEY, "-o", cfg).returncode == 0
+    assert run(TOOLS / "provision.py", *MAKE, "--ota-key", SIM_KEY, "-o", cfg).returncode == 0
     user_error(run(TOOLS / "provision.py", "push", cfg, "--port", port), f"no serial port {port}")
     if os.path.exists("/dev/null"):  # exists, but no serial port: mpremote's own error then
         assert "no serial port" not in run(TOOLS / "deploy.py", "deploy", "--port", "/dev/null", "--dry-run").stderr
