@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Uplink collector: receives, authenticates, decodes, de-duplicates and ACKs device
 datagrams, pushes commands; the asyncio server and the CLI. The SQLite tables,
 accounting, stats and CSV export are in collector_store.py.
@@ -20,9 +21,14 @@ dropped; no datagram can stop the server. Wire format: docs/wire-format.md.
 
 from __future__ import annotations
 
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
+
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import sqlite3
 import struct
@@ -378,7 +384,20 @@ def main(argv=None) -> int:
     p = sub.add_parser("stats", help="bytes, readings and rejects per device")
     p.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    col = Collector(a.db, push_window_s=getattr(a, "push_window", PUSH_WINDOW_S))
+    if a.cmd not in ("serve", "add-device") and not os.path.isfile(a.db):
+        # before: `collector.py stats` made an empty collector.sqlite in
+        # whatever folder it ran in, and reported nothing
+        print(
+            f"collector: no database {a.db}: give --db PATH (the file `serve` and `add-device` use;"
+            " the simulator's is run/sim/collector.sqlite)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        col = Collector(a.db, push_window_s=getattr(a, "push_window", PUSH_WINDOW_S))
+    except sqlite3.DatabaseError as e:
+        print(f"collector: {a.db} is not a collector database ({e})", file=sys.stderr)
+        return 2
     try:
         if a.cmd == "serve":
             asyncio.run(serve(col, a.listen or [("0.0.0.0", 4700)], a.stats_every, poll_s=a.poll))

@@ -21,6 +21,10 @@ ConnectionStatus join sequence), --silence-at T:D (nothing sent for D seconds).
 
 from __future__ import annotations
 
+import venvexec  # noqa: F401  (first: run as a script by another Python, re-runs it under .venv)
+
+# isort: split
+
 import argparse
 import asyncio
 import json

@@ -22,7 +22,10 @@ SIM_KEY = ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"
 RAVEN = ("--protocol", "raven")  # no install code needed
 # provision.py make, a valid RAVEn device config (-o FILE follows)
 MAKE = ("make", "--device-id", "77", "--endpoint", "c.example:4700", "--wifi-ssid", "Home", "--generate-key", *RAVEN)
-CLIS = ("bench", "capture", "deploy", "mkfont", "mpysize", "netimpair", "ota", "panel", "provision", "sim")
+CLIS = (
+    *("bench", "capture", "collector", "coproc_emulator", "deploy", "mkfont"),
+    *("mpysize", "netimpair", "ota", "panel", "provision", "sim"),
+)
 
 
 def run(*args, py=VENV_PY, cwd=None) -> subprocess.CompletedProcess:
@@ -107,3 +110,16 @@ def test_a_missing_serial_port_is_named_as_missing(tmp_path):
     user_error(run(TOOLS / "provision.py", "push", cfg, "--port", port), f"no serial port {port}")
     if os.path.exists("/dev/null"):  # exists, but no serial port: mpremote's own error then
         assert "no serial port" not in run(TOOLS / "deploy.py", "deploy", "--port", "/dev/null", "--dry-run").stderr
+
+
+def test_collector_commands_need_an_existing_database(tmp_path):
+    # before: `collector.py stats` in any folder made an empty collector.sqlite there
+    p = run(TOOLS / "collector.py", "stats", cwd=tmp_path)
+    user_error(p, "no database collector.sqlite", "--db")
+    assert list(tmp_path.iterdir()) == []
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a database\n" * 100)
+    user_error(run(TOOLS / "collector.py", "--db", junk, "stats"), "is not a collector database")
+    db = tmp_path / "c.sqlite"
+    assert run(TOOLS / "collector.py", "--db", db, "add-device", "5").returncode == 0  # makes one
+    assert run(TOOLS / "collector.py", "--db", db, "stats").returncode == 0
