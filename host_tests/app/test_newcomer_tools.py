@@ -123,3 +123,32 @@ def test_collector_commands_need_an_existing_database(tmp_path):
     db = tmp_path / "c.sqlite"
     assert run(TOOLS / "collector.py", "--db", db, "add-device", "5").returncode == 0  # makes one
     assert run(TOOLS / "collector.py", "--db", db, "stats").returncode == 0
+
+
+IHD = Path(VENV_PY).parent / "ihd"
+
+
+def ihd(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(IHD), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_one_ihd_command_runs_every_part(tmp_path):
+    # a console script in .venv/bin (pyproject.toml), as esptool and mpremote
+    assert IHD.exists(), "make venv installs it (pip install -e .)"
+    top = ihd("--help")
+    assert top.returncode == 0
+    for part in ("sim", "collector", "ota", "provision", "capture", "panel", "deploy", "flash", "emulator"):
+        assert f"ihd {part}" in top.stdout, part
+    assert "usage: ihd sim" in ihd("sim", "--help").stdout
+    assert "usage: ihd panel" in ihd("panel", "--help").stdout
+    key = tmp_path / "k.pem"
+    assert ihd("ota", "keygen", key).returncode == 0 and key.exists()
+    db = tmp_path / "c.sqlite"
+    assert ihd("collector", "add-device", "5", "--db", db).returncode == 0  # --db after the sub-command too
+    s = ihd("collector", "stats", "--db", db, "--json")
+    assert s.returncode == 0 and '"5"' in s.stdout, s.stdout + s.stderr
+    user_error(ihd("collector", "stats", cwd=tmp_path), "no database")
+    user_error(ihd("nosuchpart"), "no part 'nosuchpart'")
+    user_error(ihd("capture", "decode", "--protocol", "ezsp", tmp_path / "none.bin"), "no such file")
+    c = ihd("collector", "console", "--help")
+    assert c.returncode == 0 and "--db" in c.stdout, c.stdout + c.stderr

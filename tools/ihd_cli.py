@@ -1,0 +1,93 @@
+"""`ihd`: one command for the host side, as esptool and mpremote have one.
+
+Installed into .venv/bin by the project's pyproject.toml (a console script;
+`make venv`). Each part keeps its own tool and options; `ihd PART ...` runs
+that tool's main() with the rest of the command line:
+
+    ihd sim run ...                      tools/sim.py        (docs/sim.md)
+    ihd collector serve|add-device|realtime|command|export-csv|stats [--db DB] ...
+                                         tools/collector.py  (docs/uplink.md)
+    ihd collector console --db DB [--port P]
+                                         tools/console       (docs/console.md)
+    ihd ota keygen|digest|sign|make-image|verify|keylist|serve|request-update ...
+                                         tools/ota.py        (docs/ota.md)
+    ihd provision make|check|push ...    tools/provision.py  (docs/config.md)
+    ihd capture decode ...               tools/capture.py    (docs/meter.md)
+    ihd panel decode|render|scenes|previews ...
+                                         tools/panel.py      (docs/display.md)
+    ihd deploy|flash ...                 tools/deploy.py     (docs/boards.md)
+    ihd emulator serve ...               tools/coproc_emulator.py
+    ihd bench ...                        tools/bench.py      (bench/report.md)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent
+
+# part -> (module in tools/, sub-command put in front of the arguments)
+PARTS: dict[str, tuple[str, str | None]] = {
+    "sim": ("sim", None),
+    "collector": ("collector", None),
+    "ota": ("ota", None),
+    "provision": ("provision", None),
+    "capture": ("capture", None),
+    "panel": ("panel", None),
+    "deploy": ("deploy", "deploy"),
+    "flash": ("deploy", "flash"),
+    "emulator": ("coproc_emulator", None),
+    "bench": ("bench", None),
+}
+
+
+def usage() -> str:
+    return (__doc__ or "").split("\n\n", 1)[1].rstrip() + "\n"
+
+
+def _collector_args(rest: list[str]) -> list[str]:
+    # `ihd collector stats --db DB` as well as `ihd collector --db DB stats`:
+    # the collector's --db is an option of the tool, before the sub-command
+    db: list[str] = []
+    out: list[str] = []
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a == "--db" and i + 1 < len(rest):
+            db = ["--db", rest[i + 1]]
+            i += 2
+            continue
+        if a.startswith("--db="):
+            db = ["--db", a[5:]]
+        else:
+            out.append(a)
+        i += 1
+    return db + out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write("usage: ihd PART ...\n\n" + usage())
+        return 0 if args else 2
+    part, rest = args[0], args[1:]
+    if part not in PARTS:
+        sys.stderr.write(f"ihd: no part {part!r}; one of {', '.join(PARTS)} (ihd --help)\n")
+        return 2
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    name, sub = PARTS[part]
+    sys.argv[0] = f"ihd {part}"  # argparse names the command as typed
+    if part == "collector" and rest[:1] == ["console"]:
+        import console
+
+        return console.main(rest[1:]) or 0
+    if part == "collector":
+        rest = _collector_args(rest)
+    module = __import__(name)
+    return module.main(([sub] if sub else []) + rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
