@@ -15,7 +15,7 @@ that tool's main() with the rest of the command line:
     ihd capture decode ...               tools/capture.py    (docs/meter.md)
     ihd panel decode|render|scenes|previews ...
                                          tools/panel.py      (docs/display.md)
-    ihd deploy|flash ...                 tools/deploy.py     (docs/boards.md)
+    ihd deploy ... / ihd flash ...       tools/deploy.py     (docs/boards.md)
     ihd emulator serve ...               tools/coproc_emulator.py
     ihd bench ...                        tools/bench.py      (bench/report.md)
 """
