@@ -40,7 +40,7 @@ TABLE = (
     (NOT_JOINED, "M03", "Not paired with the meter: register the install code."),
     (METER_SILENT, "M05", "Paired, but no reading from the meter for 5 minutes."),
     (WIFI_DOWN, "N01", "No Wi-Fi: check the router is on and in range."),
-    (CLOUD_AUTH, "N03", "Cloud rejects this display's key: call support."),
+    (CLOUD_AUTH, "N03", "Cloud out of step with this display: resyncing."),
     (CLOUD_UNREACHABLE, "N02", "Cloud not answering: readings kept safe, sent later."),
     (CLOCK_INVALID, "T01", "Clock not set yet: waiting for the meter's time."),
     (STORE_CORRUPT, "S01", "Damaged stored readings set aside; new ones are safe."),

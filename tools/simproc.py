@@ -434,8 +434,8 @@ class Firmware:
         self.crash_streak = 0 if rc in (RESET_EXIT, -signal.SIGKILL) else self.crash_streak
         if rc == RESET_EXIT:
             self.resets += 1
-        elif rc == 0 and self.stopping:
-            pass
+        elif self.stopping and rc in (0, -signal.SIGINT, -signal.SIGKILL):
+            pass  # our stop: SIGINT, then SIGKILL when a loaded machine kept it past the grace time
         elif rc == -signal.SIGKILL and self.killed:
             pass  # our power cut
         elif rc == -signal.SIGKILL and any("watchdog expired" in ln for ln in fw.tail):
