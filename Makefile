@@ -54,11 +54,12 @@ _dry = $(if $(DRY_RUN),--dry-run)
 # The whole MicroPython heap of the simulated device on mp32 (frozen code,
 # as on an ESP32 without PSRAM, which leaves MicroPython ~100-110 KB).
 HEAP ?= 96k
+RUN_OUT ?= run/sim
 
 ## make run: the whole device simulated on embedded defaults (Ctrl-C stops), on mp32.
 run: $(STAMP) mp32
 	$(BIN)/python tools/sim.py run --board-defaults --hours 24 --speed 60 --heap $(HEAP) \
-		--preview-every 30 --out run/sim $(SIM_ARGS)
+		--preview-every 30 --out $(RUN_OUT) $(SIM_ARGS)
 
 ## make soak: 7 simulated days on mp32 with the ESP32 board (the real hal/esp32.py on the emulated
 ## port modules), whole heap $(HEAP), 10% loss, a 6 h outage, 20 power cuts (about 8 min).

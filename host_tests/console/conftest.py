@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from console_helpers import ROOT, copy_db  # noqa: E402
+from console_helpers import ROOT, copy_db, ensure_chromium  # noqa: E402
 
 import mpy as mpymod  # noqa: E402
 
@@ -38,3 +38,19 @@ def sim_db(sim_run, tmp_path) -> Path:
 @pytest.fixture
 def summary(sim_run) -> dict:
     return json.loads((sim_run / "summary.json").read_text())
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = ensure_chromium()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1700"):
+        opts.add_argument(a)
+    b = webdriver.Chrome(options=opts, service=Service(executable_path=driver))
+    b.implicitly_wait(0)
+    yield b
+    b.quit()

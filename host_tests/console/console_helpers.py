@@ -49,11 +49,14 @@ def ensure_chromium() -> tuple[str, str]:
 
 
 class Console:
-    """`python -m console` as a user starts it, on a free port."""
+    """`python -m console` (or `ihd collector console`) as a user starts it, on a free port."""
 
-    def __init__(self, db: Path, token_file: Path, *extra: str) -> None:
+    def __init__(self, db: Path, token_file: Path, *extra: str, ihd: bool = False) -> None:
         env = {**os.environ, "PYTHONPATH": str(TOOLS)}
-        cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "console", "--db", str(db), "--port", "0"]
+        cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "console"]
+        if ihd:  # as the README says: the one host command
+            cmd = [str(ROOT / ".venv" / "bin" / "ihd"), "collector", "console"]
+        cmd += ["--db", str(db), "--port", "0"]
         cmd += ["--token-file", str(token_file), *extra]
         self.log = token_file.parent / "console.log"  # werkzeug's request log: a file, never a full pipe
         with open(self.log, "w") as err:
@@ -90,3 +93,27 @@ def copy_db(src_path: Path, dst_path: Path) -> Path:
     src.close()
     dst.close()
     return dst_path
+
+
+def wait(cond, timeout=15.0, what="condition"):
+    from selenium.common.exceptions import WebDriverException
+
+    t = time.monotonic() + timeout
+    while time.monotonic() < t:
+        try:
+            v = cond()
+        except WebDriverException:  # the page changed under the lookup: look again
+            v = None
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def loaded(b, url_part, what):
+    """Wait for a navigation: the URL shows it and the new document is complete (a
+    form submitted by script or a click returns before the next page is there)."""
+    wait(
+        lambda: url_part in b.current_url and b.execute_script("return document.readyState") == "complete",
+        what=what,
+    )

@@ -9,53 +9,12 @@ import shutil
 import sqlite3
 import time
 
-import pytest
 from console import data
-from console_helpers import ROOT, Console, add_health, ensure_chromium
+from console_helpers import ROOT, Console, add_health, loaded, wait
 
 RUNTIMES = ()  # CPython only (the sim inside runs the firmware on the default runtime)
 
 SHOTS = ROOT / "build" / "console"
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = ensure_chromium()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1700"):
-        opts.add_argument(a)
-    b = webdriver.Chrome(options=opts, service=Service(executable_path=driver))
-    b.implicitly_wait(0)
-    yield b
-    b.quit()
-
-
-def _wait(cond, timeout=15.0, what="condition"):
-    from selenium.common.exceptions import WebDriverException
-
-    t = time.monotonic() + timeout
-    while time.monotonic() < t:
-        try:
-            v = cond()
-        except WebDriverException:  # the page changed under the lookup: look again
-            v = None
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _loaded(b, url_part, what):
-    """Wait for a navigation: the URL shows it and the new document is complete (a
-    form submitted by script or a click returns before the next page is there)."""
-    _wait(
-        lambda: url_part in b.current_url and b.execute_script("return document.readyState") == "complete",
-        what=what,
-    )
 
 
 def _shot(b, name):
@@ -102,11 +61,11 @@ def test_console_in_headless_chromium(sim_db, summary, browser, tmp_path):
         assert "/login" in b.current_url
         b.find_element(By.ID, "token").send_keys("not the token")
         b.find_element(By.ID, "login").click()
-        _wait(lambda: "Wrong token" in b.find_element(By.TAG_NAME, "main").text, what="the wrong-token message")
+        wait(lambda: "Wrong token" in b.find_element(By.TAG_NAME, "main").text, what="the wrong-token message")
         b.find_element(By.ID, "token").send_keys(token)
         b.find_element(By.ID, "login").click()
-        _wait(lambda: b.find_elements(By.ID, "fleet"), what="the fleet page")
-        _loaded(b, "/", "the fleet page")
+        wait(lambda: b.find_elements(By.ID, "fleet"), what="the fleet page")
+        loaded(b, "/", "the fleet page")
 
         # fleet: the device with its readings, firmware, current fault and sentence
         row = b.find_element(By.CSS_SELECTOR, f'#fleet tr[data-device="{dev}"]')
@@ -115,23 +74,23 @@ def test_console_in_headless_chromium(sim_db, summary, browser, tmp_path):
         assert cells[4] == "M05" and cells[5] == "Paired, but no reading from the meter for 5 minutes."
         # filtered by fault: any of its active faults keeps it, another hides it
         Select(b.find_element(By.ID, "fault")).select_by_value("N02")
-        _loaded(b, "fault=N02", "the N02 filter")
+        loaded(b, "fault=N02", "the N02 filter")
         assert b.find_elements(By.CSS_SELECTOR, f'#fleet tr[data-device="{dev}"]')
         Select(b.find_element(By.ID, "fault")).select_by_value("N01")
-        _loaded(b, "fault=N01", "the N01 filter")
+        loaded(b, "fault=N01", "the N01 filter")
         assert not b.find_elements(By.CSS_SELECTOR, "#fleet tr[data-device]")
         assert "No device matches." in b.find_element(By.ID, "fleet").text
         Select(b.find_element(By.ID, "fault")).select_by_value("M05")
-        _loaded(b, "fault=M05", "the M05 filter")
+        loaded(b, "fault=M05", "the M05 filter")
         # sortable: the header link sorts by fault
         b.find_element(By.LINK_TEXT, "Fault").click()
-        _loaded(b, "sort=fault", "sorting")
+        loaded(b, "sort=fault", "sorting")
         assert b.find_element(By.CSS_SELECTOR, "th[aria-sort]").text.startswith("Fault")
         _shot(b, "fleet")
 
         # device page: chart with the readings' points, health history, commands
         b.find_element(By.LINK_TEXT, str(dev)).click()
-        _loaded(b, f"/device/{dev}", "the device page")
+        loaded(b, f"/device/{dev}", "the device page")
         conn = data.connect(sim_db)
         t1 = data.reading_span(conn, dev)[1] + 1
         t1 = t1 - t1 % 3600 + 3600
@@ -148,20 +107,20 @@ def test_console_in_headless_chromium(sim_db, summary, browser, tmp_path):
         assert len(hist) == 2 and "1.1.0" in hist[0].text and "48800" in hist[0].text and "ota" in hist[0].text
         assert "power-on" in hist[1].text and "OK" in hist[1].text
         # the run's real-time window: its live readings are drawn by the page's script
-        live = _wait(lambda: b.find_element(By.ID, "live-line").get_attribute("points"), what="live points")
+        live = wait(lambda: b.find_element(By.ID, "live-line").get_attribute("points"), what="live points")
         assert len(live.split()) == len(data.live_recent(conn, dev)) > 0
         # week view
         b.find_element(By.ID, "range-week").click()
-        _loaded(b, "range=week", "the week view")
+        loaded(b, "range=week", "the week view")
         assert int(b.find_element(By.CSS_SELECTOR, "#consumption polyline.demand").get_attribute("data-n")) > 0
         b.find_element(By.ID, "range-day").click()
-        _loaded(b, "range=day", "the day view")
+        loaded(b, "range=day", "the day view")
 
         # the Real-time button queues the command; the page shows it pending, as does the DB
         b.find_element(By.ID, "realtime").click()
-        msg = _wait(lambda: re.search(r"Command (\d+) queued: real-time mode for 600 s", b.page_source), what="flash")
+        msg = wait(lambda: re.search(r"Command (\d+) queued: real-time mode for 600 s", b.page_source), what="flash")
         cid = int(msg[1])
-        row = _wait(
+        row = wait(
             lambda: b.find_element(By.CSS_SELECTOR, f'#commands tr.pending[data-cmd="{cid}"]'), what="the command row"
         )
         assert "realtime" in row.text and "pending" in row.text and "0258" in row.text
@@ -180,7 +139,7 @@ def test_console_in_headless_chromium(sim_db, summary, browser, tmp_path):
         )
         db.commit()
         db.close()
-        _wait(lambda: "4321" == b.find_element(By.ID, "live-max").text, what="new live readings drawn")
+        wait(lambda: "4321" == b.find_element(By.ID, "live-max").text, what="new live readings drawn")
         assert b.find_element(By.ID, "rt-state").text == "on, renewal requested"
         _shot(b, "device")
     finally:
