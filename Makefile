@@ -25,7 +25,7 @@ mp32: $(STAMP)
 
 ## make test: install the toolchain and build mp32 if needed, then every host
 ## test, each MicroPython one on both runtimes (mp32 and the pinned wheel).
-test: $(STAMP) mp32
+test: $(STAMP) mp32 pg-server
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 ## make check: lint, compile every firmware module for the ESP32, type-check.
@@ -99,3 +99,19 @@ previews: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+
+## make pg-server: Debian's PostgreSQL server binaries, installed when missing (the
+## collector's PostgreSQL tests start their own throw-away server with them; make test).
+## make postgres: a throw-away server in build/postgres, its URL printed
+## (`make postgres-stop` ends it and removes the folder); tools/pgtmp.py does both.
+.PHONY: pg-server postgres postgres-stop
+pg-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+postgres: pg-server
+	$(PY) tools/pgtmp.py start --dir build/postgres
+
+postgres-stop:
+	$(PY) tools/pgtmp.py stop --dir build/postgres

@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-pytest_plugins = ["mpy_plugin", "pytester"]
+pytest_plugins = ["mpy_plugin", "pg_plugin", "pytester"]
