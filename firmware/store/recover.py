@@ -6,6 +6,8 @@
 # forming a consistent chain (unique sector seqs within one ring's worth,
 # first reading seqs not increasing going back). A header that fails the
 # chain (garbage, a stale generation) is ignored and erased before re-use.
+# A live chain with a hole (sector seqs and reading seqs both skip) lost a
+# sector in its middle, header and all: that is counted as damage (S01).
 # Torn versus damaged: a torn write leaves only blank flash after it, so a
 # bad record followed by blank flash at the head is a power cut (not
 # counted); anything else is damage (counted, sector quarantined).
@@ -67,6 +69,11 @@ def boot(log):
         b = live[i + 1]
         if log.first[a] + log.cnt[a] > log.first[b]:
             log.cnt[a] = log.first[b] - log.first[a]  # crafted data only
+        elif log.sseq[b] - log.sseq[a] > 1 and log.first[a] + log.cnt[a] < log.first[b]:
+            # A hole in the middle of the chain: a sector opened between
+            # these two is gone (its header damaged) and readings with it.
+            # Damage, not reclaim (the ring only erases at the tail): S01.
+            log.corrupt += 1
     h = live[-1]
     log.head = h
     log.last_seq = log.first[h] + log.cnt[h] - 1

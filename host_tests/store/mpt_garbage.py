@@ -240,3 +240,30 @@ def test_crafted_header_with_absurd_sequence_is_erased():
     _still_works(path, f, st)
     f, st = _open(path)
     assert st.log.top < 0x40000000
+
+
+def test_a_damaged_header_in_the_middle_of_the_log_is_reported():
+    # A sector whose header no longer checks drops out of the chain with all
+    # its readings. Before: nothing said so (corrupt_records 0, health ok,
+    # no S01) while a sector's worth of readings had gone.
+    path = tmpdir() + "/hdr.bin"
+    _real_log(path, 4000)
+    f, st = _open(path)
+    live = list(st.log.live)
+    victim = live[1]
+    gone_from, gone_n = st.log.first[victim], st.log.cnt[victim]
+    f.close()
+    raw = _raw(path)
+    raw.seek(victim * SECT + 9)  # inside the header: its check fails
+    b = raw.read(1)
+    raw.seek(victim * SECT + 9)
+    raw.write(bytes([b[0] ^ 0x01]))
+    raw.close()
+    f, st = _open(path)
+    s = st.stats()
+    assert victim not in st.log.live and gone_n > 0
+    assert s["corrupt_records"] == 1 and s["health"] == "degraded", s
+    assert faults.STORE_CORRUPT in s["faults"], s
+    assert st.get(gone_from)[0] != gone_from  # really gone, not silently kept
+    _check_any(st)
+    _still_works(path, f, st)
