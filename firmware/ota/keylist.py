@@ -16,8 +16,9 @@
 # a SHA-256, 108 header bytes, one 1216-byte block) and finish() returns
 # (version, digests).
 #
-# Stored record (load/save), replaced by writing <path>.new and renaming it
-# over <path> (littlefs renames atomically: a torn write leaves the old list):
+# Stored record (load/save), in two copies (<path> and <path>.bak), each
+# replaced by writing <name>.new and renaming it over <name> (littlefs
+# renames atomically: a torn write leaves the old list):
 #   b"IHDK" u8 1, u8 n, 2 zero, u32 version, 32n digests, u32 CRC-32 of all before
 import binascii
 import hashlib
@@ -160,9 +161,7 @@ def _record(version, digests):
     return b + struct.pack("<I", binascii.crc32(b) & 0xFFFFFFFF)
 
 
-def load(path):
-    # -> (version, digests) of the stored list, or None (none, or damaged:
-    # the provisioned ota_keys apply).
+def _read(path):
     try:
         with open(path, "rb") as f:
             b = f.read(_HDR + 32 * MAX_KEYS + 4)
@@ -179,11 +178,26 @@ def load(path):
     return struct.unpack_from("<I", b, 8)[0], [b[_HDR + 32 * i : _HDR + 32 * i + 32] for i in range(n)]
 
 
+def load(path):
+    # -> (version, digests) of the stored list, or None (none, or both
+    # copies damaged: the provisioned ota_keys apply). Two copies, because
+    # falling back to ota_keys would trust again a key the list withdrew:
+    # one damaged copy must not do that. The newer valid copy wins (a power
+    # cut between the two writes leaves the new list in the first).
+    a = _read(path)
+    b = _read(path + ".bak")
+    if a and b:
+        return a if a[0] >= b[0] else b
+    return a or b
+
+
 def save(path, version, digests):
-    # Write the new record beside the old, then switch by rename.
+    # Each copy: write the new record beside the old, then switch by rename.
     if not 1 <= len(digests) <= MAX_KEYS:
         raise ValueError("1 to 3 key digests")
-    tmp = path + ".new"
-    with open(tmp, "wb") as f:
-        f.write(_record(version, digests))
-    os.rename(tmp, path)
+    rec = _record(version, digests)
+    for p in (path, path + ".bak"):
+        tmp = p + ".new"
+        with open(tmp, "wb") as f:
+            f.write(rec)
+        os.rename(tmp, p)

@@ -86,7 +86,8 @@ def test_cli_sign_board(tmp_path, keys):
     v = cli("verify", "--trusted-key-digest", digest, tmp_path / "s.bin")  # default board
     assert v.returncode == 1 and v.stdout.startswith("REJECT: board-mismatch: "), v.stdout
     # a tagged image is not re-tagged for another board (an unsigned one: a signed one is refused as signed)
-    assert cli("make-image", "-o", tmp_path / "l.bin", "--board", "esp32s3-lcd35", "--secure-version", 2).returncode == 0
+    tagged = cli("make-image", "-o", tmp_path / "l.bin", "--board", "esp32s3-lcd35", "--secure-version", 2)
+    assert tagged.returncode == 0
     p = cli("sign", "-k", keys.trusted, "--board", "esp32s3-eink29", "-o", tmp_path / "t.bin", tmp_path / "l.bin")
     assert p.returncode == 2 and "refusing to sign it for 'esp32s3-eink29'" in p.stderr, p.stderr
     p = cli("sign", "-k", keys.trusted, "--board", "bad board!", "-o", tmp_path / "t.bin", tmp_path / "u.bin")
