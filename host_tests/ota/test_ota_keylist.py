@@ -239,4 +239,3 @@ print(K.load({p!r}))
 """
     ).stdout.split("\n")
     assert out[:3] == ["ok", "ok", "None"], out
-
