@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import sqlite3
 import struct
 import sys
@@ -39,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uplink_codec as codec  # noqa: E402
 import uplink_wire as wire  # noqa: E402
-from collector_store import Store  # noqa: E402
+from collector_store import Commit, Outcome, Store  # noqa: E402
 
 # A command is pushed unasked to the address a device was last heard from, if
 # that was at most this long ago: it gets through while the home router still
@@ -49,21 +50,50 @@ from collector_store import Store  # noqa: E402
 PUSH_WINDOW_S = 600
 
 
+# Per-device limits, checked after a datagram is authenticated (so nobody
+# without the key can spend a device's budget) and before anything is
+# stored; the buckets are in the device's row (docs/uplink.md, "Limits").
+# An honest device sends a keep-alive every 180 s, a batch every hour or so,
+# a streamed reading every few seconds for at most 15 minutes, and after an
+# outage one batch per round trip: 2 datagrams a second with a burst of 120
+# covers it. Readings: a meter reports at most one a second, and a device
+# whose store (256 KB, ~91,000 readings) was full at the end of an outage
+# sends them all at once.
+MAX_READINGS = 2048  # per DATA; the firmware never puts more in a batch (uplink.py)
+DGRAM_RATE, DGRAM_BURST = 2.0, 120.0
+READING_RATE, READING_BURST = 2.0, 131072.0
+
+
+def _bucket(tokens: float | None, at: float | None, now: float, rate: float, burst: float) -> float:
+    if tokens is None or at is None:
+        return burst
+    return min(burst, tokens + max(0.0, now - at) * rate)
+
+
 class Collector(Store):
     """Protocol logic over one SQLite database (collector_store.Store: tables,
-    accounting, stats, CSV); `handle()` is the whole server minus sockets."""
+    accounting, stats, CSV); `handle()` is the whole server minus sockets.
+    It keeps no per-device state in memory but the keep-alive index: the
+    replay window, route, boot nonce, challenge and rate buckets are read
+    from the device's row for each datagram and committed back with it."""
 
-    def __init__(self, db_path: str | Path, clock=time.time, push_window_s: float = PUSH_WINDOW_S) -> None:
+    def __init__(
+        self, db_path: str | Path, clock=time.time, push_window_s: float = PUSH_WINDOW_S, speed: float = 1.0
+    ) -> None:
         super().__init__(db_path)
         self.clock = clock
-        self.windows: dict[int, wire.Window] = {}
+        # Simulations run devices `speed` times faster than this clock: the
+        # per-device rates scale with it (the bursts do not).
+        self.speed = speed
         self.errors = 0
-        # Where each device was last heard from: (addr, via, time). A command is
-        # pushed there at once (see push_pending); `sender(datagram, addr, via)`
-        # is set by serve(), `via` being the socket the device reached.
-        self.routes: dict[int, tuple] = {}
+        # A command is pushed at once to where the device was last heard from
+        # (the route, in its row: see push_pending); `sender(datagram, addr, via)`
+        # is set by serve(), `via` being the socket the device reached, known
+        # across a restart by its local address (vias: key -> socket).
+        self.vias: dict[str, object] = {}
         self.push_window_s = push_window_s
         self.sender = None
+        self.crash_hook = _crash_hook()
         self.ka = wire.KeepaliveIndex()
         for dev, key, top in self._devices():
             self.ka.refresh(dev, key, top)
@@ -72,8 +102,7 @@ class Collector(Store):
     def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
         if len(key) != 32:
             raise ValueError(f"key must be 32 bytes, got {len(key)}")
-        top = self._upsert_device(device_id, key, key_id)
-        self.windows.pop(device_id, None)  # a new key starts the window afresh (collector_store)
+        top = self._upsert_device(device_id, key, key_id)  # a new key starts the window afresh
         self.ka.refresh(device_id, key, top)
 
     def queue_command(self, device_id: int, kind: int, payload: bytes) -> int:
@@ -92,17 +121,21 @@ class Collector(Store):
         return self.queue_command(device_id, wire.CMD_REALTIME, struct.pack(">H", min(seconds, 0xFFFF)))
 
     # -- datagrams --------------------------------------------------------------
-    def _window(self, device_id: int, top: int) -> wire.Window:
-        w = self.windows.get(device_id)
-        if w is None:
-            w = self.windows[device_id] = wire.Window(top)
-        return w
+    def via_key(self, via) -> str | None:
+        """A socket's name that outlives the process: its local address."""
+        if via is None:
+            return None
+        get = getattr(via, "get_extra_info", None)
+        name = get("sockname") if get is not None else None
+        key = f"{name[0]}:{name[1]}" if name else str(via)
+        self.vias[key] = via  # one entry per socket, never per device
+        return key
 
     def handle(self, data: bytes, addr, via=None) -> list[bytes]:
         """One datagram in; the replies to send back to `addr` out. Never raises on bad input.
         `via`: the socket it came in on (where a later push to this device leaves from)."""
         try:
-            return self._handle(bytes(data), addr, via)
+            out = self._handle(bytes(data), addr, via)
         except Exception as e:  # a bug must cost one datagram, never the server
             self.errors += 1
             print(f"collector: internal error on a datagram from {addr}: {e!r}", file=sys.stderr)
@@ -111,6 +144,9 @@ class Collector(Store):
             except sqlite3.Error:
                 pass
             return []
+        if out and self.crash_hook is not None:
+            self.crash_hook("committed")  # test hook: committed, the replies not sent
+        return out
 
     def _handle(self, data: bytes, addr, via) -> list[bytes]:
         try:
@@ -119,7 +155,9 @@ class Collector(Store):
             self._reject(0, e.reason)
             return []
         if d.type in (wire.T_REPLY, wire.T_REFUSE):
-            self._reject(d.device_id, "bad_type")  # collector->device type sent to us (reflection)
+            # collector->device type sent to us (reflection); its device id is
+            # unauthenticated, so counted under 0: no row per claimed id
+            self._reject(0, "bad_type")
             return []
         if d.type == wire.T_KEEPALIVE:
             hit = self.ka.lookup(d.raw)
@@ -127,12 +165,12 @@ class Collector(Store):
                 self._reject(0, "bad_keepalive")
                 return []
             d.device_id, d.seq = hit
-        dev = self._device(d.device_id)
-        if dev is None:
+        st = self.device_state(d.device_id)
+        if st is None:
             self._reject(0, "unknown_device")
             return []
-        kid, key, top, nonce, challenge = dev
-        win = self._window(d.device_id, top)
+        kid, key, nonce = st.key_id, st.key, st.nonce
+        win = wire.Window(st.top, st.bits)
         if d.type != wire.T_KEEPALIVE:
             if d.key_id != kid:
                 self._reject(d.device_id, "unknown_key")
@@ -145,111 +183,102 @@ class Collector(Store):
             if d.type != wire.T_HELLO or (d.nonce == nonce and win.seen(d.seq)):
                 self._reject(d.device_id, "replay")  # a copy of what we took
                 return []
-            if not (challenge and d.nonce == challenge):
-                return self._refuse_stale(d, key, kid, win, challenge, addr, now)
+            if not (st.challenge and d.nonce == st.challenge):
+                return self._refuse_stale(d, key, kid, win, st.challenge)
             # The device answered our challenge (it could not go above the
             # window): nothing but this exchange can be fresh, start afresh.
-            win = self.windows[d.device_id] = wire.Window()
-        out: list[bytes] = []
-        ack = (0, 0)
+            win = wire.Window()
+        # Limits (authentic datagrams only: nobody else can spend them).
+        n_read = d.count if d.type == wire.T_DATA else 0
+        if n_read > MAX_READINGS:
+            self._reject(d.device_id, "too_many_readings")
+            return []
+        dg_tok = _bucket(st.dg_tokens, st.bucket_at, now, DGRAM_RATE * self.speed, DGRAM_BURST)
+        rd_tok = _bucket(st.rd_tokens, st.bucket_at, now, READING_RATE * self.speed, READING_BURST)
+        if dg_tok < 1 or rd_tok < n_read:
+            self._reject(d.device_id, "rate_limited")
+            return []
+        # The route follows the newest authentic datagram only: a late or
+        # re-delivered older one (from wherever) never moves it.
+        route = (addr, self.via_key(via), now)
+        if d.seq <= win.top and st.route is not None:
+            route = st.route
+        c = Commit(d.device_id, "data", len(data), now, (0, 0), route, (dg_tok - 1, rd_tok - n_read))
         want_reply = d.type == wire.T_HELLO
-        kind_in = {wire.T_KEEPALIVE: "keepalive", wire.T_HELLO: "hello", wire.T_DONE: "done", wire.T_HEALTH: "health"}
-        kind_in = kind_in.get(d.type, "data")
-        self.db.execute("BEGIN")
-        try:
-            if d.type == wire.T_DATA:
-                try:
-                    rows = codec.decode(d.payload)
-                    if len(rows) != d.count:
-                        raise codec.CodecError(f"payload has {len(rows)} readings, header says {d.count}")
-                except codec.CodecError:
-                    self.db.execute("ROLLBACK")
-                    self._reject(d.device_id, "malformed")
-                    return []
-                if d.flags & wire.DF_REALTIME:
-                    kind_in = "realtime"
-                    self._store_live(d.device_id, d.epoch, d.first, rows, now)
-                elif self._conflicts(d.device_id, d.epoch, d.first, rows):
-                    # Other values under these numbers: store nothing, ACK
-                    # nothing, tell the device to number under a new epoch.
-                    kind_in = "data_conflict"
-                    self._reject(d.device_id, "conflict")
-                    out.append(
-                        wire.build_refuse(key, d.device_id, kid, self._next_seq(), d.seq, wire.R_CONFLICT, 0, 0, nonce)
-                    )
-                    self._count(d.device_id, "refuse", len(out[0]))
-                else:
-                    if self._store_readings(d.device_id, d.epoch, d.first, rows, now) == d.count:
-                        kind_in = "data_repeat"
-                    ack = (d.first, d.count)
-                    want_reply = True
-            elif d.type == wire.T_DONE:
-                self._mark_done(d.device_id, d.cmd_id, d.status, now)
-            elif d.type == wire.T_HEALTH:
-                self._store_health(d.device_id, d.seq, d.health, now)  # committed before the REPLY leaves
-                want_reply = True  # the REPLY echoing its seq is the device's ACK
-            elif d.type == wire.T_HELLO:
-                nonce = d.nonce  # replies are bound to this boot from now on
-                self._set_boot(d.device_id, d.nonce, d.epoch, d.cmd_mark)
-            win.accept(d.seq)
-            self.routes[d.device_id] = (addr, via, now)
-            cmds = [] if out else self._pending(d.device_id)
-            if d.type == wire.T_DONE and not want_reply and self._in_flight(cmds):
+        if d.type == wire.T_DATA:
+            try:
+                rows = codec.decode(d.payload)
+                if len(rows) != d.count:
+                    raise codec.CodecError(f"payload has {len(rows)} readings, header says {d.count}")
+            except codec.CodecError:
+                self._reject(d.device_id, "malformed")
+                return []
+            if d.flags & wire.DF_REALTIME:
+                c.kind = "realtime"
+                c.live = (d.epoch, d.first, rows)
+            else:
+                c.readings = (d.epoch, d.first, rows)
+                want_reply = True
+        elif d.type == wire.T_DONE:
+            c.kind, c.done = "done", (d.cmd_id, d.status)
+        elif d.type == wire.T_HEALTH:
+            c.kind, c.health = "health", (d.seq, d.health)  # committed before the REPLY leaves
+            want_reply = True  # the REPLY echoing its seq is the device's ACK
+        elif d.type == wire.T_HELLO:
+            c.kind, c.boot = "hello", (d.nonce, d.epoch, d.cmd_mark)
+            nonce = d.nonce  # replies are bound to this boot from now on
+        else:
+            c.kind = "keepalive"
+        win.accept(d.seq)
+        c.window = (win.top, win.bits)
+
+        def respond(o: Outcome):
+            if o.conflict:
+                # Other values under these numbers: nothing stored, nothing ACKed;
+                # the device numbers under a new epoch.
+                ref = wire.build_refuse(key, d.device_id, kid, self._next_seq(), d.seq, wire.R_CONFLICT, 0, 0, nonce)
+                return [("refuse", ref)], []
+            cmds = o.pending
+            if d.type == wire.T_DONE and self._in_flight(cmds):
                 # The device has commands of an earlier reply in hand: their
                 # DONEs are coming, and the next reply goes with the last of
                 # them (or with the next keep-alive). Answering every DONE
                 # with the pending list made every re-sent command a DONE and
                 # every DONE a reply: a storm, with many pending.
                 cmds = []
-            if want_reply or cmds:
-                reply = wire.build_reply(
-                    key, d.device_id, kid, self._next_seq(), d.seq, ack[0], ack[1], cmds, nonce=nonce
-                )
-                out.append(reply)
-                if cmds:
-                    self._mark_sent(cmds)
-                kind_out = "command" if cmds else "ack" if ack[1] else "hello_reply"
-                if kind_out == "hello_reply" and d.type == wire.T_HEALTH:
-                    kind_out = "health_ack"
-                self._count(d.device_id, kind_out, len(reply))
-            self._count(d.device_id, kind_in, len(data))
-            self._account_in(d.device_id, win.top, len(data), sum(len(r) for r in out), len(out), addr, now)
-            self.db.execute("COMMIT")  # readings are durable before the ACK leaves
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+            if not (want_reply or cmds):
+                return [], []
+            ack = (d.first, d.count) if c.readings is not None else (0, 0)
+            reply = wire.build_reply(key, d.device_id, kid, self._next_seq(), d.seq, *ack, cmds, nonce=nonce)
+            kind = "command" if cmds else "ack" if ack[1] else "health_ack" if c.health else "hello_reply"
+            return [(kind, reply)], cmds
+
+        out = self.commit_datagram(c, respond)  # readings durable before the ACK leaves
         self.ka.refresh(d.device_id, key, win.top)
         return out
 
-    def _refuse_stale(self, d, key: bytes, kid: int, win: wire.Window, challenge: int, addr, now: float) -> list[bytes]:
+    def _refuse_stale(self, d, key: bytes, kid: int, win: wire.Window, challenge: int) -> list[bytes]:
         """An authentic HELLO below the window: a device that lost its sequence numbers (or
         a replay, which cannot use the answer: it is tagged over the HELLO's nonce, and the
         device takes only what echoes its own recent seqs). Tell it the lowest seq we would
         take, and a challenge for when it cannot go that high: a HELLO carrying the
         challenge as its nonce restarts the window. The challenge stays until answered, so
         replays cannot move it. Never changes the window, route or boot."""
-        self.db.execute("BEGIN")
-        try:
-            if not challenge:
-                challenge = secrets.randbits(32) or 1
-                self._set_challenge(d.device_id, challenge)
-            min_seq = min(win.top + 1, wire.SEQ_LIMIT - 1)
-            ref = wire.build_refuse(
+        new = not challenge
+        if new:
+            challenge = secrets.randbits(32) or 1
+        min_seq = min(win.top + 1, wire.SEQ_LIMIT - 1)
+
+        def build() -> bytes:
+            return wire.build_refuse(
                 key, d.device_id, kid, self._next_seq(), d.seq, wire.R_STALE, min_seq, challenge, d.nonce
             )
-            self._reject(d.device_id, "stale")
-            self._count(d.device_id, "hello_stale", len(d.raw))
-            self._count(d.device_id, "refuse", len(ref))
-            self._account_out(d.device_id, len(ref))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        return [ref]
+
+        return [self.commit_refusal(d.device_id, len(d.raw), challenge, new, build)]
 
     def push_pending(self) -> int:
         """Send each command that no reply has carried yet to its device now, to the
-        address the device's last authentic datagram came from (if within
+        address the device's last authentic datagram came from (its route, if within
         push_window_s), echoing that datagram's seq. Behind a NAT it arrives while
         the mapping lives; otherwise the reply to the next keep-alive carries it (as
         it carries every command until DONE). Returns the number of pushes."""
@@ -257,23 +286,41 @@ class Collector(Store):
             return 0
         n = 0
         for dev in self._unsent_devices():
-            route = self.routes.get(dev)
-            win = self.windows.get(dev)
-            if route is None or win is None or self.clock() - route[2] > self.push_window_s:
+            st = self.device_state(dev)
+            if st is None or st.route is None or st.top < 0 or self.clock() - st.route[2] > self.push_window_s:
                 continue
-            row = self._device(dev)
             cmds = self._pending(dev)
-            if row is None or not cmds:
+            if not cmds:
                 continue
-            reply = wire.build_reply(row[1], dev, row[0], self._next_seq(), win.top, 0, 0, cmds, nonce=row[3])
-            self.db.execute("BEGIN")
-            self._mark_sent(cmds)
-            self._account_out(dev, len(reply))
-            self._count(dev, "push", len(reply))
-            self.db.execute("COMMIT")
-            self.sender(reply, route[0], route[1])
+            via = self.vias.get(st.route[1]) if st.route[1] is not None else None
+            if via is None and st.route[1] is not None and self.vias:
+                via = next(iter(self.vias.values()))  # restarted on other sockets: any will do
+
+            def build(st=st, cmds=cmds, dev=dev) -> bytes:
+                return wire.build_reply(st.key, dev, st.key_id, self._next_seq(), st.top, 0, 0, cmds, nonce=st.nonce)
+
+            reply = self.commit_push(dev, cmds, build)
+            self.sender(reply, st.route[0], via)
             n += 1
         return n
+
+
+def _crash_hook():
+    """Test hook: IHD_COLLECTOR_KILL=POINT:N (in_txn, committed, sent) kills this process
+    with SIGKILL the Nth time it reaches POINT (host_tests/uplink/test_collector_crash.py)."""
+    spec = os.environ.get("IHD_COLLECTOR_KILL")
+    if not spec:
+        return None
+    point, _, n = spec.partition(":")
+    left = [int(n or 1)]
+
+    def hook(at: str) -> None:
+        if at == point:
+            left[0] -= 1
+            if left[0] <= 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -285,9 +332,12 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        for reply in self.col.handle(data, addr, self.transport):
+        out = self.col.handle(data, addr, self.transport)
+        for reply in out:
             if self.transport is not None:
                 self.transport.sendto(reply, addr)
+        if out and self.col.crash_hook is not None:
+            self.col.crash_hook("sent")
 
     def error_received(self, exc) -> None:
         pass  # ICMP errors (device gone): nothing to do, the device retries
@@ -324,6 +374,7 @@ async def serve(
     for host, port in listen:
         t, _ = await loop.create_datagram_endpoint(lambda: _Protocol(col), local_addr=(host, port))
         transports.append(t)
+        col.via_key(t)  # a route saved before a restart finds its socket again
         print(f"collector: listening on {host}:{port}", file=sys.stderr, flush=True)
     col.sender = _send
     pusher = asyncio.ensure_future(_push_loop(col, poll_s))
@@ -362,6 +413,12 @@ def main(argv=None) -> int:
     p.add_argument("--stats-every", type=float, default=60, help="progress line every S seconds (0: never)")
     p.add_argument("--poll", type=float, default=1.0, help="look for commands queued by the CLI every S seconds")
     p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="devices run this many times faster than real time (simulations): rate limits scale with it",
+    )
+    p.add_argument(
         "--push-window",
         type=float,
         default=PUSH_WINDOW_S,
@@ -394,7 +451,7 @@ def main(argv=None) -> int:
         )
         return 2
     try:
-        col = Collector(a.db, push_window_s=getattr(a, "push_window", PUSH_WINDOW_S))
+        col = Collector(a.db, push_window_s=getattr(a, "push_window", PUSH_WINDOW_S), speed=getattr(a, "speed", 1.0))
     except sqlite3.DatabaseError as e:
         print(f"collector: {a.db} is not a collector database ({e})", file=sys.stderr)
         return 2

@@ -1,61 +1,30 @@
-"""The collector's SQLite side: schema, readings and live rows, the command queue,
-per-device byte, datagram, traffic-kind and reject accounting, reply sequence
-numbers, and the reports built from them (stats, CSV export).
+"""The collector's SQLite side: readings and live rows, the command queue, the
+per-device protocol state (replay window, boot, route, rate buckets), byte,
+datagram, traffic-kind and reject accounting, reply sequence numbers; the schema
+and records are in collector_schema.py, the reports (stats, CSV) in
+collector_reports.py.
 
-No protocol logic here: tools/collector.py decides what a datagram means and
-calls these methods inside its own transactions. Everything lives in one
-database (WAL) so the CLI and a running `serve` talk through it.
+No protocol logic here: tools/collector.py decides what a datagram means; the
+store commits all one datagram changes in one transaction (commit_datagram,
+commit_refusal, commit_push), so a crash at any point leaves a reply sent only
+for what is on disk. Everything lives in one database (WAL) so the CLI and a
+running `serve` talk through it.
 """
 
 from __future__ import annotations
 
 import ast
-import csv
 import functools
+import json
 import sqlite3
 from pathlib import Path
 
 import uplink_wire as wire
+from collector_reports import Reports
+from collector_schema import _COPY, _MIGRATE, _U64, _V4, SCHEMA, SCHEMA_VERSION, Commit, DeviceState, Outcome, _s64
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    device_id INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, key BLOB NOT NULL,
-    seq_top INTEGER NOT NULL DEFAULT -1,
-    nonce INTEGER NOT NULL DEFAULT 0, challenge INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0,
-    bytes_in INTEGER NOT NULL DEFAULT 0, bytes_out INTEGER NOT NULL DEFAULT 0,
-    dgrams_in INTEGER NOT NULL DEFAULT 0, dgrams_out INTEGER NOT NULL DEFAULT 0,
-    duplicates INTEGER NOT NULL DEFAULT 0, last_addr TEXT, last_seen REAL);
-CREATE TABLE IF NOT EXISTS readings (
-    device_id INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
-    demand_w INTEGER NOT NULL, delivered_wh INTEGER NOT NULL, received_wh INTEGER NOT NULL,
-    flags INTEGER NOT NULL, received_at REAL NOT NULL,
-    PRIMARY KEY (device_id, epoch, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS live (
-    device_id INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
-    demand_w INTEGER NOT NULL, received_at REAL NOT NULL,
-    PRIMARY KEY (device_id, epoch, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS commands (
-    cmd_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id INTEGER NOT NULL,
-    kind INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL,
-    sent INTEGER NOT NULL DEFAULT 0, done REAL, status INTEGER);
-CREATE TABLE IF NOT EXISTS rejects (
-    device_id INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (device_id, reason));
-CREATE TABLE IF NOT EXISTS traffic (
-    device_id INTEGER NOT NULL, kind TEXT NOT NULL, datagrams INTEGER NOT NULL, bytes INTEGER NOT NULL,
-    PRIMARY KEY (device_id, kind)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS health (
-    device_id INTEGER NOT NULL, received_utc REAL NOT NULL, seq INTEGER,
-    version TEXT, build TEXT, faults TEXT NOT NULL DEFAULT '', reset_cause TEXT, boot_count INTEGER,
-    heap_min INTEGER, store_fill_pct REAL, store_health TEXT, meter_lqi INTEGER, wifi_rssi INTEGER,
-    ota_state TEXT);
-CREATE INDEX IF NOT EXISTS health_by_device ON health (device_id, received_utc);
-"""
-# Schema versions (meta 'schema'): 2 = wire version 2 (below); 3 adds the
-# `health` table (HEALTH datagrams, docs/console.md "health table contract").
-# Opening an older database brings it to the current version.
-SCHEMA_VERSION = 3
+__all__ = ["SCHEMA_VERSION", "Commit", "DeviceState", "Outcome", "Store"]
+
 HEALTH_KEEP = 2000  # health rows kept per device, newest (~4 a day plus fault changes: over a year)
 FAULTS_PY = Path(__file__).resolve().parent.parent / "firmware" / "faults.py"
 
@@ -78,24 +47,6 @@ def fault_codes() -> dict[int, str]:
     return codes
 
 
-# Wire version 2 (docs/wire-format.md): readings and live rows are keyed by
-# (device, epoch, seq) and devices carry the boot nonce, the outstanding
-# challenge and the epoch of the latest HELLO. A version-1 database is
-# migrated when opened: its readings become epoch 0.
-_MIGRATE = """
-ALTER TABLE devices ADD COLUMN nonce INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN challenge INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE readings RENAME TO readings_v1;
-ALTER TABLE live RENAME TO live_v1;
-"""
-_COPY = """
-INSERT INTO readings SELECT device_id, 0, seq, utc_s, demand_w, delivered_wh, received_wh, flags, received_at
-    FROM readings_v1;
-INSERT INTO live SELECT device_id, 0, seq, utc_s, demand_w, received_at FROM live_v1;
-DROP TABLE readings_v1;
-DROP TABLE live_v1;
-"""
 # Reply sequence numbers reserved per database write: a restarted collector
 # starts past the last block, so it never reuses a number (the device's replay
 # window would drop the reply).
@@ -106,19 +57,26 @@ SEQ_BLOCK = 65536
 # command (a reply carrying commands), push (a command sent unasked).
 
 
-class Store:
+class Store(Reports):
     """One SQLite database; the collector's protocol state lives in its subclass."""
 
     def __init__(self, db_path: str | Path) -> None:
         self.db = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before the ACK that depends on it leaves,
+        # even if the machine (not only the process) dies next.
+        self.db.execute("PRAGMA synchronous=FULL")
         cols = [r[1] for r in self.db.execute("PRAGMA table_info(devices)")]
         if cols and "nonce" not in cols:
             self.db.executescript("BEGIN;" + _MIGRATE + SCHEMA + _COPY + "COMMIT;")
+        cols = [r[1] for r in self.db.execute("PRAGMA table_info(devices)")]
+        for c, decl in _V4.items():
+            if cols and c not in cols:
+                self.db.execute(f"ALTER TABLE devices ADD COLUMN {c} {decl}")
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
         self.seq = self.reserved = 0
+        self.crash_hook = None  # test hook: crash_hook(point) may kill the process there
 
     # -- devices and commands --------------------------------------------------
     def _devices(self) -> list[tuple[int, bytes, int]]:
@@ -126,10 +84,139 @@ class Store:
 
     def _device(self, device_id: int) -> tuple[int, bytes, int, int, int] | None:
         """(key_id, key, seq_top, nonce, challenge) of a registered device, else None."""
+        st = self.device_state(device_id)
+        return None if st is None else (st.key_id, st.key, st.top, st.nonce, st.challenge)
+
+    def device_state(self, device_id: int) -> DeviceState | None:
+        """Everything the protocol keeps about a registered device (one row), else None.
+        Nothing of it is cached in memory: each datagram reads it and commits it back."""
         row = self.db.execute(
-            "SELECT key_id, key, seq_top, nonce, challenge FROM devices WHERE device_id=?", (device_id,)
+            "SELECT key_id, key, seq_top, seq_bits, nonce, challenge, route_addr, route_via, route_at,"
+            " dg_tokens, rd_tokens, bucket_at FROM devices WHERE device_id=?",
+            (device_id,),
         ).fetchone()
-        return None if row is None else (row[0], bytes(row[1]), row[2], row[3], row[4])
+        if row is None:
+            return None
+        route = None if row[6] is None else (tuple(json.loads(row[6])), row[7], row[8])
+        return DeviceState(device_id, row[0], bytes(row[1]), row[2], row[3] & _U64, row[4], row[5], route, *row[9:])
+
+    def route(self, device_id: int) -> tuple | None:
+        """(addr, via key, time) the device's last authentic datagram came from, else None."""
+        st = self.device_state(device_id)
+        return None if st is None else st.route
+
+    def window(self, device_id: int) -> wire.Window:
+        st = self.device_state(device_id)
+        return wire.Window() if st is None else wire.Window(st.top, st.bits)
+
+    # -- the transactions: all a datagram changes, or nothing -------------------
+    def _begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook("in_txn")  # test hook: everything written, not committed
+        self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self.db.execute("ROLLBACK")
+        self.seq = self.reserved = 0  # a reservation made in it is undone: reserve again
+
+    def commit_datagram(self, c: Commit, respond) -> list[bytes]:
+        """One authentic, fresh datagram, in one transaction: its readings (or live rows,
+        health report, boot, DONE), the replay window with it accepted, the route, the
+        rate buckets, the commands its replies carry and the accounting. `respond(Outcome)`
+        runs inside it and returns ([(traffic kind, reply datagram)], commands carried).
+        Returns the replies, to be sent only now: nothing they say is uncommitted."""
+        dev = c.device_id
+        self._begin()
+        try:
+            conflict, dups = False, 0
+            if c.readings is not None:
+                epoch, first, rows = c.readings
+                if self._conflicts(dev, epoch, first, rows):
+                    conflict = True  # other values under these numbers: store nothing, ACK nothing
+                else:
+                    dups = self._store_readings(dev, epoch, first, rows, c.now)
+            if c.live is not None:
+                self._store_live(dev, *c.live, c.now)
+            if c.health is not None:
+                self._store_health(dev, *c.health, c.now)
+            if c.boot is not None:
+                self._set_boot(dev, *c.boot)
+            if c.done is not None:
+                self._mark_done(dev, *c.done, c.now)
+            pending = [] if conflict else self._pending(dev)
+            replies, carried = respond(Outcome(conflict, dups, pending))
+            if carried:
+                self._mark_sent(carried)
+            kind = c.kind
+            if c.readings is not None:
+                kind = "data_conflict" if conflict else "data_repeat" if dups == len(c.readings[2]) else kind
+            if conflict:
+                self._reject(dev, "conflict")
+            for k, r in replies:
+                self._count(dev, k, len(r))
+            self._count(dev, kind, c.nbytes)
+            top, bits = c.window
+            addr, via, route_at = c.route
+            self.db.execute(
+                "UPDATE devices SET seq_top=?, seq_bits=?, route_addr=?, route_via=?, route_at=?, dg_tokens=?,"
+                " rd_tokens=?, bucket_at=?, bytes_in=bytes_in+?, bytes_out=bytes_out+?, dgrams_in=dgrams_in+1,"
+                " dgrams_out=dgrams_out+?, last_addr=?, last_seen=? WHERE device_id=?",
+                (
+                    top,
+                    _s64(bits),
+                    json.dumps(list(addr)),
+                    via,
+                    route_at,
+                    *c.buckets,
+                    c.now,
+                    c.nbytes,
+                    sum(len(r) for _, r in replies),
+                    len(replies),
+                    str(addr),
+                    c.now,
+                    dev,
+                ),
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return [r for _, r in replies]
+
+    def commit_refusal(self, device_id: int, nbytes_in: int, challenge: int, new_challenge: bool, build) -> bytes:
+        """An authentic HELLO refused as stale: the challenge (if new), the counts, and the
+        REFUSE that `build()` makes inside the transaction. Moves no window, route or boot."""
+        self._begin()
+        try:
+            if new_challenge:
+                self._set_challenge(device_id, challenge)
+            ref = build()
+            self._reject(device_id, "stale")
+            self._count(device_id, "hello_stale", nbytes_in)
+            self._count(device_id, "refuse", len(ref))
+            self._account_out(device_id, len(ref))
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return ref
+
+    def commit_push(self, device_id: int, cmds, build) -> bytes:
+        """Commands pushed unasked: marked sent with the push `build()` makes, then sent."""
+        self._begin()
+        try:
+            reply = build()
+            self._mark_sent(cmds)
+            self._account_out(device_id, len(reply))
+            self._count(device_id, "push", len(reply))
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return reply
 
     def _upsert_device(self, device_id: int, key: bytes, key_id: int) -> int:
         """Register a device or change its key; returns its replay-window top. A new key
@@ -277,14 +364,6 @@ class Store:
             (device_id, kind, nbytes),
         )
 
-    def _account_in(self, device_id: int, top: int, nin: int, nout: int, dgrams_out: int, addr, now: float) -> None:
-        """One authentic datagram in and its replies out; the replay-window top persists with it."""
-        self.db.execute(
-            "UPDATE devices SET seq_top=?, bytes_in=bytes_in+?, bytes_out=bytes_out+?, dgrams_in=dgrams_in+1, "
-            "dgrams_out=dgrams_out+?, last_addr=?, last_seen=? WHERE device_id=?",
-            (top, nin, nout, dgrams_out, str(addr), now, device_id),
-        )
-
     def _account_out(self, device_id: int, nout: int) -> None:
         self.db.execute(
             "UPDATE devices SET bytes_out=bytes_out+?, dgrams_out=dgrams_out+1 WHERE device_id=?", (nout, device_id)
@@ -298,49 +377,3 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('seq', ?)", (self.reserved,))
         self.seq += 1
         return self.seq - 1
-
-    # -- reports ------------------------------------------------------------------
-    def stats(self) -> dict:
-        devs = {}
-        for row in self.db.execute(
-            "SELECT device_id, bytes_in, bytes_out, dgrams_in, dgrams_out, duplicates, last_seen, "
-            "(SELECT count(*) FROM readings r WHERE r.device_id=d.device_id) FROM devices d"
-        ):
-            devs[row[0]] = {
-                "bytes_in": row[1],
-                "bytes_out": row[2],
-                "datagrams_in": row[3],
-                "datagrams_out": row[4],
-                "wire_bytes_in": row[1] + wire.IP_UDP_OVERHEAD * row[3],
-                "wire_bytes_out": row[2] + wire.IP_UDP_OVERHEAD * row[4],
-                "duplicate_readings": row[5],
-                "last_seen": row[6],
-                "readings": row[7],
-                "traffic": {},
-            }
-        for dev, kind, n, nbytes in self.db.execute("SELECT device_id, kind, datagrams, bytes FROM traffic"):
-            if dev in devs:
-                devs[dev]["traffic"][kind] = {
-                    "datagrams": n,
-                    "bytes": nbytes,
-                    "wire_bytes": nbytes + wire.IP_UDP_OVERHEAD * n,
-                }
-        rejects: dict[str, int] = {}
-        for _dev, reason, count in self.db.execute("SELECT device_id, reason, count FROM rejects"):
-            rejects[reason] = rejects.get(reason, 0) + count
-        cmds = self.db.execute("SELECT count(*), count(done) FROM commands").fetchone()
-        return {"devices": devs, "rejects": rejects, "commands_queued": cmds[0], "commands_done": cmds[1]}
-
-    def export_csv(self, fh, device_id: int | None = None) -> int:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["utc_s", "demand_w", "delivered_wh", "received_wh", "flags", "device_id", "seq", "epoch"])
-        q = "SELECT utc_s, demand_w, delivered_wh, received_wh, flags, device_id, seq, epoch FROM readings"
-        args: tuple = ()
-        if device_id is not None:
-            q += " WHERE device_id=?"
-            args = (device_id,)
-        n = 0
-        for row in self.db.execute(q + " ORDER BY device_id, utc_s, epoch, seq", args):
-            w.writerow(row)
-            n += 1
-        return n

@@ -176,7 +176,7 @@ class Operator:
         # (Re)start the collector on its port and database (--inject
         # collector-restart / collector-kill start it again after a stop).
         cmd = [PY, str(ROOT / "tools" / "collector.py"), "--db", str(self.db), "serve"]
-        cmd += ["--listen", f"127.0.0.1:{self.collector_port}", "--stats-every", "0"]
+        cmd += ["--listen", f"127.0.0.1:{self.collector_port}", "--stats-every", "0", "--speed", str(self.a.speed)]
         self.collector = Proc("collector", cmd, self.out / "collector.log")
         if wait:
             time.sleep(0.5)

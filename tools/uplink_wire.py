@@ -340,9 +340,11 @@ class KeepaliveIndex:
 class Window:
     """Replay window: each seq once, none more than 64 below the highest seen."""
 
-    def __init__(self, top: int = -1) -> None:
+    def __init__(self, top: int = -1, bits: int = 1) -> None:
+        # bits: bit i set = top - i accepted (the collector persists both;
+        # a window rebuilt from its top alone would take the 63 below again)
         self.top = top
-        self.bits = 1 if top >= 0 else 0
+        self.bits = (bits | 1) & (2**64 - 1) if top >= 0 else 0
 
     def fresh(self, seq: int) -> bool:
         if seq > self.top:

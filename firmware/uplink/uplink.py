@@ -43,6 +43,10 @@ from uplink.state import CMDS_FILE, EPOCH_FILE, CmdLog, Epoch
 _RT_CAP = const(40)  # codec budget of one streamed reading
 REALTIME_MAX_S = const(900)  # no request can make a device stream longer
 _KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector expects 64)
+# Readings a batch may carry: the collector refuses more (its MAX_READINGS,
+# a bound on what one datagram can make it store); only a very steady meter
+# (~1 bit a reading) ever reaches it before the 1,166-byte budget.
+MAX_BATCH = const(2048)
 
 
 class Uplink:
@@ -280,7 +284,7 @@ class Uplink:
                 elif r[0] != first + n:
                     full = True  # a hole in the store: the batch ends before it
                     break
-                if not enc.add(r[1], r[2], r[3], r[4], r[5]):
+                if n >= MAX_BATCH or not enc.add(r[1], r[2], r[3], r[4], r[5]):
                     full = True
                     break
                 n += 1

@@ -145,7 +145,7 @@ def test_keepalive_answered_only_with_commands_and_done_ends_them(tmp_path):
     assert c.stats()["rejects"]["bad_keepalive"] == 4
     assert c.handle(wire.build_hello(KEY, DEV, 2, far + 1, 0, 0), ADDR)
     assert c.handle(wire.build_keepalive(KEY, DEV, far + 5), ADDR)
-    assert c.windows[DEV].top == far + 5
+    assert c.window(DEV).top == far + 5
 
 
 def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(tmp_path):
@@ -265,13 +265,13 @@ def test_stale_hello_gets_an_authenticated_refusal_and_the_challenge_resets(tmp_
     r = wire.parse(out[0])
     assert r.type == wire.T_REFUSE and wire.verify(r, KEY, 22) and not wire.verify(r, KEY, 11)
     assert (r.echo, r.reason, r.min_seq) == (3, wire.R_STALE, 5001) and r.challenge
-    assert c.routes[DEV][0] == ADDR and c.windows[DEV].top == 5000  # moves nothing
+    assert c.route(DEV)[0] == ADDR and c.window(DEV).top == 5000  # moves nothing
     again = wire.parse(c.handle(wire.build_hello(KEY, DEV, 2, 4, 0, 0, nonce=33), ADDR)[0])
     assert again.challenge == r.challenge  # kept until answered: replays cannot move it
     # the device answers the challenge (as its nonce): the window starts afresh
     ok = wire.parse(c.handle(wire.build_hello(KEY, DEV, 2, 6, 0, 0, nonce=r.challenge), ADDR)[0])
     assert ok.type == wire.T_REPLY and wire.verify(ok, KEY, r.challenge)
-    assert c.windows[DEV].top == 6 and c._device(DEV)[3:] == (r.challenge, 0)
+    assert c.window(DEV).top == 6 and c._device(DEV)[3:] == (r.challenge, 0)
     assert c.stats()["rejects"]["stale"] == 2
 
 
