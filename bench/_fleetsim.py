@@ -53,7 +53,7 @@ def batch_pool(households: int = 2, days: int = 1) -> list[tuple[bytes, int]]:
 class Dev:
     __slots__ = (
         "id", "key", "seq", "nonce", "ep", "state", "first", "k", "due", "fly", "sent",
-        "rto", "tries", "t_first", "last_tx", "acked", "ka_timer", "rtx_timer",
+        "rto", "tries", "t_first", "last_tx", "acked", "ka_timer", "rtx_timer", "heard", "acked_at",
     )  # fmt: skip
 
     def __init__(self, dev_id: int, key: bytes, k: int, ep: int) -> None:
@@ -67,6 +67,7 @@ class Dev:
         self.sent: dict[int, float] = {}  # seq -> real time it left (ACK latency)
         self.rto, self.tries, self.t_first, self.last_tx, self.acked = RTO_S, 0, 0.0, 0.0, 0
         self.ka_timer = self.rtx_timer = None
+        self.heard = self.acked_at = 0.0  # when an authentic reply, an ACK last came
 
 
 class Fleet(asyncio.DatagramProtocol):
@@ -184,6 +185,7 @@ class Fleet(asyncio.DatagramProtocol):
             self.c["bad_replies"] += 1
             return
         self.c["replies"] += 1
+        d.heard = now
         if r.type == wire.T_REFUSE:
             self.c["refused"] += 1
             return
@@ -200,6 +202,7 @@ class Fleet(asyncio.DatagramProtocol):
             self.c["acked_readings"] += r.count
             self.c["acked_batches"] += 1
             d.acked += r.count
+            d.acked_at = now
             d.first += r.count
             d.k += 1
             d.due -= 1
@@ -219,7 +222,7 @@ class Fleet(asyncio.DatagramProtocol):
         pass
 
     # -- the whole run -----------------------------------------------------------------
-    async def run(self, seconds: float, drain_s: float, hello_rate: float = 2000.0) -> dict:
+    async def run(self, seconds: float, drain_s: float, hello_rate: float = 500.0) -> dict:
         """HELLOs (at most hello_rate a second), then `seconds` of load measured, then
         up to drain_s for the batches in flight. Returns the window's timing."""
         loop = asyncio.get_running_loop()

@@ -218,6 +218,9 @@ def run_one(a, backend: str, pool, tmp: Path) -> dict:
         except subprocess.TimeoutExpired:
             p.kill()
     lost, dup = stored(db, {d.id: d.first - 1 for d in devs})
+    # a killed collector's devices: answered again after its restart (by it or by the one they failed over to)
+    mine = [d for d in devs if endpoints[d.id][0] == ("127.0.0.1", ports[0])]
+    again = sum(1 for d in mine if d.acked_at > kills[-1]) if kills else 0
     if srv:
         srv.stop()
     window = r["t1"] - r["t0"]
@@ -247,6 +250,8 @@ def run_one(a, backend: str, pool, tmp: Path) -> dict:
         "loss": a.loss,
         "dup": a.dup,
         "kills": len(kills) // 2,
+        "killed_collector_devices": len(mine),
+        "killed_collector_devices_acked_after_restart": again,
         "register_s": round(reg_s, 1),
         "hello_s": round(r["hello_s"], 1),
         **{k: v for k, v in fleet.c.items() if k not in ("acked_readings",)},

@@ -26,3 +26,13 @@ def pg_server():
 @pytest.fixture
 def pg_url(pg_server) -> str:
     return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def collector_db(request, tmp_path) -> str:
+    """A fresh, empty collector database on each backend (tools/collector_db.py):
+    a SQLite file, or a database of the session's throw-away PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "c.db")
+    pytest.importorskip("psycopg", reason="psycopg is not installed: `make venv` installs requirements.txt")
+    return request.getfixturevalue("pg_url")

@@ -10,7 +10,9 @@ accounting, stats and CSV export are in collector_store.py.
     collector.py export-csv --db ihd.sqlite [--device 4097] [-o readings.csv]
     collector.py stats --db ihd.sqlite [--json]
 
-Everything lives in one SQLite database (devices and keys, readings keyed by
+Everything lives in one database, SQLite (`--db PATH`, the default) or
+PostgreSQL (`--db postgresql://...`: collector_db.py, collector_pg.py,
+docs/fleet.md) (devices and keys, readings keyed by
 (device, reading seq) so duplicates are ignored, queued commands, byte and
 reject counters), so the CLI sub-commands talk to a running `serve` through
 it: `realtime` queues a command that `serve` piggy-backs on its next reply
@@ -31,7 +33,6 @@ import json
 import os
 import secrets
 import signal
-import sqlite3
 import struct
 import sys
 import time
@@ -40,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uplink_codec as codec  # noqa: E402
 import uplink_wire as wire  # noqa: E402
+from collector_db import db_errors, is_postgres, open_collector, sqlite_path  # noqa: E402
 from collector_store import Commit, Outcome, Store  # noqa: E402
 
 # A command is pushed unasked to the address a device was last heard from, if
@@ -141,7 +143,7 @@ class Collector(Store):
             print(f"collector: internal error on a datagram from {addr}: {e!r}", file=sys.stderr)
             try:
                 self._reject(0, "internal_error")
-            except sqlite3.Error:
+            except db_errors():
                 pass
             return []
         if out and self.crash_hook is not None:
@@ -362,7 +364,7 @@ async def _push_loop(col: Collector, poll_s: float) -> None:
         await asyncio.sleep(poll_s)
         try:
             col.push_pending()
-        except sqlite3.Error as e:  # a locked database: next round
+        except db_errors() as e:  # a locked database, a database restarting: next round
             print(f"collector: push: {e}", file=sys.stderr)
 
 
@@ -406,7 +408,11 @@ def _kind(s: str) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--db", default="collector.sqlite", help="SQLite database (default: %(default)s)")
+    ap.add_argument(
+        "--db",
+        default="collector.sqlite",
+        help="PATH or sqlite:PATH (SQLite), or postgresql://USER@HOST:PORT/DB (docs/fleet.md) (default: %(default)s)",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("serve", help="receive datagrams until interrupted")
     p.add_argument("--listen", type=parse_listen, action="append", help="HOST:PORT (repeatable)")
@@ -441,7 +447,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("stats", help="bytes, readings and rejects per device")
     p.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    if a.cmd not in ("serve", "add-device") and not os.path.isfile(a.db):
+    if a.cmd not in ("serve", "add-device") and not is_postgres(a.db) and not sqlite_path(a.db).is_file():
         # before: `collector.py stats` made an empty collector.sqlite in
         # whatever folder it ran in, and reported nothing
         print(
@@ -451,8 +457,13 @@ def main(argv=None) -> int:
         )
         return 2
     try:
-        col = Collector(a.db, push_window_s=getattr(a, "push_window", PUSH_WINDOW_S), speed=getattr(a, "speed", 1.0))
-    except sqlite3.DatabaseError as e:
+        col = open_collector(
+            a.db, push_window_s=getattr(a, "push_window", PUSH_WINDOW_S), speed=getattr(a, "speed", 1.0)
+        )
+    except ValueError as e:  # PostgreSQL out of reach, or psycopg missing
+        print(f"collector: {e}", file=sys.stderr)
+        return 2
+    except db_errors() as e:
         print(f"collector: {a.db} is not a collector database ({e})", file=sys.stderr)
         return 2
     try:

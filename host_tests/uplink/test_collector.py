@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import collector as colmod  # noqa: E402
+import collector_db as dbsel  # noqa: E402
 import uplink_codec as uc  # noqa: E402
 import uplink_wire as wire  # noqa: E402
 
@@ -25,8 +26,9 @@ ADDR = ("127.0.0.1", 5555)
 ROWS = [(1_700_000_000 + 3 * i, 400 + (i * 37) % 11, 9000 + i // 3, 0, 7) for i in range(50)]
 
 
-def make(tmp_path) -> colmod.Collector:
-    c = colmod.Collector(tmp_path / "c.db")
+def make(db: str, **kw) -> colmod.Collector:
+    """A collector over `db` (the collector_db fixture: each test runs on SQLite and PostgreSQL)."""
+    c = dbsel.open_collector(db, **kw)
     c.add_device(DEV, KEY, 2)
     return c
 
@@ -36,8 +38,8 @@ def data(seq: int, first: int, rows, key=KEY, kid=2, flags=0) -> bytes:
     return wire.build_data(key, DEV, kid, seq, first, n, flags, payload)
 
 
-def test_data_is_stored_once_and_acked(tmp_path):
-    c = make(tmp_path)
+def test_data_is_stored_once_and_acked(collector_db):
+    c = make(collector_db)
     out = c.handle(data(10, 1, ROWS[:30]), ADDR)
     assert len(out) == 1
     r = wire.parse(out[0])
@@ -60,8 +62,8 @@ def test_data_is_stored_once_and_acked(tmp_path):
     assert [int(x) for x in lines[1][:5]] == list(ROWS[0])
 
 
-def test_bad_datagrams_counted_by_reason_and_dropped(tmp_path):
-    c = make(tmp_path)
+def test_bad_datagrams_counted_by_reason_and_dropped(collector_db):
+    c = make(collector_db)
     good = data(100, 1, ROWS[:5])
     assert c.handle(good, ADDR)
     forged = bytearray(data(101, 1, ROWS[:5]))
@@ -89,8 +91,8 @@ def test_bad_datagrams_counted_by_reason_and_dropped(tmp_path):
     assert c.errors == 0
 
 
-def test_random_datagrams_never_crash(tmp_path):
-    c = make(tmp_path)
+def test_random_datagrams_never_crash(collector_db):
+    c = make(collector_db)
     rng = random.Random(11)
     good = data(1, 1, ROWS)
     ka = wire.build_keepalive(KEY, DEV, 2)
@@ -115,8 +117,8 @@ def test_random_datagrams_never_crash(tmp_path):
     assert c.stats()["devices"][DEV]["readings"] == 0
 
 
-def test_keepalive_answered_only_with_commands_and_done_ends_them(tmp_path):
-    c = make(tmp_path)
+def test_keepalive_answered_only_with_commands_and_done_ends_them(collector_db):
+    c = make(collector_db)
     assert c.handle(wire.build_keepalive(KEY, DEV, 7), ADDR) == []
     cid = c.request_realtime(DEV, 300)
     ota = c.queue_command(DEV, wire.CMD_OTA, b"http://ota/x.bin")
@@ -148,10 +150,9 @@ def test_keepalive_answered_only_with_commands_and_done_ends_them(tmp_path):
     assert c.window(DEV).top == far + 5
 
 
-def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(tmp_path):
+def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(collector_db):
     now = [1000.0]
-    c = colmod.Collector(tmp_path / "c.db", clock=lambda: now[0], push_window_s=300)
-    c.add_device(DEV, KEY, 2)
+    c = make(collector_db, clock=lambda: now[0], push_window_s=300)
     sent = []
     c.sender = lambda d, addr, via: sent.append((d, addr, via))
     assert c.request_realtime(DEV, 30) and sent == []  # never heard from: nowhere to push
@@ -180,7 +181,7 @@ def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(tmp_
     # a command queued by another process (the CLI) is pushed by the poll
     now[0] = 2000.0
     c.handle(wire.build_keepalive(KEY, DEV, 45), other, "sock-b")
-    cli = colmod.Collector(tmp_path / "c.db")
+    cli = dbsel.open_collector(collector_db)
     cid3 = cli.queue_command(DEV, wire.CMD_OTA, b"x")
     cli.db.close()
     assert c.push_pending() == 1 and [cmd[1] for cmd in wire.parse(sent[-1][0]).commands][-1] == cid3
@@ -239,8 +240,8 @@ def test_cli_and_server_over_udp(tmp_path):
 # -- identity across state loss, commands (docs/uplink.md, "Identity across state loss") --
 
 
-def test_other_values_under_a_held_number_are_refused_never_acked(tmp_path):
-    c = make(tmp_path)
+def test_other_values_under_a_held_number_are_refused_never_acked(collector_db):
+    c = make(collector_db)
     assert wire.parse(c.handle(data(10, 1, ROWS[:30]), ADDR)[0]).count == 30
     other = [(u + 99, d, e, r, f) for u, d, e, r, f in ROWS[:30]]
     payload, n = uc.encode(other)
@@ -256,8 +257,8 @@ def test_other_values_under_a_held_number_are_refused_never_acked(tmp_path):
     assert c.stats()["rejects"]["conflict"] == 1
 
 
-def test_stale_hello_gets_an_authenticated_refusal_and_the_challenge_resets(tmp_path):
-    c = make(tmp_path)
+def test_stale_hello_gets_an_authenticated_refusal_and_the_challenge_resets(collector_db):
+    c = make(collector_db)
     assert c.handle(wire.build_hello(KEY, DEV, 2, 5000, 0, 0, nonce=11), ADDR)
     assert c.handle(wire.build_hello(KEY, DEV, 2, 5000, 0, 0, nonce=11), ADDR) == []  # a copy: just dropped
     # a new boot that lost its seqs: refused, bound to its nonce, told where to go
@@ -275,8 +276,8 @@ def test_stale_hello_gets_an_authenticated_refusal_and_the_challenge_resets(tmp_
     assert c.stats()["rejects"]["stale"] == 2
 
 
-def test_seq_near_2_32_costs_no_internal_error(tmp_path):
-    c = make(tmp_path)
+def test_seq_near_2_32_costs_no_internal_error(collector_db):
+    c = make(collector_db)
     top = 2**32 - 1
     out = c.handle(wire.build_hello(KEY, DEV, 2, top - 1, 0, 0, nonce=5), ADDR)
     assert wire.parse(out[0]).type == wire.T_REPLY
@@ -288,8 +289,8 @@ def test_seq_near_2_32_costs_no_internal_error(tmp_path):
     assert c.errors == 0 and "internal_error" not in c.stats()["rejects"]
 
 
-def test_new_key_starts_the_window_afresh(tmp_path):
-    c = make(tmp_path)
+def test_new_key_starts_the_window_afresh(collector_db):
+    c = make(collector_db)
     assert c.handle(wire.build_hello(KEY, DEV, 2, 90000, 0, 0), ADDR)
     c.add_device(DEV, KEY, 2)  # the same key again: nothing changes
     assert c.handle(wire.build_hello(KEY, DEV, 2, 5, 0, 0), ADDR)[0][0] == wire.T_REFUSE
@@ -300,8 +301,8 @@ def test_new_key_starts_the_window_afresh(tmp_path):
     assert c.handle(wire.build_hello(KEY, DEV, 2, 90001, 0, 0), ADDR) == []  # the old key: bad tag
 
 
-def test_commands_lowest_first_capped_per_reply_and_above_the_device_mark(tmp_path):
-    c = make(tmp_path)
+def test_commands_lowest_first_capped_per_reply_and_above_the_device_mark(collector_db):
+    c = make(collector_db)
     ids = [c.queue_command(DEV, 9, bytes([i])) for i in range(10)]
     r = wire.parse(c.handle(wire.build_hello(KEY, DEV, 2, 1, 0, 0), ADDR)[0])
     assert [x[1] for x in r.commands] == ids[: wire.CMDS_PER_REPLY]

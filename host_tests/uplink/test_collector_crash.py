@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import collector as colmod  # noqa: E402
+import collector_db as dbsel  # noqa: E402
 import uplink_codec as uc  # noqa: E402
 import uplink_wire as wire  # noqa: E402
 
@@ -37,7 +36,7 @@ def _sock() -> socket.socket:
     return s
 
 
-def _serve(db: Path, port: int, kill: str | None = None) -> subprocess.Popen:
+def _serve(db: str, port: int, kill: str | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("IHD_COLLECTOR_KILL", None)
     if kill:
@@ -65,9 +64,9 @@ def _data(seq: int, first: int, rows) -> bytes:
 
 
 @pytest.mark.parametrize("point", ["in_txn", "committed", "sent"])
-def test_kill_9_then_replays_are_refused_and_the_route_stays(tmp_path, point):
-    db = tmp_path / "c.db"
-    c = colmod.Collector(db)
+def test_kill_9_then_replays_are_refused_and_the_route_stays(collector_db, point):
+    db = collector_db  # SQLite and PostgreSQL (host_tests/pg_plugin.py)
+    c = dbsel.open_collector(db)
     c.add_device(DEV, KEY, 0)
     c.db.close()
     probe = _sock()
@@ -115,7 +114,7 @@ def test_kill_9_then_replays_are_refused_and_the_route_stays(tmp_path, point):
     finally:
         srv.terminate()
         srv.wait(10)
-    db2 = sqlite3.connect(db)
+    db2 = dbsel.open_collector(db).db
     got = db2.execute("SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings ORDER BY seq")
     assert got.fetchall() == [(i + 1, *ROWS[i]) for i in range(50)]  # nothing acknowledged lost, nothing twice
     nonce, route = db2.execute("SELECT nonce, route_addr FROM devices WHERE device_id=?", (DEV,)).fetchone()

@@ -29,7 +29,7 @@ def _rows(n: int) -> list[tuple]:
 
 
 def test_unknown_and_unauthenticated_ids_cost_no_row_and_no_memory(tmp_path):
-    c = make(tmp_path)
+    c = make(str(tmp_path / "c.db"))
     assert c.handle(data(1, 1, ROWS[:5]), ADDR)
     rng = random.Random(5)
     other = bytes(32)

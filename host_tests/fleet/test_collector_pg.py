@@ -1,0 +1,117 @@
+"""The collector's PostgreSQL store (tools/collector_pg.py): versioned migrations,
+readings partitioned by month of reading time, reply numbers shared by every
+collector of one database, the CLI on a postgresql:// URL."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import collector_db  # noqa: E402
+import uplink_codec as uc  # noqa: E402
+import uplink_wire as wire  # noqa: E402
+
+pytest.importorskip("psycopg", reason="psycopg is not installed: `make venv` installs requirements.txt")
+import collector_pg  # noqa: E402
+
+KEY = bytes(range(32))
+DEV = 91
+ADDR = ("127.0.0.1", 5555)
+
+
+def batch(seq: int, first: int, rows, epoch: int = 1) -> bytes:
+    payload, n = uc.encode(rows)
+    return wire.build_data(KEY, DEV, 0, seq, first, n, 0, payload, epoch=epoch)
+
+
+def test_migrations_are_versioned_and_applied_once(pg_server, pg_url):
+    db = pg_url.rsplit("/", 1)[1]
+    pg_server.psql("CREATE TABLE schema_migrations (version integer PRIMARY KEY, description text NOT NULL,"
+                   " applied_at timestamptz NOT NULL DEFAULT now())", db)  # fmt: skip
+    pg_server.psql(collector_pg.MIGRATIONS[0][2], db)  # a database made before migration 2
+    pg_server.psql("INSERT INTO schema_migrations (version, description) VALUES (1, 'v1')", db)
+    c = collector_db.open_collector(pg_url)
+    assert pg_server.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations", db) == "1,2"
+    assert c.migrate() == []  # nothing left to apply
+    c.add_device(DEV, KEY)
+    assert c.db.execute("SELECT seq_bits FROM devices").fetchone()[0] == -1  # migration 2's column
+
+
+def test_readings_go_to_the_month_of_their_time(pg_url):
+    c = collector_db.open_collector(pg_url)
+    c.add_device(DEV, KEY)
+    now = int(time.time())
+    rows = [(now - 3600 + 3 * i, 500, 1000 + i, 0, 7) for i in range(20)]
+    old = [(1_500_000_000 + 3 * i, 500, 1000 + i, 0, 7) for i in range(5)]  # a clock far off
+    assert wire.parse(c.handle(batch(10, 1, rows), ADDR)[0]).count == 20
+    assert wire.parse(c.handle(batch(11, 1, old, epoch=2), ADDR)[0]).count == 5
+    parts = dict(c.db.execute("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1").fetchall())
+    month = time.strftime("readings_%Y_%m", time.gmtime(rows[0][0]))
+    assert parts == {month: 20, "readings_default": 5}
+    assert (
+        c.db.execute("SELECT partstrat FROM pg_partitioned_table WHERE partrelid='readings'::regclass").fetchone()[0]
+        == "r"
+    )
+    # a copy of a held batch is acknowledged and stored once, across partitions
+    assert wire.parse(c.handle(batch(12, 1, rows), ADDR)[0]).count == 20
+    assert c.db.execute("SELECT count(*) FROM readings").fetchone()[0] == 25
+    assert c.stats()["devices"][DEV]["duplicate_readings"] == 20
+    # the same numbers with another time are refused: held readings are never replaced
+    moved = [(u + 86400 * 40, *v) for u, *v in rows]
+    r = wire.parse(c.handle(batch(13, 1, moved), ADDR)[0])
+    assert r.type == wire.T_REFUSE and r.reason == wire.R_CONFLICT
+    assert c.db.execute("SELECT count(*) FROM readings").fetchone()[0] == 25
+
+
+def test_reply_numbers_rise_across_collectors_of_one_database(pg_url):
+    a = collector_db.open_collector(pg_url)
+    a.add_device(DEV, KEY)
+    b = collector_db.open_collector(pg_url)
+    seqs = []
+    for i, col in enumerate([a, b, a, b]):
+        out = col.handle(wire.build_hello(KEY, DEV, 0, 100 + i, 0, 0, nonce=5), ADDR)
+        seqs.append(wire.parse(out[0]).seq)
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4  # a device failing over accepts the next one's
+
+
+def test_cli_on_a_postgresql_url(pg_url):
+    tool = [sys.executable, str(ROOT / "tools" / "collector.py"), "--db", pg_url]
+    r = subprocess.run([*tool, "add-device", str(DEV), "--key", KEY.hex()], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    c = collector_db.open_collector(pg_url)
+    c.handle(batch(10, 1, [(1_800_000_000 + 3 * i, 400, 10 + i, 0, 7) for i in range(7)]), ADDR)
+    r = subprocess.run([*tool, "stats"], capture_output=True, text=True)
+    assert r.returncode == 0 and f"device {DEV}: 7 readings" in r.stdout, r.stderr
+    r = subprocess.run([*tool, "export-csv"], capture_output=True, text=True)
+    assert len(r.stdout.splitlines()) == 8
+    gone = pg_url.rsplit(":", 1)[0] + ":1/x"
+    r = subprocess.run([*tool[:-1], gone, "stats"], capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot reach PostgreSQL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_two_collectors_never_both_accept_for_one_device(pg_url):
+    """Failover overlap: collector B takes a datagram of the device between A reading its
+    row and A storing; A drops its datagram (the device sends again) instead of writing a
+    window that forgets B's."""
+    a = collector_db.open_collector(pg_url)
+    a.add_device(DEV, KEY)
+    b = collector_db.open_collector(pg_url)
+    rows = [(1_800_000_000 + 3 * i, 400, 10 + i, 0, 7) for i in range(9)]
+    read = a.device_state
+
+    def racing(device_id):
+        st = read(device_id)
+        a.device_state = read
+        assert b.handle(wire.build_hello(KEY, DEV, 0, 21, 0, 0, nonce=6), ADDR)  # meanwhile, at B
+        return st
+
+    a.device_state = racing
+    assert a.handle(batch(22, 1, rows), ADDR) == []
+    assert a.stats()["rejects"] == {"contended": 1} and a.stats()["devices"][DEV]["readings"] == 0
+    r = wire.parse(a.handle(batch(23, 1, rows), ADDR)[0])  # sent again: read afresh, stored, ACKed
+    assert wire.verify(r, KEY, 6) and (r.first, r.count) == (1, 9)
+    assert a.window(DEV).seen(21) and a.window(DEV).seen(23) and not a.window(DEV).seen(22)
