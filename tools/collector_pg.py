@@ -231,8 +231,18 @@ class PgStore(Store):
 
     def commit_datagram(self, c, respond) -> list[bytes]:
         self._lock_for = c
+
+        def respond_then(outcome):
+            replies, carried = respond(outcome)
+            if not replies:
+                # Nothing leaves, so nothing depends on this commit (a keep-alive, a DONE):
+                # do not wait for the WAL flush. A crash of the server (not of this
+                # process) may forget it; the device's next datagram says it all again.
+                self.db.execute("SET LOCAL synchronous_commit TO off")
+            return replies, carried
+
         try:
-            return super().commit_datagram(c, respond)  # type: ignore[misc]
+            return super().commit_datagram(c, respond_then)  # type: ignore[misc]
         except Contended:
             self._reject(c.device_id, "contended")  # dropped: the device sends again, we read afresh
             return []

@@ -320,21 +320,35 @@ class KeepaliveIndex:
 
     def __init__(self) -> None:
         self._index: dict[bytes, tuple[int, int]] = {}
-        self._tokens: dict[int, list[bytes]] = {}
+        self._tokens: dict[int, tuple[bytes, int, list[bytes]]] = {}  # device -> (key, first seq, tokens)
 
     def lookup(self, token: bytes) -> tuple[int, int] | None:
         return self._index.get(token)
 
+    def _forget(self, token: bytes, device_id: int) -> None:
+        if self._index.get(token, (None,))[0] == device_id:
+            del self._index[token]
+
     def refresh(self, device_id: int, key: bytes, top: int) -> None:
-        for t in self._tokens.pop(device_id, ()):
-            if self._index.get(t, (None,))[0] == device_id:
-                del self._index[t]
-        toks = []
-        for s in range(top + 1, min(top + 1 + KA_AHEAD, SEQ_LIMIT)):
+        """Tokens for seqs top+1 .. top+KA_AHEAD. Incremental: a window that moved up by k
+        costs k HMACs, not KA_AHEAD (every datagram refreshes: at fleet scale the full
+        recomputation was a quarter of the collector's CPU per keep-alive)."""
+        lo, hi = top + 1, min(top + 1 + KA_AHEAD, SEQ_LIMIT)
+        old = self._tokens.get(device_id)
+        if old is not None and old[0] == key and old[1] <= lo <= old[1] + len(old[2]):
+            drop = lo - old[1]
+            for t in old[2][:drop]:
+                self._forget(t, device_id)
+            toks = old[2][drop:]
+        else:
+            for t in old[2] if old is not None else ():
+                self._forget(t, device_id)
+            toks = []
+        for s in range(lo + len(toks), hi):
             t = keepalive_token(key, device_id, s)
             self._index[t] = (device_id, s)
             toks.append(t)
-        self._tokens[device_id] = toks
+        self._tokens[device_id] = (key, lo, toks)
 
 
 class Window:
