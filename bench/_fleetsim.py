@@ -84,6 +84,7 @@ class Fleet(asyncio.DatagramProtocol):
         self.c = dict.fromkeys(
             ("datagrams", "bytes", "dropped_out", "dropped_in", "duplicated", "replies", "retransmits", "keepalives",
              "failovers", "refused", "acked_readings", "acked_batches", "bad_replies"), 0)  # fmt: skip
+        self.c_at_load = dict(self.c)
         self.ack_ms: list[float] = []  # datagram sent -> its ACK
         self.batch_ms: list[float] = []  # batch first sent -> ACK (retransmissions included)
         self.acks: list[tuple[float, int]] = []  # (time, readings) of each ACK
@@ -240,6 +241,7 @@ class Fleet(asyncio.DatagramProtocol):
         # each device's batch is full every span = readings x 3 s (simulated); phases uniform
         t0 = time.monotonic()
         self.load_started.set()
+        self.c_at_load = dict(self.c)  # counters when the load began (the HELLOs' retransmissions before)
         for d in devs:
             span = self.pool[d.k % len(self.pool)][1] * 3 / self.speed
             first = self.rng.random() * span

@@ -110,6 +110,26 @@ def start_collector(db: str, port: int, log: Path) -> subprocess.Popen:
     raise SystemExit(f"fleet: collector on port {port} not listening after 120 s")
 
 
+def db_bytes_per_reading(db: str) -> float:
+    """Bytes on disk per stored reading: the readings table with its index (PostgreSQL:
+    every partition), the whole file for SQLite (its other tables are small)."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as c:
+            size = c.execute(
+                "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent='readings'::regclass"
+            ).fetchone()[0]
+            n = c.execute("SELECT count(*) FROM readings").fetchone()[0]
+    else:
+        c = sqlite3.connect(db, timeout=30)
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = c.execute("PRAGMA page_count").fetchone()[0] * c.execute("PRAGMA page_size").fetchone()[0]
+        n = c.execute("SELECT count(*) FROM readings").fetchone()[0]
+        c.close()
+    return round(int(size or 0) / max(n, 1), 1)
+
+
 def stored(db: str, acked: dict[int, int]) -> tuple[int, int]:
     """(acknowledged readings missing, readings held twice) in the database."""
     rows = [(dev, top) for dev, top in acked.items()]
@@ -140,6 +160,7 @@ def stored(db: str, acked: dict[int, int]) -> tuple[int, int]:
     dup = c.execute(
         "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT device_id, epoch, seq FROM readings)) FROM readings"
     ).fetchone()[0]
+    c.close()  # (open, its transaction kept the checkpoint below waiting)
     return int(have), int(dup)
 
 
@@ -218,6 +239,7 @@ def run_one(a, backend: str, pool, tmp: Path) -> dict:
         except subprocess.TimeoutExpired:
             p.kill()
     lost, dup = stored(db, {d.id: d.first - 1 for d in devs})
+    bpr = db_bytes_per_reading(db)
     # a killed collector's devices: answered again after its restart (by it or by the one they failed over to)
     mine = [d for d in devs if endpoints[d.id][0] == ("127.0.0.1", ports[0])]
     again = sum(1 for d in mine if d.acked_at > kills[-1]) if kills else 0
@@ -246,6 +268,9 @@ def run_one(a, backend: str, pool, tmp: Path) -> dict:
         "collector_cpu_s_per_million_readings": round(ccpu / max(acked, 1) * 1e6, 1),
         "db_cpu_s_per_million_readings": round(dcpu / max(acked, 1) * 1e6, 1),
         "generator_cpu_s": round(gcpu, 1),
+        "db_bytes_per_reading": bpr,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "retransmits_during_load": fleet.c["retransmits"] - fleet.c_at_load["retransmits"],
         "readings_per_batch": round(acked / max(fleet.c["acked_batches"], 1)),
         "loss": a.loss,
         "dup": a.dup,

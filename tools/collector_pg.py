@@ -265,10 +265,12 @@ class PgStore(Store):
 
     def _set_boot(self, device_id: int, nonce: int, epoch: int, cmd_mark: int) -> None:
         self.db.execute("UPDATE devices SET nonce=?, epoch=?, challenge=0 WHERE device_id=?", (nonce, epoch, device_id))
-        self.db.execute(
-            "SELECT setval('commands_cmd_id_seq', ?) FROM commands_cmd_id_seq WHERE last_value < ? OR NOT is_called",
-            (max(cmd_mark, 1), cmd_mark),
-        )
+        if cmd_mark > 0:  # new command ids go above what the device ran (the next is cmd_mark + 1 or more)
+            self.db.execute(
+                "SELECT setval('commands_cmd_id_seq', ?) FROM commands_cmd_id_seq"
+                " WHERE CASE WHEN is_called THEN last_value ELSE last_value - 1 END < ?",
+                (cmd_mark, cmd_mark),
+            )
 
     def _insert_command(self, device_id: int, kind: int, payload: bytes, now: float) -> int:
         return self.db.execute(

@@ -115,3 +115,14 @@ def test_two_collectors_never_both_accept_for_one_device(pg_url):
     r = wire.parse(a.handle(batch(23, 1, rows), ADDR)[0])  # sent again: read afresh, stored, ACKed
     assert wire.verify(r, KEY, 6) and (r.first, r.count) == (1, 9)
     assert a.window(DEV).seen(21) and a.window(DEV).seen(23) and not a.window(DEV).seen(22)
+
+
+def test_command_ids_start_at_1_and_go_above_the_device_mark(pg_url):
+    c = collector_db.open_collector(pg_url)
+    c.add_device(DEV, KEY)
+    c.handle(wire.build_hello(KEY, DEV, 0, 10, 0, 0, nonce=3), ADDR)  # mark 0: nothing run yet
+    assert c.request_realtime(DEV, 30) == 1
+    c.handle(wire.build_hello(KEY, DEV, 0, 11, 0, 0, nonce=4, cmd_mark=40), ADDR)
+    assert c.request_realtime(DEV, 30) == 41
+    c.handle(wire.build_hello(KEY, DEV, 0, 12, 0, 0, nonce=5, cmd_mark=7), ADDR)  # a lower mark moves nothing
+    assert c.request_realtime(DEV, 30) == 42
