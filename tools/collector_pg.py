@@ -144,6 +144,7 @@ class PgStore(Store):
         self.seq = self.reserved = 0
         self.crash_hook = None
         self._lock_for = None  # the Commit whose device row _begin locks
+        self._async_commit = False  # this transaction's COMMIT need not wait for the WAL flush
         self._read: dict[int, tuple[int, int]] = {}  # (seq_top, seq_bits) as device_state() last read them
 
     # -- schema ------------------------------------------------------------------
@@ -206,18 +207,27 @@ class PgStore(Store):
 
     # -- transactions --------------------------------------------------------------
     def _begin(self) -> None:
-        self.db.execute("BEGIN")
+        self._async_commit = False
         c = self._lock_for
-        if c is not None:
-            row = self.db.execute("SELECT seq_top, seq_bits FROM devices WHERE device_id=? FOR UPDATE", (c.device_id,))
-            if row.fetchone() != self._read.get(c.device_id):  # moved since device_state() read it
-                self.db.execute("ROLLBACK")
-                raise Contended
+        if c is None:
+            self.db.execute("BEGIN")
+            return
+        # one round trip for both (the id is an int: nothing to quote)
+        cur = self.db.conn.execute(
+            f"BEGIN; SELECT seq_top, seq_bits FROM devices WHERE device_id={int(c.device_id)} FOR UPDATE"
+        )
+        cur.nextset()
+        if cur.fetchone() != self._read.get(c.device_id):  # moved since device_state() read it
+            self.db.execute("ROLLBACK")
+            raise Contended
 
     def _commit(self) -> None:
         if self.crash_hook is not None:
             self.crash_hook("in_txn")
-        self.db.execute("COMMIT")
+        if self._async_commit:
+            self.db.conn.execute("SET LOCAL synchronous_commit TO off; COMMIT")
+        else:
+            self.db.execute("COMMIT")
 
     def _rollback(self) -> None:
         self.db.execute("ROLLBACK")
@@ -238,7 +248,7 @@ class PgStore(Store):
                 # Nothing leaves, so nothing depends on this commit (a keep-alive, a DONE):
                 # do not wait for the WAL flush. A crash of the server (not of this
                 # process) may forget it; the device's next datagram says it all again.
-                self.db.execute("SET LOCAL synchronous_commit TO off")
+                self._async_commit = True  # COMMIT with SET LOCAL synchronous_commit TO off
             return replies, carried
 
         try:
