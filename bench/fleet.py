@@ -317,7 +317,13 @@ def main(argv=None) -> int:
         print(json.dumps(runs[0]))
     else:
         side = {f"{r['backend']}_{k}": v for r in runs for k, v in r.items() if k != "backend"}
-        print(json.dumps({"backend": "both", "devices": a.devices, "collectors": a.collectors, **side}))
+        keys = ("readings_per_s", "p99_ack_ms", "cpu_s_per_million_readings", "db_bytes_per_reading")
+        pairs = {f"postgresql_{k}": f"sqlite_{k}" for k in keys}  # tools/bench.py: PostgreSQL beside SQLite
+        print(
+            json.dumps(
+                {"backend": "both", "devices": a.devices, "collectors": a.collectors, **side, "baselines": pairs}
+            )
+        )
     return 0
 
 

@@ -12,7 +12,7 @@ wrapper takes SQLite's `?` parameters); what differs is here:
   of devices whose clock is far off), deduplicated by (device, epoch, seq) per
   partition and checked across partitions before a batch is stored;
 * a batch is written by one multi-row INSERT (unnest of arrays) in the transaction
-  that advances the device's replay window; the ACK is built only after COMMIT;
+  that advances the device's replay window; the ACK leaves only after COMMIT;
 * the device's row is locked (SELECT ... FOR UPDATE) in that transaction, and a
   datagram whose window another collector moved meanwhile is dropped
   (`contended`): two collectors serving one device (failover) never both accept;
@@ -291,19 +291,21 @@ class PgStore(Store):
     def _store_health(self, device_id: int, seq: int, h: dict, now: float) -> None:
         Store._store_health(_HealthShim(self), device_id, seq, h, now)  # type: ignore[arg-type]
 
+    # The arrays go in binary (%b): as text, quoting each element cost psycopg 14 ms of a
+    # batch's 31 ms of collector CPU (cProfile, 100 batches of ~1,650 readings).
     def _store_live(self, device_id: int, epoch: int, first: int, rows, now: float) -> None:
-        self.db.execute(
-            "INSERT INTO live SELECT ?, ?, s, u, d, ? FROM unnest(?::bigint[], ?::bigint[], ?::int[]) AS t(s, u, d)"
-            " ON CONFLICT DO NOTHING",
+        self.db.conn.execute(
+            "INSERT INTO live SELECT %s, %s, s, u, d, %s FROM unnest(%b::bigint[], %b::bigint[], %b::int[])"
+            " AS t(s, u, d) ON CONFLICT DO NOTHING",
             (device_id, epoch, now, [first + i for i in range(len(rows))], [r[0] for r in rows], [r[1] for r in rows]),
         )
 
     def _store_readings(self, device_id: int, epoch: int, first: int, rows, now: float) -> int:
         """One multi-row INSERT of the batch; returns how many were held already."""
         cols = list(zip(*rows, strict=True))
-        cur = self.db.execute(
-            "INSERT INTO readings SELECT ?, ?, s, u, d, dl, rc, f, ? FROM unnest(?::bigint[], ?::bigint[],"
-            " ?::int[], ?::bigint[], ?::bigint[], ?::int[]) AS t(s, u, d, dl, rc, f) ON CONFLICT DO NOTHING",
+        cur = self.db.conn.execute(
+            "INSERT INTO readings SELECT %s, %s, s, u, d, dl, rc, f, %s FROM unnest(%b::bigint[], %b::bigint[],"
+            " %b::int[], %b::bigint[], %b::bigint[], %b::int[]) AS t(s, u, d, dl, rc, f) ON CONFLICT DO NOTHING",
             (device_id, epoch, now, list(range(first, first + len(rows))), *(list(c) for c in cols)),
         )
         dups = len(rows) - cur.rowcount
