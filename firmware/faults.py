@@ -22,6 +22,7 @@ CLOUD_UNREACHABLE = const(21)
 CLOCK_INVALID = const(30)
 STORE_CORRUPT = const(40)
 STORE_BACKLOG = const(41)
+HISTORY_LOST = const(43)
 METER_DROPOUT = const(15)
 OTA_ROLLED_BACK = const(51)
 OTA_REJECTED = const(50)
@@ -46,6 +47,7 @@ TABLE = (
     (STORE_CORRUPT, "S01", "Damaged stored readings set aside; new ones are safe."),
     (STORE_BACKLOG, "S02", "Storage nearly full of unsent readings: oldest at risk."),
     (METER_DROPOUT, "M06", "Readings missed: energy used does not match demand."),
+    (HISTORY_LOST, "S04", "Stored history was damaged: past days start again."),
     (OTA_ROLLED_BACK, "U02", "New software failed its checks: old version restored."),
     (OTA_REJECTED, "U01", "Update refused: not signed by your energy supplier."),
     (OTA_FAILED, "U03", "Update download failed: will try again."),

@@ -98,12 +98,15 @@ class World:
                 self.meter.t = st["t"]
                 self.meter.delivered_ws = st["delivered_ws"]
                 self.meter.received_ws = st["received_ws"]
+                # the register at local midnights (tools/emu/meter_history.py)
+                self.meter.marks = {int(k): v for k, v in st.get("marks", {}).items()}
                 self.meter.advance_to(a.start)  # the meter ran while we were away
 
     def save_meter(self) -> None:
         if self.args.meter_state and self.meter is not None:
             m = self.meter
             st = {"seed": self.args.seed, "t": m.t, "delivered_ws": m.delivered_ws, "received_ws": m.received_ws}
+            st["marks"] = {str(k): v for k, v in sorted(getattr(m, "marks", {}).items())[-450:]}
             tmp = Path(self.args.meter_state + ".tmp")
             tmp.write_text(json.dumps(st))
             tmp.replace(self.args.meter_state)

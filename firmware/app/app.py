@@ -22,7 +22,7 @@ import faults as F
 import hal
 from app import config, report
 from app.supervisor import Supervisor
-from meter.reading import F_RECEIVED, F_SUMMATION
+from meter.reading import DEV_EPOCH, F_RECEIVED, F_SUMMATION
 from uplink.datagram import CMD_OTA
 
 VERSION = report.VERSION
@@ -33,15 +33,17 @@ _HEALTH_MS = const(30_000)
 _LINK_DEAD_MS = const(360_000)
 _CONFIG_RECHECK_MS = const(30_000)
 _DISPLAY_MS = const(60_000)  # redraw period; the refresh policy decides the glass
-_DIAG_EVERY = const(5)  # display rounds per screen while a fault is active
-# RAM ring of the store: 320 readings (5.4 KB; 900 took 15.3 KB of a ~100 KB
-# heap, and 512 left an OTA download without room once the tariff and wire
-# version 2 came in: test_sim_ota at 96k, MemoryError in the uplink, display
-# and status tasks, 1 to 4 per run; 0 in 3 runs at 320). It stages at most
-# flush_n (64) readings while flash works, and holds 27-43 minutes of
-# readings (EZSP ~5 s, RAVEn ~8 s apart) while it fails: the flush backoff's
-# first three retries (2+4+8 min; four on RAVEn) before any is dropped.
-_RAM_READINGS = const(320)
+_DIAG_EVERY = const(5)  # display rounds per screen turn
+# RAM ring of the store: 192 readings (3.3 KB; 900 took 15.3 KB of a ~100
+# KB heap, and 512, then 320 left an OTA download without room once the
+# tariff, wire version 2 and then the day/week/month history came in:
+# test_sim_ota at 96k, MemoryError in the uplink, display and status tasks;
+# on main before the history, 1.5 KB held for good at boot was enough for
+# one). It stages at most flush_n (64) readings while flash works, and
+# holds 16-25 minutes of readings (EZSP ~5 s, RAVEn ~8 s apart) while it
+# fails: the flush backoff's first three retries (2+4+8 min) before any is
+# dropped.
+_RAM_READINGS = const(192)
 _STORE_FAULTS = (F.FLASH_FAIL, F.STORE_CORRUPT, F.STORE_BACKLOG)
 CMD_UNKNOWN = const(255)  # DONE status for a command kind this firmware lacks
 # "tasks": per-task CPU in status lines; "calls": also every function call
@@ -74,6 +76,7 @@ class App:
         self.heap_min = None  # least heap free seen (report.print_status): the low-water mark
         self.store = None
         self.link = None
+        self.history = None  # meter.history.History: days, weeks, months
         self.uplink = None
         self.display = None
         self.ota = None
@@ -97,6 +100,7 @@ class App:
         self.link = make_link(
             c.meter_protocol, board.METER_UART, self.on_reading, self.faults, install_code=c.install_code
         )
+        self.build_history()
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)
         from app.otalazy import Ota
         from uplink.uplink import Uplink
@@ -115,8 +119,34 @@ class App:
             faults=self.faults,
             on_command=self.on_command,
             nat_timeout_s=c.nat_timeout_s,
-            health_source=self.snapshot,  # HEALTH reports (uplink/health.py)
+            health_source=self.health_snapshot,  # HEALTH reports (uplink/health.py)
         )
+
+    def build_history(self):
+        # Closed days from the history file, local time from the link's
+        # zone, the last reading before this boot from the store.
+        from meter.history import FILE, History
+
+        sd = getattr(hal, "state_dir", None)
+        link = self.link
+        h = self.history = History((sd() if sd else "") + "/" + FILE, self.cfg.device_id, link.zone, link.tariff)
+        link.history = h  # EZSP: the meter's history attributes go to it
+        self.history_tick()
+        h.resume(self.store)
+
+    def history_tick(self):
+        # The local offset for the next readings (history and tariff), the
+        # history file when a day closed, HISTORY_LOST while it is set aside.
+        h = self.history
+        if h is None:
+            return
+        if hal.clock.valid():
+            h.tick(hal.clock.utc() - DEV_EPOCH)
+            self.link.tariff.off = h.off
+        if h.damaged and not h.closed:
+            self.faults.set(F.HISTORY_LOST)
+        else:
+            self.faults.clear(F.HISTORY_LOST)  # a day closed since: counting again
 
     def on_command(self, kind, payload):
         # Authenticated commands from the collector (the uplink handles
@@ -157,6 +187,7 @@ class App:
                 log("app", "reading refused: %d %d %d %d %d" % (t_s, demand_w, delivered_wh, received_wh, flags))
             return
         self.readings += 1
+        self.history.reading(t_s, delivered_wh, flags)
         self.last_demand = demand_w
         self.last_reading_ticks = hal.clock.ticks_ms()
         self.uplink.notify(seq, t_s, demand_w, delivered_wh, received_wh, flags)
@@ -226,6 +257,7 @@ class App:
                     hal.reset("ota-rollback")
                 ota.release()  # an idle updater's modules leave the heap
             self._check_link_task()
+            self.history_tick()
             rounds += 1
             if rounds % 10 == 0:  # store health every 5 minutes: stats() walks the log
                 have = self.store.stats()["faults"]
@@ -262,12 +294,16 @@ class App:
     async def display_task(self):
         from display import screens
 
+        L, D, H = screens.LIVE, screens.DIAG, screens.HISTORY
+        turns = (L, L, L, H)
+        turns_fault = (L, D, L, D, H)
         n = 0
         rounds = 0
         while True:
-            # No fault: the live screen. A fault: live and diagnostics take
-            # turns, so the household keeps its figures and support can read
-            # the cause off the glass.
+            # Screens take turns of _DIAG_EVERY rounds: live most of the
+            # time, history every 4th turn; with a fault, live and
+            # diagnostics alternate, so the household keeps its figures and
+            # support can read the cause off the glass.
             d = self.display
             if self.ota is not None and self.ota.busy():
                 # The update needs the heap more than the glass needs a new
@@ -277,12 +313,15 @@ class App:
                 # The panel keeps showing the last frame, as e-ink does.
                 await sleep_device(_DISPLAY_MS)
                 continue
-            if self.faults.current() is None:
-                d.screen = screens.LIVE
-            elif rounds % _DIAG_EVERY == 0:
-                d.screen = screens.DIAG if d.screen == screens.LIVE else screens.LIVE
+            fault = self.faults.current() is not None
+            if rounds % _DIAG_EVERY == 0:
+                # a turn: no fault L L L H; a fault L D L D H (H: history)
+                turn = rounds // _DIAG_EVERY
+                d.screen = (turns_fault if fault else turns)[turn % (5 if fault else 4)]
+            elif not fault and d.screen == screens.DIAG:
+                d.screen = screens.LIVE  # the fault cleared: its screen goes at once
             rounds += 1
-            kind = await d.aupdate(self.snapshot(), hal.clock.ticks_ms() // 1000)
+            kind = await d.aupdate(self.snapshot(d.screen == screens.HISTORY), hal.clock.ticks_ms() // 1000)
             if kind and self.bus is not None:
                 n += 1
                 self.bus.mark("refresh%d" % n)
@@ -293,9 +332,29 @@ class App:
             self.print_status()
             await sleep_device(_STATUS_MS)
 
-    def snapshot(self):
+    def snapshot(self, history=True):
         # Everything the diagnostics screen, the cloud and the logs show.
-        return report.snapshot(self)
+        return report.snapshot(self, history)
+
+    def health_snapshot(self):
+        # What a HEALTH report encodes (uplink/health.py encode()) and no
+        # more: it is built in the uplink task when the fault set changes,
+        # which an update's start and end do, beside the updater's modules;
+        # the whole snapshot (store, tasks, cloud, tariff, history: ~2 KB)
+        # ran a 96 KB heap out of memory there (test_sim_ota).
+        st = self.store.stats()
+        o = self.ota
+        return {
+            "version": report.running_version(),
+            "build": board.NAME,
+            "reset_cause": self.reset_cause,
+            "meter": {"lqi": self.link.status.lqi},
+            "wifi": {"rssi": hal.wifi.rssi()},
+            "store": {"fill_pct": st.get("fill_pct"), "health": st.get("health")},
+            "heap_min": self.heap_min,
+            "ota": {"state": o.status.state} if o is not None else None,
+            "faults": self.faults.active(),
+        }
 
     def print_status(self):
         report.print_status(self)
@@ -335,6 +394,7 @@ def preload(protocol):
     # can be measured (on the device it is frozen in flash and takes none).
     import app.otalazy  # noqa: F401  (ota.updater only on demand: app/otalazy.py)
     import display.ui  # noqa: F401
+    import meter.history  # noqa: F401
     import store  # noqa: F401
     import uplink.uplink  # noqa: F401
     from display import driver

@@ -42,8 +42,11 @@ def running_version():
     return _running
 
 
-def snapshot(a):
+def snapshot(a, history=True):
     # -> dict: what the diagnostics screen, the cloud and the logs show.
+    # history=False: without the history's lists (screens other than
+    # history, HEALTH reports; and always while an update runs: its modules
+    # need the heap)
     now = hal.clock.ticks_ms()
     t = a.last_reading_ticks
     s = {
@@ -79,20 +82,29 @@ def snapshot(a):
             q = a._query
             if q is None or time.ticks_diff(now, q[0]) >= _QUERY_MS:
                 # the store keeps device seconds (meter/reading.py); its
-                # epoch is a UTC midnight, so days and hours line up
+                # epoch is a UTC midnight, so hours line up; "today" starts
+                # at local midnight (the link's zone, meter/localtime.py)
                 t = hal.clock.utc() - DEV_EPOCH
-                q = a._query = (now, st.energy_since(t - t % 86400), st.hourly_wh(t, 24))
+                z = a.link.zone
+                q = a._query = (now, st.energy_since(z.midnight(z.day(t))), st.hourly_wh(t, 24))
             s["today_wh"] = q[1]
             s["hourly_wh"] = q[2]
             if tariff is not None and not tariff.seeded and tariff.day >= 0:
                 # once per boot: today's energy before the link's first
                 # reading, from the log (both have seen the same readings)
-                tariff.seed(tariff.day, st.energy_since(tariff.day * 86400))
+                tariff.seed(tariff.day, st.energy_since(a.link.zone.midnight(tariff.day)))
     if tariff is not None:
         # price (minor units per kWh), currency (symbol), standing_charge,
         # cost_today (minor units, standing charge included), ...: None
         # when unknown (meter/price.py)
         s.update(tariff.figures(a.last_demand))
+    h = a.history
+    if h is not None and history and not (a.ota is not None and a.ota.busy()):
+        # days (today last), weeks, months: Wh and minor units, None
+        # unknown (meter/history.py)
+        s["history"] = h.figures()
+        if h.damaged:
+            s["history_damaged"] = h.damaged
     u = a.uplink
     if u is not None:
         us = u.status

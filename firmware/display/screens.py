@@ -1,7 +1,8 @@
-# The two screens, drawn on any framebuf canvas with .width/.height (the
-# panel drivers), from a plain status snapshot (a dict; fields in
-# docs/display.md). Layout scales between 296x128 and 250x122. The screens
-# never invent a value: a missing field is drawn as "—" or its state word.
+# The screens (live, diagnostics; history in display/screen_history.py),
+# drawn on any framebuf canvas with .width/.height (the panel drivers),
+# from a plain status snapshot (a dict; fields in docs/display.md). Layout
+# scales between 296x128 and 250x122. The screens never invent a value: a
+# missing field is drawn as "—" or its state word.
 from display import fmt
 from display import font_big as BIG
 from display import font_mid as MID
@@ -9,6 +10,7 @@ from display.text import draw, small, width
 
 LIVE = "live"
 DIAG = "diag"
+HISTORY = "history"
 STALE_S = 60  # a demand older than this is labelled "last known"
 
 
@@ -199,4 +201,11 @@ def _ago(s):
     return fmt.DASH if s is None else fmt.age(s) + " ago"
 
 
-SCREENS = {LIVE: live, DIAG: diag}
+def history(fb, st):
+    # display/screen_history.py: imported for the draw, dropped after it
+    from display import screen_history
+
+    screen_history.draw_screen(fb, st, _fault_tag)
+
+
+SCREENS = {LIVE: live, DIAG: diag, HISTORY: history}

@@ -35,6 +35,10 @@ def _fault(v):
     )
 
 
+def _seq(v):
+    return v if isinstance(v, list) else (v,)
+
+
 def check(st):
     # -> (snapshot to draw, list of bad field names; empty when clean).
     if not isinstance(st, dict):
@@ -51,6 +55,9 @@ def check(st):
     h = st.get("hourly_wh")
     if h is not None and not (isinstance(h, (list, tuple)) and all(_num(v) for v in h)):
         bad.append("hourly_wh")
+    h = st.get("history")  # meter/history.py figures(): lists of numbers/None
+    if h is not None and not (isinstance(h, dict) and all(_num(x) for v in h.values() for x in _seq(v))):
+        bad.append("history")
     for sub, fields in _SUB.items():
         d = st.get(sub)
         if d is None:

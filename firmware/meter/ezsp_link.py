@@ -16,7 +16,7 @@ import micropython
 
 import faults
 import hal
-from meter import ash, ezsp, installcode, price, supervise, zcl, zcl_price
+from meter import ash, ezsp, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_price
 from meter.devclock import DevClock
 from meter.reading import F_SUMMATION
 
@@ -84,6 +84,11 @@ class EzspLink:
         self.meter = zcl.Meter(self._reading, DevClock(hal.clock), self._on_time)
         self.tariff = price.Tariff()  # price, standing charge, today's cost
         self.price = zcl_price.PriceClient(self.tariff)
+        # local time and the meter's history (meter/zcl_hist.py); the app
+        # gives .history its meter.history.History
+        self.zone = localtime.Zone()
+        self.history = None
+        self.hist_bad = 0  # malformed answers to the history and zone reads
         ez = self.ez
         ez.on_incoming = self._incoming
         ez.on_stack_status = self._stack_status
@@ -227,6 +232,8 @@ class EzspLink:
             self.meter_nwk = sender
             self.meter_ep = src_ep
             self._locked = True
+        if buf[off + 2] == zcl.READ_ATTRIBUTES_RSP and not zcl_hist.handle(self, cluster, buf, off, n):
+            self.hist_bad += 1  # time zone, history attributes
 
     def _stack_status(self, s):
         self._stack = s
@@ -361,6 +368,7 @@ class EzspLink:
     async def _serve(self):
         c = hal.clock
         setup_at = time_at = poll_at = up_at = price_at = c.ticks_ms()
+        hist_at = ticks_add(setup_at, 60_000)  # once the scaling is known
         while True:
             if self._ev or self.closed:
                 raise LinkDown("link event")
@@ -381,6 +389,13 @@ class EzspLink:
                 await self.read(zcl_price.PRICE, zcl_price.PRICE_ATTRS)
                 known = self.tariff.raw is not None and self.tariff.standing is not None
                 price_at = ticks_add(now, (SETUP_EVERY_S if known else PRICE_RETRY_S) * 1000)
+            if ticks_diff(now, hist_at) >= 0 and c.valid():
+                # time zone and the meter's history, hourly, away from midnight
+                quiet = zcl_hist.quiet(self.zone, self.meter.clock.now())
+                for cl, attrs in zcl_hist.READS:
+                    if cl == zcl.TIME or not quiet:
+                        await self.read(cl, attrs)
+                hist_at = ticks_add(now, (60_000 if quiet else 3_600_000))
             if ticks_diff(now, poll_at) >= 0:
                 await self.read(zcl.METERING, zcl.VALUE_ATTRS)
                 poll_at = ticks_add(now, self.poll_s * 1000)
@@ -392,7 +407,11 @@ class EzspLink:
             # fixed 50 ms would poll every 100 simulated s instead of 30),
             # but at most every 2 real ms and at least every 50.
             due = min(
-                ticks_diff(poll_at, now), ticks_diff(time_at, now), ticks_diff(setup_at, now), ticks_diff(price_at, now)
+                ticks_diff(poll_at, now),
+                ticks_diff(time_at, now),
+                ticks_diff(setup_at, now),
+                ticks_diff(price_at, now),
+                ticks_diff(hist_at, now),
             )
             await asyncio.sleep_ms(min(50, max(2, c.real_ms(due))))
 

@@ -58,7 +58,9 @@ class Tariff:
         self.changes = 0  # ... that changed the price
         self.rejected = 0  # not an electricity price (unit), invalid value
         self.jumps = 0  # register steps not costed (_MAX_STEP_WH, backwards)
-        # accumulator (device seconds; day = t_s // 86400, UTC days)
+        # accumulator (device seconds; day = (t_s + off) // 86400, local
+        # days: off is the UTC offset, set by the app from the link's zone)
+        self.off = 0
         self.day = -1
         self.seeded = False  # energy before the first reading of the day known
         self._last = -1  # last delivered register, Wh
@@ -68,6 +70,12 @@ class Tariff:
         self._first = None  # (raw, digits): the day's first known price
         self._cn = 0  # closed periods today: _cn * 10**-_ck minor units
         self._ck = 0
+        # the day that closed last (meter/history.py takes its cost)
+        self.closed_day = -1
+        self.closed_wh = -1  # the energy it charged, Wh (-1 unknown)
+        self.closed_cost = None  # minor units, standing charge included
+        self._sc = standing  # the standing charge at the last reading,
+        self._scd = 0  # in these trailing digits
 
     # -- the meter's figures -------------------------------------------------
     def set_price(self, raw, digits, currency, tier=None, unit=KWH, label=None):
@@ -104,11 +112,13 @@ class Tariff:
         # valid time count. Allocates nothing.
         if flags & _F_NEED != _F_WANT:
             return
-        day = t_s // _DAY
+        day = (t_s + self.off) // _DAY
         if day != self.day:
             if day < self.day:
                 return  # a late reading of yesterday: yesterday is closed
             self._new_day(day)
+        self._sc = self.standing
+        self._scd = self.digits
         last = self._last
         self._last = delivered_wh
         if last < 0:
@@ -124,6 +134,12 @@ class Tariff:
         # Seen through midnight (the last reading was yesterday's): today is
         # all ours. After a boot or a longer gap the energy before our first
         # reading comes from seed().
+        if self.day >= 0:
+            # the standing charge of the day that ends: a new one read
+            # after its last reading belongs to the new day
+            self.closed_day = self.day
+            self.closed_cost = self.cost_today(self._sc, self._scd)
+            self.closed_wh = self._pre + self._day_wh if self.seeded else -1
         self.seeded = self.day >= 0 and day == self.day + 1 and self._last >= 0
         self.day = day
         self._wh = self._day_wh = self._pre = 0
@@ -157,10 +173,15 @@ class Tariff:
         self._wh = 0
 
     # -- what the app shows ----------------------------------------------------
-    def cost_exact(self):
+    def cost_exact(self, standing=None, sdigits=0):
         # Today's cost, standing charge included: (n, k) meaning n * 10**-k
-        # minor units, or None when any part is unknown.
-        if self.raw is None or self.day < 0 or not self.seeded or self.standing is None:
+        # minor units, or None when any part is unknown. standing, sdigits:
+        # the day's standing charge and its trailing digits when not the
+        # present ones (a tariff change at midnight, before the day closed).
+        if standing is None:
+            standing = self.standing
+            sdigits = self.digits
+        if self.raw is None or self.day < 0 or not self.seeded or standing is None:
             return None
         if self.currency not in CURRENCIES:
             return None
@@ -169,15 +190,15 @@ class Tariff:
         if self._pre:
             f = self._first or (self.raw, self.digits)
             self._add(self._pre * f[0], f[1] + 1)
-        if self.standing > 0:
-            self._add(self.standing * 100, self.digits)
+        if standing > 0:
+            self._add(standing * 100, sdigits)
         out = (self._cn, self._ck)
         self._cn, self._ck = save
         return out
 
-    def cost_today(self):
+    def cost_today(self, standing=None, sdigits=0):
         # Minor units, rounded half up; None when unknown.
-        c = self.cost_exact()
+        c = self.cost_exact(standing, sdigits)
         if c is None:
             return None
         d = 10 ** c[1]

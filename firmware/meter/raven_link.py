@@ -18,7 +18,7 @@ import micropython
 
 import faults
 import hal
-from meter import price, raven, raven_cmd, reading, supervise
+from meter import localtime, price, raven, raven_cmd, reading, supervise
 from meter.devclock import DevClock
 
 # summation too: the stick pushes it only every few minutes
@@ -51,6 +51,7 @@ class RavenLink:
         self.price = None  # (price, trailing digits) as the stick sent it
         # the RAVEn API has no standing charge: cost is energy at the price
         self.tariff = price.Tariff(standing=price.NO_STANDING)
+        self.zone = localtime.Zone()  # LocalTime - UTCTime (meter/localtime.py)
         self.warnings = 0
         self.last_warning = None
         self.sent = []  # names of the commands sent, newest last (bounded)
@@ -111,6 +112,7 @@ class RavenLink:
             else:
                 sup.state(supervise.JOINING)
         elif kind == raven.EV_TIME:
+            self.zone.stick(a, b)
             if a is not None and (not hal.clock.valid() or abs(hal.clock.utc() - a) > 2):
                 hal.clock.set_utc(a)
                 self.dclock.sync()

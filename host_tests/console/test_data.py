@@ -28,7 +28,7 @@ def _q(db_path, sql, *args):
 
 def test_fault_table_is_the_firmware_table_and_the_doc(tmp_path):
     table = data.fault_table()
-    assert len(table) == 20 and table[0] == (1, "C01", "Not set up yet: run the provisioning tool.")
+    assert len(table) == 21 and table[0] == (1, "C01", "Not set up yet: run the provisioning tool.")
     # docs/faults.md lists the same rows in the same order (the display test keeps it in step)
     doc = [
         (int(m[2]), m[1], m[3].strip())

@@ -112,6 +112,43 @@ SCENES = [
 for row in TABLE:
     SCENES.append(("diag_fault_" + row[1], "diag", _with(fault=row)))
 
+# the history screen (meter/history.py figures(): oldest first, the last
+# one still running; None unknown)
+DAYS = [9120, 8420, 10050, 7600, 12480, 15020, 8810, 9230, 4100]
+HISTORY = {
+    "days": DAYS,
+    "days_cost": [303, 284, 328, 261, 395, 464, 294, 305, 165],
+    "weeks": [61200, 58800, 66400, 70150, 63800, 21350],
+    "weeks_cost": [2032, 1961, 2189, 2301, 2117, 757],
+    "months": [265000, 248000, 251000, 232000, 221000, 198000, 187000]
+    + [192000, 205000, 226000, 247000, 262000, 271000, 61000],
+    "months_cost": [None] * 12 + [7790, 1880],
+    "weekday": 2,
+    "month": 6,
+}
+SCENES += [
+    ("history", "history", _with(history=HISTORY)),
+    (
+        # a new display: 3 days of its own, the meter's months (no cost)
+        "history_new_display",
+        "history",
+        _with(
+            history={
+                "days": [None] * 5 + [7600, 12480, 15020, 4100],
+                "days_cost": [None] * 6 + [464, 294, 165],
+                "weeks": [None] * 5 + [21350],
+                "weeks_cost": [None] * 6,
+                "months": [None] * 4 + [232000, 221000, 198000, 187000, 192000, 205000, 226000, 247000, 262000, 61000],
+                "months_cost": [None] * 14,
+                "weekday": 2,
+                "month": 6,
+            }
+        ),
+    ),
+    ("history_unknown", "history", {}),
+    ("history_lost_fault", "history", _with(history=None, fault=[r for r in TABLE if r[1] == "S04"][0])),
+]
+
 
 def main():
     # argv: PANEL RECORD [SCENE|all] [full|partial]

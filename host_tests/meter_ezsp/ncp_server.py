@@ -24,12 +24,15 @@ START = 1767225600
 
 
 class NcpServer:
-    def __init__(self, speed: float = 20, duration: float = 120, actions=(), **ncp_kw):
+    def __init__(self, speed: float = 20, duration: float = 120, actions=(), meter_start=None, **ncp_kw):
         # actions: (simulated offset s, callable(ncp)) run once at that time.
+        # meter_start: the meter ran from this UTC second (its history
+        # attributes know the days since), integrated before serving.
         self.actions = sorted(actions, key=lambda a: a[0])
         self.speed = speed
         self.duration = duration
         self.ncp_kw = ncp_kw
+        self.meter_start = meter_start
         self.ncp: EzspNcp | None = None
         self.reports: list[dict] = []
         self.polls: list[dict] = []  # the NCP's answers to the firmware's polls (EzspNcp.take_polls)
@@ -48,9 +51,20 @@ class NcpServer:
     async def _main(self):
         done = asyncio.get_running_loop().create_future()
 
+        early = None
+        if self.meter_start is not None:
+            meter = Meter(LoadProfile(1, 0), self.meter_start)
+            early = EzspNcp(meter, lambda b: None, **self.ncp_kw)
+            early.history.advance_to(START)
+            meter.advance_to(START)
+
         async def handle(reader, writer):
-            meter = Meter(LoadProfile(1, 0), START)
-            ncp = EzspNcp(meter, writer.write, **self.ncp_kw)
+            if early is not None:
+                ncp = early
+                ncp.send_bytes = writer.write
+            else:
+                meter = Meter(LoadProfile(1, 0), START)
+                ncp = EzspNcp(meter, writer.write, **self.ncp_kw)
             self.ncp = ncp
             t0 = time.monotonic()
 

@@ -57,6 +57,7 @@ from zigpy.zcl.clusters.general import Time
 from zigpy.zcl.clusters.smartenergy import Metering
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from meter_history import MeterHistory  # noqa: E402
 from ncp_ash import AshNcp  # noqa: E402
 from tariff import PROVIDER_ID, RATE_LABEL, Tariff  # noqa: E402
 
@@ -103,6 +104,8 @@ class EzspNcp(AshNcp):
         self.rng = random.Random(seed)
         self.summation_interval = summation_interval
         self.tariff = tariff or Tariff(int(meter.t))
+        # history attributes and the Time cluster's zone (tools/emu/meter_history.py)
+        self.history = MeterHistory(meter)
         self.price_sent: tuple | None = None  # (raw, tier) last published
         self.price_subscribed = False  # a GetCurrentPrice with Rx on when idle came
         self.now = float(meter.t)  # simulated time, from tick()
@@ -308,8 +311,32 @@ class EzspNcp(AshNcp):
             self._publish_price(hdr.tsn, "answer")
 
     # -- the meter's ZCL ---------------------------------------------------------
+    def _history_attr(self, cluster: int, attr: int):
+        # Metering 0x0401-0x045A and Time 0x0002-0x0005 (zigpy defines few
+        # of them): uint24 days and weeks, uint32 months; invalid = all ones
+        h = self.history
+        if cluster == Time.cluster_id:
+            v = h.time_attrs(int(self.now)).get(attr)
+            if v is None:
+                return None
+            tid = f.DataType.int32.type_id if attr in (0x0002, 0x0005) else f.DataType.uint32.type_id
+            return f.TypeValue(tid, zt.int32s(v) if attr in (0x0002, 0x0005) else zt.uint32_t(v))
+        per = h.periods(int(self.now))
+        if attr not in per:
+            return None
+        wh = per[attr]
+        if attr >= 0x0440:
+            raw = 0xFFFFFFFF if wh is None else wh * self.divisor // (1000 * self.multiplier)
+            return f.TypeValue(f.DataType.uint32.type_id, zt.uint32_t(min(raw, 0xFFFFFFFF)))
+        raw = 0xFFFFFF if wh is None else min(wh * self.divisor // (1000 * self.multiplier), 0xFFFFFE)
+        return f.TypeValue(f.DataType.uint24.type_id, zt.uint24_t(raw))
+
     def _attr(self, cluster: int, attr: int):
         m = self.meter
+        if (cluster == Metering.cluster_id and 0x0401 <= attr <= 0x045B) or (
+            cluster == Time.cluster_id and 0x0002 <= attr <= 0x0005
+        ):
+            return self._history_attr(cluster, attr)
         if cluster == Metering.cluster_id:
             values = {
                 0x0000: zt.uint48_t(m.delivered_ws * self.divisor // (3600 * 1000 * self.multiplier)),
@@ -449,6 +476,7 @@ class EzspNcp(AshNcp):
         send = deliver and self.network_up
         while min(self.next_demand, self.next_summation) <= now:
             ts = min(self.next_demand, self.next_summation)
+            self.history.advance_to(ts)  # the register at each local midnight on the way
             self.meter.advance_to(ts)
             if send:
                 self._price_change(ts)  # before any report made under the new price

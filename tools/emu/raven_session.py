@@ -19,6 +19,7 @@ import asyncio
 import sys
 import xml.etree.ElementTree as ET
 
+from emu.meter_history import uk_offset
 from emu.tariff import from_args
 from raven_xml import Stick
 
@@ -163,7 +164,7 @@ class Session:
         elif name in ("get_connection_status", "get_network_info"):
             self.send(st.connection_status("Connected", link=self.rng.randint(60, 100)))
         elif name == "get_time":
-            self.send(st.time(t))
+            self.send(st.time(t, t + uk_offset(t)))  # LocalTime: UK rules (emu/meter_history.py)
         elif name == "get_current_price":
             self.price(t, "answer")
         elif name == "get_instantaneous_demand":
@@ -203,7 +204,7 @@ class Session:
                 w.mute_until = t + dur
             quiet = self.muted() or self.resetting
             if t == next_t and not quiet:
-                self.push("time", t, self.stick.time(t), utc=t)
+                self.push("time", t, self.stick.time(t, t + uk_offset(t)), utc=t)
             if not quiet and self.price_sent is not None and self.price_sent != self.tariff.at(t):
                 self.price(t, "change")  # the stick pushes a new price
             for due, kind, report in ((next_s, "summation", self.summation), (next_d, "demand", self.demand)):
