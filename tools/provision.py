@@ -117,6 +117,8 @@ def build(args: argparse.Namespace) -> dict:
         cfg["install_code"] = args.install_code.replace("-", "").replace(" ", "").upper()
     if args.nat_timeout is not None:
         cfg["nat_timeout_s"] = args.nat_timeout
+    if args.utc_offset is not None:
+        cfg["utc_offset_min"] = args.utc_offset
     return cfg
 
 
@@ -210,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         "--nat-timeout",
         type=int,
         help="idle timeout of the home router's UDP mappings, s (30..600; default 60): sets the uplink keep-alive",
+    )
+    m.add_argument(
+        "--utc-offset",
+        type=int,
+        help="local time's offset from UTC in minutes, no DST (-720..840), for a meter without a time zone",
     )
     m.add_argument("-o", "--out", required=True, help="config file to write (Unix board: <state dir>/config.json)")
     m.set_defaults(fn=cmd_make)

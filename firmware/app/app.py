@@ -131,6 +131,10 @@ class App:
         link = self.link
         h = self.history = History((sd() if sd else "") + "/" + FILE, self.cfg.device_id, link.zone, link.tariff)
         link.history = h  # EZSP: the meter's history attributes go to it
+        off = self.cfg.utc_offset_min
+        if off is not None and link.zone.source == "utc":
+            # the configuration's offset until the meter (or the stick) says
+            link.zone.set(off * 60, -1, -1, 0, "config")
         self.history_tick()
         h.resume(self.store)
 

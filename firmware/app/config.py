@@ -13,6 +13,8 @@
 #   meter_protocol  "ezsp" or "raven"
 #   install_code    hex, 8/10/14/18 bytes incl. CRC-16/X-25 (required: ezsp)
 #   ota_keys        1..3 trusted OTA key digests, 64 hex digits each
+#   utc_offset_min  optional, -720..840: local time's offset from UTC in
+#                   minutes (no DST) when the meter gives no time zone
 #   nat_timeout_s   optional, 30..600 (default 60): idle timeout of the home
 #                   router's UDP mappings; sets the uplink keep-alive
 # Validation collects every problem with the field name, so the display and
@@ -29,7 +31,7 @@ FORMAT = 1
 FILE = "config.json"
 PROTOCOLS = ("ezsp", "raven")
 _INSTALL_CODE_LENS = (8, 10, 14, 18)
-_OPTIONAL = ("install_code", "nat_timeout_s")
+_OPTIONAL = ("install_code", "nat_timeout_s", "utc_offset_min")
 NAT_TIMEOUT_S = 60  # a common home-router UDP idle timeout (docs/uplink.md)
 # Parse bounds. The largest valid config (4 endpoints of 253-character hosts,
 # an SSID of 32 escaped non-ASCII characters, 3 OTA keys, indented) is about
@@ -66,6 +68,7 @@ class Config:
         self.install_code = binascii.unhexlify(ic) if ic else None
         self.ota_keys = [binascii.unhexlify(k) for k in d["ota_keys"]]
         self.nat_timeout_s = d.get("nat_timeout_s", NAT_TIMEOUT_S)
+        self.utc_offset_min = d.get("utc_offset_min")  # None: the meter's zone, else UTC
 
 
 def default_path():
@@ -187,6 +190,7 @@ def validate(d):
         "install_code",
         "ota_keys",
         "nat_timeout_s",
+        "utc_offset_min",
     )
     for k in known:
         if k not in d and k not in _OPTIONAL:
@@ -239,6 +243,8 @@ def validate(d):
                 errors.append("install_code: CRC is %04x, the code's digits give %04x (typo?)" % (got, want))
     if "nat_timeout_s" in d:
         _int(errors, "nat_timeout_s", d["nat_timeout_s"], 30, 600)
+    if "utc_offset_min" in d:
+        _int(errors, "utc_offset_min", d["utc_offset_min"], -720, 840)
     keys = d.get("ota_keys", ())
     if "ota_keys" not in d:
         pass

@@ -6,6 +6,7 @@
 #   RAVEn  TimeCluster's LocalTime - UTCTime (the offset in force now; the
 #          stick gives no DST dates, so a change shows at its next push)
 #   saved  the last one known, from the history file (meter/history.py)
+#   config utc_offset_min of the configuration (app/app.py), no DST
 # else UTC. Nothing here runs per reading. Kept small: every name costs
 # heap on the device even frozen.
 from micropython import const
@@ -22,7 +23,7 @@ class Zone:
         self.dst_start = -1  # device seconds; -1 none
         self.dst_end = -1
         self.dst_shift = 0
-        self.source = "utc"  # "meter", "stick", "saved"
+        self.source = "utc"  # "meter", "stick", "saved", "config"
         self.rejected = 0  # offsets out of range, ignored
 
     def offset(self, t_s):

@@ -58,6 +58,21 @@ def test_nat_timeout_is_optional_and_bounded():
     assert config.load().nat_timeout_s == 300
 
 
+def test_utc_offset_is_optional_and_bounded():
+    _write(GOOD)
+    assert config.load().utc_offset_min is None  # the meter's time zone, else UTC
+    _write(dict(GOOD, utc_offset_min=-300))
+    assert config.load().utc_offset_min == -300
+    for bad, why in ((841, "841 out of range -720..840"), ("60", "expected an integer")):
+        _write(dict(GOOD, utc_offset_min=bad))
+        try:
+            config.load()
+        except config.ConfigError as e:
+            assert e.errors == ["utc_offset_min: " + why], e.errors
+        else:
+            raise AssertionError("accepted utc_offset_min %r" % (bad,))
+
+
 def test_missing_file_is_config_missing_without_defaults():
     try:
         config.load()
