@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from emu.meter_history import MeterHistory  # noqa: E402
 from loadprofile import LoadProfile, Meter  # noqa: E402
 
 
@@ -101,6 +102,9 @@ class World:
                 # the register at local midnights (tools/emu/meter_history.py)
                 self.meter.marks = {int(k): v for k, v in st.get("marks", {}).items()}
                 self.meter.advance_to(a.start)  # the meter ran while we were away
+        # its register at local midnights from now on (tools/emu/meter_history.py:
+        # a start at midnight knows that day; the EZSP NCP serves them)
+        MeterHistory(self.meter)
 
     def save_meter(self) -> None:
         if self.args.meter_state and self.meter is not None:
