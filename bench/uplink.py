@@ -74,6 +74,7 @@ CPU_DAY = ROOT / "host_tests" / "uplink" / "cpu_day.py"
 
 DATA_CAP = 1166  # firmware/uplink/datagram.py (wire version 2)
 IP_UDP = 28
+KA_LEN = 9  # a keep-alive: device id, seq byte, token (docs/wire-format.md)
 TCP_SEGMENT_HEADERS = 20 + 32  # IPv4 + TCP with the timestamps option (Linux default)
 F_DEFAULT = 1 | 2 | 4  # time valid, demand, summation (firmware/meter/reading.py)
 F_RECEIVED = 8
@@ -361,7 +362,7 @@ def main(argv=None) -> int:
         out["wire_bytes_up_per_day"] = round(dev["wire_bytes_in"] * per_day)
         out["wire_bytes_down_per_day"] = round(dev["wire_bytes_out"] * per_day)
         out["datagrams_per_day"] = round((dev["datagrams_in"] + dev["datagrams_out"]) * per_day)
-        out["keepalive_bytes_per_day"] = round(st["keepalives"] * (4 + IP_UDP) * per_day)
+        out["keepalive_bytes_per_day"] = round(st["keepalives"] * (KA_LEN + IP_UDP) * per_day)
         out["wire_bytes_per_day_by_kind"] = {
             k: round(v["wire_bytes"] * per_day)
             for k, v in sorted(dev["traffic"].items(), key=lambda kv: -kv[1]["bytes"])

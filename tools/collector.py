@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Uplink collector: receives, authenticates, decodes, de-duplicates and ACKs device
-datagrams, pushes commands; the asyncio server and the CLI. The SQLite tables,
-accounting, stats and CSV export are in collector_store.py.
+datagrams, enforces the per-device limits, pushes commands; and the CLI. The
+asyncio server is collector_server.py; the SQLite transactions, tables and
+accounting collector_store.py (schema: collector_schema.py, stats and CSV:
+collector_reports.py).
 
     collector.py add-device --db ihd.sqlite 4097 --key HEX [--key-id 0]
     collector.py serve --db ihd.sqlite --listen 0.0.0.0:4700 [--listen [::]:4700 ...]
@@ -30,7 +32,6 @@ import venvexec  # noqa: F401  (first: run as a script by another Python, re-run
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import signal
 import struct
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uplink_codec as codec  # noqa: E402
 import uplink_wire as wire  # noqa: E402
 from collector_db import db_errors, is_postgres, open_collector, sqlite_path  # noqa: E402
+from collector_server import crash_hook, parse_listen, serve  # noqa: E402,F401  (serve: part of this module's API)
 from collector_store import Commit, Outcome, Store  # noqa: E402
 
 # A command is pushed unasked to the address a device was last heard from, if
@@ -95,17 +97,13 @@ class Collector(Store):
         self.vias: dict[str, object] = {}
         self.push_window_s = push_window_s
         self.sender = None
-        self.crash_hook = _crash_hook()
-        self.ka = wire.KeepaliveIndex()
-        for dev, key, top in self._devices():
-            self.ka.refresh(dev, key, top)
+        self.crash_hook = crash_hook()
 
     # -- administration --------------------------------------------------------
     def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
         if len(key) != 32:
             raise ValueError(f"key must be 32 bytes, got {len(key)}")
-        top = self._upsert_device(device_id, key, key_id)  # a new key starts the window afresh
-        self.ka.refresh(device_id, key, top)
+        self._upsert_device(device_id, key, key_id)  # a new key starts the window afresh
 
     def queue_command(self, device_id: int, kind: int, payload: bytes) -> int:
         """Queue a command; sent with every reply to the device until it reports DONE."""
@@ -161,19 +159,21 @@ class Collector(Store):
             # unauthenticated, so counted under 0: no row per claimed id
             self._reject(0, "bad_type")
             return []
-        if d.type == wire.T_KEEPALIVE:
-            hit = self.ka.lookup(d.raw)
-            if hit is None:  # forged, replayed, or too far ahead: the device resyncs with a HELLO
-                self._reject(0, "bad_keepalive")
-                return []
-            d.device_id, d.seq = hit
         st = self.device_state(d.device_id)
         if st is None:
             self._reject(0, "unknown_device")
             return []
         kid, key, nonce = st.key_id, st.key, st.nonce
-        win = wire.Window(st.top, st.bits)
-        if d.type != wire.T_KEEPALIVE:
+        win = wire.Window(st.top, st.bits, st.ka_bits)
+        if d.type == wire.T_KEEPALIVE:
+            # The one seq its low byte can mean above the window, one HMAC: a
+            # guess costs no memory and fits this device only.
+            seq = win.ka_seq(d.seq)
+            if seq is None or not wire.keepalive_ok(key, d, seq):
+                self._reject(d.device_id, "bad_keepalive")  # forged, or too far ahead: HELLO resyncs
+                return []
+            d.seq = seq
+        else:
             if d.key_id != kid:
                 self._reject(d.device_id, "unknown_key")
                 return []
@@ -231,8 +231,11 @@ class Collector(Store):
             nonce = d.nonce  # replies are bound to this boot from now on
         else:
             c.kind = "keepalive"
-        win.accept(d.seq)
-        c.window = (win.top, win.bits)
+        if d.type == wire.T_KEEPALIVE:
+            win.ka_accept(d.seq)  # never moves the window: a forged one cannot desynchronise
+        else:
+            win.accept(d.seq)
+        c.window = (win.top, win.bits, win.ka)
 
         def respond(o: Outcome):
             if o.conflict:
@@ -255,9 +258,7 @@ class Collector(Store):
             kind = "command" if cmds else "ack" if ack[1] else "health_ack" if c.health else "hello_reply"
             return [(kind, reply)], cmds
 
-        out = self.commit_datagram(c, respond)  # readings durable before the ACK leaves
-        self.ka.refresh(d.device_id, key, win.top)
-        return out
+        return self.commit_datagram(c, respond)  # readings durable before the ACK leaves
 
     def _refuse_stale(self, d, key: bytes, kid: int, win: wire.Window, challenge: int) -> list[bytes]:
         """An authentic HELLO below the window: a device that lost its sequence numbers (or
@@ -269,7 +270,7 @@ class Collector(Store):
         new = not challenge
         if new:
             challenge = secrets.randbits(32) or 1
-        min_seq = min(win.top + 1, wire.SEQ_LIMIT - 1)
+        min_seq = min(win.latest() + 1, wire.SEQ_LIMIT - 1)
 
         def build() -> bytes:
             return wire.build_refuse(
@@ -299,101 +300,13 @@ class Collector(Store):
                 via = next(iter(self.vias.values()))  # restarted on other sockets: any will do
 
             def build(st=st, cmds=cmds, dev=dev) -> bytes:
-                return wire.build_reply(st.key, dev, st.key_id, self._next_seq(), st.top, 0, 0, cmds, nonce=st.nonce)
+                latest = wire.Window(st.top, st.bits, st.ka_bits).latest()  # the route's datagram
+                return wire.build_reply(st.key, dev, st.key_id, self._next_seq(), latest, 0, 0, cmds, nonce=st.nonce)
 
             reply = self.commit_push(dev, cmds, build)
             self.sender(reply, st.route[0], via)
             n += 1
         return n
-
-
-def _crash_hook():
-    """Test hook: IHD_COLLECTOR_KILL=POINT:N (in_txn, committed, sent) kills this process
-    with SIGKILL the Nth time it reaches POINT (host_tests/uplink/test_collector_crash.py)."""
-    spec = os.environ.get("IHD_COLLECTOR_KILL")
-    if not spec:
-        return None
-    point, _, n = spec.partition(":")
-    left = [int(n or 1)]
-
-    def hook(at: str) -> None:
-        if at == point:
-            left[0] -= 1
-            if left[0] <= 0:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, col: Collector) -> None:
-        self.col = col
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        out = self.col.handle(data, addr, self.transport)
-        for reply in out:
-            if self.transport is not None:
-                self.transport.sendto(reply, addr)
-        if out and self.col.crash_hook is not None:
-            self.col.crash_hook("sent")
-
-    def error_received(self, exc) -> None:
-        pass  # ICMP errors (device gone): nothing to do, the device retries
-
-
-def parse_listen(s: str) -> tuple[str, int]:
-    host, _, port = s.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"{s!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
-def _send(data: bytes, addr, via) -> None:
-    if via is not None and not via.is_closing():
-        via.sendto(data, addr)
-
-
-async def _push_loop(col: Collector, poll_s: float) -> None:
-    # Commands queued by another process (the CLI) reach serve through the
-    # database; those queued in this process are pushed by queue_command().
-    while True:
-        await asyncio.sleep(poll_s)
-        try:
-            col.push_pending()
-        except db_errors() as e:  # a locked database, a database restarting: next round
-            print(f"collector: push: {e}", file=sys.stderr)
-
-
-async def serve(
-    col: Collector, listen: list[tuple[str, int]], stats_every: float = 0, ready=None, poll_s: float = 1.0
-) -> None:
-    loop = asyncio.get_running_loop()
-    transports = []
-    for host, port in listen:
-        t, _ = await loop.create_datagram_endpoint(lambda: _Protocol(col), local_addr=(host, port))
-        transports.append(t)
-        col.via_key(t)  # a route saved before a restart finds its socket again
-        print(f"collector: listening on {host}:{port}", file=sys.stderr, flush=True)
-    col.sender = _send
-    pusher = asyncio.ensure_future(_push_loop(col, poll_s))
-    if ready is not None:
-        ready.set()
-    try:
-        while True:
-            await asyncio.sleep(stats_every or 3600)
-            if stats_every:
-                s = col.stats()
-                n = sum(d["readings"] for d in s["devices"].values())
-                print(f"collector: {len(s['devices'])} devices, {n} readings, rejects {s['rejects']}", file=sys.stderr)
-    finally:
-        col.sender = None
-        pusher.cancel()
-        for t in transports:
-            t.close()
 
 
 def _kind(s: str) -> int:
@@ -468,6 +381,7 @@ def main(argv=None) -> int:
         return 2
     try:
         if a.cmd == "serve":
+            signal.signal(signal.SIGTERM, _stop)  # a stop, like ^C: the reject counters are written
             asyncio.run(serve(col, a.listen or [("0.0.0.0", 4700)], a.stats_every, poll_s=a.poll))
         elif a.cmd == "add-device":
             key = bytes.fromhex(a.key) if a.key else secrets.token_bytes(32)
@@ -502,8 +416,12 @@ def main(argv=None) -> int:
         print(f"collector: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        pass
+        col.flush_rejects()
     return 0
+
+
+def _stop(*_) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

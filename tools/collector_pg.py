@@ -81,6 +81,13 @@ ALTER TABLE devices ADD COLUMN seq_bits bigint NOT NULL DEFAULT -1, ADD COLUMN r
     ADD COLUMN rd_tokens double precision, ADD COLUMN bucket_at double precision;
 """,
     ),
+    (
+        3,
+        "keep-alive seqs taken above the window, when the latest boot was heard (SQLite schema 5)",
+        """
+ALTER TABLE devices ADD COLUMN ka_bits bigint NOT NULL DEFAULT 0, ADD COLUMN hello_at double precision;
+""",
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 MONTHS_BACK, MONTHS_AHEAD = 12, 2  # partitions maintain() keeps ready around today
@@ -146,6 +153,8 @@ class PgStore(Store):
         self._lock_for = None  # the Commit whose device row _begin locks
         self._async_commit = False  # this transaction's COMMIT need not wait for the WAL flush
         self._read: dict[int, tuple[int, int]] = {}  # (seq_top, seq_bits) as device_state() last read them
+        self._rejects: dict[tuple[int, str], int] = {}  # Store._reject's counts not yet written
+        self._rejects_at = time.monotonic()
 
     # -- schema ------------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -267,14 +276,18 @@ class PgStore(Store):
             "INSERT INTO devices(device_id, key_id, key) VALUES(?,?,?) "
             "ON CONFLICT(device_id) DO UPDATE SET key_id=excluded.key_id, key=excluded.key, "
             f"seq_top=CASE WHEN {same} THEN devices.seq_top ELSE -1 END, "
+            f"ka_bits=CASE WHEN {same} THEN devices.ka_bits ELSE 0 END, "
             f"nonce=CASE WHEN {same} THEN devices.nonce ELSE 0 END, "
             f"challenge=CASE WHEN {same} THEN devices.challenge ELSE 0 END "
             "RETURNING seq_top",
             (device_id, key_id, bytes(key)),
         ).fetchone()[0]
 
-    def _set_boot(self, device_id: int, nonce: int, epoch: int, cmd_mark: int) -> None:
-        self.db.execute("UPDATE devices SET nonce=?, epoch=?, challenge=0 WHERE device_id=?", (nonce, epoch, device_id))
+    def _set_boot(self, device_id: int, nonce: int, epoch: int, cmd_mark: int, now: float) -> None:
+        self.db.execute(
+            "UPDATE devices SET nonce=?, epoch=?, challenge=0, hello_at=? WHERE device_id=?",
+            (nonce, epoch, now, device_id),
+        )
         if cmd_mark > 0:  # new command ids go above what the device ran (the next is cmd_mark + 1 or more)
             self.db.execute(
                 "SELECT setval('commands_cmd_id_seq', ?) FROM commands_cmd_id_seq"
@@ -312,12 +325,6 @@ class PgStore(Store):
         if dups:
             self.db.execute("UPDATE devices SET duplicates=duplicates+? WHERE device_id=?", (dups, device_id))
         return dups
-
-    def _reject(self, device_id: int, reason: str) -> None:
-        self.db.execute(
-            "INSERT INTO rejects VALUES(?,?,1) ON CONFLICT(device_id, reason) DO UPDATE SET count=rejects.count+1",
-            (device_id, reason),
-        )
 
     def _count(self, device_id: int, kind: str, nbytes: int) -> None:
         self.db.execute(

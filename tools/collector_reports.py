@@ -12,6 +12,7 @@ class Reports:
     db: object  # the Store's sqlite3 connection
 
     def stats(self) -> dict:
+        self.flush_rejects()  # type: ignore[attr-defined]
         devs = {}
         for row in self.db.execute(
             "SELECT device_id, bytes_in, bytes_out, dgrams_in, dgrams_out, duplicates, last_seen, "

@@ -17,8 +17,9 @@ CREATE TABLE IF NOT EXISTS devices (
     bytes_in INTEGER NOT NULL DEFAULT 0, bytes_out INTEGER NOT NULL DEFAULT 0,
     dgrams_in INTEGER NOT NULL DEFAULT 0, dgrams_out INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0, last_addr TEXT, last_seen REAL,
-    seq_bits INTEGER NOT NULL DEFAULT -1, route_addr TEXT, route_via TEXT, route_at REAL,
-    dg_tokens REAL, rd_tokens REAL, bucket_at REAL);
+    seq_bits INTEGER NOT NULL DEFAULT -1, ka_bits INTEGER NOT NULL DEFAULT 0,
+    route_addr TEXT, route_via TEXT, route_at REAL,
+    dg_tokens REAL, rd_tokens REAL, bucket_at REAL, hello_at REAL);
 CREATE TABLE IF NOT EXISTS readings (
     device_id INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
     demand_w INTEGER NOT NULL, delivered_wh INTEGER NOT NULL, received_wh INTEGER NOT NULL,
@@ -51,16 +52,21 @@ CREATE INDEX IF NOT EXISTS health_by_device ON health (device_id, received_utc);
 # 4 persists the whole replay window (seq_bits beside seq_top), the route
 # (where pushes go) and the per-device rate buckets, so a restart (or kill -9)
 # forgets nothing a reply depended on. Opening an older database brings it
-# to the current version (an older window's bits are unknown: all taken as seen).
-SCHEMA_VERSION = 4
+# to the current version (an older window's bits are unknown: all taken as
+# seen). 5 adds ka_bits (keep-alives are found by device id and taken above
+# the window without moving it: docs/uplink.md, "Keep-alive and routing")
+# and hello_at (when the device's latest boot was heard: its HELLO taken).
+SCHEMA_VERSION = 5
 _V4 = {
     "seq_bits": "INTEGER NOT NULL DEFAULT -1",
+    "ka_bits": "INTEGER NOT NULL DEFAULT 0",
     "route_addr": "TEXT",
     "route_via": "TEXT",
     "route_at": "REAL",
     "dg_tokens": "REAL",
     "rd_tokens": "REAL",
     "bucket_at": "REAL",
+    "hello_at": "REAL",
 }
 
 # Wire version 2 (docs/wire-format.md): readings and live rows are keyed by
@@ -106,6 +112,7 @@ class DeviceState:
     dg_tokens: float | None  # rate buckets (collector.py: limits); None: full
     rd_tokens: float | None
     bucket_at: float | None
+    ka_bits: int  # keep-alive seqs taken above top (bit i = top + 1 + i)
 
 
 @dataclass
@@ -116,7 +123,7 @@ class Commit:
     kind: str  # traffic kind in
     nbytes: int
     now: float
-    window: tuple[int, int]  # (top, bits) with this datagram accepted
+    window: tuple[int, int, int]  # (top, bits, keep-alive bits) with this datagram accepted
     route: tuple  # (addr, via key, time) pushes go to from now on
     buckets: tuple[float, float]  # (datagram tokens, reading tokens) left
     readings: tuple | None = None  # (epoch, first seq, rows)

@@ -17,6 +17,7 @@ import ast
 import functools
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import uplink_wire as wire
@@ -77,11 +78,10 @@ class Store(Reports):
         self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
         self.seq = self.reserved = 0
         self.crash_hook = None  # test hook: crash_hook(point) may kill the process there
+        self._rejects: dict[tuple[int, str], int] = {}  # counts not yet written (_reject)
+        self._rejects_at = time.monotonic()
 
     # -- devices and commands --------------------------------------------------
-    def _devices(self) -> list[tuple[int, bytes, int]]:
-        return [(d, bytes(k), t) for d, k, t in self.db.execute("SELECT device_id, key, seq_top FROM devices")]
-
     def _device(self, device_id: int) -> tuple[int, bytes, int, int, int] | None:
         """(key_id, key, seq_top, nonce, challenge) of a registered device, else None."""
         st = self.device_state(device_id)
@@ -92,13 +92,14 @@ class Store(Reports):
         Nothing of it is cached in memory: each datagram reads it and commits it back."""
         row = self.db.execute(
             "SELECT key_id, key, seq_top, seq_bits, nonce, challenge, route_addr, route_via, route_at,"
-            " dg_tokens, rd_tokens, bucket_at FROM devices WHERE device_id=?",
+            " dg_tokens, rd_tokens, bucket_at, ka_bits FROM devices WHERE device_id=?",
             (device_id,),
         ).fetchone()
         if row is None:
             return None
         route = None if row[6] is None else (tuple(json.loads(row[6])), row[7], row[8])
-        return DeviceState(device_id, row[0], bytes(row[1]), row[2], row[3] & _U64, row[4], row[5], route, *row[9:])
+        top, bits, ka = row[2], row[3] & _U64, row[12] & _U64
+        return DeviceState(device_id, row[0], bytes(row[1]), top, bits, row[4], row[5], route, *row[9:12], ka)
 
     def route(self, device_id: int) -> tuple | None:
         """(addr, via key, time) the device's last authentic datagram came from, else None."""
@@ -107,7 +108,7 @@ class Store(Reports):
 
     def window(self, device_id: int) -> wire.Window:
         st = self.device_state(device_id)
-        return wire.Window() if st is None else wire.Window(st.top, st.bits)
+        return wire.Window() if st is None else wire.Window(st.top, st.bits, st.ka_bits)
 
     # -- the transactions: all a datagram changes, or nothing -------------------
     def _begin(self) -> None:
@@ -143,7 +144,7 @@ class Store(Reports):
             if c.health is not None:
                 self._store_health(dev, *c.health, c.now)
             if c.boot is not None:
-                self._set_boot(dev, *c.boot)
+                self._set_boot(dev, *c.boot, c.now)
             if c.done is not None:
                 self._mark_done(dev, *c.done, c.now)
             pending = [] if conflict else self._pending(dev)
@@ -154,19 +155,20 @@ class Store(Reports):
             if c.readings is not None:
                 kind = "data_conflict" if conflict else "data_repeat" if dups == len(c.readings[2]) else kind
             if conflict:
-                self._reject(dev, "conflict")
+                self._reject_now(dev, "conflict")
             for k, r in replies:
                 self._count(dev, k, len(r))
             self._count(dev, kind, c.nbytes)
-            top, bits = c.window
+            top, bits, ka = c.window
             addr, via, route_at = c.route
             self.db.execute(
-                "UPDATE devices SET seq_top=?, seq_bits=?, route_addr=?, route_via=?, route_at=?, dg_tokens=?,"
-                " rd_tokens=?, bucket_at=?, bytes_in=bytes_in+?, bytes_out=bytes_out+?, dgrams_in=dgrams_in+1,"
-                " dgrams_out=dgrams_out+?, last_addr=?, last_seen=? WHERE device_id=?",
+                "UPDATE devices SET seq_top=?, seq_bits=?, ka_bits=?, route_addr=?, route_via=?, route_at=?,"
+                " dg_tokens=?, rd_tokens=?, bucket_at=?, bytes_in=bytes_in+?, bytes_out=bytes_out+?,"
+                " dgrams_in=dgrams_in+1, dgrams_out=dgrams_out+?, last_addr=?, last_seen=? WHERE device_id=?",
                 (
                     top,
                     _s64(bits),
+                    _s64(ka),
                     json.dumps(list(addr)),
                     via,
                     route_at,
@@ -194,7 +196,7 @@ class Store(Reports):
             if new_challenge:
                 self._set_challenge(device_id, challenge)
             ref = build()
-            self._reject(device_id, "stale")
+            self._reject_now(device_id, "stale")
             self._count(device_id, "hello_stale", nbytes_in)
             self._count(device_id, "refuse", len(ref))
             self._account_out(device_id, len(ref))
@@ -226,15 +228,19 @@ class Store(Reports):
             "INSERT INTO devices(device_id, key_id, key) VALUES(?,?,?) "
             "ON CONFLICT(device_id) DO UPDATE SET key_id=excluded.key_id, key=excluded.key, "
             "seq_top=CASE WHEN key=excluded.key AND key_id=excluded.key_id THEN seq_top ELSE -1 END, "
+            "ka_bits=CASE WHEN key=excluded.key AND key_id=excluded.key_id THEN ka_bits ELSE 0 END, "
             "nonce=CASE WHEN key=excluded.key AND key_id=excluded.key_id THEN nonce ELSE 0 END, "
             "challenge=CASE WHEN key=excluded.key AND key_id=excluded.key_id THEN challenge ELSE 0 END",
             (device_id, key_id, key),
         )
         return self.db.execute("SELECT seq_top FROM devices WHERE device_id=?", (device_id,)).fetchone()[0]
 
-    def _set_boot(self, device_id: int, nonce: int, epoch: int, cmd_mark: int) -> None:
+    def _set_boot(self, device_id: int, nonce: int, epoch: int, cmd_mark: int, now: float) -> None:
         """An accepted HELLO: replies are bound to its nonce from now on; command ids go above cmd_mark."""
-        self.db.execute("UPDATE devices SET nonce=?, epoch=?, challenge=0 WHERE device_id=?", (nonce, epoch, device_id))
+        self.db.execute(
+            "UPDATE devices SET nonce=?, epoch=?, challenge=0, hello_at=? WHERE device_id=?",
+            (nonce, epoch, now, device_id),
+        )
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='commands'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES('commands', ?)", (cmd_mark,))
@@ -351,11 +357,39 @@ class Store(Reports):
         return dups
 
     # -- accounting ----------------------------------------------------------------
+    _ADD_REJECTS = (  # SQLite and PostgreSQL alike
+        "INSERT INTO rejects VALUES(?,?,?) ON CONFLICT(device_id, reason)"
+        " DO UPDATE SET count=rejects.count+excluded.count"
+    )
+
     def _reject(self, device_id: int, reason: str) -> None:
-        self.db.execute(
-            "INSERT INTO rejects VALUES(?,?,1) ON CONFLICT(device_id, reason) DO UPDATE SET count=count+1",
-            (device_id, reason),
-        )
+        """Count a dropped datagram (outside a transaction). Kept in memory (at most
+        (registered devices + 1) x reasons entries, written at 256 or after a second):
+        a write, with its fsync, per forged or flooded datagram would make garbage cost
+        the collector a disk write each. A crash loses at most a second of these
+        counters, never a reading."""
+        k = (device_id, reason)
+        self._rejects[k] = self._rejects.get(k, 0) + 1
+        if len(self._rejects) >= 256 or time.monotonic() - self._rejects_at > 1.0:
+            self.flush_rejects()
+
+    def _reject_now(self, device_id: int, reason: str) -> None:
+        """Count a refusal inside the transaction that sends it (stale, conflict)."""
+        self.db.execute(self._ADD_REJECTS, (device_id, reason, 1))
+
+    def flush_rejects(self) -> None:
+        """Write the counts _reject() kept (the server does every poll, stats() first)."""
+        if self._rejects:
+            rows = [(d, r, n) for (d, r), n in self._rejects.items()]
+            self._rejects.clear()
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany(self._ADD_REJECTS, rows)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        self._rejects_at = time.monotonic()
 
     def _count(self, device_id: int, kind: str, nbytes: int) -> None:
         self.db.execute(

@@ -170,13 +170,21 @@ class Injector:
             if rec["boot_real"] is None or rec["stored_s"] is not None:
                 continue
             try:
-                seen = self._query("SELECT last_seen FROM devices WHERE device_id = ?")
+                seen = self._query("SELECT last_seen, hello_at FROM devices WHERE device_id = ?")
                 q = "SELECT MIN(received_at) FROM readings WHERE device_id = ? AND received_at > "
                 stored = self._query(q + repr(rec["boot_real"]))
             except sqlite3.OperationalError:
                 continue  # the collector is writing its schema: next time
-            if rec["heard_s"] is None and seen and seen[0][0] and seen[0][0] > rec["boot_real"]:
-                rec["heard_s"] = round((seen[0][0] - rec["boot_real"]) * self.a.speed)
+            # After a boot, heard = the collector took its HELLO (hello_at, exact);
+            # last_seen is only the newest datagram at this look, which moved the
+            # figure by a look's interval (20-95 s for a device answered at 5 s).
+            # A collector fault has no boot: the first datagram seen after it.
+            if rec["heard_s"] is None and seen:
+                last, hello = seen[0]
+                boot = rec["kind"].split(":")[0] not in COLLECTOR_KINDS
+                t = hello if boot else last
+                if t and t > rec["boot_real"]:
+                    rec["heard_s"] = round((t - rec["boot_real"]) * self.a.speed)
             if stored and stored[0][0]:
                 rec["stored_s"] = round((stored[0][0] - rec["boot_real"]) * self.a.speed)
 

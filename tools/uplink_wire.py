@@ -33,8 +33,10 @@ TYPE_NAMES = {
 
 HDR = 11
 TAG = 12
-KA_LEN = 4  # a keep-alive is only its token; every other datagram is longer
-KA_AHEAD = 64  # tokens the collector expects per device: seqs top+1 .. top+KA_AHEAD
+KA_LEN = 9  # a keep-alive: device id u32, seq & 0xFF, token u32; every other datagram is longer
+KA_TOKEN = 4  # its 32-bit tag
+KA_OLD_LEN = 4  # the keep-alive before: a bare token, looked up fleet-wide (refused: bad_keepalive)
+KA_AHEAD = 64  # keep-alive seqs the collector takes per device: top+1 .. top+KA_AHEAD
 MAX_DGRAM = 1200
 DATA_HEAD = 22
 HELLO_BODY = 20
@@ -99,7 +101,7 @@ def tag(key: bytes, data: bytes, n: int = TAG) -> bytes:
 class Datagram:
     type: int
     device_id: int
-    seq: int  # full 32-bit sequence number (keep-alive: low 16 bits until resolved)
+    seq: int  # full 32-bit sequence number (keep-alive: its low byte until resolved)
     key_id: int | None = None  # None: keep-alive (implicit key)
     body: bytes = b""
     # type-specific fields
@@ -131,7 +133,10 @@ def parse(data: bytes) -> Datagram:
     if n < 1:
         raise WireError("truncated", "empty datagram")
     if n == KA_LEN:
-        return Datagram(T_KEEPALIVE, 0, 0, raw=bytes(data))
+        # seq: only its low byte until Window.ka_seq() resolves it; body: the token
+        return Datagram(T_KEEPALIVE, int.from_bytes(data[:4], "big"), data[4], body=bytes(data[5:]), raw=bytes(data))
+    if n == KA_OLD_LEN:
+        raise WireError("bad_keepalive", "4-byte keep-alive of firmware before the device id was in it")
     t = data[0]
     if t >> 4 != VERSION or t not in TYPE_NAMES or t == T_KEEPALIVE:
         raise WireError("bad_type", f"type byte 0x{t:02x} is not a version-{VERSION} datagram")
@@ -253,7 +258,7 @@ def verify(d: Datagram, key: bytes, nonce: int | None = None) -> bool:
 
 
 def keepalive_token(key: bytes, dev: int, seq: int) -> bytes:
-    return tag(key, bytes([T_KEEPALIVE]) + struct.pack(">II", dev, seq), KA_LEN)
+    return tag(key, bytes([T_KEEPALIVE]) + struct.pack(">II", dev, seq), KA_TOKEN)
 
 
 def header(t: int, dev: int, kid: int, seq: int) -> bytes:
@@ -310,59 +315,32 @@ def build_done(key: bytes, dev: int, kid: int, seq: int, cmd_id: int, status: in
 
 
 def build_keepalive(key: bytes, dev: int, seq: int) -> bytes:
-    return keepalive_token(key, dev, seq)
+    return struct.pack(">IB", dev, seq & 0xFF) + keepalive_token(key, dev, seq)
 
 
-class KeepaliveIndex:
-    """Keep-alive token -> (device id, seq). A keep-alive is nothing but its token, so
-    the collector keeps the tokens each device may send next: seqs top+1 .. top+KA_AHEAD
-    above the highest it has accepted (top)."""
-
-    def __init__(self) -> None:
-        self._index: dict[bytes, tuple[int, int]] = {}
-        self._tokens: dict[int, tuple[bytes, int, list[bytes]]] = {}  # device -> (key, first seq, tokens)
-
-    def lookup(self, token: bytes) -> tuple[int, int] | None:
-        return self._index.get(token)
-
-    def _forget(self, token: bytes, device_id: int) -> None:
-        if self._index.get(token, (None,))[0] == device_id:
-            del self._index[token]
-
-    def refresh(self, device_id: int, key: bytes, top: int) -> None:
-        """Tokens for seqs top+1 .. top+KA_AHEAD. Incremental: a window that moved up by k
-        costs k HMACs, not KA_AHEAD (every datagram refreshes: at fleet scale the full
-        recomputation was a quarter of the collector's CPU per keep-alive)."""
-        lo, hi = top + 1, min(top + 1 + KA_AHEAD, SEQ_LIMIT)
-        old = self._tokens.get(device_id)
-        if old is not None and old[0] == key and old[1] <= lo <= old[1] + len(old[2]):
-            drop = lo - old[1]
-            for t in old[2][:drop]:
-                self._forget(t, device_id)
-            toks = old[2][drop:]
-        else:
-            for t in old[2] if old is not None else ():
-                self._forget(t, device_id)
-            toks = []
-        for s in range(lo + len(toks), hi):
-            t = keepalive_token(key, device_id, s)
-            self._index[t] = (device_id, s)
-            toks.append(t)
-        self._tokens[device_id] = (key, lo, toks)
+def keepalive_ok(key: bytes, d: Datagram, seq: int) -> bool:
+    """The keep-alive's token is the device's for this full seq (one HMAC)."""
+    return hmac.compare_digest(keepalive_token(key, d.device_id, seq), d.body)
 
 
 class Window:
-    """Replay window: each seq once, none more than 64 below the highest seen."""
+    """Replay window: each seq once, none more than 64 below the highest seen (top,
+    bits: bit i = top - i taken). Keep-alives are taken only above it, within
+    KA_AHEAD, and never move it: `ka` (bit i = top + 1 + i taken as a keep-alive)
+    remembers them, so a keep-alive, forged or not, can neither be replayed nor
+    push the window past the device's own next datagrams."""
 
-    def __init__(self, top: int = -1, bits: int = 1) -> None:
+    def __init__(self, top: int = -1, bits: int = 1, ka: int = 0) -> None:
         # bits: bit i set = top - i accepted (the collector persists both;
         # a window rebuilt from its top alone would take the 63 below again)
         self.top = top
         self.bits = (bits | 1) & (2**64 - 1) if top >= 0 else 0
+        self.ka = ka & (2**KA_AHEAD - 1)
 
     def fresh(self, seq: int) -> bool:
         if seq > self.top:
-            return True
+            d = seq - self.top - 1
+            return not (d < KA_AHEAD and (self.ka >> d) & 1)  # not taken as a keep-alive
         d = self.top - seq
         return d < 64 and not (self.bits >> d) & 1
 
@@ -375,6 +353,23 @@ class Window:
         if seq > self.top:
             d = seq - self.top
             self.bits = ((self.bits << d) | 1) & (2**64 - 1) if d < 64 else 1
+            self.ka >>= d
             self.top = seq
         else:
             self.bits |= 1 << (self.top - seq)
+
+    # -- keep-alives ---------------------------------------------------------
+    def ka_seq(self, low: int) -> int | None:
+        """The one seq above the window a keep-alive's low byte can mean, or None."""
+        seq = self.top + 1 + ((low - self.top - 1) & 0xFF)
+        return seq if seq <= self.top + KA_AHEAD and seq < SEQ_LIMIT else None
+
+    def ka_accept(self, seq: int) -> bool:
+        """Take a keep-alive's seq (from ka_seq); True if it is the newest seq taken."""
+        d = seq - self.top - 1
+        self.ka |= 1 << d
+        return self.ka >> (d + 1) == 0
+
+    def latest(self) -> int:
+        """The highest seq taken, keep-alives included (what a push echoes)."""
+        return self.top + self.ka.bit_length()

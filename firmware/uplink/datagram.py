@@ -4,12 +4,13 @@
 # (docs/wire-format.md is the specification; tools/uplink_wire.py is the
 # collector's side of the same layout). Every datagram is authenticated with
 # HMAC-SHA256 under the device's key, truncated to 96 bits, except the
-# keep-alive: it is sent every two minutes, so its size is most of the
-# uplink's daily bytes, and it is nothing but a 32-bit token (HMAC of the
-# device id and its next sequence number) that the collector looks up among
-# the tokens it expects next from each device; a forged one can at most make
-# the collector send an already-authenticated command to one more address
-# (see docs/uplink.md, "Keep-alive"). Collector -> device datagrams are
+# keep-alive: it is sent every three minutes, so its size is most of the
+# uplink's daily bytes, and it is 9 bytes: the device id, the low byte of
+# its sequence number and a 32-bit token (HMAC of the device id and the
+# full sequence number). The collector finds the device by its id and the
+# one seq the low byte can mean, so a guess costs it one HMAC and no memory,
+# and fits one device only (see docs/uplink.md, "Keep-alive and routing").
+# Collector -> device datagrams are
 # tagged over the device's boot nonce as well (sent in HELLO), so a reply can
 # never be accepted by another boot, whatever its sequence numbers.
 # MicroPython has no hmac module, so HMAC (RFC 2104) is built on
@@ -20,7 +21,7 @@ from micropython import const
 
 VERSION = const(2)  # high nibble of the type byte (docs/wire-format.md, "Versions")
 T_DATA = const(0x21)  # device -> collector: a batch (or one real-time reading)
-T_KEEPALIVE = const(0x12)  # device -> collector: 4-byte token (known by its length; unchanged since v1)
+T_KEEPALIVE = const(0x12)  # device -> collector: 9 bytes, known by their length (only the token's input has the type)
 T_HELLO = const(0x24)  # device -> collector: first contact after boot/failover
 T_DONE = const(0x25)  # device -> collector: command executed
 T_HEALTH = const(0x26)  # device -> collector: health report (uplink/health.py)
@@ -29,7 +30,7 @@ T_REFUSE = const(0x29)  # collector -> device: why it will not take our datagram
 
 HDR = const(11)  # type, device id u32, key id u16, seq u32
 TAG = const(12)  # HMAC-SHA256 truncated to 96 bits
-KA_LEN = const(4)  # the whole keep-alive: a token, nothing else
+KA_LEN = const(9)  # the whole keep-alive: device id u32, seq & 0xFF, token u32
 MAX_DGRAM = const(1200)  # UDP payload bound: no IP fragmentation anywhere
 DATA_HEAD = const(22)  # HDR + epoch u32, first reading seq u32, count u16, flags u8
 DATA_CAP = const(1166)  # MAX_DGRAM - DATA_HEAD - TAG: codec payload budget
@@ -123,12 +124,15 @@ def check(buf, n, mac, prefix=None):
 
 
 def keepalive(buf, dev, seq, mac):
-    # Token = HMAC(key, 0x12 | device id | seq)[:4]; all a keep-alive is.
+    # Token = HMAC(key, 0x12 | device id | seq)[:4]; the keep-alive is
+    # device id | seq & 0xFF | token.
     buf[0] = T_KEEPALIVE
     put32(buf, 1, dev)
     put32(buf, 5, seq)
     t = mac.digest(buf, 9)
-    buf[0:KA_LEN] = t[:KA_LEN]
+    put32(buf, 0, dev)
+    buf[4] = seq & 0xFF
+    buf[5:KA_LEN] = t[:4]
     return KA_LEN
 
 

@@ -16,7 +16,7 @@
 #     full batches into the void and probes with a small HELLO instead.
 #   * failover: after `failover_after` silent attempts the next collector
 #     endpoint (host name or address) is resolved and used.
-#   * keep-alive: a 4-byte datagram after keepalive_s without sending
+#   * keep-alive: a 9-byte datagram after keepalive_s without sending
 #     anything else. The collector pushes a new command at once to where the
 #     device was last heard from, which gets through while the home router
 #     keeps that mapping (nat_timeout_s), and otherwise answers the next
@@ -42,7 +42,7 @@ from uplink.state import CMDS_FILE, EPOCH_FILE, CmdLog, Epoch
 
 _RT_CAP = const(40)  # codec budget of one streamed reading
 REALTIME_MAX_S = const(900)  # no request can make a device stream longer
-_KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector expects 64)
+_KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector takes 64 above its window)
 # Readings a batch may carry: the collector refuses more (its MAX_READINGS,
 # a bound on what one datagram can make it store); only a very steady meter
 # (~1 bit a reading) ever reaches it before the 1,166-byte budget.
@@ -245,10 +245,10 @@ class Uplink:
             self._try_batch(now)
         if not st.realtime and time.ticks_diff(now, time.ticks_add(self.last_tx, self.ka_ms)) >= 0:
             if self.ka_quiet >= _KA_RESYNC or self.hello_seq != -1:
-                # The collector only knows our next KA_AHEAD tokens above
-                # the last seq it accepted: after this many unanswered
-                # contacts, or while a HELLO is unanswered (lost at boot,
-                # our seq jumped ahead of anything it knows), say HELLO.
+                # The collector takes keep-alives only up to 64 seqs above
+                # the last full datagram it accepted: after this many
+                # unanswered contacts, or while a HELLO is unanswered (lost
+                # at boot, our seq jumped ahead of anything it knows), HELLO.
                 self.ka_quiet = 0
                 self._hello()
             else:

@@ -102,9 +102,11 @@ def test_firmware_datagrams_parse_and_verify_on_the_host(mpy):
     assert not wire.verify(data, bytes(32))
     assert (hello.seq, hello.cursor, hello.head, hello.epoch, hello.nonce, hello.cmd_mark) == (1, 40, 43, 9, 5, 0)
     assert (done.seq, done.cmd_id, done.status) == (2, 99, 0)
-    assert ka.type == wire.T_KEEPALIVE and len(outs[3]) == wire.KA_LEN == 4
-    # the token is HMAC-SHA256(key, 0x12 | device id | seq)[:4], as CPython computes it
-    assert outs[3] == hmac.new(KEY, b"\x12" + DEV.to_bytes(4, "big") + (3).to_bytes(4, "big"), sha256).digest()[:4]
+    assert ka.type == wire.T_KEEPALIVE and len(outs[3]) == wire.KA_LEN == 9
+    assert (ka.device_id, ka.seq) == (DEV, 3)  # the device id, the seq's low byte
+    # then the token: HMAC-SHA256(key, 0x12 | device id | seq)[:4], as CPython computes it
+    token = hmac.new(KEY, b"\x12" + DEV.to_bytes(4, "big") + (3).to_bytes(4, "big"), sha256).digest()[:4]
+    assert outs[3] == DEV.to_bytes(4, "big") + b"\x03" + token
     assert wire.build_keepalive(KEY, DEV, 3) == outs[3]
     assert wire.build_data(KEY, DEV, 7, 0, 41, 3, 0, data.payload, epoch=9) == outs[0]
 

@@ -101,7 +101,7 @@ def test_version_2_database_gains_the_health_table(tmp_path):
     c.db.execute("DELETE FROM meta WHERE k='schema'")
     c.db.close()
     c = colmod.Collector(db)
-    assert c.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()[0] == collector_store.SCHEMA_VERSION == 4
+    assert c.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()[0] == collector_store.SCHEMA_VERSION == 5
     assert c.handle(wire.build_health(KEY, DEV, 0, 100, H), ADDR)
     assert len(rows(c)) == 1
 

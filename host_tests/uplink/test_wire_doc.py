@@ -58,7 +58,7 @@ def test_examples_decode_as_documented():
         exp = ex["expect"]
         assert d.type == int(exp.pop("type"), 16), name
         if d.type == wire.T_KEEPALIVE:
-            assert raw == wire.keepalive_token(KEY, int(exp["device_id"]), int(exp["seq"])), name
+            assert raw == wire.build_keepalive(KEY, int(exp["device_id"]), int(exp["seq"])), name
             continue
         to_device = d.type in (wire.T_REPLY, wire.T_REFUSE)
         assert wire.verify(d, KEY, NONCE if to_device else None), f"{name}: tag does not verify"
