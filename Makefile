@@ -25,8 +25,13 @@ mp32: $(STAMP)
 
 ## make test: install the toolchain and build mp32 if needed, then every host
 ## test, each MicroPython one on both runtimes (mp32 and the pinned wheel).
+## TEST_JOBS: pytest-xdist workers (whole test files per worker: a module's
+## fixtures, such as one soak per protocol, run once). Many tests wait on
+## simulated time rather than the CPU, so 2 workers on 2 cores cut the wall
+## time. TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
 test: $(STAMP) mp32 pg-server
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 ## make check: lint, compile every firmware module for the ESP32, type-check.
 check: lint mpy-size typecheck

@@ -65,8 +65,8 @@ def test_a_simulated_day_shows_the_tariff_and_cost(runtime, protocol, tmp_path):
         # 2000x on a busy host, at midnight as at the status line)
         midnight = s["utc"] - s["utc"] % DAY
         first = next(w for u, w in regs if u >= midnight)
-        base_lo, base_hi = register_at(midnight - 900) or first, register_at(midnight + 120) or first
-        lo, hi = register_at(s["utc"] - 900) or base_hi, register_at(s["utc"] + 120)
+        base_lo, base_hi = register_at(midnight - 900) or first, register_at(midnight + 900) or first
+        lo, hi = register_at(s["utc"] - 900) or base_hi, register_at(s["utc"] + 900)
         assert lo - base_hi <= s["cost_wh"] <= hi - base_lo, (s["utc"], s["cost_wh"], lo - base_hi, hi - base_lo)
     # midnight: a new day's cost
     day2 = [s for s in costed if s["utc"] >= START + DAY + 600]
