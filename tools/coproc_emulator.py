@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from emu import supplier  # noqa: E402
 from emu.meter_history import MeterHistory  # noqa: E402
 from loadprofile import LoadProfile, Meter  # noqa: E402
 
@@ -311,6 +312,7 @@ def main(argv=None) -> int:
         "--price-at", type=parse_price_at, action="append", default=[], help="OFFSET:RAW[:TIER] new price from then"
     )
     tg.add_argument("--night-price", type=int, help="Economy 7: this raw price 00:30-07:30 UTC (tier 1)")
+    supplier.add_args(s)
     e = s.add_argument_group("EZSP co-processor (--protocol ezsp)")
     e.add_argument("--ezsp-version", type=int, default=13, choices=EZSP_VERSIONS, help="EZSP protocol version")
     e.add_argument("--no-cbke", action="store_true", help="firmware without the CBKE library")

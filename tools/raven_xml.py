@@ -13,6 +13,8 @@ firmware does). Values are two's complement of the field's width.
 
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
 ZIGBEE_EPOCH = 946684800
 DEVICE_MAC = "0xd8d5b9000000a1b2"
 METER_MAC = "0x00135003001c2d3e"
@@ -135,6 +137,15 @@ class Stick:
             ("RateLabel", "Standard"),
         ]
         return fragment("PriceCluster", f, self.eol)
+
+    def message(self, utc: int | None, mid: int | None, text: str, queue: str = "Active") -> bytes:
+        """MessageCluster: the supplier's message (Queue "Cancel Pending": cancelled;
+        an empty Text and no Id: none on show). Never asks for confirmation."""
+        f = self._common(utc)
+        if mid is not None:
+            f.append(("Id", hexw(mid, 8)))
+        f += [("Text", escape(text)), ("ConfirmationRequired", "N"), ("Confirmed", "N"), ("Queue", queue)]
+        return fragment("MessageCluster", f, self.eol)
 
     def warning(self, text: str = "Unknown command") -> bytes:
         return fragment("Warning", [("Text", text)], self.eol)

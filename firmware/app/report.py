@@ -11,7 +11,7 @@ from micropython import const
 
 import board
 import hal
-from meter.reading import DEV_EPOCH
+from meter.reading import DEV_EPOCH, ZIGBEE_EPOCH
 
 VERSION = "1.0.0"  # this code's version: the fallback when the image names none
 _running = None  # the running image's version, read once (running_version)
@@ -105,6 +105,17 @@ def snapshot(a, history=True):
         s["history"] = h.figures()
         if h.damaged:
             s["history_damaged"] = h.damaged
+    link = a.link
+    if link is not None and hasattr(link, "messages"):
+        # prepayment (None: not a prepay meter), the supplier's message on
+        # show (None: none), ambient low/medium/high and where it came
+        # from, the meter's identity for support (docs/display.md)
+        s["prepay"] = link.prepay()
+        zb = hal.clock.utc() - ZIGBEE_EPOCH if hal.clock.valid() else None
+        m = link.messages  # None until the meter sent one
+        s["message"] = None if m is None else m.current(zb)
+        s["ambient"], s["ambient_source"] = link.ambient.figures()
+        s["identity"] = link.identity()
     u = a.uplink
     if u is not None:
         us = u.status

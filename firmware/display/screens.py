@@ -12,6 +12,7 @@ LIVE = "live"
 DIAG = "diag"
 HISTORY = "history"
 STALE_S = 60  # a demand older than this is labelled "last known"
+_LEVELS = ("low", "medium", "high")
 
 
 def _get(st, key, sub=None):
@@ -41,6 +42,12 @@ def _fault_tag(fb, st):
 
 
 def live(fb, st):
+    if isinstance(st.get("prepay"), dict):
+        # a prepayment meter: the balance is the headline (screen_prepay.py)
+        from display import screen_prepay
+
+        screen_prepay.live_prepay(fb, st, _right, _fault_tag)
+        return
     fb.fill(0)
     W, H = fb.width, fb.height
     col = W // 2  # left column: figures; right column: chart
@@ -70,7 +77,42 @@ def live(fb, st):
         small(fb, "No reading yet", 0, H - 8)
     elif age > STALE_S:
         small(fb, "Reading " + fmt.age(age) + " old", 0, H - 8)
-    _chart(fb, st.get("hourly_wh"), col + 4, MID.HEIGHT + 2, W - col - 4, H - MID.HEIGHT - 2)
+    else:
+        ambient_gauge(fb, st, 0, H - 8)  # low/medium/high use
+    _right(fb, st, col + 4, MID.HEIGHT + 2, W - col - 4, H - MID.HEIGHT - 2)
+
+
+def _right(fb, st, x, y, w, h):
+    # The live screens' right column: the supplier's message while one is
+    # on show (display/screen_prepay.py), else the chart of recent hours.
+    m = st.get("message")
+    if isinstance(m, dict) and m.get("text") is not None:
+        from display import screen_prepay
+
+        screen_prepay.message_box(fb, m, x, y, w, h)
+    else:
+        _chart(fb, st.get("hourly_wh"), x, y, w, h)
+
+
+def ambient_gauge(fb, st, x, y):
+    # "Use" and three boxes filled up to the level, and its word; "Use —"
+    # when unknown. Returns False when there is nothing to draw.
+    if "ambient" not in st:
+        return False  # an older snapshot: no indication at all
+    a = st.get("ambient")
+    if a not in _LEVELS:
+        small(fb, "Use " + fmt.DASH, x, y)
+        return True
+    n = _LEVELS.index(a) + 1
+    x = small(fb, "Use", x, y) + 2
+    for i in range(3):
+        if i < n:
+            fb.fill_rect(x, y + 1, 8, 6, 1)
+        else:
+            fb.rect(x, y + 1, 8, 6, 1)
+        x += 10
+    small(fb, a, x + 2, y)
+    return True
 
 
 def _cost(st, today, col):
@@ -191,6 +233,26 @@ def diag(fb, st):
         "FW %s build %s" % (fmt.text(st.get("version")), fmt.text(st.get("build"))),
         "Up %s Reset %s" % (fmt.uptime(st.get("uptime_s")), fmt.text(st.get("reset_cause"))),
     )
+    idn = st.get("identity")
+    if isinstance(idn, dict):
+        # support identity: MPAN (site id), meter status, serial (RAVEn:
+        # the meter's MAC id), supplier; "—" for what the meter gave none
+        ms = idn.get("status")
+        lines += (
+            "MPAN %s St %s" % (fmt.text(idn.get("site_id")), fmt.DASH if not isinstance(ms, int) else "%02X" % ms),
+            "Serial %s %s" % (fmt.text(idn.get("serial") or idn.get("meter_mac")), fmt.text(idn.get("supplier"))),
+        )
+    if y + 8 * len(lines) > fb.height + 1:
+        # the identity lines and a two-line sentence on the 250x122 panel:
+        # real-time mode, clock and reading age share one line
+        lines = (
+            lines[:3]
+            + (
+                "RT %s Clock %s Read %s"
+                % (rt, fmt.flag(st.get("clock_valid"), "ok", "NOT SET"), _ago(st.get("last_reading_age_s"))),
+            )
+            + lines[5:]
+        )
     pitch = 9 if y + 9 * len(lines) <= fb.height + 1 else 8
     for line in lines:
         small(fb, line[: W // 8], 0, y)

@@ -13,7 +13,13 @@ _NUM = (
     "uptime_s",
     "fault_count",
 )
+# sub-fields: 0 a number, 1 a flag, 2 a str. Only what the screens format
+# as a number or wrap as text: flags, words and names are drawn by truth or
+# through str(), which no type breaks.
 _SUB = {
+    "prepay": (("credit", 0), ("emergency", 0), ("debt", 0)),
+    "message": (("text", 2), ("left_min", 0)),
+    "identity": (("status", 0),),
     "meter": (("lqi", 0), ("rssi", 0)),
     "wifi": (("connected", 1), ("rssi", 0)),
     "cloud": (("last_ack_age_s", 0), ("pending", 0), ("realtime", 1)),
@@ -65,9 +71,13 @@ def check(st):
         if not isinstance(d, dict):
             bad.append(sub)
             continue
-        for k, is_flag in fields:
+        for k, kind in fields:
             v = d.get(k)
-            if not (_num(v) if not is_flag else v is None or isinstance(v, (bool, int))):
+            if kind == 2:
+                ok = v is None or isinstance(v, str)
+            else:
+                ok = _num(v) if not kind else v is None or isinstance(v, (bool, int))
+            if not ok:
                 bad.append(sub + "." + k)
     if not bad:
         return st, bad

@@ -138,6 +138,9 @@ def small(fb, s, x, y, c=1):
         if ch == "\u2014":
             fb.hline(x + 1, y + 3, 6, c)
             fb.hline(x + 1, y + 4, 6, c)
+        elif ch == "\u2026":  # an ellipsis: a cut supplier message
+            for dx in (1, 3, 5):
+                fb.pixel(x + dx, y + 6, c)
         elif ch == "\u00a3":
             fb.text("L", x, y, c)
             fb.hline(x, y + 4, 5, c)

@@ -15,8 +15,9 @@
 #
 # Read-only towards the meter: the only over-the-air command that can be
 # built is sendUnicast, and send_unicast() refuses any payload that is not a
-# ZCL Read Attributes or, to the Price cluster only, GetCurrentPrice (a
-# request that only asks); frame ids outside CMD_ALLOWED cannot be built.
+# ZCL Read Attributes or, to the Price cluster only, GetCurrentPrice, or, to
+# the Messaging cluster only, GetLastMessage (requests that only ask; never
+# MessageConfirmation); frame ids outside CMD_ALLOWED cannot be built.
 import micropython
 from micropython import const
 
@@ -72,7 +73,8 @@ NOT_JOINED = const(0x93)
 JOIN_FAILED = const(0x94)
 
 PROFILE_SE = const(0x0109)
-PRICE_CLUSTER = const(0x0700)  # the one cluster with a request allowed (GetCurrentPrice)
+PRICE_CLUSTER = const(0x0700)  # GetCurrentPrice allowed (a request that only asks)
+MESSAGING_CLUSTER = const(0x0703)  # GetLastMessage allowed (idem; MessageConfirmation never)
 CBKE_LIBRARY = const(0x06)  # EMBER_CBKE_LIBRARY_ID (163k1)
 CBKE_283K1_LIBRARY = const(0x0D)
 LIBRARY_PRESENT = const(0x80)  # EMBER_LIBRARY_PRESENT_MASK; 0xFF = error
@@ -267,12 +269,14 @@ class Ezsp:
         # anything but a ZCL Read Attributes (profile-wide, client to
         # server, not manufacturer-specific, command 0x00) and, on the
         # Price cluster, GetCurrentPrice (cluster-specific 0x01, command
-        # 0x00, one options byte 0 or 1): both only ask.
+        # 0x00, one options byte 0 or 1), and on the Messaging cluster
+        # GetLastMessage (0x01, command 0x00, no payload): all only ask.
         read = n >= 5 and zcl[0] == 0x00 and zcl[2] == 0x00 and n & 1 and n <= 3 + 2 * 16
         ask = cluster == PRICE_CLUSTER and n == 4 and zcl[0] == 0x01 and zcl[2] == 0x00 and zcl[3] <= 1
-        if not (read or ask):
+        last = cluster == MESSAGING_CLUSTER and n == 3 and zcl[0] == 0x01 and zcl[2] == 0x00
+        if not (read or ask or last):
             self.refused += 1
-            raise NotAllowed("only ZCL Read Attributes and GetCurrentPrice may be sent to the meter")
+            raise NotAllowed("only ZCL Read Attributes, GetCurrentPrice and GetLastMessage may be sent to the meter")
         i = self._begin(SEND_UNICAST)
         tx = self.tx
         tx[i] = 0  # EMBER_OUTGOING_DIRECT

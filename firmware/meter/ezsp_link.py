@@ -7,8 +7,11 @@
 # re-initialisation with backoff, counters and LQI/RSSI for the display.
 #
 # Read-only towards the meter: the only ZCL frames it builds are Read
-# Attributes (zcl.build_read) and the Price cluster's GetCurrentPrice
-# (meter/zcl_price.py), and ezsp.send_unicast refuses anything else.
+# Attributes (zcl.build_read), the Price cluster's GetCurrentPrice
+# (meter/zcl_price.py) and the Messaging cluster's GetLastMessage
+# (meter/zcl_prepay.py), and ezsp.send_unicast refuses anything else.
+# Prepayment, meter state and identity: meter/zcl_prepay.py; the ambient
+# indication: meter/ambient.py; supplier messages: meter/message.py.
 import asyncio
 from time import ticks_add, ticks_diff, ticks_ms
 
@@ -16,7 +19,8 @@ import micropython
 
 import faults
 import hal
-from meter import ash, ezsp, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_price
+from meter import ash, ezsp, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_prepay, zcl_price
+from meter.ambient import Ambient
 from meter.devclock import DevClock
 from meter.reading import F_SUMMATION
 
@@ -45,6 +49,7 @@ SETUP_EVERY_S = 3600
 TIME_EVERY_S = 600
 METER_SILENT_MS = 300_000  # faults.METER_SILENT: no reading for 5 minutes
 PRICE_RETRY_S = 60  # GetCurrentPrice again until a price came (then hourly)
+EXTRAS_EVERY_S = 300  # prepayment credit, supply status, ambient indicator
 
 
 class LinkDown(Exception):
@@ -89,6 +94,12 @@ class EzspLink:
         self.zone = localtime.Zone()
         self.history = None
         self.hist_bad = 0  # malformed answers to the history and zone reads
+        self.extras = zcl_prepay.Extras()  # prepayment, meter state, identity
+        # supplier messages: meter/message.py and meter/zcl_messaging.py are
+        # imported with the first Messaging frame (most meters send none)
+        self.messages = None
+        self.messaging = None
+        self.ambient = Ambient()
         ez = self.ez
         ez.on_incoming = self._incoming
         ez.on_stack_status = self._stack_status
@@ -217,9 +228,18 @@ class EzspLink:
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         self.sup.radio(lqi, rssi)
-        if cluster == zcl_price.PRICE:
+        if cluster == zcl_price.PRICE or cluster == zcl_prepay.MESSAGING or cluster >= zcl_prepay.PREPAYMENT:
+            # the ESI's servers may be on another endpoint than the meter's
             if not self._locked or sender == self.meter_nwk:
-                self.price.handle(buf, off, n)  # the price server may be on another endpoint
+                if cluster == zcl_price.PRICE:
+                    self.price.handle(buf, off, n)
+                elif cluster == zcl_prepay.MESSAGING:
+                    if self.messaging is None and n >= 3 and buf[off] & 0x03 == 1:
+                        self._messaging()  # a command (not the NOT_FOUND answer)
+                    if self.messaging is not None:
+                        self.messaging.handle(buf, off, n)
+                elif cluster == zcl_prepay.PREPAYMENT or cluster == zcl_prepay.DEVICE_MGMT:
+                    self.extras.handle(cluster, buf, off, n)
             return
         if cluster != zcl.METERING and cluster != zcl.TIME:
             return
@@ -234,6 +254,9 @@ class EzspLink:
             self._locked = True
         if buf[off + 2] == zcl.READ_ATTRIBUTES_RSP and not zcl_hist.handle(self, cluster, buf, off, n):
             self.hist_bad += 1  # time zone, history attributes
+        if cluster == zcl.METERING and buf[off + 2] == 0x01:  # a read answer: ours
+            self.extras.handle(cluster, buf, off, n)
+            self.ambient.meter = self.extras.ambient
 
     def _stack_status(self, s):
         self._stack = s
@@ -255,6 +278,7 @@ class EzspLink:
             self.sup.dropout.res_wh = self.meter.sum_step_wh()
         flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
         self.tariff.reading(t_s, delivered_wh, flags)
+        self.ambient.reading(demand_w, flags)
         self.faults.clear(faults.METER_SILENT)
         self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
@@ -272,6 +296,19 @@ class EzspLink:
             self.meter.clock.sync()  # readings' device seconds follow the clock
             self.sup.clock_moved(unix_s - now)
             self.faults.clear(faults.CLOCK_INVALID)
+
+    def _messaging(self):
+        from meter.message import Messages
+        from meter.zcl_messaging import MessagingClient
+
+        self.messages = Messages()
+        self.messaging = MessagingClient(self.messages)
+
+    def prepay(self):
+        return self.extras.prepay(self.tariff)  # None: not a prepayment meter
+
+    def identity(self):
+        return self.extras.identity()
 
     # -- bring-up ---------------------------------------------------------------------
     async def _start(self):
@@ -299,7 +336,20 @@ class EzspLink:
         for pid, dec in POLICIES:
             await self._status_call(ez.cmd(ezsp.SET_POLICY, pid, dec))
         await self._status_call(
-            ez.add_endpoint(ENDPOINT, ezsp.PROFILE_SE, DEVICE_IHD, (), (zcl.METERING, zcl.TIME, zcl_price.PRICE))
+            ez.add_endpoint(
+                ENDPOINT,
+                ezsp.PROFILE_SE,
+                DEVICE_IHD,
+                (),
+                (
+                    zcl.METERING,
+                    zcl.TIME,
+                    zcl_price.PRICE,
+                    zcl_prepay.MESSAGING,
+                    zcl_prepay.PREPAYMENT,
+                    zcl_prepay.DEVICE_MGMT,
+                ),
+            )
         )
         # CBKE is done by co-processor firmware that has it; without it, SE
         # meters will not talk to us beyond the trust-centre link key.
@@ -353,10 +403,13 @@ class EzspLink:
 
     # -- running ----------------------------------------------------------------------
     async def read(self, cluster, attrs):
-        # One Read Attributes to the meter (attrs None: GetCurrentPrice); the
-        # answer arrives as a callback.
+        # One Read Attributes to the meter (attrs None: GetCurrentPrice on
+        # the Price cluster, GetLastMessage on Messaging); the answer
+        # arrives as a callback.
         self._tsn = (self._tsn + 1) & 0xFF
-        if attrs is None:
+        if attrs is None and cluster == zcl_prepay.MESSAGING:
+            n = zcl_prepay.build_get_last_message(self._zcl, self._tsn)
+        elif attrs is None:
             n = zcl_price.build_get_current_price(self._zcl, self._tsn)
         else:
             n = zcl.build_read(self._zcl, self._tsn, attrs)
@@ -367,7 +420,7 @@ class EzspLink:
 
     async def _serve(self):
         c = hal.clock
-        setup_at = time_at = poll_at = up_at = price_at = c.ticks_ms()
+        setup_at = time_at = poll_at = up_at = price_at = extras_at = c.ticks_ms()
         hist_at = ticks_add(setup_at, 60_000)  # once the scaling is known
         while True:
             if self._ev or self.closed:
@@ -379,7 +432,19 @@ class EzspLink:
             now = c.ticks_ms()
             if ticks_diff(now, setup_at) >= 0:
                 await self.read(zcl.METERING, zcl.SETUP_ATTRS)
+                # hourly, and at every (re)start: who the meter is, and the
+                # message on show (a reboot keeps none of its own)
+                await self.read(zcl.METERING, zcl_prepay.IDENTITY_ATTRS)
+                await self.read(zcl_prepay.DEVICE_MGMT, zcl_prepay.PROVIDER_ATTRS)
+                await self.read(zcl_prepay.MESSAGING, None)
+                if self.extras.no_prepay:  # not a prepayment meter: asked again hourly
+                    await self.read(zcl_prepay.PREPAYMENT, zcl_prepay.PREPAY_ATTRS)
                 setup_at = ticks_add(now, SETUP_EVERY_S * 1000)
+            if ticks_diff(now, extras_at) >= 0:
+                await self.read(zcl.METERING, zcl_prepay.STATE_ATTRS)
+                if not self.extras.no_prepay:
+                    await self.read(zcl_prepay.PREPAYMENT, zcl_prepay.PREPAY_ATTRS)
+                extras_at = ticks_add(now, EXTRAS_EVERY_S * 1000)
             if ticks_diff(now, time_at) >= 0:
                 self._time_asked = now
                 await self.read(zcl.TIME, zcl.TIME_ATTRS)
@@ -412,6 +477,7 @@ class EzspLink:
                 ticks_diff(setup_at, now),
                 ticks_diff(price_at, now),
                 ticks_diff(hist_at, now),
+                ticks_diff(extras_at, now),
             )
             await asyncio.sleep_ms(min(50, max(2, c.real_ms(due))))
 

@@ -24,6 +24,7 @@ from meter.raven_frag import (  # noqa: F401
     EV_BAD,
     EV_DEVICE,
     EV_IGNORED,
+    EV_MESSAGE,
     EV_METERS,
     EV_PRICE,
     EV_STATUS,
@@ -47,6 +48,8 @@ _T_METERS = const(5)
 _T_PRICE = const(6)
 _T_WARNING = const(7)
 _T_NETINFO = const(8)
+_T_MESSAGE = const(11)
+_C_TEXT = const(44)  # Text: kept cut at _MAX_VALUE when longer (a message)
 # numeric slot numbers (name index - _FIRST_CHILD)
 _S_DEMAND = const(1)
 _S_SLZ = const(8)
@@ -57,7 +60,7 @@ _MAX_NAME = const(32)
 _MAX_VALUE = const(64)
 _MAX_CHILDREN = const(40)
 _HASH_MASK = const(0xFFFFF)  # as raven_names.HASH_MASK (checked below)
-if _HASH_MASK != HASH_MASK or NAMES[_FIRST_TEXT + 2] != b"MeterMacId":
+if _HASH_MASK != HASH_MASK or NAMES[_FIRST_TEXT + 2] != b"MeterMacId" or NAMES[_C_TEXT] != b"Text":
     raise ImportError("raven: raven_names out of step")
 
 
@@ -74,6 +77,7 @@ class Parser:
         self._val = bytearray(_MAX_VALUE)
         self._num = [0] * _N_NUM
         self._text = None  # dict while a text-bearing fragment is open
+        self._text_cut = False  # the open fragment's Text was longer than kept
         self.good = 0  # fragments used
         self.bad = 0  # fragments rejected
         self.ignored = 0  # well-formed fragments of a kind we do not use
@@ -249,7 +253,9 @@ class Parser:
         self._kids = 0
         self._poison = None
         self._other = False
+        self._text_cut = False
         t = i == _T_CONN or i == _T_NETINFO or i == _T_DEVINFO or i == _T_METERS or i == _T_PRICE or i == _T_WARNING
+        t = t or i == _T_MESSAGE
         self._text = {} if t else None
         self._meters = [] if i == _T_METERS else None
 
@@ -290,7 +296,11 @@ class Parser:
         if self._vover:
             if c < _FIRST_TEXT:
                 self._poison = self._poison or "value too long"
-            return
+            if c != _C_TEXT:
+                return
+            # a longer Text (a supplier message) is kept cut: meter/message.py
+            # shows it with an ellipsis
+            self._text_cut = True
         if self._vctl:
             self._poison = self._poison or "control character"
             return

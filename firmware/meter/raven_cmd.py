@@ -7,7 +7,9 @@
 # Read-only towards the meter: only these commands can be built. Every one
 # reads from the stick or asks the meter for data; none changes the meter or
 # the stick's pairing (no set_*, factory_reset, confirm_message,
-# close_current_period, and not even restart or initialize).
+# close_current_period, and not even restart or initialize). get_message
+# asks for the message on show; confirming it (confirm_message) is never
+# possible.
 READ_ONLY = (
     "get_meter_list",
     "get_connection_status",
@@ -19,6 +21,7 @@ READ_ONLY = (
     "get_time",
     "get_current_price",
     "get_schedule",
+    "get_message",
 )
 _ARGS = ("MeterMacId", "Refresh", "Event")
 

@@ -20,6 +20,7 @@ EV_PRICE = const(5)  # a: price (int, scaled by 10**b), b: trailing digits; pars
 EV_WARNING = const(6)  # a: warning text (bytes), e.g. b"Unknown command"
 EV_BAD = const(7)  # a: reason (str), b: fragment name (bytes)
 EV_IGNORED = const(8)  # a: fragment name (bytes): known but not used
+EV_MESSAGE = const(9)  # a: {name: bytes} of MessageCluster texts (Id, Text, Queue ...), b: Text cut
 
 # fragment numbers and numeric slots: the order of raven_names.NAMES (top
 # level 0.., numeric children from 15, slot = index - 15)
@@ -32,6 +33,7 @@ _T_METERS = const(5)
 _T_PRICE = const(6)
 _T_WARNING = const(7)
 _T_NETINFO = const(8)
+_T_MESSAGE = const(11)
 _S_TS = const(0)
 _S_DEMAND = const(1)
 _S_DELIV = const(2)
@@ -138,6 +140,9 @@ def end_top(p):
     elif t == _T_WARNING:
         p.good += 1
         ev(EV_WARNING, p._text.get(b"Text", b""), None)
+    elif t == _T_MESSAGE:
+        p.good += 1
+        ev(EV_MESSAGE, p._text, p._text_cut)
     else:
         p.ignored += 1
         ev(EV_IGNORED, NAMES[t], None)

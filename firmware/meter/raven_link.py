@@ -8,6 +8,10 @@
 # meter list, device info, connection status, time and summation at
 # (re)initialisation,
 # and probe with get_connection_status when the stick goes quiet.
+# MessageCluster (pushed, or the answer to get_message at initialisation)
+# shows or cancels the supplier's message (meter/message.py); the message
+# is never confirmed (confirm_message cannot be built). The RAVEn API has
+# no prepayment and no ambient indicator: ours (meter/ambient.py).
 # Supervision (meter/supervise.py): no valid fragment for silent_ms means a
 # silent stick (fault, re-initialise with exponential backoff); a
 # ConnectionStatus "Initializing" means the stick reset itself.
@@ -19,6 +23,7 @@ import micropython
 import faults
 import hal
 from meter import localtime, price, raven, raven_cmd, reading, supervise
+from meter.ambient import Ambient
 from meter.devclock import DevClock
 
 # summation too: the stick pushes it only every few minutes
@@ -29,6 +34,7 @@ _INIT = (
     "get_time",
     "get_current_summation_delivered",
     "get_current_price",  # the stick pushes PriceCluster on a change too
+    "get_message",  # the message on show (none is kept across a reboot)
 )
 _TICK_MS = 1000  # supervision period, device time
 METER_SILENT_MS = 300_000  # no reading for 5 minutes (faults.METER_SILENT)
@@ -52,6 +58,10 @@ class RavenLink:
         # the RAVEn API has no standing charge: cost is energy at the price
         self.tariff = price.Tariff(standing=price.NO_STANDING)
         self.zone = localtime.Zone()  # LocalTime - UTCTime (meter/localtime.py)
+        self.messages = None  # meter/message.py, imported with the first message
+        self.ambient = Ambient()
+        self.bad_messages = 0  # MessageCluster without a usable Id
+        self._ident = None  # (MeterMacId, identity dict)
         self.warnings = 0
         self.last_warning = None
         self.sent = []  # names of the commands sent, newest last (bounded)
@@ -92,6 +102,7 @@ class RavenLink:
             self.sup.dropout.res_wh = self.parser.sum_res_wh
         flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
         self.tariff.reading(t_s, delivered_wh, flags)
+        self.ambient.reading(demand_w, flags)
         self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
     def _event(self, kind, a, b):
@@ -130,9 +141,54 @@ class RavenLink:
             self.price = (a, b)
             p = self.parser
             self.tariff.set_price(a, b, p.price_currency, p.price_tier)
+        elif kind == raven.EV_MESSAGE:
+            self._message(a, b)
         elif kind == raven.EV_WARNING:
             self.warnings += 1
             self.last_warning = a
+
+    def _message(self, texts, cut):
+        # Queue "Cancel Pending": the supplier cancelled message Id; an
+        # empty Text: no message on show. Text is Windows-1252 (as UTF-8
+        # for meter/message.py, which cleans and caps it).
+        mid = _hex(texts.get(b"Id"))
+        text = texts.get(b"Text") or b""
+        q = texts.get(b"Queue") or b""
+        m = self.messages
+        if q.strip().lower().startswith(b"cancel"):
+            if mid is None:
+                self.bad_messages += 1
+            elif m is not None:
+                m.cancel(mid)
+            return
+        if not text.strip():
+            if m is not None:
+                m.cancel_all()
+            return
+        if mid is None:
+            self.bad_messages += 1
+            return
+        if m is None:
+            from meter.message import Messages
+
+            m = self.messages = Messages()
+        if mid == m.id and m.text is not None:
+            return  # pushed again
+        b = raven_cmd.text(text).encode()
+        m.show(mid, b, 0, len(b), 0, -1, 0, cut)  # cut by the parser: an ellipsis
+
+    def identity(self):
+        # RAVEn gives no site id, serial or supplier: the meter's MAC id
+        # (MeterList) is what identifies it to support
+        m = self.meters[0] if self.meters else None
+        d = self._ident
+        if d is None or d[0] is not m:
+            d = self._ident = (m, {"status": None, "site_id": None, "serial": None, "supplier": None,
+                                   "meter_mac": m and m.decode()})  # fmt: skip
+        return d[1]
+
+    def prepay(self):
+        return None  # the RAVEn API has no prepayment
 
     # -- tasks -----------------------------------------------------------------
     async def _rx(self):
@@ -211,6 +267,22 @@ class RavenLink:
                     self.send("get_connection_status")
             else:
                 probed = False
+
+
+def _hex(b):
+    # "0x..." hex text -> int, None when missing or malformed
+    if not b:
+        return None
+    b = b.strip()
+    if len(b) < 3 or len(b) > 10 or b[0] != 48 or b[1] | 32 != 120:
+        return None
+    v = 0
+    for c in b[2:]:
+        d = raven.hexval(c)
+        if d < 0:
+            return None
+        v = (v << 4) | d
+    return v
 
 
 class _Readable:

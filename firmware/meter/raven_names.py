@@ -17,7 +17,7 @@ NAMES = (
     # 31.. text children, kept only in fragments that need text (33 MeterMacId)
     b"Status", b"Description", b"MeterMacId", b"DeviceMacId", b"FWVersion", b"HWVersion",
     b"ImageType", b"Manufacturer", b"ModelId", b"DateCode", b"InstallCode", b"TierLabel",
-    b"RateLabel", b"Text",
+    b"RateLabel", b"Text", b"Id", b"Queue", b"ConfirmationRequired", b"Confirmed",
 )  # fmt: skip
 HASH_MASK = const(0xFFFFF)  # keeps h * 33 + c a small int on the ESP32
 

@@ -109,6 +109,57 @@ SCENES = [
     ("diag_unknown", "diag", {}),
     ("diag_two_faults", "diag", _with(fault=TABLE[8], fault_count=2, wifi={"connected": False, "rssi": None})),
 ]
+# prepayment, supplier messages, ambient indication, support identity
+# (meter/zcl_prepay.py, meter/message.py, meter/ambient.py via app/report.py)
+PREPAY = {
+    "credit": 1234,
+    "emergency": 500,
+    "debt": 0,
+    "low": False,
+    "ec_available": False,
+    "ec_in_use": False,
+    "exhausted": False,
+    "supply": "on",
+}
+
+
+def _prepay(**kw):
+    d = dict(PREPAY)
+    d.update(kw)
+    return d
+
+
+MESSAGE = {
+    "id": 7,
+    "text": "Planned work on 3 May: your supply may be off 10:00-12:00.",
+    "importance": 1,
+    "left_min": 90,
+}
+IDENTITY = {"status": 0, "site_id": "1200023305967", "serial": "21E5012345", "supplier": "Demo Energy"}
+SCENES += [
+    ("live_prepay", "live", _with(prepay=PREPAY, cost_today=261, ambient="medium", ambient_source="meter")),
+    ("live_prepay_low", "live", _with(prepay=_prepay(credit=187, low=True), cost_today=261, ambient="high")),
+    ("live_prepay_ec_available", "live", _with(prepay=_prepay(credit=12, low=True, ec_available=True), cost_today=95)),
+    (
+        "live_prepay_ec_in_use",
+        "live",
+        _with(prepay=_prepay(credit=-230, emergency=270, debt=1520, ec_in_use=True), cost_today=180),
+    ),
+    ("live_prepay_supply_off", "live", _with(prepay=_prepay(credit=-500, exhausted=True, supply="off"), demand_w=0)),
+    ("live_prepay_unknown", "live", {"prepay": {}, "ambient": None, "cost_today": None}),
+    ("live_prepay_usd_message", "live", _with(prepay=PREPAY, currency="$", cost_today=1989, message=MESSAGE)),
+    ("live_message", "live", _with(cost_today=261, ambient="high", ambient_source="baseline", message=MESSAGE)),
+    (
+        "live_message_long",
+        "live",
+        _with(ambient="low", message={"id": 8, "text": "?" * 7 + " " + "W" * 70 + "\u2026", "left_min": None}),
+    ),
+    ("live_ambient_low", "live", _with(ambient="low", ambient_source="baseline")),
+    ("live_ambient_unknown", "live", _with(ambient=None)),
+    ("diag_identity", "diag", _with(identity=IDENTITY)),
+    ("diag_identity_raven", "diag", _with(identity={"meter_mac": "0x00135003001c2d3e"}, fault=TABLE[2])),
+    ("diag_identity_unknown", "diag", _with(identity={})),
+]
 for row in TABLE:
     SCENES.append(("diag_fault_" + row[1], "diag", _with(fault=row)))
 

@@ -6,9 +6,9 @@
 # one-byte EZSP frame id. That these builders are the only way bytes reach
 # the UART is checked on the source of every non-RAVEn meter module by
 # test_readonly_static.py.
-from meter import ezsp, zcl, zcl_price
+from meter import ezsp, zcl, zcl_messaging, zcl_prepay, zcl_price
 
-HEAP = "64k"
+HEAP = "96k"  # the wheel compiles the meter modules into the heap
 
 
 def _try_send(ez, payload, cluster=zcl.METERING):
@@ -115,3 +115,53 @@ def test_get_current_price_built_by_zcl_price_is_accepted():
 def test_zcl_price_module_builds_only_get_current_price():
     builders = [n for n in dir(zcl_price) if n.startswith("build")]
     assert builders == ["build_get_current_price"], builders
+
+
+def test_messaging_only_read_and_get_last_message():
+    # Messaging 0x0703: Read Attributes and GetLastMessage (cluster-specific,
+    # client to server, command 0x00, no payload) only. MessageConfirmation
+    # (0x01), GetMessageCancellation (0x02), any payload after
+    # GetLastMessage, server-to-client and manufacturer-specific frames:
+    # refused. Prepayment 0x0705 and Device Management 0x0708: Read
+    # Attributes only (no SelectAvailableEmergencyCredit, ChangeDebt,
+    # EmergencyCreditSetup, ConsumerTopUp ..., no ReportEventConfiguration).
+    ez = ezsp.Ezsp()
+    ez.ext = True
+    for cluster, want in (
+        (zcl_prepay.MESSAGING, [(0x00, 0x00, b"\x00\x00"), (0x01, 0x00, b"")]),
+        (zcl_prepay.PREPAYMENT, [(0x00, 0x00, b"\x00\x00")]),
+        (zcl_prepay.DEVICE_MGMT, [(0x00, 0x00, b"\x00\x00")]),
+    ):
+        accepted = []
+        for fc in range(256):
+            for cmd in range(256):
+                for tail in (b"", b"\x00", b"\x01", b"\x00\x00"):
+                    hdr = bytes([fc, 0x34, 0x12, 1, cmd]) if fc & 0x04 else bytes([fc, 1, cmd])
+                    if _try_send(ez, hdr + tail, cluster):
+                        accepted.append((fc, cmd, tail))
+        assert accepted == want, (cluster, accepted)
+    # MessageConfirmation as the SE spec lays it out (id, time, control, reply): refused
+    conf = bytes([0x01, 5, 0x01, 7, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00])
+    assert not _try_send(ez, conf, zcl_prepay.MESSAGING)
+    # GetLastMessage is refused on any other cluster
+    for cluster in (zcl.METERING, zcl.TIME, zcl_prepay.PREPAYMENT, zcl_prepay.DEVICE_MGMT, 0x0701):
+        assert not _try_send(ez, bytes([0x01, 1, 0x00]), cluster)
+
+
+def test_new_modules_build_only_asks():
+    # GetLastMessage is built in zcl_prepay (always loaded); zcl_messaging builds nothing
+    assert [n for n in dir(zcl_messaging) if n.startswith("build")] == []
+    assert [n for n in dir(zcl_prepay) if n.startswith("build")] == ["build_get_last_message"]
+    ez = ezsp.Ezsp()
+    buf = bytearray(40)
+    n = zcl_prepay.build_get_last_message(buf, 3)
+    assert bytes(buf[:n]) == b"\x01\x03\x00"
+    ez.send_unicast(0, ezsp.PROFILE_SE, zcl_prepay.MESSAGING, 1, 9, 3, buf, n)
+    for cluster, attrs in (
+        (zcl_prepay.PREPAYMENT, zcl_prepay.PREPAY_ATTRS),
+        (zcl.METERING, zcl_prepay.STATE_ATTRS),
+        (zcl.METERING, zcl_prepay.IDENTITY_ATTRS),
+        (zcl_prepay.DEVICE_MGMT, zcl_prepay.PROVIDER_ATTRS),
+    ):
+        n = zcl.build_read(buf, 4, attrs)
+        ez.send_unicast(0, ezsp.PROFILE_SE, cluster, 1, 9, 4, buf, n)

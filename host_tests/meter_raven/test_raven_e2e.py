@@ -34,6 +34,7 @@ READ_ONLY = {
     "get_time",
     "get_current_price",
     "get_schedule",
+    "get_message",
 }
 
 

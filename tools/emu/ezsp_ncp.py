@@ -39,6 +39,13 @@ has the StandingCharge attribute (0x0301). zigpy 2.4.0 defines the Price
 cluster's id but none of its commands or attributes, so PublishPrice is
 laid out here from the SE specification with zigpy's field types; each
 price sent is logged as {"kind": "price", ...} (take_polls()).
+
+`supplier` (tools/emu/supplier.Supplier) adds a prepayment meter (Prepayment
+cluster attributes, Metering SupplyStatus), scripted messages (Messaging:
+DisplayMessage / CancelMessage / CancelAllMessages pushed when due, the
+message on show in answer to GetLastMessage), the meter's identity and
+ambient indicator (tools/emu/ncp_extras.py). GetLastMessage is the other
+request that only asks; MessageConfirmation counts as a violation.
 """
 
 from __future__ import annotations
@@ -58,7 +65,9 @@ from zigpy.zcl.clusters.smartenergy import Metering
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from meter_history import MeterHistory  # noqa: E402
+import ncp_extras  # noqa: E402
 from ncp_ash import AshNcp  # noqa: E402
+from supplier import Supplier  # noqa: E402
 from tariff import PROVIDER_ID, RATE_LABEL, Tariff  # noqa: E402
 
 PRICE_CLUSTER = 0x0700
@@ -89,6 +98,7 @@ class EzspNcp(AshNcp):
         seed: int = 1,
         summation_interval: int = 60,
         tariff: Tariff | None = None,
+        supplier: Supplier | None = None,
     ):
         super().__init__(send_bytes)
         self.meter = meter
@@ -107,6 +117,8 @@ class EzspNcp(AshNcp):
         # history attributes and the Time cluster's zone (tools/emu/meter_history.py)
         self.history = MeterHistory(meter)
         self.price_sent: tuple | None = None  # (raw, tier) last published
+        self.supplier = supplier or Supplier()
+        self.start = int(meter.t)  # the message script's time origin
         self.price_subscribed = False  # a GetCurrentPrice with Rx on when idle came
         self.now = float(meter.t)  # simulated time, from tick()
         self.sent_zcl: list[tuple[int, f.ZCLHeader, bytes]] = []
@@ -291,7 +303,17 @@ class EzspNcp(AshNcp):
             and hdr.direction == f.Direction.Client_to_Server
             and len(payload) == 1
         )
-        if not (is_read or is_ask):
+        # GetLastMessage (Messaging, client to server, command 0x00, no
+        # payload): asks for the message on show
+        is_last = (
+            aps.clusterId == ncp_extras.MESSAGING
+            and hdr.frame_control.is_cluster
+            and hdr.command_id == 0x00
+            and not hdr.frame_control.is_manufacturer_specific
+            and hdr.direction == f.Direction.Client_to_Server
+            and len(payload) == 0
+        )
+        if not (is_read or is_ask or is_last):
             self.violations += 1
         if not self.network_up:
             self._queue_pos(seq, name, False, self._st(t.EmberStatus.NETWORK_DOWN), 0)
@@ -309,6 +331,19 @@ class EzspNcp(AshNcp):
         elif is_ask:
             self.price_subscribed = bool(payload[0] & 0x01)
             self._publish_price(hdr.tsn, "answer")
+        elif is_last:
+            self._last_message(hdr.tsn)
+
+    def _last_message(self, tsn: int) -> None:
+        m = self.supplier.showing(self.now)
+        if m is None:  # none on show: Default Response NOT_FOUND
+            hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Default_Response, direction=f.Direction.Server_to_Client)
+            schema = f.GENERAL_COMMANDS[f.GeneralCommand.Default_Response].schema
+            self._send_zcl(ncp_extras.MESSAGING, hdr, schema(command_id=0x00, status=f.Status.NOT_FOUND).serialize())
+        else:
+            hdr = f.ZCLHeader.cluster(tsn, ncp_extras.DISPLAY, direction=f.Direction.Server_to_Client)
+            self._send_zcl(ncp_extras.MESSAGING, hdr, ncp_extras.display_message(m))
+        self.polls.append({"t": int(self.now), "kind": "message", "what": "last", "id": m and m["id"]})
 
     # -- the meter's ZCL ---------------------------------------------------------
     def _history_attr(self, cluster: int, attr: int):
@@ -337,6 +372,9 @@ class EzspNcp(AshNcp):
             cluster == Time.cluster_id and 0x0002 <= attr <= 0x0005
         ):
             return self._history_attr(cluster, attr)
+        extra = ncp_extras.attr(self.supplier, m, cluster, attr)
+        if extra is not None:
+            return extra
         if cluster == Metering.cluster_id:
             values = {
                 0x0000: zt.uint48_t(m.delivered_ws * self.divisor // (3600 * 1000 * self.multiplier)),
@@ -395,6 +433,8 @@ class EzspNcp(AshNcp):
         hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
         schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
         self._send_zcl(cluster, hdr, schema(status_records=recs).serialize())
+        if cluster == ncp_extras.PREPAYMENT and self.supplier.prepay:
+            self.polls.append({"t": int(self.now), "kind": "prepay", **self.supplier.state()})
         if cluster == Metering.cluster_id and 0x0400 in ids and 0x0000 in ids:
             # A poll answer: the host makes a reading of it (demand and
             # summation), so the simulator's accounting must see it too.
@@ -496,8 +536,20 @@ class EzspNcp(AshNcp):
                 self.next_summation += self.summation_interval
         if send:
             self._price_change(now_s)
+            self._supplier(now_s)
         self._pump()
         return out
+
+    def _supplier(self, t: float) -> None:
+        # credit spent at the price in force, and the message script
+        sup = self.supplier
+        if sup.prepay:
+            sup.use(self.meter.delivered_ws // 3600, self.tariff.at(t)[0])
+        for cmd, payload in ncp_extras.script_frames(sup, t, self.start):
+            self.zcl_tsn = (self.zcl_tsn + 1) % 256
+            hdr = f.ZCLHeader.cluster(self.zcl_tsn, cmd, direction=f.Direction.Server_to_Client)
+            self._send_zcl(ncp_extras.MESSAGING, hdr, payload)
+            self.polls.append({**sup.sent[-1], "t": int(t)})
 
     def _price_change(self, t: float) -> None:
         # A tariff change: pushed to a host that asked (Rx on when idle).

@@ -11,6 +11,12 @@ silence, the ConnectionStatus join sequence) and silence (--silence-at).
 
 Every report sent is logged; every report the meter made while the stick
 was silent or restarting is logged as kind "withheld" (the dropout oracle).
+
+Supplier messages (tools/emu/supplier.py, --message / --cancel-message): a
+MessageCluster pushed when each is displayed or cancelled (Queue "Cancel
+Pending"; cancel-all: an empty Text), and the message on show in answer to
+get_message. The RAVEn API has no duration (the stick is told of a cancel)
+and no prepayment.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 from emu.meter_history import uk_offset
+from emu.supplier import from_args as supplier_from_args
 from emu.tariff import from_args
 from raven_xml import Stick
 
@@ -55,6 +62,9 @@ class Session:
         if getattr(world, "tariff", None) is None:
             world.tariff = from_args(self.args)  # the supplier's, across connections
         self.tariff = world.tariff
+        if getattr(world, "supplier", None) is None:
+            world.supplier = supplier_from_args(self.args)
+        self.supplier = world.supplier
         self.price_sent: tuple | None = None
 
     def note(self, **kw) -> None:
@@ -117,6 +127,21 @@ class Session:
         self.note(t=t, kind="price", why=why, raw=raw, digits=tf.digits, tier=tier, currency=tf.currency)
         self.send(self.stick.price(t, raw, tf.digits, currency=tf.currency, tier=tier))
 
+    def message(self, t: int, why: str, m: dict | None, queue: str = "Active") -> None:
+        mid, text = (None, "") if m is None else (m["id"], m["text"])
+        self.note(t=t, kind="message", why=why, id=mid, text=text, queue=queue)
+        self.send(self.stick.message(t, mid, text, queue))
+
+    def messages(self, t: int) -> None:
+        # the supplier's script: display, cancel (that id, "Cancel Pending"), cancel all
+        for ev, shown in self.supplier.due(t, self.args.start):
+            if ev[1] == "display":
+                self.message(t, "display", shown)
+            elif ev[1] == "cancel":
+                self.message(t, "cancel", {"id": ev[2], "text": ""}, "Cancel Pending")
+            else:
+                self.message(t, "cancel_all", None)
+
     async def reset(self, t: int) -> None:
         # Stick restarts: output stops mid-fragment, then it rejoins.
         frag = self.stick.demand(t, 0)
@@ -167,6 +192,8 @@ class Session:
             self.send(st.time(t, t + uk_offset(t)))  # LocalTime: UK rules (emu/meter_history.py)
         elif name == "get_current_price":
             self.price(t, "answer")
+        elif name == "get_message":
+            self.message(t, "answer", self.supplier.message)
         elif name == "get_instantaneous_demand":
             self.demand(t)
         elif name == "get_current_summation_delivered":
@@ -207,6 +234,8 @@ class Session:
                 self.push("time", t, self.stick.time(t, t + uk_offset(t)), utc=t)
             if not quiet and self.price_sent is not None and self.price_sent != self.tariff.at(t):
                 self.price(t, "change")  # the stick pushes a new price
+            if not quiet:
+                self.messages(t)
             for due, kind, report in ((next_s, "summation", self.summation), (next_d, "demand", self.demand)):
                 if t != due:
                     continue
