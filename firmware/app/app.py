@@ -97,8 +97,16 @@ class App:
         c = self.cfg
         # The link opens (and, for EZSP, re-opens) the board's UART itself;
         # EZSP joins with the install code when it has no network yet.
+        # prepayment, supplier messages, ambient, identity (meter/zcl_prepay.py):
+        # off unless the board has the heap (board.METER_SUPPLIER; ~1.2 KB
+        # more than an OTA download leaves on the 96 KB boards: test_sim_ota)
         self.link = make_link(
-            c.meter_protocol, board.METER_UART, self.on_reading, self.faults, install_code=c.install_code
+            c.meter_protocol,
+            board.METER_UART,
+            self.on_reading,
+            self.faults,
+            install_code=c.install_code,
+            supplier=getattr(board, "METER_SUPPLIER", False),
         )
         self.build_history()
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)

@@ -106,15 +106,23 @@ def snapshot(a, history=True):
         if h.damaged:
             s["history_damaged"] = h.damaged
     link = a.link
-    if link is not None and hasattr(link, "messages"):
+    if link is not None and getattr(link, "supplier", False):
         # prepayment (None: not a prepay meter), the supplier's message on
-        # show (None: none), ambient low/medium/high and where it came
-        # from, the meter's identity for support (docs/display.md)
-        s["prepay"] = link.prepay()
-        zb = hal.clock.utc() - ZIGBEE_EPOCH if hal.clock.valid() else None
+        # show (None: none), ambient low/medium/high, the meter's identity
+        # for support (docs/display.md); where the ambient level came from
+        # is not a key (each key is heap in every snapshot and status line)
+        # prepay and message only when there is one (absent = None,
+        # docs/display.md): most meters have neither, and every key is heap
+        p = link.prepay()
+        if p is not None:
+            s["prepay"] = p
         m = link.messages  # None until the meter sent one
-        s["message"] = None if m is None else m.current(zb)
-        s["ambient"], s["ambient_source"] = link.ambient.figures()
+        if m is not None:
+            zb = hal.clock.utc() - ZIGBEE_EPOCH if hal.clock.valid() else None
+            m = m.current(zb)
+            if m is not None:
+                s["message"] = m
+        s["ambient"] = link.ambient.figures()[0]  # its source: link.ambient (support)
         s["identity"] = link.identity()
     u = a.uplink
     if u is not None:

@@ -16,11 +16,11 @@ import asyncio
 from time import ticks_add, ticks_diff, ticks_ms
 
 import micropython
+from micropython import const
 
 import faults
 import hal
-from meter import ash, ezsp, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_prepay, zcl_price
-from meter.ambient import Ambient
+from meter import ash, ezsp, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_price
 from meter.devclock import DevClock
 from meter.reading import F_SUMMATION
 
@@ -49,6 +49,9 @@ SETUP_EVERY_S = 3600
 TIME_EVERY_S = 600
 METER_SILENT_MS = 300_000  # faults.METER_SILENT: no reading for 5 minutes
 PRICE_RETRY_S = 60  # GetCurrentPrice again until a price came (then hourly)
+_MESSAGING = const(0x0703)  # as meter/zcl_prepay.py (loaded only with supplier=True)
+_PREPAYMENT = const(0x0705)
+_DEVICE_MGMT = const(0x0708)
 EXTRAS_EVERY_S = 300  # prepayment credit, supply status, ambient indicator
 
 
@@ -94,12 +97,23 @@ class EzspLink:
         self.zone = localtime.Zone()
         self.history = None
         self.hist_bad = 0  # malformed answers to the history and zone reads
-        self.extras = zcl_prepay.Extras()  # prepayment, meter state, identity
+        # prepayment, meter state, identity, messages, ambient: opt
+        # supplier=True (docs/meter-ezsp.md; the app asks for it with
+        # board.METER_SUPPLIER): ~1.2 KB of heap the 96 KB board lacks
+        # beside an OTA download, so nothing of it loads otherwise
+        self.supplier = bool(cfg.get("supplier", False))
+        self._zp = self.extras = self.ambient = None
+        if self.supplier:
+            from meter import zcl_prepay
+            from meter.ambient import Ambient
+
+            self._zp = zcl_prepay
+            self.extras = zcl_prepay.Extras()
+            self.ambient = Ambient()
         # supplier messages: meter/message.py and meter/zcl_messaging.py are
         # imported with the first Messaging frame (most meters send none)
         self.messages = None
         self.messaging = None
-        self.ambient = Ambient()
         ez = self.ez
         ez.on_incoming = self._incoming
         ez.on_stack_status = self._stack_status
@@ -228,17 +242,19 @@ class EzspLink:
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         self.sup.radio(lqi, rssi)
-        if cluster == zcl_price.PRICE or cluster == zcl_prepay.MESSAGING or cluster >= zcl_prepay.PREPAYMENT:
+        if cluster == zcl_price.PRICE or cluster == _MESSAGING or cluster >= _PREPAYMENT:
             # the ESI's servers may be on another endpoint than the meter's
             if not self._locked or sender == self.meter_nwk:
                 if cluster == zcl_price.PRICE:
                     self.price.handle(buf, off, n)
-                elif cluster == zcl_prepay.MESSAGING:
+                elif self.extras is None:
+                    pass  # supplier off: none of it is read
+                elif cluster == _MESSAGING:
                     if self.messaging is None and n >= 3 and buf[off] & 0x03 == 1:
                         self._messaging()  # a command (not the NOT_FOUND answer)
                     if self.messaging is not None:
                         self.messaging.handle(buf, off, n)
-                elif cluster == zcl_prepay.PREPAYMENT or cluster == zcl_prepay.DEVICE_MGMT:
+                elif cluster == _PREPAYMENT or cluster == _DEVICE_MGMT:
                     self.extras.handle(cluster, buf, off, n)
             return
         if cluster != zcl.METERING and cluster != zcl.TIME:
@@ -254,7 +270,7 @@ class EzspLink:
             self._locked = True
         if buf[off + 2] == zcl.READ_ATTRIBUTES_RSP and not zcl_hist.handle(self, cluster, buf, off, n):
             self.hist_bad += 1  # time zone, history attributes
-        if cluster == zcl.METERING and buf[off + 2] == 0x01:  # a read answer: ours
+        if cluster == zcl.METERING and buf[off + 2] == 0x01 and self.extras is not None:  # a read answer
             self.extras.handle(cluster, buf, off, n)
             self.ambient.meter = self.extras.ambient
 
@@ -278,7 +294,8 @@ class EzspLink:
             self.sup.dropout.res_wh = self.meter.sum_step_wh()
         flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
         self.tariff.reading(t_s, delivered_wh, flags)
-        self.ambient.reading(demand_w, flags)
+        if self.ambient is not None:
+            self.ambient.reading(demand_w, flags)
         self.faults.clear(faults.METER_SILENT)
         self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
@@ -305,10 +322,10 @@ class EzspLink:
         self.messaging = MessagingClient(self.messages)
 
     def prepay(self):
-        return self.extras.prepay(self.tariff)  # None: not a prepayment meter
+        return None if self.extras is None else self.extras.prepay(self.tariff)  # None: not prepay
 
     def identity(self):
-        return self.extras.identity()
+        return None if self.extras is None else self.extras.identity()
 
     # -- bring-up ---------------------------------------------------------------------
     async def _start(self):
@@ -345,9 +362,9 @@ class EzspLink:
                     zcl.METERING,
                     zcl.TIME,
                     zcl_price.PRICE,
-                    zcl_prepay.MESSAGING,
-                    zcl_prepay.PREPAYMENT,
-                    zcl_prepay.DEVICE_MGMT,
+                    _MESSAGING,
+                    _PREPAYMENT,
+                    _DEVICE_MGMT,
                 ),
             )
         )
@@ -407,8 +424,8 @@ class EzspLink:
         # the Price cluster, GetLastMessage on Messaging); the answer
         # arrives as a callback.
         self._tsn = (self._tsn + 1) & 0xFF
-        if attrs is None and cluster == zcl_prepay.MESSAGING:
-            n = zcl_prepay.build_get_last_message(self._zcl, self._tsn)
+        if attrs is None and cluster == _MESSAGING:
+            n = self._zp.build_get_last_message(self._zcl, self._tsn)
         elif attrs is None:
             n = zcl_price.build_get_current_price(self._zcl, self._tsn)
         else:
@@ -417,6 +434,21 @@ class EzspLink:
         m = ez.send_unicast(self.meter_nwk, ezsp.PROFILE_SE, cluster, ENDPOINT, self.meter_ep, self._tsn, self._zcl, n)
         if await self._status_call(m) != ezsp.SUCCESS:
             self.send_failures += 1
+
+    async def _supplier_reads(self, hourly):
+        zp = self._zp
+        if hourly:
+            # hourly, and at every (re)start: who the meter is, and the
+            # message on show (a reboot keeps none of its own)
+            await self.read(zcl.METERING, zp.IDENTITY_ATTRS)
+            await self.read(_DEVICE_MGMT, zp.PROVIDER_ATTRS)
+            await self.read(_MESSAGING, None)
+            if self.extras.no_prepay:  # not a prepayment meter: asked again hourly
+                await self.read(_PREPAYMENT, zp.PREPAY_ATTRS)
+            return
+        await self.read(zcl.METERING, zp.STATE_ATTRS)
+        if not self.extras.no_prepay:
+            await self.read(_PREPAYMENT, zp.PREPAY_ATTRS)
 
     async def _serve(self):
         c = hal.clock
@@ -432,18 +464,12 @@ class EzspLink:
             now = c.ticks_ms()
             if ticks_diff(now, setup_at) >= 0:
                 await self.read(zcl.METERING, zcl.SETUP_ATTRS)
-                # hourly, and at every (re)start: who the meter is, and the
-                # message on show (a reboot keeps none of its own)
-                await self.read(zcl.METERING, zcl_prepay.IDENTITY_ATTRS)
-                await self.read(zcl_prepay.DEVICE_MGMT, zcl_prepay.PROVIDER_ATTRS)
-                await self.read(zcl_prepay.MESSAGING, None)
-                if self.extras.no_prepay:  # not a prepayment meter: asked again hourly
-                    await self.read(zcl_prepay.PREPAYMENT, zcl_prepay.PREPAY_ATTRS)
+                if self._zp is not None:
+                    await self._supplier_reads(True)
                 setup_at = ticks_add(now, SETUP_EVERY_S * 1000)
             if ticks_diff(now, extras_at) >= 0:
-                await self.read(zcl.METERING, zcl_prepay.STATE_ATTRS)
-                if not self.extras.no_prepay:
-                    await self.read(zcl_prepay.PREPAYMENT, zcl_prepay.PREPAY_ATTRS)
+                if self._zp is not None:
+                    await self._supplier_reads(False)
                 extras_at = ticks_add(now, EXTRAS_EVERY_S * 1000)
             if ticks_diff(now, time_at) >= 0:
                 self._time_asked = now

@@ -23,7 +23,6 @@ import micropython
 import faults
 import hal
 from meter import localtime, price, raven, raven_cmd, reading, supervise
-from meter.ambient import Ambient
 from meter.devclock import DevClock
 
 # summation too: the stick pushes it only every few minutes
@@ -34,14 +33,13 @@ _INIT = (
     "get_time",
     "get_current_summation_delivered",
     "get_current_price",  # the stick pushes PriceCluster on a change too
-    "get_message",  # the message on show (none is kept across a reboot)
 )
 _TICK_MS = 1000  # supervision period, device time
 METER_SILENT_MS = 300_000  # no reading for 5 minutes (faults.METER_SILENT)
 
 
 class RavenLink:
-    def __init__(self, uart, on_reading, faults_, silent_ms=60_000, probe_ms=20_000):
+    def __init__(self, uart, on_reading, faults_, silent_ms=60_000, probe_ms=20_000, supplier=False):
         self.uart = uart
         self.on_reading = on_reading
         self.faults = faults_
@@ -58,8 +56,15 @@ class RavenLink:
         # the RAVEn API has no standing charge: cost is energy at the price
         self.tariff = price.Tariff(standing=price.NO_STANDING)
         self.zone = localtime.Zone()  # LocalTime - UTCTime (meter/localtime.py)
+        # supplier messages and the ambient indication: opt supplier=True
+        # (board.METER_SUPPLIER in the app; heap, see meter/ezsp_link.py)
+        self.supplier = bool(supplier)
         self.messages = None  # meter/message.py, imported with the first message
-        self.ambient = Ambient()
+        self.ambient = None
+        if self.supplier:
+            from meter.ambient import Ambient
+
+            self.ambient = Ambient()
         self.bad_messages = 0  # MessageCluster without a usable Id
         self._ident = None  # (MeterMacId, identity dict)
         self.warnings = 0
@@ -82,6 +87,8 @@ class RavenLink:
         self.sup.state(supervise.INIT)
         for name in _INIT:
             self.send(name)
+        if self.supplier:
+            self.send("get_message")  # the message on show (none is kept across a reboot)
 
     # -- parser callbacks ------------------------------------------------------
     @micropython.native  # per tag/fragment: machine code, state on the C stack
@@ -102,7 +109,8 @@ class RavenLink:
             self.sup.dropout.res_wh = self.parser.sum_res_wh
         flags = self.sup.reading(t_s, demand_w, delivered_wh, received_wh, flags)
         self.tariff.reading(t_s, delivered_wh, flags)
-        self.ambient.reading(demand_w, flags)
+        if self.ambient is not None:
+            self.ambient.reading(demand_w, flags)
         self.on_reading(t_s, demand_w, delivered_wh, received_wh, flags)
 
     def _event(self, kind, a, b):
@@ -142,7 +150,8 @@ class RavenLink:
             p = self.parser
             self.tariff.set_price(a, b, p.price_currency, p.price_tier)
         elif kind == raven.EV_MESSAGE:
-            self._message(a, b)
+            if self.supplier:
+                self._message(a, b)
         elif kind == raven.EV_WARNING:
             self.warnings += 1
             self.last_warning = a

@@ -137,7 +137,7 @@ MESSAGE = {
 }
 IDENTITY = {"status": 0, "site_id": "1200023305967", "serial": "21E5012345", "supplier": "Demo Energy"}
 SCENES += [
-    ("live_prepay", "live", _with(prepay=PREPAY, cost_today=261, ambient="medium", ambient_source="meter")),
+    ("live_prepay", "live", _with(prepay=PREPAY, cost_today=261, ambient="medium")),
     ("live_prepay_low", "live", _with(prepay=_prepay(credit=187, low=True), cost_today=261, ambient="high")),
     ("live_prepay_ec_available", "live", _with(prepay=_prepay(credit=12, low=True, ec_available=True), cost_today=95)),
     (
@@ -148,13 +148,13 @@ SCENES += [
     ("live_prepay_supply_off", "live", _with(prepay=_prepay(credit=-500, exhausted=True, supply="off"), demand_w=0)),
     ("live_prepay_unknown", "live", {"prepay": {}, "ambient": None, "cost_today": None}),
     ("live_prepay_usd_message", "live", _with(prepay=PREPAY, currency="$", cost_today=1989, message=MESSAGE)),
-    ("live_message", "live", _with(cost_today=261, ambient="high", ambient_source="baseline", message=MESSAGE)),
+    ("live_message", "live", _with(cost_today=261, ambient="high", message=MESSAGE)),
     (
         "live_message_long",
         "live",
         _with(ambient="low", message={"id": 8, "text": "?" * 7 + " " + "W" * 70 + "\u2026", "left_min": None}),
     ),
-    ("live_ambient_low", "live", _with(ambient="low", ambient_source="baseline")),
+    ("live_ambient_low", "live", _with(ambient="low")),
     ("live_ambient_unknown", "live", _with(ambient=None)),
     ("diag_identity", "diag", _with(identity=IDENTITY)),
     ("diag_identity_raven", "diag", _with(identity={"meter_mac": "0x00135003001c2d3e"}, fault=TABLE[2])),

@@ -28,7 +28,7 @@ FIRMWARE = """
 import asyncio, faults, json, hal, meter
 from meter.reading import ZIGBEE_EPOCH
 F = faults.Faults()
-link = meter.make_link("ezsp", None, lambda *a: None, F)
+link = meter.make_link("ezsp", None, lambda *a: None, F, supplier=True)
 async def watch():
     while True:
         await asyncio.sleep_ms(hal.clock.real_ms(20_000))

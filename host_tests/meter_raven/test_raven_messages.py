@@ -26,7 +26,7 @@ FIRMWARE = """
 import asyncio, json, board, faults, hal
 from meter import make_link
 from meter.reading import ZIGBEE_EPOCH
-link = make_link("raven", hal.Uart(board.METER_UART), lambda *a: None, faults.Faults())
+link = make_link("raven", hal.Uart(board.METER_UART), lambda *a: None, faults.Faults(), supplier=True)
 async def watch():
     while True:
         await asyncio.sleep_ms(hal.clock.real_ms(10_000))

@@ -64,8 +64,8 @@ from zigpy.zcl.clusters.general import Time
 from zigpy.zcl.clusters.smartenergy import Metering
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from meter_history import MeterHistory  # noqa: E402
 import ncp_extras  # noqa: E402
+from meter_history import MeterHistory  # noqa: E402
 from ncp_ash import AshNcp  # noqa: E402
 from supplier import Supplier  # noqa: E402
 from tariff import PROVIDER_ID, RATE_LABEL, Tariff  # noqa: E402
