@@ -106,7 +106,7 @@ def snapshot(a, history=True):
         if h.damaged:
             s["history_damaged"] = h.damaged
     link = a.link
-    if link is not None and getattr(link, "supplier", False):
+    if link is not None and getattr(link, "ambient", None) is not None:  # supplier=True
         # prepayment (None: not a prepay meter), the supplier's message on
         # show (None: none), ambient low/medium/high, the meter's identity
         # for support (docs/display.md); where the ambient level came from

@@ -17,14 +17,18 @@ _NUM = (
 # as a number or wrap as text: flags, words and names are drawn by truth or
 # through str(), which no type breaks.
 _SUB = {
-    "prepay": (("credit", 0), ("emergency", 0), ("debt", 0)),
-    "message": (("text", 2), ("left_min", 0)),
-    "identity": (("status", 0),),
     "meter": (("lqi", 0), ("rssi", 0)),
     "wifi": (("connected", 1), ("rssi", 0)),
     "cloud": (("last_ack_age_s", 0), ("pending", 0), ("realtime", 1)),
     "store": (("fill_pct", 0),),
 }
+# the supplier's fields (meter/zcl_prepay.py), most snapshots have none: a
+# constant tuple, not more entries in the dict above (heap on the device)
+_SUB2 = (
+    ("prepay", (("credit", 0), ("emergency", 0), ("debt", 0))),
+    ("message", (("text", 2), ("left_min", 0))),
+    ("identity", (("status", 0),)),
+)
 
 
 def _num(v):
@@ -43,6 +47,24 @@ def _fault(v):
 
 def _seq(v):
     return v if isinstance(v, list) else (v,)
+
+
+def _subs(st, items, bad):
+    for sub, fields in items:
+        d = st.get(sub)
+        if d is None:
+            continue
+        if not isinstance(d, dict):
+            bad.append(sub)
+            continue
+        for k, kind in fields:
+            v = d.get(k)
+            if kind == 2:
+                ok = v is None or isinstance(v, str)
+            else:
+                ok = _num(v) if not kind else v is None or isinstance(v, (bool, int))
+            if not ok:
+                bad.append(sub + "." + k)
 
 
 def check(st):
@@ -64,21 +86,8 @@ def check(st):
     h = st.get("history")  # meter/history.py figures(): lists of numbers/None
     if h is not None and not (isinstance(h, dict) and all(_num(x) for v in h.values() for x in _seq(v))):
         bad.append("history")
-    for sub, fields in _SUB.items():
-        d = st.get(sub)
-        if d is None:
-            continue
-        if not isinstance(d, dict):
-            bad.append(sub)
-            continue
-        for k, kind in fields:
-            v = d.get(k)
-            if kind == 2:
-                ok = v is None or isinstance(v, str)
-            else:
-                ok = _num(v) if not kind else v is None or isinstance(v, (bool, int))
-            if not ok:
-                bad.append(sub + "." + k)
+    _subs(st, _SUB.items(), bad)
+    _subs(st, _SUB2, bad)
     if not bad:
         return st, bad
     out = dict(st)

@@ -101,9 +101,8 @@ class EzspLink:
         # supplier=True (docs/meter-ezsp.md; the app asks for it with
         # board.METER_SUPPLIER): ~1.2 KB of heap the 96 KB board lacks
         # beside an OTA download, so nothing of it loads otherwise
-        self.supplier = bool(cfg.get("supplier", False))
         self._zp = self.extras = self.ambient = None
-        if self.supplier:
+        if cfg.get("supplier"):
             from meter import zcl_prepay
             from meter.ambient import Ambient
 

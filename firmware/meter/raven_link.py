@@ -58,10 +58,9 @@ class RavenLink:
         self.zone = localtime.Zone()  # LocalTime - UTCTime (meter/localtime.py)
         # supplier messages and the ambient indication: opt supplier=True
         # (board.METER_SUPPLIER in the app; heap, see meter/ezsp_link.py)
-        self.supplier = bool(supplier)
         self.messages = None  # meter/message.py, imported with the first message
-        self.ambient = None
-        if self.supplier:
+        self.ambient = None  # set: supplier on
+        if supplier:
             from meter.ambient import Ambient
 
             self.ambient = Ambient()
@@ -87,7 +86,7 @@ class RavenLink:
         self.sup.state(supervise.INIT)
         for name in _INIT:
             self.send(name)
-        if self.supplier:
+        if self.ambient is not None:  # supplier on
             self.send("get_message")  # the message on show (none is kept across a reboot)
 
     # -- parser callbacks ------------------------------------------------------
@@ -150,7 +149,7 @@ class RavenLink:
             p = self.parser
             self.tariff.set_price(a, b, p.price_currency, p.price_tier)
         elif kind == raven.EV_MESSAGE:
-            if self.supplier:
+            if self.ambient is not None:  # supplier on
                 self._message(a, b)
         elif kind == raven.EV_WARNING:
             self.warnings += 1

@@ -22,6 +22,7 @@ HEAPS = {
     "test_aupdate_with_asyncio": "144k",
     "test_stuck_busy_raises_timeout": "144k",
     "test_bad_fields_are_drawn_unknown_and_counted": "144k",
+    "test_ashow_with_asyncio": "144k",
 }
 
 STATUS = {
