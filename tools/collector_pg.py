@@ -27,7 +27,7 @@ import sys
 import time
 
 import psycopg
-from collector_store import Store
+from collector_store import CMD_MARK_MAX, Store
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -288,7 +288,7 @@ class PgStore(Store):
             "UPDATE devices SET nonce=?, epoch=?, challenge=0, hello_at=? WHERE device_id=?",
             (nonce, epoch, now, device_id),
         )
-        if cmd_mark > 0:  # new command ids go above what the device ran (the next is cmd_mark + 1 or more)
+        if 0 < cmd_mark <= CMD_MARK_MAX:  # command ids go above what the device ran (collector_store.CMD_MARK_MAX)
             self.db.execute(
                 "SELECT setval('commands_cmd_id_seq', ?) FROM commands_cmd_id_seq"
                 " WHERE CASE WHEN is_called THEN last_value ELSE last_value - 1 END < ?",

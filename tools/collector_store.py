@@ -52,6 +52,12 @@ def fault_codes() -> dict[int, str]:
 # starts past the last block, so it never reuses a number (the device's replay
 # window would drop the reply).
 SEQ_BLOCK = 65536
+# A HELLO's cmd_mark (the highest command id the device ran) lifts the
+# collector's command ids above it, for a collector restored from an older
+# backup. Ids are u32 on the wire: a mark near 2^32, from any one device's
+# key, made the next id 2^32 and every reply carrying it fail for the whole
+# fleet. A mark above this is ignored, leaving 2^31 ids whatever happens.
+CMD_MARK_MAX = 0x7FFFFFFF
 # Traffic kinds (table `traffic`: what each byte of the day was for): in,
 # data, data_repeat (every reading held already: a retransmission after a lost
 # or late ACK), realtime, keepalive, hello, done; out, ack, hello_reply,
@@ -77,6 +83,7 @@ class Store(Reports):
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
         self.seq = self.reserved = 0
+        self._block_in_txn = False  # the reply-number block was reserved in the open transaction
         self.crash_hook = None  # test hook: crash_hook(point) may kill the process there
         self._rejects: dict[tuple[int, str], int] = {}  # counts not yet written (_reject)
         self._rejects_at = time.monotonic()
@@ -113,6 +120,7 @@ class Store(Reports):
     # -- the transactions: all a datagram changes, or nothing -------------------
     def _begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
+        self._block_in_txn = False
 
     def _commit(self) -> None:
         if self.crash_hook is not None:
@@ -121,7 +129,12 @@ class Store(Reports):
 
     def _rollback(self) -> None:
         self.db.execute("ROLLBACK")
-        self.seq = self.reserved = 0  # a reservation made in it is undone: reserve again
+        if self._block_in_txn:
+            # the reservation made in it is undone with it: reserve again. A
+            # block committed before stays ours (resetting here threw away up
+            # to SEQ_BLOCK reply numbers a rollback, and a device able to make
+            # its own batches fail could run the u32 out for the fleet).
+            self.seq = self.reserved = 0
 
     def commit_datagram(self, c: Commit, respond) -> list[bytes]:
         """One authentic, fresh datagram, in one transaction: its readings (or live rows,
@@ -241,6 +254,8 @@ class Store(Reports):
             "UPDATE devices SET nonce=?, epoch=?, challenge=0, hello_at=? WHERE device_id=?",
             (nonce, epoch, now, device_id),
         )
+        if cmd_mark > CMD_MARK_MAX:
+            return  # see CMD_MARK_MAX
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='commands'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES('commands', ?)", (cmd_mark,))
@@ -409,5 +424,6 @@ class Store(Reports):
             self.seq = row[0] if row else 0
             self.reserved = self.seq + SEQ_BLOCK
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('seq', ?)", (self.reserved,))
+            self._block_in_txn = True
         self.seq += 1
         return self.seq - 1

@@ -341,3 +341,40 @@ def test_version_1_database_is_migrated(tmp_path):
     assert c.db.execute("SELECT epoch, seq, utc_s FROM readings").fetchall() == [(0, 1, ROWS[0][0])]
     assert c._device(DEV) == (2, KEY, 40, 0, 0)
     assert wire.parse(c.handle(data(41, 2, ROWS[1:3]), ADDR)[0]).count == 2
+
+
+def test_a_hello_mark_near_2_32_cannot_stop_commands_for_the_fleet(collector_db):
+    # Any one device's key: a HELLO with cmd_mark 0xFFFFFFFF. Before, the
+    # shared command counter went to it, the next command (for any device)
+    # got id 2**32, and every reply carrying it failed (struct.error counted
+    # internal_error): that device got no ACK and no reply, and the push task
+    # died. Now a mark above CMD_MARK_MAX is ignored.
+    c = make(collector_db)
+    other, okey = 78, bytes(range(1, 33))
+    c.add_device(other, okey, 2)
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 1, 0, 0, cmd_mark=0xFFFFFFFF), ADDR)
+    cid = c.queue_command(other, 9, b"x")
+    assert cid < 2**31
+    out = c.handle(wire.build_hello(okey, other, 2, 1, 0, 0), ("127.0.0.1", 5556))
+    assert len(out) == 1 and [x[1] for x in wire.parse(out[0]).commands] == [cid]
+    # a mark within the range still lifts the ids (a collector restored from a backup)
+    c.handle(wire.build_hello(KEY, DEV, 2, 2, 0, 0, cmd_mark=1_000_000), ADDR)
+    assert c.queue_command(DEV, 9, b"y") > 1_000_000
+
+
+def test_rolled_back_datagrams_waste_no_reply_numbers(tmp_path):
+    # A batch the database cannot store (a value past SQLite's int64) rolls
+    # its transaction back. Before, each rollback also dropped the rest of the
+    # reply-number block committed earlier (65,536 numbers), so one device
+    # alternating HELLO and such batches ran the u32 reply numbers out for
+    # the whole fleet in hours. SQLite only: PostgreSQL draws from a sequence.
+    c = make(str(tmp_path / "c.db"))
+    seq = 1
+    for i in range(5):
+        assert c.handle(wire.build_hello(KEY, DEV, 2, seq, 0, 0), ADDR)
+        assert c.handle(data(seq + 1, 1 + i, [(1_700_000_000, 400, 2**63, 0, 0)]), ADDR) == []
+        seq += 2
+    block = c.db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()[0]
+    assert block == 65536, block  # the first block still serves
+    r = wire.parse(c.handle(data(seq, 1, ROWS[:3]), ADDR)[0])
+    assert r.seq < 65536
