@@ -205,7 +205,9 @@ class History:
         # Aligned with our slots: the link reads them away from midnight.
         s = self.slot(attr)
         if s >= 0 and self.day >= 0:
-            self.v[2 * _N + s] = -1 if wh is None or wh < 0 else wh
+            # beyond the array's int32 (2 TWh: no household's period) the
+            # value would wrap to a plausible wrong figure: unknown instead
+            self.v[2 * _N + s] = -1 if wh is None or not 0 <= wh <= 0x7FFFFFFF else wh
 
     # -- slow path ---------------------------------------------------------------------
     def tick(self, now_s):

@@ -188,6 +188,13 @@ def load(path):
     b = _read(path + ".bak")
     if a and b:
         return a if a[0] >= b[0] else b
+    if a or b:
+        # one copy damaged or missing: write it again from the good one, so
+        # that a second damage later still finds a copy (not the old keys)
+        try:
+            _store(path + ".bak" if a else path, _record(*(a or b)))
+        except OSError:
+            pass  # a failing flash: the good copy still serves
     return a or b
 
 
@@ -196,8 +203,12 @@ def save(path, version, digests):
     if not 1 <= len(digests) <= MAX_KEYS:
         raise ValueError("1 to 3 key digests")
     rec = _record(version, digests)
-    for p in (path, path + ".bak"):
-        tmp = p + ".new"
-        with open(tmp, "wb") as f:
-            f.write(rec)
-        os.rename(tmp, p)
+    _store(path, rec)
+    _store(path + ".bak", rec)
+
+
+def _store(p, rec):
+    tmp = p + ".new"
+    with open(tmp, "wb") as f:
+        f.write(rec)
+    os.rename(tmp, p)

@@ -249,6 +249,18 @@ def test_the_meter_fills_what_we_did_not_see():
     assert not zcl_hist.handle(link, 0x0702, bad, 0, len(bad))
 
 
+def test_a_meter_figure_beyond_int32_is_unknown_not_wrapped():
+    # The history's slots are an int32 array: MicroPython wraps a larger
+    # value silently (5e9 became 705,032,704 on mp32, a plausible figure).
+    t = _tariff()
+    h = history.History(None, device=1, tariff=t)
+    Feed(h, t, MON).run(MON + 3 * DAY + 3600)
+    for wh, want in ((5_000_000_000, None), (0x80000000, None), (0x7FFFFFFF, 0x7FFFFFFF), (12_345, 12_345)):
+        h.meter(0x0440, wh)  # the meter's month figure (we did not see that month whole)
+        got = h.figures()["months"][-1]
+        assert got == want, (wh, got)
+
+
 def test_a_zone_out_of_range_is_refused():
     z = localtime.Zone()
     f = _time_rsp(20 * 3600, 828061200, 846205200, 3600)

@@ -216,26 +216,28 @@ def test_cli_keylist(tmp_path, keys):
 def test_a_damaged_copy_of_the_stored_list_does_not_revive_a_withdrawn_key(mpy, tmp_path):
     # Before: one stored file; any damage to it (bit rot, a torn sector)
     # made load() return None and the provisioned ota_keys, which still name
-    # the key the list withdrew, were trusted again.
+    # the key the list withdrew, were trusted again. Now two copies; a load
+    # that finds one damaged writes it again from the other.
     p = str(tmp_path / "otakeys.bin")
     out = mpy.run(
         f"""
 from ota import keylist as K
 new = [b"\\x02" * 32]
-K.save({p!r}, 2, new)              # the list that withdrew key 1
-for name in ({p!r}, {p!r} + ".bak"):
-    K.save({p!r}, 2, new)
-    with open(name, "r+b") as f:  # one bit flipped in one copy
+def flip(name):
+    with open(name, "r+b") as f:  # one bit flipped
         f.seek(20)
         b = f.read(1)
         f.seek(20)
         f.write(bytes([b[0] ^ 1]))
+K.save({p!r}, 2, new)              # the list that withdrew key 1
+for name in ({p!r}, {p!r} + ".bak"):
+    flip(name)
     got = K.load({p!r})
     print("ok" if got == (2, new) else "bad %r" % (got,))
-with open({p!r}, "r+b") as f:     # both damaged: nothing left to trust but the provisioned keys
-    f.seek(20)
-    f.write(b"\\x00")
+    print("healed" if K._read(name) == (2, new) else "not healed")
+flip({p!r})                        # both damaged: nothing left to trust but the provisioned keys
+flip({p!r} + ".bak")
 print(K.load({p!r}))
 """
     ).stdout.split("\n")
-    assert out[:3] == ["ok", "ok", "None"], out
+    assert out[:5] == ["ok", "healed", "ok", "healed", "None"], out
