@@ -74,6 +74,9 @@ def load(h):
         h.n[_N + i] = nc
     h.day = day
     h._start = start
-    if h.zone.source == "utc":
+    if h.zone.source == "utc" and (tz or a >= 0):
+        # a zone some source gave (plain UTC, no DST, is what a device
+        # with no source writes: adopting it would keep the configuration's
+        # offset, next in precedence, from ever applying)
         h.zone.set(tz, a, e, sh, "saved")
     return None

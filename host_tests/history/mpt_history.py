@@ -261,6 +261,25 @@ def test_a_meter_figure_beyond_int32_is_unknown_not_wrapped():
         assert got == want, (wh, got)
 
 
+def test_a_file_written_on_plain_utc_leaves_the_zone_to_the_configuration():
+    # Before: the file saved tz 0 from a device on UTC (no zone from any
+    # source), the next boot took that as a "saved" zone, and the app's
+    # configured utc_offset_min (applied only while the zone is "utc") never
+    # took effect: 'today' and the days were off by the offset.
+    t = _tariff()
+    h = history.History(_path(), device=78, tariff=t)
+    Feed(h, t, MON).run(MON + 2 * DAY + 3600)
+    h.tick(MON + 2 * DAY + 3600)
+    h2 = history.History(_path(), device=78, tariff=_tariff())
+    assert h2.damaged == 0 and h2.zone.source == "utc", h2.zone.source
+    # a zone a source gave is kept as saved
+    h2.zone.set(-300 * 60, -1, -1, 0, "config")
+    h2._dirty = True
+    h2.tick(MON + 2 * DAY + 7200)
+    h3 = history.History(_path(), device=78, tariff=_tariff())
+    assert h3.zone.source == "saved" and h3.zone.tz == -300 * 60, (h3.zone.source, h3.zone.tz)
+
+
 def test_a_zone_out_of_range_is_refused():
     z = localtime.Zone()
     f = _time_rsp(20 * 3600, 828061200, 846205200, 3600)
