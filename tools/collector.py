@@ -66,6 +66,11 @@ PUSH_WINDOW_S = 600
 MAX_READINGS = 2048  # per DATA; the firmware never puts more in a batch (uplink.py)
 DGRAM_RATE, DGRAM_BURST = 2.0, 120.0
 READING_RATE, READING_BURST = 2.0, 131072.0
+# Refusals of stale HELLOs, a device: each is a transaction and a datagram to
+# an address anyone can forge, and a captured HELLO replays for ever. A device
+# that lost its numbers needs one or two; the bucket lives in memory (bounded:
+# cleared past REFUSE_TABLE devices), so a replay beyond it costs no commit.
+REFUSE_RATE, REFUSE_BURST, REFUSE_TABLE = 0.2, 4.0, 4096
 
 
 def _bucket(tokens: float | None, at: float | None, now: float, rate: float, burst: float) -> float:
@@ -98,6 +103,7 @@ class Collector(Store):
         self.push_window_s = push_window_s
         self.sender = None
         self.crash_hook = crash_hook()
+        self._refusals: dict[int, tuple[float, float]] = {}  # device -> (tokens, at): stale-HELLO refusals
 
     # -- administration --------------------------------------------------------
     def add_device(self, device_id: int, key: bytes, key_id: int = 0) -> None:
@@ -267,6 +273,15 @@ class Collector(Store):
         take, and a challenge for when it cannot go that high: a HELLO carrying the
         challenge as its nonce restarts the window. The challenge stays until answered, so
         replays cannot move it. Never changes the window, route or boot."""
+        now = self.clock()
+        tokens, at = self._refusals.get(d.device_id, (None, None))
+        tokens = _bucket(tokens, at, now, REFUSE_RATE * self.speed, REFUSE_BURST)
+        if tokens < 1:
+            self._reject(d.device_id, "stale_limited")  # batched: no transaction, nothing sent
+            return []
+        if len(self._refusals) >= REFUSE_TABLE:
+            self._refusals.clear()
+        self._refusals[d.device_id] = (tokens - 1, now)
         new = not challenge
         if new:
             challenge = secrets.randbits(32) or 1

@@ -378,3 +378,22 @@ def test_rolled_back_datagrams_waste_no_reply_numbers(tmp_path):
     assert block == 65536, block  # the first block still serves
     r = wire.parse(c.handle(data(seq, 1, ROWS[:3]), ADDR)[0])
     assert r.seq < 65536
+
+
+def test_a_replayed_stale_hello_costs_no_transaction_beyond_a_few(collector_db):
+    # One captured HELLO (they travel in clear), replayed: before, each copy
+    # was a committed transaction and a REFUSE sent to a forgeable address
+    # (300 replays: 300 commits, 300 REFUSEs). Now REFUSE_BURST, then one
+    # each 1 / REFUSE_RATE s; the rest are counted in memory.
+    now = [1000.0]
+    c = make(collector_db, clock=lambda: now[0])
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 5000, 0, 0, nonce=11), ADDR)
+    stale = wire.build_hello(KEY, DEV, 2, 3, 0, 0, nonce=22)
+    refused = sum(len(c.handle(stale, ("192.0.2.7", 9))) for _ in range(300))
+    assert refused == colmod.REFUSE_BURST, refused
+    now[0] += 1 / colmod.REFUSE_RATE
+    assert len(c.handle(stale, ("192.0.2.7", 9))) == 1
+    st = c.stats()  # (writes the batched reject counts first)
+    assert st["devices"][DEV]["traffic"]["refuse"]["datagrams"] == colmod.REFUSE_BURST + 1, st["devices"][DEV]
+    assert st["rejects"]["stale_limited"] == 300 - colmod.REFUSE_BURST, st["rejects"]
+
