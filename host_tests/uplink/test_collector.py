@@ -396,4 +396,3 @@ def test_a_replayed_stale_hello_costs_no_transaction_beyond_a_few(collector_db):
     st = c.stats()  # (writes the batched reject counts first)
     assert st["devices"][DEV]["traffic"]["refuse"]["datagrams"] == colmod.REFUSE_BURST + 1, st["devices"][DEV]
     assert st["rejects"]["stale_limited"] == 300 - colmod.REFUSE_BURST, st["rejects"]
-
