@@ -28,10 +28,16 @@ mp32: $(STAMP)
 ## TEST_JOBS: pytest-xdist workers (whole test files per worker: a module's
 ## fixtures, such as one soak per protocol, run once). Many tests wait on
 ## simulated time rather than the CPU, so 2 workers on 2 cores cut the wall
-## time. TEST_JOBS=0 runs in one process.
+## time. Tests marked serial (timing-sensitive under load) run alone after.
+## TEST_JOBS=0 runs everything in one process.
 TEST_JOBS ?= 2
 test: $(STAMP) mp32 pg-server
-	$(BIN)/pytest -q $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
+ifeq ($(TEST_JOBS),0)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+else
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m serial $(PYTEST_ARGS)
+endif
 
 ## make check: lint, compile every firmware module for the ESP32, type-check.
 check: lint mpy-size typecheck

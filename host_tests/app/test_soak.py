@@ -15,6 +15,10 @@ import pytest
 
 import mpy as mpymod
 
+# Alone, after the parallel pass of make test: the heap-growth floor per quarter
+# moves with how much a loaded host batches (CI, 2 workers: 2,240 B against 2,048 on the wheel).
+pytestmark = pytest.mark.serial
+
 ROOT = mpymod.ROOT
 REQUIRED = (
     "readings_generated",

@@ -20,6 +20,10 @@ import pytest
 from emulog import unexplained
 from ncp_server import START, NcpServer
 
+# Alone, after the parallel pass of make test: line noise and an NCP reset at
+# real ASH timings miss a report when another test shares the cores (CI, 2 workers).
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAP = "256k"  # source compiled at import; see test_heap_with_precompiled_code
 HEAP_CAP_PRECOMPILED = "144k"  # wheel: ~100 KB of it .mpy code (in flash on the device); 128k before prepay
