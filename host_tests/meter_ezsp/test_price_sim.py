@@ -54,6 +54,8 @@ def test_a_simulated_day_shows_the_tariff_and_cost(runtime, protocol, tmp_path):
     costed = [s for s in lines if s.get("cost_today") is not None]
     assert len(costed) >= len(lines) - 2 and len(costed) > 100, [s.get("cost_today") for s in lines[:5]]
     for s in costed:
+        if s["utc"] % DAY < 900:
+            continue  # the day rolls at its first reading: on a loaded host, after the status line's clock
         assert (s["price"], s["currency"], s["currency_iso"], s["price_tier"]) == (27.35, "\u00a3", 826, 1), s
         assert s["standing_charge"] == (53.22 if protocol == "ezsp" else None)
         # exact: standing charge + the energy at the price, half up
@@ -69,7 +71,7 @@ def test_a_simulated_day_shows_the_tariff_and_cost(runtime, protocol, tmp_path):
         lo, hi = register_at(s["utc"] - 900) or base_hi, register_at(s["utc"] + 900)
         assert lo - base_hi <= s["cost_wh"] <= hi - base_lo, (s["utc"], s["cost_wh"], lo - base_hi, hi - base_lo)
     # midnight: a new day's cost
-    day2 = [s for s in costed if s["utc"] >= START + DAY + 600]
+    day2 = [s for s in costed if s["utc"] >= START + DAY + 900]
     day1 = [s for s in costed if s["utc"] < START + DAY]
     assert day2 and day1 and day2[0]["cost_wh"] < day1[-1]["cost_wh"]
     assert max(s["cost_today"] for s in day1) > 100  # a household's day: pounds, not pence
