@@ -68,8 +68,10 @@ HEAP ?= 96k
 RUN_OUT ?= run/sim
 
 ## make run: the whole device simulated on embedded defaults (Ctrl-C stops), on mp32.
+## tools/termfg.py gives the simulator the terminal, so Ctrl-C stops it in
+## order and make exits with its status (else make dies of the SIGINT too).
 run: $(STAMP) mp32
-	$(BIN)/python tools/sim.py run --board-defaults --hours 24 --speed 60 --heap $(HEAP) \
+	$(BIN)/python tools/termfg.py $(BIN)/python tools/sim.py run --board-defaults --hours 24 --speed 60 --heap $(HEAP) \
 		--preview-every 30 --out $(RUN_OUT) $(SIM_ARGS)
 
 ## make soak: 7 simulated days on mp32 with the ESP32 board (the real hal/esp32.py on the emulated

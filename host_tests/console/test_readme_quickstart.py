@@ -3,19 +3,23 @@
 order with nothing lost, and `ihd collector console` on that run's database
 shows the device, its health and a chart in headless Chromium.
 
-Ctrl-C is what a terminal does: SIGINT to the whole foreground process group
-(make and the simulator). make itself always reports "Interrupt" and dies of
-the signal (GNU make re-raises it, whatever its recipe returns), so the
-simulator's verdict and summary are what the user reads and what is checked.
+Ctrl-C is typed into a real terminal: make runs on a pseudo-terminal as its
+session's foreground job, and the test writes ^C (0x03) to the terminal, whose
+line discipline sends SIGINT to the foreground process group. Before
+tools/termfg.py that group held make too, and GNU make always dies of SIGINT
+(it re-raises it whatever its recipe returns): exit -2 after an orderly stop.
 The only deviation from the README is RUN_OUT (default run/sim): the run goes
 into the test's own folder, not the working tree."""
 
+import fcntl
 import json
 import os
+import pty
 import re
 import signal
 import sqlite3
 import subprocess
+import termios
 import time
 
 from console_helpers import ROOT, Console, loaded, wait
@@ -41,7 +45,14 @@ def test_make_run_raven_then_ctrl_c_then_the_console_shows_the_device(tmp_path, 
     db = out / "collector.sqlite"
     cmd = ["make", "-s", "run", f"RUN_OUT={out}", "SIM_ARGS=--protocol raven --speed 300"]
     err = open(tmp_path / "make.err", "w+")
-    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True)
+    master, slave = pty.openpty()
+
+    def on_the_terminal():  # what a login shell's job does: own session, the pty as its terminal
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen(cmd, cwd=ROOT, stdin=slave, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=on_the_terminal)
+    os.close(slave)
     try:
         # until the collector holds readings and the device's first health report
         deadline = time.monotonic() + 240
@@ -50,12 +61,13 @@ def test_make_run_raven_then_ctrl_c_then_the_console_shows_the_device(tmp_path, 
                 break
             time.sleep(0.5)
         assert p.poll() is None, "make run ended by itself: " + open(tmp_path / "make.err").read()[-2000:]
-        os.killpg(p.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        p.wait(timeout=120)
+        os.write(master, b"\x03")  # Ctrl-C typed at the terminal
+        rc = p.wait(timeout=120)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+        os.close(master)
     err.seek(0)
     log = err.read()
     last = [ln for ln in log.replace("\r", "\n").splitlines() if ln.startswith("sim: ")][-1]
@@ -64,6 +76,7 @@ def test_make_run_raven_then_ctrl_c_then_the_console_shows_the_device(tmp_path, 
     assert s["readings_lost"] == 0 and s["crashes"] == 0 and s["readings_committed"] > 200, last
     m = re.match(r"sim: PASS: stopped by Ctrl-C; (\d+) readings committed, .* 0 lost", last)
     assert m and int(m[1]) == s["readings_committed"], last
+    assert rc == 0, f"make run exited {rc} after an orderly stop: {log[-1500:]}"
 
     # the console on that run's database, started with the one host command
     (dev,) = sqlite3.connect(db).execute("SELECT device_id FROM devices").fetchone()
