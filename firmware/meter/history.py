@@ -101,7 +101,8 @@ class History:
         self.n = bytearray(2 * _N)
         self.damaged = 0  # history files set aside (torn, corrupt, foreign)
         self.why = None  # why the last one was
-        self.back = 0  # readings of an earlier day than ours (clock back)
+        self.back = 0  # readings out of day order: an earlier day (clock back), a lone jump ahead
+        self._ahead = -1  # a day more than one ahead, seen once: taken when seen again
         self.closed = 0  # days closed
         self.writes = 0
         self._dirty = False
@@ -117,7 +118,15 @@ class History:
             if day < self.day:
                 self.back += 1
                 return
+            if day > self.day + 1 and self.day >= 0 and day != self._ahead:
+                # days ahead at once: a reboot after days off, or one
+                # reading stamped far in the future, which would shift every
+                # period out; taken when the next reading confirms it
+                self._ahead = day
+                self.back += 1
+                return
             self._roll(day, t_s)
+        self._ahead = -1
         self._last = delivered_wh
         self._t = t_s
 

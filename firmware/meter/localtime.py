@@ -28,7 +28,12 @@ class Zone:
 
     def offset(self, t_s):
         # Seconds to add to device (UTC) seconds for local time at t_s.
-        if self.dst_start <= t_s < self.dst_end:
+        # The Time cluster gives this year's start and end: in the southern
+        # hemisphere the end (April) comes before the start (October), and
+        # DST is in force outside [end, start) rather than inside.
+        s = self.dst_start
+        e = self.dst_end
+        if s >= 0 and ((s <= t_s < e) if s < e else (t_s >= s or t_s < e)):
             return self.tz + self.dst_shift
         return self.tz
 
@@ -53,11 +58,14 @@ class Zone:
             self.rejected += 1
             return
         if source == "meter":
-            if start in (None, 0xFFFFFFFF) or end in (None, 0xFFFFFFFF) or shift is None or start >= end:
+            if start in (None, 0xFFFFFFFF) or end in (None, 0xFFFFFFFF) or shift is None or start == end:
                 start = end = -1
                 shift = 0
             else:
                 start -= ZB_TO_DEV
                 end -= ZB_TO_DEV
+                if start < 0 or end < 0:  # before the device epoch: not this year's
+                    start = end = -1
+                    shift = 0
         self.tz, self.dst_start, self.dst_end, self.dst_shift = tz, start, end, shift
         self.source = source

@@ -219,6 +219,50 @@ def test_local_midnight_across_dst_from_the_time_cluster():
         assert z.midnight(d0 + 2) == (d0 + 2) * DAY - (3600 if d0 == 817 else 0)
 
 
+def test_southern_hemisphere_dst_from_the_time_cluster():
+    # Sydney 2026: the Time cluster gives this year's dates, so the end
+    # (5 April 03:00 AEDT = 4 April 16:00 UTC) comes before the start
+    # (4 October 02:00 AEST = 3 October 16:00 UTC). UTC+10, DST +1 h: 5 April
+    # is 25 hours long, 4 October 23. Before: no DST at all (start >= end).
+    z = localtime.Zone()
+    f = _time_rsp(36000, 844358400, 828633600, 3600)
+    assert zcl_hist.handle(Link(z, None), 0x000A, f, 0, len(f))
+    assert z.offset(745 * DAY) == 39600 and z.offset(882 * DAY) == 36000 and z.offset(1065 * DAY) == 39600
+    for first, start, lens in ((823, 11, (24, 25, 24)), (1005, 12, (24, 23, 24))):
+        h = history.History(None, zone=z)
+        ts = first * DAY + start * 3600  # two hours before the first local midnight
+        reg = 1000
+        h.tick(ts)
+        end = ts + 3 * DAY + 4 * 3600
+        while ts < end:
+            ts += 60
+            reg += 1
+            h.reading(ts, reg, OK)
+            if ts % 600 == 0:
+                h.tick(ts)
+        days = h.figures()["days"]
+        assert days[-4:-1] == [60 * n for n in lens], (first, days)
+    assert z.midnight(825) == 824 * DAY + 13 * 3600  # 5 April 00:00 AEDT
+
+
+def test_one_reading_stamped_far_ahead_does_not_wipe_the_history():
+    t = _tariff()
+    h = history.History(None, device=77, tariff=t)
+    f = Feed(h, t, MON)
+    f.run(MON + 9 * DAY + 3600)
+    before = h.figures()
+    h.reading(f.ts + 400 * DAY, f.reg + 10, OK)  # a year ahead, once
+    f.run(MON + 9 * DAY + 7200)  # the next readings are on time again
+    after = h.figures()
+    assert after["days"][:8] == before["days"][:8] and after["weeks"][:-1] == before["weeks"][:-1], (before, after)
+    assert h.back == 1
+    # a real jump (a device off for a week) is taken at its second reading
+    f.ts += 7 * DAY
+    f.run(f.ts + 600)
+    fig = h.figures()
+    assert fig["days"][-8:-1] == [None] * 7 and h.back == 2 and h.day == (f.ts + h.off) // DAY, fig
+
+
 def test_the_meter_fills_what_we_did_not_see():
     t = _tariff()
     h = history.History(None, device=1, tariff=t)
