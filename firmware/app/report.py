@@ -98,6 +98,11 @@ def snapshot(a, history=True):
         # cost_today (minor units, standing charge included), ...: None
         # when unknown (meter/price.py)
         s.update(tariff.figures(a.last_demand))
+    gas = getattr(a.link, "gas", None)
+    if gas is not None and gas.gas is not None:
+        # the gas meter's today (kWh, Wh, litres) and reading age: only with
+        # one (EZSP, meter/gas.py); key absent = no gas meter
+        s["gas"] = gas.figures()
     h = a.history
     if h is not None and history and not (a.ota is not None and a.ota.busy()):
         # days (today last), weeks, months: Wh and minor units, None

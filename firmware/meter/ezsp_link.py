@@ -20,7 +20,7 @@ from micropython import const
 
 import faults
 import hal
-from meter import ash, ezsp, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_price
+from meter import ash, ezsp, gas, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_price
 from meter.devclock import DevClock
 from meter.reading import F_SUMMATION
 
@@ -89,7 +89,11 @@ class EzspLink:
         self.status = self.sup.status
         self.ash = ash.Ash(self._write, self._on_frame, self._on_event)
         self.ez = ezsp.Ezsp()
-        self.meter = zcl.Meter(self._reading, DevClock(hal.clock), self._on_time)
+        self.meter = zcl.Meter(self._reading, DevClock(hal.clock), self._on_time, self._on_type)
+        # the gas meter, where there is one (meter/gas.py): found by its
+        # MeteringDeviceType on another endpoint, never taken for ours
+        self.gas = gas.Finder(self)
+        self._src = 0  # nwk << 8 | endpoint of the Metering frame being handled
         self.tariff = price.Tariff()  # price, standing charge, today's cost
         self.price = zcl_price.PriceClient(self.tariff)
         # local time and the meter's history (meter/zcl_hist.py); the app
@@ -241,6 +245,10 @@ class EzspLink:
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         self.sup.radio(lqi, rssi)
+        g = self.gas.gas
+        if cluster == zcl_price.PRICE and g is not None and sender == g.nwk and src_ep == g.ep:
+            g.price_frame(buf, off, n)
+            return  # the gas meter's conversion factor and calorific value
         if cluster == zcl_price.PRICE or cluster == _MESSAGING or cluster >= _PREPAYMENT:
             # the ESI's servers may be on another endpoint than the meter's
             if not self._locked or sender == self.meter_nwk:
@@ -259,11 +267,20 @@ class EzspLink:
         if cluster != zcl.METERING and cluster != zcl.TIME:
             return
         if self._locked and (sender != self.meter_nwk or (cluster == zcl.METERING and src_ep != self.meter_ep)):
-            # One meter only: an ESI often also serves a mirrored gas meter
-            # on another endpoint, and its values must not mix with ours.
-            self.other_meter += 1
+            # One electricity meter only: an ESI often also serves a
+            # mirrored gas meter on another endpoint (meter/gas.py: found by
+            # its device type), and its values must not mix with ours.
+            if cluster != zcl.METERING or not self.gas.frame(cluster, sender, src_ep, buf, off, n):
+                self.other_meter += 1
             return
-        if self.meter.handle(cluster, buf, off, n) == zcl.OK and cluster == zcl.METERING and not self._locked:
+        m = self.meter
+        self._src = sender << 8 | src_ep
+        if (
+            m.handle(cluster, buf, off, n) == zcl.OK
+            and cluster == zcl.METERING
+            and not self._locked
+            and m is self.meter
+        ):
             self.meter_nwk = sender
             self.meter_ep = src_ep
             self._locked = True
@@ -272,6 +289,43 @@ class EzspLink:
         if cluster == zcl.METERING and buf[off + 2] == 0x01 and self.extras is not None:  # a read answer
             self.extras.handle(cluster, buf, off, n)
             self.ambient.meter = self.extras.ambient
+
+    def _on_type(self, m):
+        # MeteringDeviceType of the candidate electricity meter: not
+        # electricity (a mirrored gas meter that spoke first), it goes to
+        # meter/gas.py and the other endpoint heard, if any, is the candidate.
+        if gas.kind_of(m.device_type) == gas.ELECTRIC or "meter_ep" in self.cfg:
+            return
+        c, key = self.gas.not_electric(m, self._src)
+        self.other_meter += 1
+        if c is not None:
+            self.adopt(c, key)
+        else:
+            self.meter = zcl.Meter(self._reading, m.clock, self._on_time, self._on_type)
+            self._locked = False
+
+    def adopt(self, m, key):
+        # m (meter/gas.py found it electric) is the link's meter, on key
+        # (nwk << 8 | ep). -> the previous candidate and its key, if it had one.
+        old = self.meter
+        okey = self.meter_nwk << 8 | self.meter_ep if self._locked else -1
+        m.on_reading = self._reading
+        m.on_time = self._on_time
+        m.on_type = self._on_type
+        self.meter = m
+        self.meter_nwk = key >> 8
+        self.meter_ep = key & 0xFF
+        self._locked = True
+        self.gas.relink = True
+        return (old, okey) if okey >= 0 and old is not m else (None, -1)
+
+    def electric(self):
+        # The link's meter said it is electricity (or was configured).
+        m = self.meter
+        return "meter_ep" in self.cfg or (m.typed() and gas.kind_of(m.device_type) == gas.ELECTRIC)
+
+    def ticks(self):
+        return hal.clock.ticks_ms()
 
     def _stack_status(self, s):
         self._stack = s
@@ -418,7 +472,7 @@ class EzspLink:
             )
 
     # -- running ----------------------------------------------------------------------
-    async def read(self, cluster, attrs):
+    async def read(self, cluster, attrs, dst=-1):
         # One Read Attributes to the meter (attrs None: GetCurrentPrice on
         # the Price cluster, GetLastMessage on Messaging); the answer
         # arrives as a callback.
@@ -430,7 +484,8 @@ class EzspLink:
         else:
             n = zcl.build_read(self._zcl, self._tsn, attrs)
         ez = self.ez
-        m = ez.send_unicast(self.meter_nwk, ezsp.PROFILE_SE, cluster, ENDPOINT, self.meter_ep, self._tsn, self._zcl, n)
+        nwk, ep = (self.meter_nwk, self.meter_ep) if dst < 0 else (dst >> 8, dst & 0xFF)
+        m = ez.send_unicast(nwk, ezsp.PROFILE_SE, cluster, ENDPOINT, ep, self._tsn, self._zcl, n)
         if await self._status_call(m) != ezsp.SUCCESS:
             self.send_failures += 1
 
@@ -466,6 +521,8 @@ class EzspLink:
                 if self._zp is not None:
                     await self._supplier_reads(True)
                 setup_at = ticks_add(now, SETUP_EVERY_S * 1000)
+                self.gas.setup = self.gas.gas is not None
+            await gas.reads(self)
             if ticks_diff(now, extras_at) >= 0:
                 if self._zp is not None:
                     await self._supplier_reads(False)

@@ -96,6 +96,7 @@ def build_read(buf, seq, attrs):
 
 
 _SCALE_BITS = const(0x1C)  # staging slots 2, 3, 4: unit, multiplier, divisor
+_TYPE_BIT = const(0x80)  # staging slot 7: MeteringDeviceType
 _VALUE_BITS = const(0x103)  # staging slots 0, 1, 8: delivered, received, demand
 _HOLD = const(8)  # reports held while the scaling is unknown
 
@@ -105,9 +106,14 @@ class Meter:
     # in device seconds (meter/reading.py); on_time(unix_s) when the meter's
     # Time attribute is valid; clock: a meter.devclock.DevClock (now() in
     # device seconds without allocating, valid()).
-    def __init__(self, on_reading, clock, on_time=None):
+    def __init__(self, on_reading, clock, on_time=None, on_type=None):
         self.on_reading = on_reading
         self.on_time = on_time
+        # on_type(meter): the link's check of MeteringDeviceType (meter/gas.py);
+        # with it, no reading leaves before the device type is known either
+        # (a mirrored gas meter's litres are not electricity's Wh)
+        self.on_type = on_type
+        self._need = _SCALE_BITS if on_type is None else _SCALE_BITS | _TYPE_BIT
         self.clock = clock
         self.unit = -1  # not read yet
         self.multiplier = 1
@@ -157,6 +163,10 @@ class Meter:
         else:
             self._sn, self._sd = _reduce(m * f[0], d * f[1])
             self._dn, self._dd = _reduce(m * f[2], d * f[3])
+
+    def typed(self):
+        # MeteringDeviceType known (read, or the meter has none: electric)
+        return bool(self._known & _TYPE_BIT)
 
     def sum_step_wh(self):
         # Wh per summation register step (the dropout check's resolution).
@@ -224,7 +234,7 @@ class Meter:
                 if st:
                     # UNSUPPORTED_ATTRIBUTE etc.: record has no value. A meter
                     # without Multiplier/Divisor means the spec's default 1.
-                    if cluster == METERING and (attr == A_MULTIPLIER or attr == A_DIVISOR):
+                    if cluster == METERING and (attr == A_MULTIPLIER or attr == A_DIVISOR or attr == A_DEVICE_TYPE):
                         self._known |= 1 << self._slot(cluster, attr)
                     continue
                 if i >= end:
@@ -273,7 +283,7 @@ class Meter:
                     self.on_time(t + ZIGBEE_EPOCH)
             return
         rescale = False
-        self._known |= seen & _SCALE_BITS
+        self._known |= seen & (_SCALE_BITS | _TYPE_BIT)
         if seen & (1 << 2):
             self.unit = v[2] & 0xFF
             rescale = True
@@ -289,16 +299,19 @@ class Meter:
             self.demand_format = v[6]
         if seen & (1 << 7):
             self.device_type = v[7]
+            rescale = True  # the held reports may leave now
+            if self.on_type is not None:
+                self.on_type(self)  # may hand this Meter to the gas meter
         if seen & (1 << 9):
             self.status = v[9]
         if rescale:
             self._rescale()
-            if self.held and self._known & _SCALE_BITS == _SCALE_BITS:
+            if self.held and self._known & self._need == self._need:
                 self._release()
         if not seen & _VALUE_BITS:
             return
         c = self.clock
-        if self._known & _SCALE_BITS != _SCALE_BITS:
+        if self._known & self._need != self._need:
             if self.held < _HOLD:
                 v = self._v
                 w = self._w

@@ -18,9 +18,11 @@ def demand(v):
 
 
 # Read Attributes Response to the link's setup read (zcl.SETUP_ATTRS):
-# UnitofMeasure kWh, Multiplier 1, Divisor 1. No reading leaves before it.
+# UnitofMeasure kWh, Multiplier 1, Divisor 1, MeteringDeviceType electric.
+# No reading leaves before it (the device type: meter/gas.py).
 SCALING = bytes(
     [0x18, 0x03, 0x01, 0x00, 0x03, 0x00, 0x30, 0x00, 0x01, 0x03, 0x00, 0x22, 1, 0, 0, 0x02, 0x03, 0x00, 0x22, 1, 0, 0]
+    + [0x06, 0x03, 0x00, 0x30, 0x00]
 )
 
 
@@ -34,11 +36,12 @@ def test_first_meter_is_kept():
     link._incoming(0x0702, 2, 0x0000, 200, -50, f, 0, n)  # mirrored gas meter, endpoint 2
     link._incoming(0x0702, 9, 0x1234, 200, -50, f, 0, n)  # another node altogether
     assert [r[1] for r in out] == [1500 * 1000]  # kW, multiplier and divisor 1
-    assert link.meter_ep == 9 and link.meter_nwk == 0 and link.other_meter == 2
+    # endpoint 2 is held until its device type is known (asked: probe), the other node ignored
+    assert link.meter_ep == 9 and link.meter_nwk == 0 and link.other_meter == 1 and link.gas.probe == 2
     # Time from another node is ignored too.
     t = bytes([0x18, 0x02, 0x0A, 0x00, 0x00, 0xE2, 0x80, 0x5F, 0xE8, 0x30])
     link._incoming(0x000A, 1, 0x1234, 200, -50, t, 0, len(t))
-    assert link.other_meter == 3
+    assert link.other_meter == 2
     assert link.status.lqi == 200 and link.status.rssi == -50
 
 
@@ -50,7 +53,7 @@ def test_configured_meter_only():
     link._incoming(0x0702, 9, 0x0000, 200, -50, f, 0, n)
     f, n = demand(7)
     link._incoming(0x0702, 2, 0x0000, 200, -50, f, 0, n)
-    assert [r[1] for r in out] == [7000] and link.other_meter == 1
+    assert [r[1] for r in out] == [7000] and link.other_meter == 0 and link.gas.probe == 9  # asked what it is
 
 
 def test_config_dict_form_accepted():
