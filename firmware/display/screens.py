@@ -91,7 +91,20 @@ def _right(fb, st, x, y, w, h):
 
         screen_prepay.message_box(fb, m, x, y, w, h)
     else:
-        _chart(fb, st.get("hourly_wh"), x, y, w, h)
+        _chart(fb, st.get("hourly_wh"), x, y, w, h, _gas(st))
+
+
+def _gas(st):
+    # The gas meter's line above the chart, where there is one (EZSP,
+    # meter/gas.py): today's gas in kWh, "Gas —" when not known.
+    g = st.get("gas")
+    if not isinstance(g, dict):
+        return None
+    wh = g.get("today_wh")
+    if wh is None and g.get("today_kwh") is not None:
+        wh = int(g["today_kwh"] * 1000 + 0.5)
+    fig, unit = fmt.energy(wh)
+    return "Gas " + fig + unit
 
 
 def ambient_gauge(fb, st, x, y):
@@ -145,13 +158,14 @@ def _price(p):
     return s.rstrip("0")
 
 
-def _chart(fb, hours, x0, y0, w, h):
+def _chart(fb, hours, x0, y0, w, h, title=None):
     # Bars of energy per hour, oldest left; an unknown hour is a dotted
-    # baseline so "no data" never looks like "used nothing".
+    # baseline so "no data" never looks like "used nothing". title: the
+    # gas line in place of "Last 24h" (the axis still says "-24h").
     if hours and len(hours) > w // 3:
         hours = hours[-(w // 3) :]  # bars at least 3 px wide: the latest hours
     n = len(hours) if hours else 0
-    small(fb, "Last %dh" % n if n else "Last hours", x0, y0)
+    small(fb, title or ("Last %dh" % n if n else "Last hours"), x0, y0)
     base = y0 + h - 10  # baseline row; 8x8 labels below it
     top = y0 + 20
     fb.hline(x0, base, w, 1)

@@ -28,6 +28,7 @@ _SUB2 = (
     ("prepay", (("credit", 0), ("emergency", 0), ("debt", 0))),
     ("message", (("text", 2), ("left_min", 0))),
     ("identity", (("status", 0),)),
+    ("gas", (("today_wh", 0), ("today_kwh", 0), ("age_s", 0))),
 )
 
 
