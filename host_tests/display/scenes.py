@@ -106,7 +106,11 @@ SCENES = [
     ("live_stale_fault", "live", _with(demand_w=540, last_reading_age_s=900, fault=TABLE[7])),
     ("live_unknown", "live", {}),
     # a gas meter (meter/gas.py): today's gas above the chart; "—" unknown
-    ("live_gas", "live", _with(price=27.35, cost_today=261, gas={"today_kwh": 23.456, "today_wh": 23456, "age_s": 600})),
+    (
+        "live_gas",
+        "live",
+        _with(price=27.35, cost_today=261, gas={"today_kwh": 23.456, "today_wh": 23456, "age_s": 600}),
+    ),
     ("live_gas_unknown", "live", _with(fault=TABLE[7], gas={"today_kwh": None, "today_wh": None, "age_s": None})),
     ("diag_ok", "diag", _with(cloud={"last_ack_age_s": 42, "pending": 3, "realtime": True})),
     ("diag_unknown", "diag", {}),

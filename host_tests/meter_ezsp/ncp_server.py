@@ -24,7 +24,7 @@ START = 1767225600
 
 
 class NcpServer:
-    def __init__(self, speed: float = 20, duration: float = 120, actions=(), meter_start=None, **ncp_kw):
+    def __init__(self, speed: float = 20, duration: float = 120, actions=(), meter_start=None, start=START, **ncp_kw):
         # actions: (simulated offset s, callable(ncp)) run once at that time.
         # meter_start: the meter ran from this UTC second (its history
         # attributes know the days since), integrated before serving.
@@ -33,6 +33,7 @@ class NcpServer:
         self.duration = duration
         self.ncp_kw = ncp_kw
         self.meter_start = meter_start
+        self.start = start  # simulated UTC second the run starts at
         self.ncp: EzspNcp | None = None
         self.reports: list[dict] = []
         self.polls: list[dict] = []  # the NCP's answers to the firmware's polls (EzspNcp.take_polls)
@@ -63,16 +64,16 @@ class NcpServer:
                 ncp = early
                 ncp.send_bytes = writer.write
             else:
-                meter = Meter(LoadProfile(1, 0), START)
+                meter = Meter(LoadProfile(1, 0), self.start)
                 ncp = EzspNcp(meter, writer.write, **self.ncp_kw)
             self.ncp = ncp
             t0 = time.monotonic()
 
             def now():
-                return START + (time.monotonic() - t0) * self.speed
+                return self.start + (time.monotonic() - t0) * self.speed
 
             try:
-                while now() < START + self.duration:
+                while now() < self.start + self.duration:
                     try:
                         data = await asyncio.wait_for(reader.read(256), 0.01)
                     except TimeoutError:
@@ -82,12 +83,12 @@ class NcpServer:
                     if data:
                         ncp.feed(data)
                         self.polls += ncp.take_polls()
-                    while self.actions and now() >= START + self.actions[0][0]:
+                    while self.actions and now() >= self.start + self.actions[0][0]:
                         self.actions.pop(0)[1](ncp)
                     ncp.poll_ash()
                     # no new report in the last 5 simulated s: what is sent
                     # must have time to arrive before the connection closes
-                    if now() < START + self.duration - 5:
+                    if now() < self.start + self.duration - 5:
                         self.reports += [r for r in ncp.tick(now()) if r["kind"] != "withheld"]
                         self.polls += ncp.take_polls()  # tariff changes pushed
                 await writer.drain()

@@ -65,6 +65,7 @@ from zigpy.zcl.clusters.smartenergy import Metering
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ncp_extras  # noqa: E402
+from gas_meter import GAS_EP, REPORT_S, GasMeter  # noqa: E402
 from meter_history import MeterHistory  # noqa: E402
 from ncp_ash import AshNcp  # noqa: E402
 from supplier import Supplier  # noqa: E402
@@ -99,8 +100,12 @@ class EzspNcp(AshNcp):
         summation_interval: int = 60,
         tariff: Tariff | None = None,
         supplier: Supplier | None = None,
+        gas: GasMeter | None = None,
     ):
         super().__init__(send_bytes)
+        # a mirrored gas meter on endpoint GAS_EP (tools/emu/gas_meter.py), reporting every 30 minutes
+        self.gas = gas
+        self.next_gas: int | None = None
         self.meter = meter
         self.version = version
         self.commands = EZSP._BY_VERSION[version].COMMANDS
@@ -325,7 +330,10 @@ class EzspNcp(AshNcp):
             self._queue_pos(0, "messageSentHandler", True, ok, direct, dest, aps, tag, b"")
         else:
             self._queue_pos(0, "messageSentHandler", True, direct, dest, aps, tag, ok, b"")
-        if is_read:
+        if is_read and self.gas is not None and aps.destinationEndpoint == GAS_EP:
+            ids, _ = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes].schema.deserialize(payload)
+            self._gas_response(aps.clusterId, hdr.tsn, ids.attribute_ids)
+        elif is_read:
             ids, _ = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes].schema.deserialize(payload)
             self._read_response(aps.clusterId, hdr.tsn, ids.attribute_ids)
         elif is_ask:
@@ -403,11 +411,56 @@ class EzspNcp(AshNcp):
             return None
         return f.TypeValue(f.DataType.from_python_type(attrs[attr].type).type_id, values[attr])
 
-    def _send_zcl(self, cluster: int, hdr: f.ZCLHeader, payload: bytes) -> None:
+    def _gas_attr(self, cluster: int, attr: int):
+        # the mirrored gas meter's Metering attributes (zigpy's types) and its Price conversion
+        g = self.gas
+        if cluster == Metering.cluster_id:
+            values = {
+                0x0000: zt.uint48_t(g.register(self.now)),
+                0x0300: Metering.MeteringUnitofMeasure.Cubic_Meter_and_Cubic_Meter_per_Hour_binary,
+                0x0301: zt.uint24_t(1),
+                0x0302: zt.uint24_t(1000),
+                0x0303: Metering.NumberFormatting(0x2B),
+                0x0306: Metering.MeteringDeviceType.Mirrored_Gas_Metering,
+            }
+            if attr not in values:
+                return None
+            typ = Metering.attributes[attr].type
+            return f.TypeValue(f.DataType.from_python_type(typ).type_id, values[attr])
+        if cluster == PRICE_CLUSTER:
+            # zigpy has no Price attributes: SE 1.1+ ConversionFactor uint32, its
+            # trailing digit map8 (bits 4-7), CalorificValue uint32, unit enum8, digit map8
+            gm = sys.modules["gas_meter"]
+            u32, m8, e8 = f.DataType.uint32.type_id, f.DataType.map8.type_id, f.DataType.enum8.type_id
+            price = {
+                0x0302: (u32, zt.uint32_t(gm.CF)),
+                0x0303: (m8, zt.bitmap8(gm.CF_DIGITS << 4)),
+                0x0304: (u32, zt.uint32_t(gm.CV)),
+                0x0305: (e8, zt.enum8(gm.CV_MJ_M3)),
+                0x0306: (m8, zt.bitmap8(gm.CV_DIGITS << 4)),
+            }
+            return f.TypeValue(*price[attr]) if attr in price else None
+        return None
+
+    def _gas_response(self, cluster: int, tsn: int, ids) -> None:
+        recs = []
+        for a in ids:
+            v = self._gas_attr(cluster, a)
+            if v is None:
+                recs.append(f.ReadAttributeRecord(a, f.Status.UNSUPPORTED_ATTRIBUTE))
+            else:
+                recs.append(f.ReadAttributeRecord(a, f.Status.SUCCESS, v))
+        hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
+        schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
+        self._send_zcl(cluster, hdr, schema(status_records=recs).serialize(), GAS_EP)
+        if cluster == Metering.cluster_id and 0x0000 in ids:
+            self.polls.append({"t": int(self.now), "kind": "gas_poll", "litres": self.gas.register(self.now)})
+
+    def _send_zcl(self, cluster: int, hdr: f.ZCLHeader, payload: bytes, src_ep: int = METER_EP) -> None:
         aps = t.EmberApsFrame(
             profileId=0x0109,
             clusterId=cluster,
-            sourceEndpoint=METER_EP,
+            sourceEndpoint=src_ep,
             destinationEndpoint=1,
             options=t.EmberApsOption(0x0140),
             groupId=0,
@@ -500,7 +553,7 @@ class EzspNcp(AshNcp):
         """Simulated time of the meter's next report (None before the first tick)."""
         if self.next_demand is None:
             return None
-        return min(self.next_demand, self.next_summation)
+        return min(self.next_demand, self.next_summation, self.next_gas or self.next_demand)
 
     def tick(self, now_s: float, deliver: bool = True) -> list[dict]:
         """The meter's reports due by simulated time now_s: sent to the host
@@ -514,6 +567,26 @@ class EzspNcp(AshNcp):
             self.next_demand = now + self.rng.randint(1, 4)
             self.next_summation = now + self.summation_interval // 2
         send = deliver and self.network_up
+        if self.gas is not None:
+            if self.next_gas is None:
+                self.next_gas = self.gas.next_report(now)
+            while self.next_gas <= now:
+                tg = self.next_gas
+                self.now = tg
+                if send:
+                    self.zcl_tsn = (self.zcl_tsn + 1) % 256
+                    hdr = f.ZCLHeader.general(
+                        self.zcl_tsn, f.GeneralCommand.Report_Attributes, direction=f.Direction.Server_to_Client
+                    )
+                    recs = [f.Attribute(0x0000, self._gas_attr(Metering.cluster_id, 0x0000))]
+                    schema = f.GENERAL_COMMANDS[f.GeneralCommand.Report_Attributes].schema
+                    self._send_zcl(Metering.cluster_id, hdr, schema(attribute_reports=recs).serialize(), GAS_EP)
+                if send:
+                    out.append({"t": tg, "kind": "gas", "litres": self.gas.register(tg)})
+                else:
+                    out.append({"t": tg, "kind": "withheld", "what": "gas"})
+                self.next_gas += REPORT_S
+            self.now = now_s
         while min(self.next_demand, self.next_summation) <= now:
             ts = min(self.next_demand, self.next_summation)
             self.history.advance_to(ts)  # the register at each local midnight on the way
