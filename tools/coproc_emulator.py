@@ -290,6 +290,9 @@ def main(argv=None) -> int:
     s.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     s.add_argument("--duration", type=int, default=3600, help="simulated seconds to run, then disconnect")
     s.add_argument("--solar", type=int, default=0, help="PV peak watts (export when above load)")
+    s.add_argument(
+        "--gas", action="store_true", help="EZSP: a mirrored gas meter on endpoint 2 (tools/emu/gas_meter.py)"
+    )
     s.add_argument("--style", choices=("raven", "emu2"), default="raven")
     s.add_argument("--eol", choices=("crlf", "lf", "none"), default="crlf")
     s.add_argument("--summation-interval", type=int, default=60)

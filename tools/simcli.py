@@ -46,6 +46,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     r.add_argument("--seed", "--profile", type=int, default=1, help="household load profile (and fault) seed")
     r.add_argument("--record", help="append every byte the co-processor sent to FILE (a capture for --replay)")
     r.add_argument("--solar", type=int, default=0, help="rooftop PV peak W in the load profile")
+    r.add_argument("--gas", action="store_true", help="EZSP: a mirrored gas meter on the ESI's endpoint 2")
     r.add_argument("--out", default="run/sim", help="output directory (state, logs, summary.json)")
     r.add_argument("--keep-state", action="store_true", help="keep DIR/state from a previous run")
     r.add_argument("--board-defaults", action="store_true", help="no provisioned config: the board's defaults")

@@ -205,6 +205,8 @@ class Operator:
             cmd += ["--record", a.record]
         if a.solar:
             cmd += ["--solar", str(a.solar)]
+        if getattr(a, "gas", False):
+            cmd += ["--gas"]
         if self.emu is not None:
             self.emu.stop()
         self.emu = Proc("emulator", cmd, self.out / "emulator.log")

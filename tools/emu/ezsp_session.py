@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ezsp_ncp import EzspNcp  # noqa: E402 - bellows and zigpy: imported before the server listens
+from gas_meter import GasMeter  # noqa: E402
 from supplier import from_args as supplier_from_args  # noqa: E402
 from tariff import from_args  # noqa: E402
 
@@ -61,6 +62,7 @@ def make_ncp(world, line: Line):
         summation_interval=a.summation_interval,
         tariff=from_args(a),
         supplier=supplier_from_args(a),
+        gas=GasMeter(int(world.meter.t)) if getattr(a, "gas", False) else None,
     )
 
 
