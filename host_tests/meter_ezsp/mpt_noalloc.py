@@ -130,3 +130,29 @@ def test_receive_path_allocates_nothing():
     assert link.delivered == 12_345_678 + 399 and link.demand == sum(100 + i for i in range(400) if i % 4 != 3)
     # stamped with the clock's time, in device seconds
     assert link.t_s + DEV_EPOCH == hal.utc() - 97, (link.t_s, hal.utc())
+
+
+def test_gas_readings_allocate_nothing():
+    # The gas meter's reports (meter/gas.py, fed by the EZSP link): with the
+    # heap locked, a summation report goes through its zcl.Meter to
+    # Gas.reading (register, local day, last-reading ticks).
+    from meter import gas, localtime
+
+    clock = HalClock()
+    m = zcl.Meter(None, DevClock(clock))
+    g = gas.Gas(m, 0, 2, localtime.Zone(), clock.ticks_ms)
+    m.on_reading = g.reading
+    setup = bytes([0x18, 1, 0x0A, 0x00, 0x03, 0x30, 0x01, 0x01, 0x03, 0x22, 1, 0, 0])
+    setup += bytes([0x02, 0x03, 0x22, 0xE8, 0x03, 0, 0x06, 0x03, 0x30, 0x80])
+    assert m.handle(zcl.METERING, setup, 0, len(setup)) == zcl.OK
+    rep = bytearray([0x18, 2, 0x0A, 0x00, 0x00, 0x25, 0, 0, 0x12, 0, 0, 0])
+    for i in range(200):
+        rep[6] = i  # the register moves
+        clock.ms += 1_800_000  # a report every 30 minutes, across days
+        micropython.heap_lock()
+        try:
+            r = m.handle(zcl.METERING, rep, 0, len(rep))
+        finally:
+            micropython.heap_unlock()
+        assert r == zcl.OK
+    assert g.readings == 200 and g.register == 199 + (0x12 << 16) and g.base >= 0
