@@ -287,6 +287,8 @@ class Sim(Firmware, Operator, Injector, Results):
                     self.watch_injections()
                     line = self.status_line()
                     print(("\r" + line + "   ") if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                elif self.awaiting_heard():
+                    self.watch_injections()
                 time.sleep(0.01)
         except KeyboardInterrupt:
             # Ctrl-C: a short drain, then the verdict. What the device holds

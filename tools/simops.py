@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+from siminject import COLLECTOR_KINDS
 from simproc import HOUR, PY, ROOT, Proc, board_defaults, esp32_push, free_port
 
 
@@ -177,11 +178,19 @@ class Operator:
         # collector-restart / collector-kill start it again after a stop).
         cmd = [PY, str(ROOT / "tools" / "collector.py"), "--db", str(self.db), "serve"]
         cmd += ["--listen", f"127.0.0.1:{self.collector_port}", "--stats-every", "0", "--speed", str(self.a.speed)]
-        self.collector = Proc("collector", cmd, self.out / "collector.log")
+        self.collector = Proc("collector", cmd, self.out / "collector.log", on_line=self._collector_line)
         if wait:
             time.sleep(0.5)
             if self.collector.poll() is not None:
                 raise SystemExit("sim: the collector did not start again:\n" + "\n".join(self.collector.tail))
+
+    def _collector_line(self, line: str) -> None:
+        # (The collector's reader thread.) Listening again after an injected
+        # collector fault: from now on the device can be heard (siminject).
+        if line.startswith("collector: listening"):
+            for rec in getattr(self, "injections", ()):
+                if rec["boot_real"] is None and rec["kind"] in COLLECTOR_KINDS:
+                    rec["boot_real"] = time.time()
 
     def start_emulator(self) -> None:
         # One emulator per firmware boot: it serves one connection. The
