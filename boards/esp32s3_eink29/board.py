@@ -23,6 +23,9 @@ PARTITIONS = (
 
 METER_UART = {"id": 1, "baud": 115200, "tx": 17, "rx": 18, "rxbuf": 2048}
 METER_PROTOCOL = "ezsp"
+# prepayment, supplier messages, ambient indication, support identity
+# (meter/zcl_prepay.py; app/app.py passes it to the link)
+METER_SUPPLIER = True
 
 PANEL = "ssd1680_296x128"
 PANEL_SPI = {"id": 2, "baud": 4_000_000, "sck": 12, "mosi": 11}

@@ -21,6 +21,9 @@ PARTITIONS = (
 # (IHD_UART overrides the target).
 METER_UART = {"connect": "tcp:127.0.0.1:7001", "baud": 115200, "pace": False}
 METER_PROTOCOL = "ezsp"
+# prepayment, supplier messages, ambient indication, support identity
+# (meter/zcl_prepay.py; app/app.py passes it to the link)
+METER_SUPPLIER = True
 
 # e-ink panel: SPI plus pins; on Unix the bus is recorded, see hal.unix.
 PANEL = "ssd1680_296x128"

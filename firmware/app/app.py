@@ -114,7 +114,8 @@ class App:
         from uplink.uplink import Uplink
 
         # the updater's modules are imported only while it has work
-        self.ota = Ota(c.ota_keys, self.faults)
+        # the updater's arena is the display's frame buffer (app/otalazy.py)
+        self.ota = Ota(c.ota_keys, self.faults, self.display.panel if self.display else None)
         state = self.ota.after_boot()
         if state != "idle":
             log("ota", "after boot: %s %s" % (state, self.ota.status.reason or ""))

@@ -12,12 +12,15 @@
 # Arena: in a ~96 KB heap after hours of running the free memory (15-20 KB)
 # lies in holes of at most ~1.5 KB (micropython.mem_info(): "max free sz"
 # 57-99 blocks of 16 B), so the update's 1-1.2 KB buffers could not be
-# allocated when a command came (MemoryError with 15 KB free). One
-# contiguous bytearray is reserved here, at boot while the heap is whole,
-# and kept for the device's life: the updater carves it (ota/updater.py
-# carve()) into the installer's flash chunk, the verifier's signature
-# block and the download buffer. It survives release(): nothing to
-# allocate in one piece when the next command comes.
+# allocated when a command came (MemoryError with 15 KB free). The updater
+# carves one contiguous buffer (ota/updater.py carve()) into the
+# installer's flash chunk, the verifier's signature block and the download
+# buffer. It is the display's frame buffer (display/epd.py lend()), idle
+# while an update runs (app.display_task draws nothing then) and allocated
+# at boot while the heap was whole: a 4 KB bytearray of its own, held for
+# the device's life, was what kept the supplier features (prepayment,
+# messages, ambient, identity) off the 96 KB board (test_sim_ota). Without
+# a panel, or one whose frame is smaller, one is reserved here at boot.
 import gc
 import sys
 
@@ -34,11 +37,18 @@ _MODULES = ("updater", "command", "http", "install", "verify", "sbv2", "image", 
 
 
 class Ota:
-    def __init__(self, trusted, faults=None):
+    def __init__(self, trusted, faults=None, panel=None):
+        # panel: the display's driver (display/epd.py), whose frame buffer
+        # is lent to each update as the arena
         self.trusted = trusted
         self.status = S.Status(faults)
         self.updater = None
-        self.arena = bytearray(ARENA_SIZE)
+        if panel is not None and len(panel.buf) >= ARENA_SIZE:
+            self.panel = panel
+            self.arena = panel.buf
+        else:
+            self.panel = None
+            self.arena = bytearray(ARENA_SIZE)
 
     def _load(self):
         u = self.updater
@@ -60,13 +70,25 @@ class Ota:
         return self._load().after_boot()
 
     def on_command(self, payload):
-        return self._load().on_command(payload)
+        u = self._load()
+        r = u.on_command(payload)
+        if u.busy and self.panel is not None:
+            self.panel.lend()  # the update now writes the frame buffer
+        return r
 
     def busy(self):
-        # An update downloading, verifying or installing: the app holds off
-        # what can wait (display redraws) so the update has the heap.
+        # The updater loaded and not on trial: an update downloading,
+        # verifying or installing, set to boot (the reset seconds away), or
+        # just over and not yet released (the health task drops it within
+        # 30 s). The app holds off what can wait (display redraws, the
+        # snapshot's history) so the update has the heap: redraws beside the
+        # updater's modules right after a refusal and while set to boot ran
+        # the 96 KB heap out of memory (test_sim_ota[mp32] with the supplier
+        # features: display task, MemoryError with 6.5-9.5 KB free in
+        # pieces, 2 of 5 runs). An image on trial (confirming) keeps the
+        # updater for up to 15 minutes: the display draws then.
         u = self.updater
-        return u is not None and u.busy
+        return u is not None and (u.busy or self.status.state != S.CONFIRMING)
 
     def confirm_if_healthy(self, meter_up, cloud_ok):
         u = self.updater

@@ -67,7 +67,9 @@ class Epd(framebuf.FrameBuffer):
         self._busy = busy
         self._one = bytearray(1)
         self.asleep = True  # state unknown at boot: wake with a reset
-        self._known = False  # controller holds the glass image as "old"
+        # controller holds the glass image as "old"; None: the frame was lent
+        # (lend()) during the update under way, which then leaves it False
+        self._known = False
         self.full_refreshes = 0
         self.partial_refreshes = 0
         cs(1)
@@ -100,6 +102,18 @@ class Epd(framebuf.FrameBuffer):
         hal_sleep_ms(10)
         self._rst(1)
         hal_sleep_ms(10)
+
+    # -- the frame as an OTA arena ---------------------------------------------
+    def lend(self):
+        # The frame buffer is idle while an OTA update runs (the app draws
+        # nothing then): the updater uses it as its arena (app/otalazy.py),
+        # which saves a 4 KB buffer held for the device's life. Called as
+        # each update starts. The controller's old image is then unknown
+        # (an update under way may send the updater's bytes as the old
+        # frame): the next update is a full refresh; an update this call
+        # overlapped does not mark the image known when it ends.
+        self._known = None
+        return self.buf
 
     # -- updates ---------------------------------------------------------------
     def _update(self, full):

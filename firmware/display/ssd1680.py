@@ -75,6 +75,7 @@ class SSD1680(Epd):
     def _update(self, full):
         if not self._known:
             full = True  # old image unknown: only a full refresh is defined
+            self._known = False  # (None: lent before this update, epd.lend())
         if self.asleep:
             yield from self._wake()
         self._write_ram(0x24)
@@ -87,7 +88,7 @@ class SSD1680(Epd):
         else:
             self.partial_refreshes += 1
         self._write_ram(0x26)
-        self._known = True
+        self._known = self._known is not None  # None: the frame was lent meanwhile
         self.sleep()
 
     def sleep(self):

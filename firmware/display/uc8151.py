@@ -104,6 +104,7 @@ class UC8151(Epd):
     def _update(self, full):
         if not self._known:
             full = True  # no old image: only a full refresh is defined
+            self._known = False  # (None: lent before this update, epd.lend())
         span = (0, self.width - 1) if full else self._changed_columns()
         if span is None:
             return  # nothing differs from the glass
@@ -144,7 +145,7 @@ class UC8151(Epd):
             self._cmd(0x92)
             self.partial_refreshes += 1
         self._shown[:] = self.buf
-        self._known = True
+        self._known = self._known is not None  # None: the frame was lent meanwhile
         self._cmd(0x02)
         yield
         self.sleep()

@@ -65,3 +65,81 @@ def test_arena_is_the_size_the_updater_carves():
     from ota import updater
 
     assert otalazy.ARENA_SIZE == updater.ARENA_SIZE, (otalazy.ARENA_SIZE, updater.ARENA_SIZE)
+
+
+def _command(url=b"http://127.0.0.1:9/ihd.bin"):
+    import struct
+
+    return b"\x01" + struct.pack(">I32sIB", 4096, bytes(32), 0, 3) + b"1.1" + struct.pack(">H", len(url)) + url
+
+
+def test_the_arena_is_the_panels_frame_and_an_update_lends_it():
+    # The updater's arena is the display's frame buffer (idle while an
+    # update runs), not a 4 KB buffer of its own held for good: what makes
+    # room for the supplier features on the 96 KB board (test_sim_ota).
+    from display import open_panel
+
+    p = open_panel("ssd1680_296x128")
+    p.show(full=True)
+    assert p._known
+    gc.collect()
+    before = gc.mem_alloc()
+    o = Ota(_KEYS, F.Faults(), p)
+    gc.collect()
+    held = gc.mem_alloc() - before
+    assert o.arena is p.buf and held < 1024, held  # before: 4,048 B and more
+    assert o.on_command(_command()) == 0 and o.busy()
+    # the update writes the frame now: the panel's old image is unknown
+    assert not p._known
+    # a panel whose frame is too small for the arena: one of its own
+    q = open_panel("ssd1680_250x122")
+    o2 = Ota(_KEYS, F.Faults(), q)
+    assert o2.arena is not q.buf and len(o2.arena) >= len(q.buf)
+
+
+def test_a_refresh_overlapping_a_lend_leaves_the_next_one_full():
+    # The display may be waiting on the glass (ashow) when an update
+    # starts: the frame it then sends as the controller's old image may be
+    # the updater's bytes, so that refresh must not mark the image known.
+    import asyncio
+
+    from display import open_panel
+
+    busy = [0]
+    p = open_panel("ssd1680_296x128", busy_source=lambda: 1 if busy[0] > 0 else 0)
+
+    async def main():
+        p.show(full=True)
+        p.fill_rect(0, 0, 10, 10, 1)
+        busy[0] = 1
+        t = asyncio.create_task(p.ashow())  # a partial refresh, waiting on the glass
+        await asyncio.sleep_ms(50)
+        p.lend()
+        busy[0] = 0
+        await t
+
+    asyncio.run(main())
+    assert (p.full_refreshes, p.partial_refreshes) == (1, 1)
+    p.show(full=False)  # asked partial: the old image is unknown
+    assert (p.full_refreshes, p.partial_refreshes) == (2, 1)
+    p.show(full=False)
+    assert (p.full_refreshes, p.partial_refreshes) == (2, 2)
+
+
+def test_busy_while_the_updater_is_loaded_unless_an_image_is_on_trial():
+    # Set to boot (the reset seconds away) or just refused, the updater
+    # still loaded: the app draws nothing then (test_sim_ota[mp32]: a
+    # redraw in those seconds ran out of memory, 2 of 5 runs). Before:
+    # busy() was False once the download was over.
+    from ota import status as S
+
+    o = Ota(_KEYS, F.Faults())
+    assert not o.busy()
+    assert o.on_command(b"{not json") != 0  # refused: the updater stays until released
+    assert o.busy()
+    o.status.set(S.REBOOTING, 100)
+    assert o.busy() and not o.release()
+    o.status.set(S.CONFIRMING, 100)  # on trial: the display draws
+    assert not o.busy()
+    o.status.set(S.REJECTED)
+    assert o.busy() and o.release() and not o.busy()
