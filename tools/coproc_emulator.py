@@ -93,7 +93,10 @@ class World:
             return
         a = self.args
         self.clock = SimClock(a.start, a.speed)
-        self.meter = Meter(LoadProfile(a.seed, a.solar), a.start)
+        # --meter-days N: the meter ran N days before --start (its history
+        # attributes then know those days at once)
+        since = a.start - a.meter_days * 86400
+        self.meter = Meter(LoadProfile(a.seed, a.solar), since)
         if a.meter_state and Path(a.meter_state).exists():
             st = json.loads(Path(a.meter_state).read_text())
             if st.get("seed") == a.seed and st["t"] <= a.start:
@@ -105,7 +108,10 @@ class World:
                 self.meter.advance_to(a.start)  # the meter ran while we were away
         # its register at local midnights from now on (tools/emu/meter_history.py:
         # a start at midnight knows that day; the EZSP NCP serves them)
-        MeterHistory(self.meter)
+        h = MeterHistory(self.meter)
+        if self.meter.t < a.start:
+            h.advance_to(a.start)  # the days it ran before, noted at each midnight
+            self.meter.advance_to(a.start)
 
     def save_meter(self) -> None:
         if self.args.meter_state and self.meter is not None:
@@ -306,6 +312,9 @@ def main(argv=None) -> int:
     s.add_argument("--reset-s", type=int, default=15, help="how long a reset keeps the stick quiet")
     s.add_argument("--silence-at", type=parse_silence, action="append", default=[], help="OFFSET:SECONDS")
     s.add_argument("--meter-state", help="JSON file: the meter's registers, read at start and kept up to date")
+    s.add_argument(
+        "--meter-days", type=int, default=0, help="the meter ran this many days before --start (its history knows them)"
+    )
     tg = s.add_argument_group("tariff (tools/emu/tariff.py; EZSP Price cluster, RAVEn PriceCluster)")
     tg.add_argument("--price", type=int, default=2735, help="raw price, major units x 10^-digits per kWh")
     tg.add_argument("--price-digits", type=int, default=4, help="trailing digits of --price and --standing-charge")

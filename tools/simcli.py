@@ -80,7 +80,52 @@ def parser(doc: str) -> argparse.ArgumentParser:
         "--wrap", help="command prefix for the firmware process, e.g. 'valgrind --tool=callgrind' (%%b: boot no.)"
     )
     r.add_argument("--drain-s", type=float, default=120, help="real seconds to wait for the final upload")
+    g = r.add_argument_group(
+        "supplier (the emulator's tools/emu/supplier.py; prepayment and ambient EZSP only, messages both protocols)"
+    )
+    g.add_argument("--prepay", type=int, help="a prepayment meter with this credit (raw, the price's 4 digits)")
+    g.add_argument("--prepay-low", type=int, help="its low-credit level (raw; the emulator's default 20000)")
+    g.add_argument(
+        "--message",
+        action="append",
+        default=[],
+        metavar="OFFSET:ID:MINUTES|-:TEXT",
+        help="the meter displays a message OFFSET simulated seconds after the run's start (repeat for more)",
+    )
+    g.add_argument("--cancel-message", action="append", default=[], metavar="OFFSET:ID|all", help="... and cancels it")
+    g.add_argument("--ambient", action="store_true", help="the meter has AmbientConsumptionIndicator (EZSP)")
+    r.add_argument(
+        "--meter-days",
+        type=int,
+        default=0,
+        help="the meter ran this many days before the run (EZSP: its history attributes know them at once)",
+    )
+    r.add_argument(
+        "--expect-history-days",
+        type=int,
+        help="the verdict fails unless the last status line's history knows this many closed days (make soak: 8)",
+    )
     return p
+
+
+def supplier_args(a: argparse.Namespace, elapsed: int) -> list[str]:
+    """The emulator's supplier options for an emulator started `elapsed`
+    simulated seconds into the run: message offsets are the run's, so an
+    emulator started after a reboot replays the script's past (negative
+    offsets: the message on show is the meter's again, as GetLastMessage
+    and get_message answer) and sends only what is still to come."""
+    out = []
+    if a.prepay is not None:
+        out += ["--prepay", str(a.prepay)]
+        if a.prepay_low is not None:
+            out += ["--prepay-low", str(a.prepay_low)]
+    for opt, specs in (("--message", a.message), ("--cancel-message", a.cancel_message)):
+        for spec in specs:
+            t, _, rest = spec.partition(":")
+            out += [f"{opt}={int(t) - elapsed}:{rest}"]
+    if a.ambient:
+        out.append("--ambient")
+    return out
 
 
 def check(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
@@ -120,3 +165,13 @@ def check(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             p.error(f"{e} (or give --runtime wheel)")
     if a.replay and not Path(a.replay).is_file():
         p.error(f"--replay: no such capture file {a.replay}")
+    from emu.supplier import parse_cancel, parse_message
+
+    for parse, specs in ((parse_message, a.message), (parse_cancel, a.cancel_message)):
+        for spec in specs:
+            try:
+                parse(spec)
+            except argparse.ArgumentTypeError as e:
+                p.error(str(e))
+    if (a.prepay is not None or a.ambient) and a.protocol != "ezsp":
+        p.error("--prepay and --ambient are EZSP only: the RAVEn API has no prepayment or ambient indicator")

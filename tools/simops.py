@@ -14,8 +14,9 @@ import subprocess
 import sys
 import time
 
+from simcli import supplier_args
 from siminject import COLLECTOR_KINDS
-from simproc import HOUR, PY, ROOT, Proc, board_defaults, esp32_push, free_port
+from simproc import HOUR, PY, ROOT, START_UTC, Proc, board_defaults, esp32_push, free_port
 
 
 class Operator:
@@ -216,6 +217,9 @@ class Operator:
             cmd += ["--solar", str(a.solar)]
         if getattr(a, "gas", False):
             cmd += ["--gas"]
+        cmd += supplier_args(a, self.now() - START_UTC)
+        if a.meter_days:
+            cmd += ["--meter-days", str(a.meter_days)]
         if self.emu is not None:
             self.emu.stop()
         self.emu = Proc("emulator", cmd, self.out / "emulator.log")

@@ -399,7 +399,15 @@ class Results:
             "injected": self.injection_results() if getattr(self, "injections", None) else [],
             "by_value": self.by_value() if getattr(self, "injections", None) else None,
             "live_readings": self.live_count(),
+            # the history screen's days as of the last status line: closed
+            # days known (from the meter or our own daily totals), of 8
+            "history_days": self.history_days(),
         } | self.cpu_profile()
+
+    def history_days(self) -> int | None:
+        h = self.status.get("history")
+        days = h.get("days") if isinstance(h, dict) else None
+        return None if not isinstance(days, list) else sum(d is not None for d in days[:-1])
 
     def cpu_profile(self) -> dict:
         # --cpu-profile: each task's own time (ms, summed over boots; as of
@@ -432,6 +440,10 @@ class Results:
         # missing at the collector by value, whatever its number
         bv = s.get("by_value")
         ok = ok and (bv is None or not bv["lost"] or bool(s.get("interrupted")))
+        want = getattr(getattr(self, "a", None), "expect_history_days", None)
+        if want and (s.get("history_days") or 0) < want:
+            print(f"sim: history: {s.get('history_days')} closed days known, expected {want}", file=sys.stderr)
+            ok = False
         # Steady state: no heap growth from the first quarter of the run to
         # the last (None: too short a run to tell), and the data never
         # reached its budget (the code's heap is measured, not budgeted).

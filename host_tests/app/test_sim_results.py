@@ -95,6 +95,13 @@ def test_committed_vs_stored_sees_a_changed_value_and_a_missing_row(tmp_path):
     assert res.verdict() == 1
     res.summary = lambda: good | {"data_heap_peak": 2}
     assert res.verdict() == 1
+    # make soak's --expect-history-days 8: fewer closed days known fail it
+    import argparse
+
+    res.a = argparse.Namespace(expect_history_days=8)
+    for days, want in ((8, 0), (7, 1), (None, 1)):
+        res.summary = lambda d=days: good | {"history_days": d}
+        assert res.verdict() == want, days
 
 
 def test_previews_show_the_running_boot_only(tmp_path):
