@@ -4,6 +4,10 @@
 from display import fmt, policy
 
 HEAP = "96k"
+# the wheel compiles the imported source into the heap, with the clone's path
+# in every code object: from /work/wt-supplier (7 characters longer than
+# /work/main, where 96k passes) it ran out at 96k and 112k, in an import
+HEAPS = {"test_every_fault_sentence_fits_two_lines_on_the_narrowest_panel": "128k"}
 
 
 def test_policy_first_full_then_partial_then_skip():
