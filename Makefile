@@ -1,4 +1,8 @@
 # IHD firmware: run, test and check. A fresh clone needs only python3 and make.
+
+# Every command here runs this checkout's host package (tools/ihd), whichever
+# checkout the .venv's editable install points at (a shared venv, worktrees).
+export PYTHONPATH := $(CURDIR)/tools$(if $(PYTHONPATH),:$(PYTHONPATH))
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -21,7 +25,7 @@ venv: $(STAMP)
 ## ESP32 (32-bit, single-precision, firmware frozen): build/mp32/micropython.
 ## MICROPY_DIR=/path/to/micropython to build from another tree.
 mp32: $(STAMP)
-	$(PY) tools/mp32/build.py $(if $(MICROPY_DIR),--micropython-dir $(MICROPY_DIR))
+	$(PY) tools/ihd/mp32/build.py $(if $(MICROPY_DIR),--micropython-dir $(MICROPY_DIR))
 
 ## make test: install the toolchain and build mp32 if needed, then every host
 ## test, each MicroPython one on both runtimes (mp32 and the pinned wheel).
@@ -47,15 +51,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 mpy-size: $(STAMP)
-	$(BIN)/python tools/mpysize.py --arch $(MPYCROSS_ARCH) firmware
+	$(BIN)/python -m ihd.dev.mpysize --arch $(MPYCROSS_ARCH) firmware
 
 typecheck: $(STAMP)
-	$(BIN)/python tools/typecheck.py
+	$(BIN)/python -m ihd.dev.typecheck
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
 
-## --- the whole device (tools/sim.py, tools/deploy.py, bench/) ---------------
+## --- the whole device (ihd sim, ihd deploy, bench/) ---------------
 .PHONY: run soak deploy flash bench bench-publish
 BOARD ?= esp32s3_eink29
 DRY_RUN ?=
@@ -68,10 +72,10 @@ HEAP ?= 96k
 RUN_OUT ?= run/sim
 
 ## make run: the whole device simulated on embedded defaults (Ctrl-C stops), on mp32.
-## tools/termfg.py gives the simulator the terminal, so Ctrl-C stops it in
+## ihd/sim/termfg.py gives the simulator the terminal, so Ctrl-C stops it in
 ## order and make exits with its status (else make dies of the SIGINT too).
 run: $(STAMP) mp32
-	$(BIN)/python tools/termfg.py $(BIN)/python tools/sim.py run --board-defaults --hours 24 --speed 60 --heap $(HEAP) \
+	$(BIN)/python -m ihd.sim.termfg $(BIN)/ihd sim run --board-defaults --hours 24 --speed 60 --heap $(HEAP) \
 		--preview-every 30 --out $(RUN_OUT) $(SIM_ARGS)
 
 ## make soak: 8 simulated days and an hour on mp32 with the ESP32 board (the real hal/esp32.py on
@@ -80,23 +84,23 @@ run: $(STAMP) mp32
 ## daily totals across the power cuts, or the meter's history attributes).
 SOAK_BOARD ?= esp32s3_eink29
 soak: $(STAMP) mp32
-	$(BIN)/python tools/sim.py run --board $(SOAK_BOARD) --hours 193 --heap $(HEAP) --loss 0.1 --outage 72:6 --power-cuts 20 \
+	$(BIN)/ihd sim run --board $(SOAK_BOARD) --hours 193 --heap $(HEAP) --loss 0.1 --outage 72:6 --power-cuts 20 \
 		--speed 2000 --no-record-display --expect-history-days 8 --out build/soak $(SIM_ARGS)
 
 ## make deploy PORT=/dev/ttyACM0 [BOARD=...] [DRY_RUN=1]: mpy-cross + mpremote copy.
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "make deploy: give PORT=/dev/ttyACM0 (the board's serial port)"; exit 2; }
-	$(BIN)/python tools/deploy.py deploy --board $(BOARD) --port $(PORT) $(_dry)
+	$(BIN)/ihd deploy --board $(BOARD) --port $(PORT) $(_dry)
 
 ## make flash PORT=... IMAGE=firmware.bin [DRY_RUN=1]: esptool write-flash.
 flash: $(STAMP)
 	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "make flash: give PORT=... and IMAGE=firmware.bin"; exit 2; }
-	$(BIN)/python tools/deploy.py flash --board $(BOARD) --port $(PORT) --image $(IMAGE) $(_dry)
+	$(BIN)/ihd flash --board $(BOARD) --port $(PORT) --image $(IMAGE) $(_dry)
 
 ## make bench: every bench/*.py (both runtimes); one report in build/bench/report.md and .json.
 ## The committed figures (bench/report.*) change only with make bench-publish.
 bench: $(STAMP) mp32
-	$(BIN)/python tools/bench.py --out build/bench/report
+	$(BIN)/ihd bench --out build/bench/report
 	@echo "bench: report in build/bench/report.md; make bench-publish copies it to bench/report.md (tracked)"
 
 bench-publish:
@@ -106,7 +110,7 @@ bench-publish:
 ## make previews: PNG previews of every screen on every panel into docs/screens/.
 .PHONY: previews
 previews: $(STAMP)
-	$(BIN)/python tools/panel.py previews --out docs/screens
+	$(BIN)/ihd panel previews --out docs/screens
 
 ## make chromium: Debian's Chromium and chromedriver for the support console's
 ## browser test (host_tests/console/test_browser.py runs this when they are missing).
@@ -119,14 +123,14 @@ chromium:
 ## make pg-server: Debian's PostgreSQL server binaries, installed when missing (the
 ## collector's PostgreSQL tests start their own throw-away server with them; make test).
 ## make postgres: a throw-away server in build/postgres, its URL printed
-## (`make postgres-stop` ends it and removes the folder); tools/pgtmp.py does both.
+## (`make postgres-stop` ends it and removes the folder); python -m ihd.dev.pgtmp does both.
 .PHONY: pg-server postgres postgres-stop
 pg-server:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
-postgres: pg-server
-	$(PY) tools/pgtmp.py start --dir build/postgres
+postgres: $(STAMP) pg-server
+	$(BIN)/python -m ihd.dev.pgtmp start --dir build/postgres
 
-postgres-stop:
-	$(PY) tools/pgtmp.py stop --dir build/postgres
+postgres-stop: $(STAMP)
+	$(BIN)/python -m ihd.dev.pgtmp stop --dir build/postgres

@@ -2,10 +2,10 @@
 speaking the uplink protocol as the firmware does (docs/uplink.md): a HELLO, then
 one DATA batch in flight at a time until its exact ACK, retransmitted with a new
 seq after an RTO that doubles, a keep-alive token when it has sent nothing for
-180 simulated seconds. Datagrams are built with tools/uplink_wire.py and the
-batches with tools/uplink_codec.py (the CPython port kept byte-identical to the
+180 simulated seconds. Datagrams are built with tools/ihd/uplink/wire.py and the
+batches with tools/ihd/uplink/codec.py (the CPython port kept byte-identical to the
 firmware encoder by host_tests/uplink/test_codec.py), from realistic 3-second
-readings of tools/loadprofile.py households. Loss and duplication are applied
+readings of tools/ihd/emulators/loadprofile.py households. Loss and duplication are applied
 here, both ways. Owns no database: fleet.py checks what was stored.
 """
 
@@ -16,9 +16,8 @@ import hashlib
 import random
 import time
 
-import uplink_codec as codec
-import uplink_wire as wire
-from loadprofile import LoadProfile, Meter
+from ihd.emulators.loadprofile import LoadProfile, Meter
+from ihd.uplink import codec, wire
 
 PAYLOAD_MAX = wire.MAX_DGRAM - wire.DATA_HEAD - wire.TAG  # 1,166 bytes: a full batch
 F_DEFAULT = 1 | 2 | 4  # time valid, demand, summation (firmware/meter/reading.py)

@@ -5,13 +5,13 @@
         [--kill-at S]
 
 Registers N devices (each its own key) in a fresh database, starts `--collectors`
-`tools/collector.py serve` processes on loopback ports (PostgreSQL: a throw-away
-durable server of tools/pgtmp.py, fsync on), and plays the devices from one
+`ihd collector serve` processes on loopback ports (PostgreSQL: a throw-away
+durable server of tools/ihd/dev/pgtmp.py, fsync on), and plays the devices from one
 process (bench/_fleetsim.py): real datagrams of the host wire format and codec,
 full batches of 3-second household readings, `--loss` and `--dup` both ways.
 The fleet's clock runs fast enough that the devices together produce `--rate`
 readings a second (each device one reading every 3 simulated seconds); each
-device talks to its shard's collector (tools/fleet_shards.py when present, else
+device talks to its shard's collector (tools/ihd/fleet/shards.py when present, else
 device id mod collectors) and fails over to the next one after 3 silent attempts.
 `--kill-at S` kill -9s collector 0 S seconds into the load and restarts it 2 s later.
 
@@ -41,14 +41,15 @@ import tempfile
 import time
 from pathlib import Path
 
-BOTH_RUNTIMES = True  # tools/bench.py: no MicroPython here, run once
+BOTH_RUNTIMES = True  # ihd bench: no MicroPython here, run once
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tools"), str(Path(__file__).resolve().parent)]
-import pgtmp  # noqa: E402
 from _fleetsim import Dev, Fleet, batch_pool, device_key  # noqa: E402
 
+from ihd.dev import pgtmp  # noqa: E402
+
 try:
-    import fleet_shards
+    from ihd.fleet import shards as fleet_shards
 except ImportError:  # before sharded ingest: device id mod collectors
     fleet_shards = None
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
@@ -79,7 +80,7 @@ def pg_cpu_s(postmaster: int) -> float:
 
 def register(db: str, ids: list[int], seed: int) -> None:
     sys.path.insert(0, str(ROOT / "tools"))
-    import collector
+    from ihd.collector import ingest as collector
 
     opener = getattr(collector, "open_collector", collector.Collector)
     col = opener(db)
@@ -98,7 +99,7 @@ def start_collector(db: str, port: int, log: Path) -> subprocess.Popen:
         n += 1
         log = log.with_name(f"{log.stem.split('.')[0]}.{n}.log")
     log.touch()
-    cmd = [PY, str(ROOT / "tools" / "collector.py"), "--db", db, "serve", "--listen", f"127.0.0.1:{port}"]
+    cmd = [PY, "-m", "ihd.collector", "--db", db, "serve", "--listen", f"127.0.0.1:{port}"]
     p = subprocess.Popen(cmd + ["--stats-every", "0"], stderr=open(log, "ab"), stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -318,7 +319,7 @@ def main(argv=None) -> int:
     else:
         side = {f"{r['backend']}_{k}": v for r in runs for k, v in r.items() if k != "backend"}
         keys = ("readings_per_s", "p99_ack_ms", "cpu_s_per_million_readings", "db_bytes_per_reading")
-        pairs = {f"postgresql_{k}": f"sqlite_{k}" for k in keys}  # tools/bench.py: PostgreSQL beside SQLite
+        pairs = {f"postgresql_{k}": f"sqlite_{k}" for k in keys}  # ihd bench: PostgreSQL beside SQLite
         print(
             json.dumps(
                 {"backend": "both", "devices": a.devices, "collectors": a.collectors, **side, "baselines": pairs}

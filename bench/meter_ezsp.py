@@ -20,7 +20,7 @@ sink) in 256-byte reads, best of N runs. Reported:
     the figure transfers to other hosts (an ESP32-S3 runs MicroPython some
     20-40x slower than a desktop core).
 
-"baselines" pairs them for tools/bench.py: parser_us and link_us (the whole
+"baselines" pairs them for ihd bench: parser_us and link_us (the whole
 stream) with line_us (the same bytes on the line), us_per_reading and
 link_us_per_reading with byte_loop_us_per_reading (same run).
 
@@ -46,7 +46,7 @@ from zigpy.zcl import foundation as f
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import mpruntime  # noqa: E402  (IHD_MICROPYTHON: mp32 or the wheel)
+from ihd.mp32 import runtime as mpruntime  # noqa: E402  (IHD_MICROPYTHON: mp32 or the wheel)
 
 LINE_RATE = 11520
 
@@ -241,7 +241,7 @@ def main() -> int:
                 "link_us_per_reading": round(link_us / readings, 1),
                 "link_line_rate_multiple": round(n * 1e6 / link_us / LINE_RATE, 1),
                 "link_vs_byte_loop": round(link_us / base_us, 2),
-                # Times for the whole stream and per reading, so tools/bench.py
+                # Times for the whole stream and per reading, so ihd bench
                 # can put each beside its baseline (its ratio: baseline / figure).
                 "parser_us": us,
                 "link_us": link_us,

@@ -1,6 +1,6 @@
 """RAVEn parser benchmark on the MicroPython Unix port. Prints one JSON object.
 
-Feeds an hour of a stick's output (tools/raven_xml.py fragments: a demand
+Feeds an hour of a stick's output (tools/ihd/emulators/raven_xml.py fragments: a demand
 report every 4-10 s, summation every minute, time every 15 min, CRLF lines)
 through firmware/meter/raven.py in 256-byte reads, as the link does, and
 reports:
@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-import mpruntime  # noqa: E402
-from raven_xml import Stick  # noqa: E402
+from ihd.emulators.raven_xml import Stick  # noqa: E402
+from ihd.mp32 import runtime as mpruntime  # noqa: E402
 
 LINE_RATE = 115200 // 10  # bytes/s
 
@@ -129,7 +129,7 @@ def main() -> int:
                 "cpu_share_at_real_rate": round(t_parser_us / 1e6 / 3600, 7),
                 "baseline_byte_loop_us": t_base_us,
                 "parser_x_baseline": round(t_parser_us / t_base_us, 2),
-                # Explicit pairs for tools/bench.py (ratio baseline / figure):
+                # Explicit pairs for ihd bench (ratio baseline / figure):
                 # the stream's parse time against its time on the 115200-baud
                 # line (the margin), and CPU per reading against the bare
                 # byte loop over the same bytes in the same run. Without them

@@ -9,7 +9,7 @@ both best of N runs in one process, and the smallest heap (-X heapsize)
 each needs, found by bisection, with the modules compiled at import and
 precompiled to .mpy as on the device (the Unix port is 64-bit: an ESP32
 needs about half). Prints one JSON object whose `baselines` maps each
-figure to the baseline beside it (tools/bench.py).
+figure to the baseline beside it (ihd bench).
 
     .venv/bin/python bench/ota.py [--runs 5]
 """
@@ -17,17 +17,16 @@ figure to the baseline beside it (tools/bench.py).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("ota_tool", ROOT / "tools" / "ota.py")
-tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tool)
+sys.path.insert(0, str(ROOT / "tools"))
+from ihd.ota import tool  # noqa: E402
 
 TIMED = """
 import sys, time, hashlib, binascii
@@ -139,7 +138,7 @@ def main() -> None:
                 "min_heap_kb_import_precompiled": heap_im,
                 "verify_working_set_kb": heap_vm - heap_im,
                 "sha256_working_set_kb": heap_b - heap_0,
-                # Each figure beside a baseline measured in this run (tools/bench.py):
+                # Each figure beside a baseline measured in this run (ihd bench):
                 # time and heap against a plain SHA-256 of the same image read
                 # the same way; the precompiled verify against importing its
                 # modules alone; the working set against the hash's own.

@@ -1,6 +1,6 @@
 """Firmware CPU per simulated day on the Unix port: the whole device, for each co-processor protocol.
 
-Runs tools/sim.py for 24 clean simulated hours at 2000x (no network
+Runs ihd sim for 24 clean simulated hours at 2000x (no network
 impairment) on both runtimes, side by side, and prints one JSON object:
   * firmware CPU seconds per simulated day beside real time (86,400 s):
     their ratio is how many times faster than real time the firmware runs
@@ -34,10 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import mpruntime  # noqa: E402
+from ihd.mp32 import runtime as mpruntime  # noqa: E402
 
 MP32_HEAP = "128k"
-BOTH_RUNTIMES = True  # tools/bench.py: this bench runs mp32 and the wheel itself
+BOTH_RUNTIMES = True  # ihd bench: this bench runs mp32 and the wheel itself
 
 # A fixed mix of what the firmware does: calls with several arguments,
 # small tuples, attribute and dict lookups, bytearray indexing.
@@ -83,7 +83,7 @@ def heap_args(runtime: str) -> list[str]:
 
 
 def run(protocol: str, out: Path, romfs: bool, runtime: str = "wheel") -> dict:
-    cmd = [sys.executable, str(ROOT / "tools" / "sim.py"), "run", "--protocol", protocol, "--hours", "24"]
+    cmd = [sys.executable, "-m", "ihd.sim", "run", "--protocol", protocol, "--hours", "24"]
     cmd += ["--speed", "2000", *heap_args(runtime), "--no-record-display", "--out", str(out)]
     if runtime == "wheel":
         cmd += ["--romfs" if romfs else "--no-romfs"]
@@ -98,7 +98,7 @@ def instructions(out: Path, romfs: bool) -> dict:
     cg = out / "cg"
     cg.mkdir(parents=True, exist_ok=True)
     wrap = f"valgrind --tool=callgrind --callgrind-out-file={cg}/cg.%b.out"
-    cmd = [sys.executable, str(ROOT / "tools" / "sim.py"), "run", "--protocol", "ezsp", "--hours", "2"]
+    cmd = [sys.executable, "-m", "ihd.sim", "run", "--protocol", "ezsp", "--hours", "2"]
     cmd += ["--speed", "100", *heap_args("wheel"), "--no-record-display", "--drain-s", "60", "--wrap", wrap]
     cmd += ["--out", str(out / "run"), "--romfs" if romfs else "--no-romfs"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

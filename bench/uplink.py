@@ -13,7 +13,7 @@ docs/uplink.md). Prints one JSON object:
                               each compressed as one whole-day blob (details in
                               *_csv_* and *_binary_* keys)
   wire_bytes_per_day          the firmware uplink on the Unix port (accelerated
-                              clock, real store) against tools/collector.py over
+                              clock, real store) against ihd collector over
                               loopback: every datagram both ways (batches, ACKs,
                               HELLOs, keep-alives) plus 28 bytes of IPv4+UDP each
   http_baseline_bytes_per_day one HTTP/1.1 POST with a small JSON body per
@@ -65,10 +65,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "host_tests"))
 sys.path.insert(0, str(ROOT / "host_tests" / "uplink"))
-import uplink_codec as uc  # noqa: E402
 from harness import DEV, Net, fw_batches, realtime_trial, run_device  # noqa: E402
 
 import mpy  # noqa: E402
+from ihd.uplink import codec as uc  # noqa: E402
 
 CPU_DAY = ROOT / "host_tests" / "uplink" / "cpu_day.py"
 
@@ -134,14 +134,14 @@ def realistic_day(seed: int = 2026, start: int = 1_767_225_600, hours: int = 24,
 
 
 def loadprofile_day(spec: str) -> list[tuple[int, ...]]:
-    """24 h of 3-second readings of tools/loadprofile.py's household SEED with SOLAR_W of
+    """24 h of 3-second readings of tools/ihd/emulators/loadprofile.py's household SEED with SOLAR_W of
     rooftop PV (exporting around noon), on a June day, its registers integrated second
     by second as a meter does (from 4,000,000 Wh delivered and 1,200,000 Wh received)."""
     try:
         seed, solar = (int(x) for x in spec.split(","))
     except ValueError:
         raise SystemExit(f"--loadprofile {spec!r}: expected SEED,SOLAR_W (for example 3,4000)")
-    from loadprofile import LoadProfile, Meter
+    from ihd.emulators.loadprofile import LoadProfile, Meter
 
     start = 1_767_225_600 + 170 * 86400
     m = Meter(LoadProfile(seed=seed, solar_w=solar), start)
@@ -327,7 +327,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--readings", type=Path, help="CSV with header utc_s,demand_w (default: built-in 24 h)")
-    src.add_argument("--loadprofile", metavar="SEED,SOLAR_W", help="a day of tools/loadprofile.py (e.g. 3,4000)")
+    src.add_argument("--loadprofile", metavar="SEED,SOLAR_W", help="a day of ihd.emulators.loadprofile (e.g. 3,4000)")
     ap.add_argument("--speed", type=int, default=1000, help="device clock acceleration for the wire run")
     ap.add_argument("--http-samples", type=int, default=300)
     ap.add_argument("--no-realtime", action="store_true", help="skip the real-time latency trial")
@@ -335,7 +335,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.loadprofile:
         rows = loadprofile_day(a.loadprofile)
-        source = f"tools/loadprofile.py day, seed,solar_w {a.loadprofile}"
+        source = f"tools/ihd/emulators/loadprofile.py day, seed,solar_w {a.loadprofile}"
     else:
         rows = complete(load_csv(a.readings) if a.readings else realistic_day())
         source = str(a.readings) if a.readings else "built-in 24 h of 3 s readings"

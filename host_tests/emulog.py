@@ -1,6 +1,6 @@
 """The co-processor emulator's log as an oracle for the firmware's readings.
 
-The emulator (tools/coproc_emulator.py) logs every report it sends and, for
+The emulator (ihd emulator) logs every report it sends and, for
 EZSP, every answer to the firmware's polls. A reading the firmware produced
 must be one of them: same kind, same values, a plausible time. Shared by the
 EZSP and RAVEn end-to-end tests.

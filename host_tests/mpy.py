@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import mpruntime  # noqa: E402
+from ihd.mp32 import runtime as mpruntime  # noqa: E402
 
 FIRMWARE = ROOT / "firmware"
 MPLIB = ROOT / "host_tests" / "mplib"
@@ -56,10 +56,10 @@ def link_heap() -> str:
 
 
 def sim_command(runtime: str | None = None) -> list[str]:
-    """`tools/sim.py run` on the test's runtime (IHD_MICROPYTHON), with its heap cap."""
+    """`ihd sim run` on the test's runtime (IHD_MICROPYTHON), with its heap cap."""
     runtime = runtime or mpruntime.default_name()
     heap = ["--heap", MP32_SIM_HEAP] if runtime == "mp32" else ["--data-heap", WHEEL_SIM_DATA_HEAP]
-    return [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "sim.py"), "run", "--runtime", runtime, *heap]
+    return [str(ROOT / ".venv" / "bin" / "python"), "-m", "ihd.sim", "run", "--runtime", runtime, *heap]
 
 
 def native_arch() -> str:

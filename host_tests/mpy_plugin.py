@@ -126,8 +126,7 @@ def pytest_sessionstart(session):
     # mp32 runs the firmware frozen into its binary: refreeze (a few seconds)
     # when a firmware file changed since, or the tests would run old code.
     if "mp32" in _mpy.suite_runtimes():
-        sys.path.insert(0, str(_mpy.ROOT / "tools" / "mp32"))
-        import build as mp32_build
+        from ihd.mp32 import build as mp32_build
 
         if mp32_build.stale():
             if mp32_build.main([]) != 0:

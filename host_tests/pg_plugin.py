@@ -1,4 +1,4 @@
-"""pytest fixtures for a throw-away PostgreSQL (tools/pgtmp.py): one server per
+"""pytest fixtures for a throw-away PostgreSQL (tools/ihd/dev/pgtmp.py): one server per
 test session, started only when a test asks for it, on a free loopback port,
 fsync off; `pg_url` is a fresh, empty database of it for each test."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import pgtmp  # noqa: E402
+from ihd.dev import pgtmp  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def pg_url(pg_server) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def collector_db(request, tmp_path) -> str:
-    """A fresh, empty collector database on each backend (tools/collector_db.py):
+    """A fresh, empty collector database on each backend (tools/ihd/collector/db.py):
     a SQLite file, or a database of the session's throw-away PostgreSQL."""
     if request.param == "sqlite":
         return str(tmp_path / "c.db")

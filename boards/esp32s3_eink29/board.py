@@ -8,7 +8,7 @@
 NAME = "esp32s3-eink29"
 CHIP = "esp32s3"
 FLASH_SIZE = 0x800000
-HAL = "esp32"  # firmware/hal/esp32.py (also on the host, over tools/mp32/esp32port)
+HAL = "esp32"  # firmware/hal/esp32.py (also on the host, over tools/ihd/mp32/esp32port)
 
 # Read from the chip's partition table at run time (esp32.Partition); this
 # copy is for tools and must match partitions.csv.

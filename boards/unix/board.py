@@ -17,7 +17,7 @@ PARTITIONS = (
     ("vfs", 1, 0x81, 0x430000, 0x3D0000),
 )
 
-# ZigBee co-processor: a TCP connection to tools/coproc_emulator.py
+# ZigBee co-processor: a TCP connection to ihd emulator
 # (IHD_UART overrides the target).
 METER_UART = {"connect": "tcp:127.0.0.1:7001", "baud": 115200, "pace": False}
 METER_PROTOCOL = "ezsp"
@@ -39,12 +39,12 @@ def _env(name):
 
 # CPU profile (app/taskprof.py): IHD_PROFILE=tasks (per-task CPU in the
 # status lines) or calls (also call counts per function, printed at an
-# orderly stop); tools/sim.py --profile tasks|calls.
+# orderly stop); ihd sim --profile tasks|calls.
 PROFILE = _env("IHD_PROFILE") or None
 
 
 def _collector():
-    # The simulator's collector: IHD_COLLECTOR="host:port" (tools/sim.py
+    # The simulator's collector: IHD_COLLECTOR="host:port" (ihd sim
     # picks a free port), else the collector's default port on loopback.
     import os
 
@@ -54,7 +54,7 @@ def _collector():
 # Embedded configuration for the simulation (app/config.py format), used
 # when the state directory holds no provisioned config.json, so `make run`
 # needs no set-up. The key is public: it only ever protects simulated
-# traffic on loopback (tools/sim.py gives the collector the same one), and
+# traffic on loopback (ihd sim gives the collector the same one), and
 # the OTA key digest is that of sim_ota_signing_key.pem beside this file
 # (`espsecure digest-sbv2-public-key`), a key for simulated updates only.
 DEFAULT_CONFIG = {
@@ -73,7 +73,7 @@ DEFAULT_CONFIG = {
 
 def bus_recorder():
     # Where the display bus goes on this board: IHD_PANEL_REC=path records it
-    # for tools/panel.py (boards/unix/panelrec.py); otherwise it is counted.
+    # for ihd panel (boards/unix/panelrec.py); otherwise it is counted.
     import os
 
     from panelrec import PanelRecorder

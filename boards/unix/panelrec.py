@@ -1,7 +1,7 @@
-# Unix board only: record the display bus for tools/panel.py, so simulations
+# Unix board only: record the display bus for ihd panel, so simulations
 # can show what the e-ink glass shows.
 #
-# Record format (tools/panel.py reads it):
+# Record format (ihd panel reads it):
 #   b"P" pin(u8) level(u8) | b"S" len(u32 LE) bytes | b"M" len(u8) name
 # A marker after each refresh names the snapshot. Without a path nothing is
 # recorded and no sink is installed: the HAL then skips the copy of every

@@ -2,7 +2,7 @@
 #
 # One small JSON file on the device filesystem (/config.json on the ESP32's
 # "vfs" partition; <IHD_STATE>/config.json on the Unix board), written by
-# tools/provision.py after it has run this very validator on the Unix port.
+# ihd provision after it has run this very validator on the Unix port.
 # Fields (docs/config.md has the full table):
 #   format          1
 #   device_id       1 .. 2**32-1, as registered with the collector
@@ -198,7 +198,7 @@ def validate(d):
     for k in d:
         if k not in known:
             errors.append("%s: unknown field" % (k if len(k) <= _REPR else k[: _REPR - 3] + "..."))
-    # Every present field is checked too, so one run of `provision.py
+    # Every present field is checked too, so one run of `ihd provision
     # check` lists every problem, not only the missing and unknown ones.
     if "format" in d and d["format"] != FORMAT:
         errors.append("format: %s is not %d (provisioned by a newer tool?)" % (_r(d["format"]), FORMAT))
@@ -290,7 +290,7 @@ def load(path=None, defaults=None):
         size = os.stat(path)[6]
     except OSError:
         if defaults is None:
-            raise ConfigMissing(["config: no %s: run tools/provision.py" % path])
+            raise ConfigMissing(["config: no %s: run ihd provision" % path])
         errors = validate(defaults)
         if errors:
             raise ConfigError(["board defaults: " + e for e in errors])

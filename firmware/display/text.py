@@ -1,4 +1,4 @@
-# Text on a framebuf.FrameBuffer: the bitmap fonts made by tools/mkfont.py
+# Text on a framebuf.FrameBuffer: the bitmap fonts made by tools/ihd/dev/mkfont.py
 # (display/font_*.py) and framebuf's built-in 8x8 font.
 #
 # A glyph is copied, row by row, into one scratch buffer per font that a

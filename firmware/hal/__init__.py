@@ -20,7 +20,7 @@ import sys
 import board
 
 # The board decides (board.HAL): boards/esp32s3_eink29 runs hal/esp32.py also
-# on the host, over the ESP32 port emulation (tools/mp32/esp32port). A board
+# on the host, over the ESP32 port emulation (tools/ihd/mp32/esp32port). A board
 # without HAL falls back to the port.
 PORT = getattr(board, "HAL", None) or ("unix" if sys.platform in ("linux", "darwin") else "esp32")
 if PORT == "unix":

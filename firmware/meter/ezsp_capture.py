@@ -1,5 +1,5 @@
 # Passive decoding of a raw capture of what an EZSP co-processor sent (for
-# tools/capture.py via tools/capture_mpy.py): the firmware's own ASH, EZSP
+# ihd capture via tools/ihd/capture/capture_mpy.py): the firmware's own ASH, EZSP
 # and ZCL parsers, with ASH in passive mode (every DATA frame once,
 # retransmissions dropped, nothing written) and the EZSP header format read
 # from each frame (legacy or extended), the parameter layout (EZSP 8-13 or

@@ -12,7 +12,7 @@
 # esp_ota_get_partition_description reads it: image offset 32).
 # Board tag: the last 32 bytes of esp_app_desc_t's reserv2 (desc offset 224,
 # which ESP-IDF and MicroPython builds leave zero) hold b"IHDB" and the board
-# name (NUL-padded, up to 27 bytes); tools/ota.py sign writes it before
+# name (NUL-padded, up to 27 bytes); ihd ota sign writes it before
 # signing, so the signature covers it.
 #
 # feed() takes the bytes as they arrive and returns how many belonged to

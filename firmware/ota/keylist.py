@@ -1,7 +1,7 @@
 # Signed key lists: the set of trusted OTA key digests, replaced in the
 # field by a list signed with a currently trusted key (docs/ota.md).
 #
-# File, as `tools/ota.py keylist` writes it (8192 bytes):
+# File, as `ihd ota keylist` writes it (8192 bytes):
 #   0     4   b"IHDK"
 #   4     u8  format = 1
 #   5     u8  n, number of digests (1..3; 0 is refused: no key, no updates)

@@ -18,7 +18,7 @@
 # The encoder is streaming: readings go in one at a time (from the store's
 # iterator), and the batch closes when the next reading would not fit the
 # byte budget; the state before each reading is kept so it can be undone.
-# tools/uplink_codec.py is the host decoder (and a port of this encoder that
+# tools/ihd/uplink/codec.py is the host decoder (and a port of this encoder that
 # a test holds byte-identical to this one).
 from micropython import const
 

@@ -1,7 +1,7 @@
 # Uplink datagrams: layout, authentication and the replay window.
 #
 # Owns the byte layout of every datagram between a device and the collector
-# (docs/wire-format.md is the specification; tools/uplink_wire.py is the
+# (docs/wire-format.md is the specification; tools/ihd/uplink/wire.py is the
 # collector's side of the same layout). Every datagram is authenticated with
 # HMAC-SHA256 under the device's key, truncated to 96 bits, except the
 # keep-alive: it is sent every three minutes, so its size is most of the

@@ -1,4 +1,4 @@
-"""tools/bench.py: every bench runs, figures sit beside their baselines, failures are reported."""
+"""ihd bench: every bench runs, figures sit beside their baselines, failures are reported."""
 
 import json
 import sys
@@ -6,7 +6,7 @@ import sys
 import mpy as mpymod
 
 sys.path.insert(0, str(mpymod.ROOT / "tools"))
-import bench  # noqa: E402
+from ihd.dev import bench  # noqa: E402
 
 RUNTIMES = ()  # CPython only: the bench scripts here run no MicroPython
 
@@ -61,6 +61,6 @@ def test_make_bench_leaves_the_committed_report_alone():
     import subprocess
 
     r = subprocess.run(["make", "-n", "bench"], cwd=mpymod.ROOT, capture_output=True, text=True, check=True)
-    runs = [ln for ln in r.stdout.splitlines() if "tools/bench.py" in ln]
+    runs = [ln for ln in r.stdout.splitlines() if "ihd bench" in ln]
     assert runs and all("--out build/bench/report" in ln for ln in runs), r.stdout
     assert not any(ln.startswith(("cp ", "mv ")) for ln in r.stdout.splitlines()), r.stdout

@@ -45,7 +45,7 @@ DAMAGED = {
 def _boot(state, seconds=60, env=None):
     """firmware/main.py on the test's runtime with the simulator's heap cap;
     -> its output up to the first status line (the process is then stopped)."""
-    # `import main`, as tools/simproc.py starts it: on mp32 the frozen
+    # `import main`, as tools/ihd/sim/proc.py starts it: on mp32 the frozen
     # firmware in the device's 96 KB (a script path would put the source
     # tree first on sys.path); the wheel's heap also holds the code.
     heap = mpymod.MP32_SIM_HEAP if mpymod.mpruntime.is_frozen() else "512k"

@@ -14,7 +14,7 @@ import mpy as mpymod
 ROOT = mpymod.ROOT
 BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT / "tools"))
-import deploy  # noqa: E402
+from ihd.deploy import tool as deploy  # noqa: E402
 
 
 def _make(*args, check=True):

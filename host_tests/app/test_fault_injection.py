@@ -1,7 +1,7 @@
 """Fault injection in the whole-device simulation (issue 13 item 7).
 
 One simulated run meets, one after another, the faults a fleet meets
-between two boots or at the far end (tools/siminject.py): a wiped store, a
+between two boots or at the far end (tools/ihd/sim/inject.py): a wiped store, a
 sequence file lost at a power-on with the clock invalid, a collector killed,
 a re-provisioned key, a wiped flash, a collector restarted. Per fault the
 run reports when the collector took an authentic datagram from the device

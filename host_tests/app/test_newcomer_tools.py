@@ -11,21 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 RUNTIMES = ()  # host tools only (CPython)
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ROOT / "tools"
 VENV_PY = sys.executable
 SIM_KEY = ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"
-# the documented command-line tools (README, docs/*.md)
 RAVEN = ("--protocol", "raven")  # no install code needed
-# provision.py make, a valid RAVEn device config (-o FILE follows)
+# `ihd provision make`, a valid RAVEn device config (-o FILE follows)
 MAKE = ("make", "--device-id", "77", "--endpoint", "c.example:4700", "--wifi-ssid", "Home", "--generate-key", *RAVEN)
-CLIS = (
-    *("bench", "capture", "collector", "coproc_emulator", "deploy", "mkfont"),
-    *("mpysize", "netimpair", "ota", "panel", "provision", "sim"),
-)
 
 
 def run(*args, py=VENV_PY, cwd=None) -> subprocess.CompletedProcess:
@@ -39,93 +31,91 @@ def user_error(p: subprocess.CompletedProcess, *words: str) -> None:
         assert w in p.stderr, p.stderr
 
 
-@pytest.mark.parametrize("name", CLIS)
-def test_tools_are_executable_scripts(name):
-    # before: tools/*.py were not executable and lacked a shebang
-    f = TOOLS / f"{name}.py"
-    assert f.read_text().startswith("#!/usr/bin/env python3\n")
-    assert f.stat().st_mode & stat.S_IXUSR, oct(f.stat().st_mode)
+IHD = Path(VENV_PY).parent / "ihd"
 
 
-def test_a_tool_started_by_another_python_reruns_itself_under_the_venv(tmp_path):
-    # `python3 tools/panel.py` with the system Python: before, ModuleNotFoundError: PIL
-    base = getattr(sys, "_base_executable", None)
-    if not base or Path(base).resolve() == Path(sys.executable).resolve():
-        base = str(Path(sys.base_prefix) / "bin" / "python3")
-    probe = run("-c", "import PIL", py=base)
-    assert probe.returncode != 0, "this check needs a Python without Pillow"
-    p = run(TOOLS / "panel.py", "--help", py=base, cwd=tmp_path)
-    assert p.returncode == 0 and "usage: panel.py" in p.stdout, p.stderr
-    p = run(TOOLS / "ota.py", "keygen", tmp_path / "k.pem", py=base, cwd=tmp_path)
+def test_the_documented_command_runs_on_the_venvs_python():
+    # before: tools/*.py were not executable, lacked a shebang and ran on whatever
+    # `python3` the shell found; the documented command is now `ihd`, a console
+    # script whose #! line is the venv's Python
+    first = IHD.read_text().splitlines()[0]
+    assert first.startswith("#!") and Path(first[2:]).resolve() == Path(VENV_PY).resolve(), first
+    assert IHD.stat().st_mode & stat.S_IXUSR, oct(IHD.stat().st_mode)
+
+
+def test_ihd_runs_from_a_shell_without_the_venv(tmp_path):
+    # `python3 tools/panel.py` with the system Python: before, ModuleNotFoundError: PIL.
+    # Now `.venv/bin/ihd panel` from a shell whose PATH and environment know no venv.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([str(IHD), "panel", "--help"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert p.returncode == 0 and "usage: ihd panel" in p.stdout, p.stderr
+    p = subprocess.run([str(IHD), "ota", "keygen", tmp_path / "k.pem"], capture_output=True, text=True, env=env)
     assert p.returncode == 0 and (tmp_path / "k.pem").exists(), p.stderr
 
 
 def test_keys_and_configs_are_written_owner_only(tmp_path):
     # before: 0644, readable by every user of the machine
     key = tmp_path / "k.pem"
-    assert run(TOOLS / "ota.py", "keygen", key).returncode == 0
+    assert run("-m", "ihd.ota", "keygen", key).returncode == 0
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     cfg = tmp_path / "c.json"
-    p = run(TOOLS / "provision.py", *MAKE, "--ota-key", SIM_KEY, "-o", cfg)
+    p = run("-m", "ihd.provision", *MAKE, "--ota-key", SIM_KEY, "-o", cfg)
     assert p.returncode == 0, p.stderr
     assert stat.S_IMODE(cfg.stat().st_mode) == 0o600 and len(json.loads(cfg.read_text())["key"]) == 64
 
 
 def test_ota_sign_refuses_what_it_must_not_sign(tmp_path):
     img, signed = tmp_path / "a.bin", tmp_path / "s.bin"
-    assert run(TOOLS / "ota.py", "make-image", "-o", img, "--size", 20000).returncode == 0
-    assert run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", signed, img).returncode == 0
+    assert run("-m", "ihd.ota", "make-image", "-o", img, "--size", 20000).returncode == 0
+    assert run("-m", "ihd.ota", "sign", "-k", SIM_KEY, "-o", signed, img).returncode == 0
     # before: a signed image was signed again (a second signature sector appended)
-    again = run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", tmp_path / "s2.bin", signed)
+    again = run("-m", "ihd.ota", "sign", "-k", SIM_KEY, "-o", tmp_path / "s2.bin", signed)
     user_error(again, "already signed")
     assert not (tmp_path / "s2.bin").exists()
     empty, text = tmp_path / "empty.bin", tmp_path / "notes.txt"
     empty.write_bytes(b"")
     text.write_text("hello\n")
     for f in (empty, text):
-        p = run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", tmp_path / "x.bin", f)
+        p = run("-m", "ihd.ota", "sign", "-k", SIM_KEY, "-o", tmp_path / "x.bin", f)
         user_error(p, "not an ESP-IDF app image")
     bad = tmp_path / "bad.pem"
     bad.write_text("garbage\n")
-    user_error(run(TOOLS / "ota.py", "sign", "-k", bad, "-o", tmp_path / "x.bin", img), "not a PEM private key")
-    user_error(run(TOOLS / "ota.py", "digest", tmp_path / "nokey.pem"), "no key file", "ota.py keygen")
-    user_error(run(TOOLS / "ota.py", "keygen", tmp_path / "no" / "dir" / "k.pem"), "no folder")
-    user_error(run(TOOLS / "ota.py", "sign", "-k", SIM_KEY, "-o", tmp_path / "x.bin", tmp_path / "none.bin"))
+    user_error(run("-m", "ihd.ota", "sign", "-k", bad, "-o", tmp_path / "x.bin", img), "not a PEM private key")
+    user_error(run("-m", "ihd.ota", "digest", tmp_path / "nokey.pem"), "no key file", "ihd ota keygen")
+    user_error(run("-m", "ihd.ota", "keygen", tmp_path / "no" / "dir" / "k.pem"), "no folder")
+    user_error(run("-m", "ihd.ota", "sign", "-k", SIM_KEY, "-o", tmp_path / "x.bin", tmp_path / "none.bin"))
 
 
 def test_capture_decode_of_something_else_says_so(tmp_path):
     # before: a CSV header, "0 frames used" and exit 0
     f = tmp_path / "notes.txt"
     f.write_text("not a capture\n" * 20)
-    p = run(TOOLS / "capture.py", "decode", "--protocol", "ezsp", f)
+    p = run("-m", "ihd.capture", "decode", "--protocol", "ezsp", f)
     user_error(p, "no ezsp frame decoded", "--protocol raven")
 
 
 def test_a_missing_serial_port_is_named_as_missing(tmp_path):
     # before: mpremote's "failed to access /dev/... (it may be in use by another program)"
     port = "/dev/ttyIHD-not-plugged-in"
-    user_error(run(TOOLS / "deploy.py", "deploy", "--port", port), f"no serial port {port}", "plugged in")
+    user_error(run("-m", "ihd.deploy", "deploy", "--port", port), f"no serial port {port}", "plugged in")
     cfg = tmp_path / "c.json"
-    assert run(TOOLS / "provision.py", *MAKE, "--ota-key", SIM_KEY, "-o", cfg).returncode == 0
-    user_error(run(TOOLS / "provision.py", "push", cfg, "--port", port), f"no serial port {port}")
+    assert run("-m", "ihd.provision", *MAKE, "--ota-key", SIM_KEY, "-o", cfg).returncode == 0
+    user_error(run("-m", "ihd.provision", "push", cfg, "--port", port), f"no serial port {port}")
     if os.path.exists("/dev/null"):  # exists, but no serial port: mpremote's own error then
-        assert "no serial port" not in run(TOOLS / "deploy.py", "deploy", "--port", "/dev/null", "--dry-run").stderr
+        assert "no serial port" not in run("-m", "ihd.deploy", "deploy", "--port", "/dev/null", "--dry-run").stderr
 
 
 def test_collector_commands_need_an_existing_database(tmp_path):
-    # before: `collector.py stats` in any folder made an empty collector.sqlite there
-    p = run(TOOLS / "collector.py", "stats", cwd=tmp_path)
+    # before: `ihd collector stats` in any folder made an empty collector.sqlite there
+    p = run("-m", "ihd.collector", "stats", cwd=tmp_path)
     user_error(p, "no database collector.sqlite", "--db")
     assert list(tmp_path.iterdir()) == []
     junk = tmp_path / "notes.txt"
     junk.write_text("not a database\n" * 100)
-    user_error(run(TOOLS / "collector.py", "--db", junk, "stats"), "is not a collector database")
+    user_error(run("-m", "ihd.collector", "--db", junk, "stats"), "is not a collector database")
     db = tmp_path / "c.sqlite"
-    assert run(TOOLS / "collector.py", "--db", db, "add-device", "5").returncode == 0  # makes one
-    assert run(TOOLS / "collector.py", "--db", db, "stats").returncode == 0
-
-
-IHD = Path(VENV_PY).parent / "ihd"
+    assert run("-m", "ihd.collector", "--db", db, "add-device", "5").returncode == 0  # makes one
+    assert run("-m", "ihd.collector", "--db", db, "stats").returncode == 0
 
 
 def ihd(*args, cwd=None) -> subprocess.CompletedProcess:

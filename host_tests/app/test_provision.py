@@ -1,4 +1,4 @@
-"""tools/provision.py and the firmware's config validator, against third-party oracles."""
+"""ihd provision and the firmware's config validator, against third-party oracles."""
 
 import json
 import random
@@ -13,7 +13,7 @@ import mpy as mpymod
 
 ROOT = mpymod.ROOT
 sys.path.insert(0, str(ROOT / "tools"))
-import provision  # noqa: E402
+from ihd.provision import tool as provision  # noqa: E402
 
 SIM_KEY = ROOT / "boards" / "unix" / "sim_ota_signing_key.pem"
 
@@ -138,7 +138,7 @@ def test_push_dry_run_prints_exact_mpremote_commands(tmp_path):
     rc, out = _make(tmp_path, "--generate-key")
     assert rc == 0
     r = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "provision.py"), "push", str(out), "--port", "/dev/ttyUSB7", "--dry-run"],
+        [sys.executable, "-m", "ihd.provision", "push", str(out), "--port", "/dev/ttyUSB7", "--dry-run"],
         capture_output=True,
         text=True,
     )

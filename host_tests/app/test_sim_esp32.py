@@ -1,4 +1,4 @@
-"""The whole device on the esp32s3_eink29 board: tools/sim.py --board esp32s3_eink29.
+"""The whole device on the esp32s3_eink29 board: ihd sim --board esp32s3_eink29.
 
 The real hal/esp32.py over the ESP32 port emulation (mp32 only), booted as
 the port boots (_esp32emu.boot: littlefs on the "vfs" partition at "/"),

@@ -1,4 +1,4 @@
-"""tools/sim.py --record / --replay FILE and --dup P, each a short whole-device run.
+"""ihd sim --record / --replay FILE and --dup P, each a short whole-device run.
 
 Replay: a RAVEn run records every byte the emulator sent (--record), a second
 run replays that capture to the firmware instead of simulating a meter; what

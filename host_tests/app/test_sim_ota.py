@@ -1,9 +1,9 @@
-"""OTA on request in the whole-device simulation (tools/sim.py --ota-foreign-at, --ota-tampered-at, --ota-at).
+"""OTA on request in the whole-device simulation (ihd sim --ota-foreign-at, --ota-tampered-at, --ota-at).
 
 The operator pushes three images, each announced by the collector with a
 command made for the file as served (size and SHA-256 match, so only the
 device's own verification stands in the way), all served over HTTP by
-tools/ota.py serve: one well formed but signed by a key the device does not
+ihd ota serve: one well formed but signed by a key the device does not
 trust, one signed with the trusted key and then altered (a byte flipped),
 then a good one. The firmware downloads each, refuses the first two, installs
 the third, resets into it (the emulated bootloader) and confirms it once

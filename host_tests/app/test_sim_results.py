@@ -1,4 +1,4 @@
-"""tools/simresults.py committed_vs_stored and verdict(): the checks the soak relies on can fail.
+"""tools/ihd/sim/results.py committed_vs_stored and verdict(): the checks the soak relies on can fail.
 
 A store written by the firmware on MicroPython (its emulated NOR flash file),
 a collector table holding the same readings, then the table is altered: a
@@ -18,9 +18,9 @@ import mpy as mpymod
 ROOT = mpymod.ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 
-import mpruntime  # noqa: E402
-import simproc  # noqa: E402
-from simresults import Results  # noqa: E402
+from ihd.mp32 import runtime as mpruntime  # noqa: E402
+from ihd.sim import proc as simproc  # noqa: E402
+from ihd.sim.results import Results  # noqa: E402
 
 N = 300
 DEV_EPOCH = 1704067200  # meter/reading.py: readings carry seconds since 2024-01-01
@@ -133,7 +133,7 @@ def test_heap_growth_sees_a_leak_not_a_swing():
     # per boot, the floor of the last quarter minus the first: a buffer alive
     # at some status lines swings the heap by ~2.3 KB (RAVEn wheel soak:
     # 180,800 / 183,040), which the old max-of-quarter read as 2,240 B growth
-    import simresults
+    from ihd.sim import results as simresults
 
     swing = [180800, 183040] * 8
     leak = [180800 + 300 * i for i in range(16)]

@@ -1,16 +1,16 @@
 """Supplier messages and prepayment on the glass, the whole device simulated
-(tools/sim.py: emulator with --message / --cancel-message / --prepay,
+(ihd sim: emulator with --message / --cancel-message / --prepay,
 collector, the firmware on the 96 KB mp32 build with the board's
 METER_SUPPLIER on), over EZSP and RAVEn, an hour and a half each.
 
 The oracle for what the glass shows is the golden images of the layouts
 (host_tests/display/golden, themselves from the real SPI stream): the sim's
-refreshes, rendered from its recorded panel bus by tools/panel.py, must carry
+refreshes, rendered from its recorded panel bus by ihd panel, must carry
 the message box with exactly the golden live_message body while a message is
 on show, and the chart (no box) before, between and after; on the prepay
 meter, the "Credit" heading and the low-credit banner of the golden
 live_prepay_low, and a headline figure that is the big-font rendering of a
-credit the emulator answered (tools/emu/supplier.py's figures). The
+credit the emulator answered (tools/ihd/emulators/supplier.py's figures). The
 emulator's script is the oracle for when: the status lines (every 10
 simulated minutes) carry message 7 until it was cancelled, then message
 8 (EZSP: until its 15 minutes expired; RAVEn: until a cancel-all), then none.
@@ -18,7 +18,7 @@ simulated minutes) carry message 7 until it was cancelled, then message
 History (EZSP run): the meter ran 9 days before the run (--meter-days 9),
 so its history attributes give the 8 days before today at once: the status
 line's history has the emulator's own day figures (its register at each
-local midnight, tools/emu/meter_history.py, carried in meter_state.json),
+local midnight, tools/ihd/emulators/meter_history.py, carried in meter_state.json),
 and the history screen on the glass has a filled bar for each of the 8 with
 the height those figures give (display/screen_history.py's scale: the
 largest day). Our own daily totals across a reboot: mpt_history.py.
@@ -42,7 +42,7 @@ import mpy as mpymod
 # test_prepay_e2e.py, test_raven_messages.py)
 RUNTIMES = ("mp32",)
 ROOT = mpymod.ROOT
-START = 1767225600  # tools/simproc.START_UTC
+START = 1767225600  # ihd.sim.proc.START_UTC
 GOLDEN = ROOT / "host_tests" / "display" / "golden" / "ssd1680_296x128"
 TEXT = "Planned work on 3 May: your supply may be off 10:00-12:00."  # host_tests/display/scenes.py MESSAGE
 W, H, MID_H, BIG_H = 296, 128, 15, 26  # panel; display/font_mid.py, font_big.py HEIGHT

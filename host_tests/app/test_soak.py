@@ -1,4 +1,4 @@
-"""Shortened soak: one simulated day of the whole device (tools/sim.py), real processes throughout.
+"""Shortened soak: one simulated day of the whole device (ihd sim), real processes throughout.
 
 Once per co-processor (EZSP NCP and RAVEn stick): the emulator plays the
 meter, netimpair loses 10% of datagrams and cuts the network for 6 hours, the

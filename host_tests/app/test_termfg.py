@@ -1,4 +1,4 @@
-"""tools/termfg.py, the job control behind `make run`'s Ctrl-C: on a terminal
+"""ihd/sim/termfg.py, the job control behind `make run`'s Ctrl-C: on a terminal
 the command gets a process group of its own in the foreground (so ^C reaches
 it and not make), the terminal is handed back afterwards, the exit status
 passes through, and signals sent to the caller's group are passed on."""
@@ -12,10 +12,8 @@ import sys
 import termios
 import time
 
-import mpy as mpymod
-
 RUNTIMES = ()  # CPython only: a host tool
-TERMFG = str(mpymod.ROOT / "tools" / "termfg.py")
+TERMFG = ("-m", "ihd.sim.termfg")
 # the command reports whether it holds the terminal, then waits for a signal
 PROBE = (
     "import os, signal, sys, time\n"
@@ -51,7 +49,7 @@ def _wait_for(path, text):
 def test_ctrl_c_reaches_the_command_alone_and_its_status_is_returned(tmp_path):
     log = tmp_path / "out"
     with open(log, "w") as out:
-        p, master = _on_terminal([sys.executable, TERMFG, sys.executable, "-c", PROBE], out)
+        p, master = _on_terminal([sys.executable, *TERMFG, sys.executable, "-c", PROBE], out)
         try:
             _wait_for(log, "own-group")  # the command is the terminal's foreground group, not the session's
             os.write(master, b"\x03")
@@ -78,7 +76,7 @@ def test_without_the_wrapper_ctrl_c_kills_the_caller_too(tmp_path):
 def test_a_signal_to_the_callers_group_is_passed_on(tmp_path):
     log = tmp_path / "out"
     with open(log, "w") as out:
-        p, master = _on_terminal([sys.executable, TERMFG, sys.executable, "-c", PROBE], out)
+        p, master = _on_terminal([sys.executable, *TERMFG, sys.executable, "-c", PROBE], out)
         try:
             _wait_for(log, "own-group")
             os.killpg(p.pid, signal.SIGTERM)  # e.g. a service manager stopping make
@@ -90,8 +88,8 @@ def test_a_signal_to_the_callers_group_is_passed_on(tmp_path):
 
 def test_without_a_terminal_it_runs_the_command_in_place(tmp_path):
     r = subprocess.run(
-        [sys.executable, TERMFG, sys.executable, "-c", "import sys; sys.exit(5)"], stdin=subprocess.DEVNULL
+        [sys.executable, *TERMFG, sys.executable, "-c", "import sys; sys.exit(5)"], stdin=subprocess.DEVNULL
     )
     assert r.returncode == 5
-    r = subprocess.run([sys.executable, TERMFG], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, *TERMFG], capture_output=True, text=True)
     assert r.returncode == 2 and "usage" in r.stderr

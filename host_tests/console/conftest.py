@@ -17,7 +17,7 @@ import mpy as mpymod  # noqa: E402
 
 @pytest.fixture(scope="session")
 def sim_run(tmp_path_factory):
-    """`sim.py run` for 1 simulated hour at 300x (about 15 s), real-time mode asked for
+    """`ihd sim run` for 1 simulated hour at 300x (about 15 s), real-time mode asked for
     half-way: DIR/collector.sqlite holds a device, its readings, live rows and a done command."""
     out = tmp_path_factory.mktemp("console-sim") / "run"
     cmd = [*mpymod.sim_command(), "--board-defaults", "--hours", "1", "--speed", "300"]

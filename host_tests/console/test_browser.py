@@ -9,8 +9,9 @@ import shutil
 import sqlite3
 import time
 
-from console import data
 from console_helpers import ROOT, Console, add_health, loaded, wait
+
+from ihd.collector.console import data
 
 RUNTIMES = ()  # CPython only (the sim inside runs the firmware on the default runtime)
 

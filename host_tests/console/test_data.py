@@ -10,8 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from console import actions, data, make_app
 from console_helpers import ROOT, TOOLS, Console, add_health, copy_db
+
+from ihd.collector.console import actions, data, make_app
 
 RUNTIMES = ()  # CPython only (the sim inside runs the firmware on the default runtime)
 
@@ -201,7 +202,7 @@ def test_realtime_button_queues_what_the_cli_queues(sim_db, tmp_path):
     copy_db(sim_db, cli_db)
     _q(cli_db, "DELETE FROM commands WHERE cmd_id=?", cid)
     r = subprocess.run(
-        [sys.executable, str(TOOLS / "collector.py"), "--db", str(cli_db), "realtime", "1001", "--seconds", "300"],
+        [sys.executable, "-m", "ihd.collector", "--db", str(cli_db), "realtime", "1001", "--seconds", "300"],
         capture_output=True,
         text=True,
     )
@@ -214,7 +215,7 @@ def test_realtime_button_queues_what_the_cli_queues(sim_db, tmp_path):
 
 
 def test_ota_button(sim_db, tmp_path):
-    ota = [sys.executable, str(TOOLS / "ota.py")]
+    ota = [sys.executable, "-m", "ihd.ota"]
     img = tmp_path / "img"
     img.mkdir()
     for args in (
@@ -234,7 +235,7 @@ def test_ota_button(sim_db, tmp_path):
     ((cid, kind, payload),) = _q(sim_db, "SELECT cmd_id, kind, payload FROM commands WHERE done IS NULL")
     assert kind == 2 and b"1.2.3" in payload and b"http://127.0.0.1:8070/fw-1.2.3.bin" in payload
     assert f"Command {cid} queued: update to 1.2.3 from http://127.0.0.1:8070/fw-1.2.3.bin" in page
-    # what `ota.py request-update --print` would queue
+    # what `ihd ota request-update --print` would queue
     r = subprocess.run(
         ota
         + ["request-update", "--device", "1001", "--url", "http://127.0.0.1:8070/fw-1.2.3.bin", "--print"]
@@ -252,7 +253,7 @@ def test_ota_button(sim_db, tmp_path):
 
 
 def _console(*args, timeout=20):
-    cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "console", *map(str, args)]
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "ihd.collector.console", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={"PYTHONPATH": str(TOOLS)})
 
 
@@ -262,7 +263,7 @@ def test_clear_errors(sim_db, tmp_path):
     assert r.returncode == 1 and r.stdout == ""
     assert (
         r.stderr == f"console: collector database {tmp_path / 'nope.sqlite'} does not exist "
-        "(give the --db of `collector.py serve`)\n"
+        "(give the --db of `ihd collector serve`)\n"
     )
     assert not tok.exists()  # a wrong --db creates no token
     (tmp_path / "junk.sqlite").write_text("not a database\n" * 100)
@@ -292,11 +293,17 @@ def test_clear_errors(sim_db, tmp_path):
     )
 
 
-def test_runs_as_written_with_any_python3(tmp_path):
-    # `python3 tools/console` from another folder, with a Python outside .venv: re-run under .venv
-    py = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+def test_runs_as_written_from_any_folder(tmp_path):
+    # `ihd collector console` (the .venv's console script) from another folder, no venv in the environment
+    ihd = str(Path(sys.executable).parent / "ihd")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(TOOLS)}
     r = subprocess.run(
-        [py, str(TOOLS / "console"), "--db", "nope.sqlite"], capture_output=True, text=True, cwd=tmp_path, timeout=30
+        [ihd, "collector", "console", "--db", "nope.sqlite"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=30,
     )
     assert (r.returncode, r.stdout) == (1, "")
     assert r.stderr.startswith("console: collector database nope.sqlite does not exist"), r.stderr

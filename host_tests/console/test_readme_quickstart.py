@@ -6,7 +6,7 @@ shows the device, its health and a chart in headless Chromium.
 Ctrl-C is typed into a real terminal: make runs on a pseudo-terminal as its
 session's foreground job, and the test writes ^C (0x03) to the terminal, whose
 line discipline sends SIGINT to the foreground process group. Before
-tools/termfg.py that group held make too, and GNU make always dies of SIGINT
+tools/ihd/sim/termfg.py that group held make too, and GNU make always dies of SIGINT
 (it re-raises it whatever its recipe returns): exit -2 after an orderly stop.
 The only deviation from the README is RUN_OUT (default run/sim): the run goes
 into the test's own folder, not the working tree."""

@@ -1,5 +1,5 @@
 # MicroPython side of the panel emulator: records the Unix HAL's bus stream
-# (hal.set_bus_sink) into the record format tools/panel.py reads:
+# (hal.set_bus_sink) into the record format ihd panel reads:
 #   b"P" pin level | b"S" len(u32 LE) bytes | b"M" len name (snapshot marker)
 import struct
 

@@ -3,7 +3,7 @@
 #   micropython scenes.py PANEL RECORD [SCENE|all] [full|partial]
 # renders each scene, refreshes the panel (fully, or partially after the
 # first scene) and marks the bus record
-# with the scene's name; tools/panel.py turns the record into images.
+# with the scene's name; ihd panel turns the record into images.
 import sys
 
 from faults import TABLE

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import panel as emu  # noqa: E402
+from ihd.panel import emulator as emu  # noqa: E402
 
 SNIPPET = """
 import sys

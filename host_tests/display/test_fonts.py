@@ -11,7 +11,7 @@ from PIL import ImageFont
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import mkfont  # noqa: E402
+from ihd.dev import mkfont  # noqa: E402
 
 RUNTIMES = ()  # CPython only: runs no MicroPython
 

@@ -1,5 +1,5 @@
 """Golden images: every screen in every state, on every panel, as the
-emulated glass shows it after the firmware's SPI stream (tools/panel.py).
+emulated glass shows it after the firmware's SPI stream (ihd panel).
 
 Reference images are PBM files in host_tests/display/golden/<panel>/.
 Regenerate them deliberately with `UPDATE_GOLDEN=1 pytest host_tests/display`
@@ -18,7 +18,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import panel as emu  # noqa: E402
+from ihd.panel import emulator as emu  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -39,7 +39,7 @@ _RENDERED: dict[str, dict] = {}
 
 @pytest.fixture
 def rendered(runtime):
-    # Rendered once per runtime (tools/panel.py runs IHD_MICROPYTHON, which
+    # Rendered once per runtime (ihd panel runs IHD_MICROPYTHON, which
     # the per-test runtime fixture sets: a module fixture would render once,
     # on whichever runtime came first, and serve both).
     if runtime not in _RENDERED:

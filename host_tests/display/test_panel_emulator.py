@@ -1,4 +1,4 @@
-"""The panel emulator (tools/panel.py) on hand-made bus streams: it must
+"""The panel emulator (ihd panel) on hand-made bus streams: it must
 catch what a real controller would show wrongly or reject, otherwise the
 golden and driver tests could pass on a broken driver."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import panel as emu  # noqa: E402
+from ihd.panel import emulator as emu  # noqa: E402
 
 PINS = emu.board_pins()
 

@@ -1,4 +1,4 @@
-"""The collector's PostgreSQL store (tools/collector_pg.py): versioned migrations,
+"""The collector's PostgreSQL store (tools/ihd/collector/pg.py): versioned migrations,
 readings partitioned by month of reading time, reply numbers shared by every
 collector of one database, the CLI on a postgresql:// URL."""
 
@@ -11,12 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import collector_db  # noqa: E402
-import uplink_codec as uc  # noqa: E402
-import uplink_wire as wire  # noqa: E402
+from ihd.collector import db as collector_db  # noqa: E402
+from ihd.uplink import codec as uc  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: `make venv` installs requirements.txt")
-import collector_pg  # noqa: E402
+from ihd.collector import pg as collector_pg  # noqa: E402
 
 KEY = bytes(range(32))
 DEV = 91
@@ -81,7 +81,7 @@ def test_reply_numbers_rise_across_collectors_of_one_database(pg_url):
 
 
 def test_cli_on_a_postgresql_url(pg_url):
-    tool = [sys.executable, str(ROOT / "tools" / "collector.py"), "--db", pg_url]
+    tool = [sys.executable, "-m", "ihd.collector", "--db", pg_url]
     r = subprocess.run([*tool, "add-device", str(DEV), "--key", KEY.hex()], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     c = collector_db.open_collector(pg_url)

@@ -1,4 +1,4 @@
-"""The throw-away PostgreSQL of the tests and benchmarks (tools/pgtmp.py)."""
+"""The throw-away PostgreSQL of the tests and benchmarks (tools/ihd/dev/pgtmp.py)."""
 
 import subprocess
 import sys
@@ -18,7 +18,7 @@ def test_each_test_gets_its_own_empty_database(pg_server, pg_url):
 
 def test_cli_start_url_stop(tmp_path):
     folder = Path("/tmp") / f"ihd-pg-cli-{tmp_path.name}"
-    tool = [sys.executable, str(ROOT / "tools" / "pgtmp.py")]
+    tool = [sys.executable, "-m", "ihd.dev.pgtmp"]
     r = subprocess.run([*tool, "start", "--dir", str(folder), "--fast"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     try:

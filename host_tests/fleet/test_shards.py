@@ -1,4 +1,4 @@
-"""Sharded ingest's map (tools/fleet_shards.py): deterministic, balanced, every
+"""Sharded ingest's map (tools/ihd/fleet/shards.py): deterministic, balanced, every
 endpoint in each device's list, a dead collector's devices spread over the rest."""
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import fleet_shards as fs  # noqa: E402
+from ihd.fleet import shards as fs  # noqa: E402
 
 EPS = [("10.0.0.1", 4700), ("10.0.0.2", 4700), ("10.0.0.3", 4700), ("10.0.0.4", 4700)]
 
@@ -29,7 +29,7 @@ def test_shares_are_deterministic_balanced_and_failover_spreads():
 
 
 def test_cli_publish_and_endpoints(tmp_path):
-    tool = [sys.executable, str(ROOT / "tools" / "fleet_shards.py")]
+    tool = [sys.executable, "-m", "ihd.fleet"]
     out = tmp_path / "shards.json"
     eps = sum((["--endpoint", f"{h}:{p}"] for h, p in EPS[:2]), [])
     assert subprocess.run([*tool, "publish", *eps, "--shards", "64", "-o", str(out)]).returncode == 0

@@ -1,5 +1,5 @@
 """Scenarios that drive the real firmware/hal/esp32.py on mp32 over the ESP32
-port emulation (tools/mp32/esp32port), each a plain function of a `Device`.
+port emulation (tools/ihd/mp32/esp32port), each a plain function of a `Device`.
 
 test_esp32_hal.py runs each scenario as a test; test_esp32_hal_coverage.py
 runs them all again against a copy of hal/esp32.py instrumented per statement
@@ -18,10 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import mpruntime  # noqa: E402
+from ihd.mp32 import runtime as mpruntime  # noqa: E402
 
 BOARD = ROOT / "boards" / "esp32s3_eink29"
-PORT_EMU = ROOT / "tools" / "mp32" / "esp32port"
+PORT_EMU = ROOT / "tools" / "ihd" / "mp32" / "esp32port"
 EPOCH_2000 = 946684800
 UTC = 1750000000  # 2025-06-15 15:06:40
 

@@ -1,5 +1,5 @@
 """The HAL interface through the real firmware/hal/esp32.py, on mp32 over the
-ESP32 port emulation (tools/mp32/esp32port): one test per scenario of
+ESP32 port emulation (tools/ihd/mp32/esp32port): one test per scenario of
 esp32scenarios.py (clock, speed, UART, partitions, OTA, watchdog, wifi, bus)."""
 
 import esp32scenarios as sc
@@ -37,18 +37,17 @@ def test_firmware_boots_on_the_emulated_esp32_board(tmp_path):
 
 
 def test_provisioned_esp32_board_reads_the_meter(tmp_path):
-    # tools/provision.py writes the config; the simulator's esp32_push copies
+    # ihd provision writes the config; the simulator's esp32_push copies
     # it into /config.json of the emulated littlefs (as `mpremote cp`); the
     # device boots from it, sets its clock from the meter (EZSP emulator on
     # the UART) and commits readings to its store.
-    import simproc
+    from ihd.sim import proc as simproc
 
     (tmp_path / "state").mkdir()
     dev = sc.Device(tmp_path / "state")
     cfg = tmp_path / "config.json"
     py = str(sc.ROOT / ".venv" / "bin" / "python")
-    tools = sc.ROOT / "tools"
-    mk = [py, str(tools / "provision.py"), "make", "--device-id", "4097", "--generate-key"]
+    mk = [py, "-m", "ihd.provision", "make", "--device-id", "4097", "--generate-key"]
     mk += ["--endpoint", "127.0.0.1:9", "--wifi-ssid", "sim-wifi", "--protocol", "ezsp"]
     mk += ["--install-code", "83FED3407A939723A5C639B26916D505C3B5", "-o", str(cfg)]
     mk += ["--ota-key", str(sc.ROOT / "boards" / "unix" / "sim_ota_signing_key.pem")]
@@ -56,7 +55,7 @@ def test_provisioned_esp32_board_reads_the_meter(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     simproc.esp32_push("esp32s3_eink29", dev.state, cfg)
     port = simproc.free_port()
-    emu = [py, str(tools / "coproc_emulator.py"), "serve", "--protocol", "ezsp", "--port", str(port)]
+    emu = [py, "-m", "ihd.emulators", "serve", "--protocol", "ezsp", "--port", str(port)]
     emu += ["--speed", "200", "--start", str(sc.UTC), "--duration", "3600"]
     p = sc.subprocess.Popen(emu, stdout=sc.subprocess.PIPE, stderr=sc.subprocess.STDOUT, text=True)
     try:

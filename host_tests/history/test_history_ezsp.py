@@ -1,7 +1,7 @@
 """History and local time over EZSP, end to end: the firmware's link
 (meter/ezsp_link.py with meter/zcl_hist.py, meter/localtime.py and
 meter/history.py) against the NCP emulator, whose meter has run for three
-days before the firmware starts (tools/emu/meter_history.py notes its
+days before the firmware starts (tools/ihd/emulators/meter_history.py notes its
 register at every local midnight).
 
 The emulator's own figures are the oracle: each day, week and month the

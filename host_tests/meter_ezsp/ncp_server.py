@@ -1,8 +1,8 @@
-"""Serve tools/emu/ezsp_ncp.EzspNcp on a local TCP port from a thread.
+"""Serve ihd.emulators.ezsp_ncp.EzspNcp on a local TCP port from a thread.
 
 For tests that need NCP options the emulator's command line does not offer
 (EZSP version, no CBKE library, not yet joined + install code). The
-one-hour end-to-end test uses tools/coproc_emulator.py itself.
+one-hour end-to-end test uses ihd emulator itself.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from pathlib import Path
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 sys.path.insert(0, str(TOOLS))
-sys.path.insert(0, str(TOOLS / "emu"))
 
-from ezsp_ncp import EzspNcp  # noqa: E402
-from loadprofile import LoadProfile, Meter  # noqa: E402
+from ihd.emulators.ezsp_ncp import EzspNcp  # noqa: E402
+from ihd.emulators.loadprofile import LoadProfile, Meter  # noqa: E402
 
 START = 1767225600
 

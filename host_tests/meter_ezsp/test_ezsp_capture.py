@@ -1,4 +1,4 @@
-"""EZSP capture decoding (firmware/meter/ezsp_capture.py via tools/capture_mpy.py).
+"""EZSP capture decoding (firmware/meter/ezsp_capture.py via tools/ihd/capture/capture_mpy.py).
 
 A capture is built with bellows (ASH, EZSP schemas) and zigpy (ZCL): an NCP
 restart, the legacy-header version answer, extended-header callbacks with
@@ -18,7 +18,7 @@ from zigpy.zcl import foundation as f
 
 import mpy as mpylib
 
-CAPTURE_MPY = mpylib.ROOT / "tools" / "capture_mpy.py"
+CAPTURE_MPY = mpylib.ROOT / "tools" / "ihd" / "capture" / "capture_mpy.py"
 
 
 def stuffed(frame) -> bytes:

@@ -1,6 +1,6 @@
 """End to end: the firmware's EZSP link on the Unix port against the NCP emulator.
 
-The emulator (tools/coproc_emulator.py --protocol ezsp, tools/emu/ezsp_ncp.py)
+The emulator (ihd emulator --protocol ezsp, tools/ihd/emulators/ezsp_ncp.py)
 builds every byte with bellows and zigpy; the firmware runs unmodified
 (meter/ezsp_link.py) under a heap cap and prints each reading. Every report
 the emulator logs must come out as a reading with the same value, and every
@@ -103,7 +103,7 @@ def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     capture = tmp_path / "capture.bin"
     speed = 60
     emu = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", "ezsp", "--port", "0",
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", "ezsp", "--port", "0",
          "--speed", str(speed), "--duration", "3600", "--start", str(START), "--reset-at", "1800",
          "--garbage", "0.02", "--drop", "0.02", "--log", str(log), "--record", str(capture)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -135,9 +135,11 @@ def test_one_simulated_hour_with_reset_and_line_noise(mpy, tmp_path):
     # Read-only: everything the firmware sent over the air was Read Attributes.
     assert end["violations"] == 0 and end["sent_zcl"] > 100
     assert tail["FAULTS"] == [] or set(tail["FAULTS"]) <= {"15"}  # dropout flag around the reset is allowed
-    # The capture decoder (meter/ezsp_capture.py via tools/capture_mpy.py)
+    # The capture decoder (meter/ezsp_capture.py via tools/ihd/capture/capture_mpy.py)
     # finds the same values in the raw bytes the co-processor sent.
-    decoded = mpy.run(path=ROOT / "tools" / "capture_mpy.py", args=("ezsp", capture, 0, 7), heap=HEAP).stdout
+    decoded = mpy.run(
+        path=ROOT / "tools" / "ihd" / "capture" / "capture_mpy.py", args=("ezsp", capture, 0, 7), heap=HEAP
+    ).stdout
     dec = [tuple(int(x) for x in ln.split()[2:5]) for ln in decoded.splitlines() if ln.startswith("R ")]
     assert dec == [r[1:4] for r in readings]
     good, bad = (int(x) for x in decoded.splitlines()[-1].split()[1:3])
@@ -287,7 +289,7 @@ def test_silent_coprocessor_detected_and_reinitialised(mpy, tmp_path):
     log = tmp_path / "emu.jsonl"
     speed = 60
     emu = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", "ezsp", "--port", "0",
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", "ezsp", "--port", "0",
          "--speed", str(speed), "--duration", "1800", "--start", str(START), "--silence-at", "300:600",
          "--log", str(log)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -1,8 +1,8 @@
 """Gas apart from electricity over EZSP, end to end (issue 14 item 2).
 
 The firmware's link (meter/ezsp_link.py, meter/gas.py) against the NCP
-emulator with a mirrored gas meter on a second endpoint (tools/emu/
-gas_meter.py: device type 128, m3 / 1000, a report every 30 simulated
+emulator with a mirrored gas meter on a second endpoint (tools/ihd/
+emulators/gas_meter.py: device type 128, m3 / 1000, a report every 30 simulated
 minutes, ConversionFactor 1.02264 and CalorificValue 39.5 MJ/m3 on its
 Price cluster), three simulated hours across a midnight at 600x.
 
@@ -16,13 +16,10 @@ fault (no gap, no meter silence).
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 from ncp_server import START, NcpServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "emu"))
-from gas_meter import GAS_EP, GasMeter  # noqa: E402
+from ihd.emulators.gas_meter import GAS_EP, GasMeter  # noqa: E402
 
 FIRMWARE = """
 import asyncio, faults, json, hal, meter

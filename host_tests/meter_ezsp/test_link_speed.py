@@ -1,6 +1,6 @@
 """Both meter links against the emulator's log: no report lost, no false gap, every gap flagged.
 
-The co-processor emulator (tools/coproc_emulator.py) logs every report it
+The co-processor emulator (ihd emulator) logs every report it
 sends; the firmware's link (meter.make_link on the Unix port, the same path
 as the application) prints every reading. At 2000x one real millisecond is
 two simulated seconds, so every real-time wait in the link (an EZSP command
@@ -31,7 +31,7 @@ def run_link(mpy, tmp_path, protocol: str, *emu_args: str, speed: int = SPEED, h
     log = tmp_path / "emu.jsonl"
     duration = int(hours * 3600)
     emu = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", protocol,
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", protocol,
          "--port", "0", "--speed", str(speed), "--duration", str(duration), "--start", str(START),
          "--log", str(log), "--solar", "3000", *emu_args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -1,8 +1,8 @@
 """Prepayment, supplier messages, ambient indication and the meter's identity
 over EZSP, end to end: the firmware's link (meter/ezsp_link.py with
 meter/zcl_prepay.py, meter/zcl_messaging.py, meter/message.py) against the
-NCP emulator in prepay mode with a message script (tools/emu/supplier.py,
-tools/emu/ncp_extras.py).
+NCP emulator in prepay mode with a message script (tools/ihd/emulators/supplier.py,
+tools/ihd/emulators/ncp_extras.py).
 
 The emulator's figures are the oracle: the credit, emergency credit,
 CreditStatus and supply it answered last; the message it displayed, then
@@ -15,13 +15,10 @@ frame the firmware sent parses in zigpy.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 from ncp_server import START, NcpServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "emu"))
-from supplier import Supplier  # noqa: E402
+from ihd.emulators.supplier import Supplier  # noqa: E402
 
 HEAP = "256k"
 FIRMWARE = """

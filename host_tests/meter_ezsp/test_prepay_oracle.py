@@ -5,7 +5,7 @@
   AmbientConsumptionIndicator, SiteId, MeterSerialNumber) and zigpy field
   types for Prepayment (zigpy 2.4.0 defines Prepayment and Messaging by id
   only), must decode in the firmware to the values zigpy put in.
-* The emulator's DisplayMessage / CancelMessage (tools/emu/ncp_extras.py,
+* The emulator's DisplayMessage / CancelMessage (tools/ihd/emulators/ncp_extras.py,
   zigpy field types) decode in the firmware to the emulator's message.
 * The firmware's GetLastMessage parses in zigpy as a cluster-specific,
   client-to-server command 0x00 with no payload.
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-from pathlib import Path
 
 import zigpy.types as zt
 from zigpy.zcl import foundation as f
 from zigpy.zcl.clusters.smartenergy import Metering
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "emu"))
-import ncp_extras  # noqa: E402
+from ihd.emulators import ncp_extras  # noqa: E402
 
 M = Metering
 

@@ -1,13 +1,13 @@
 """Tariff and cost over EZSP, end to end: the firmware's link (meter/ezsp_link.py
 with meter/zcl_price.py and meter/price.py) against the NCP emulator, whose
-meter is also the ESI's Price server (tools/emu/ezsp_ncp.py, tools/emu/tariff.py).
+meter is also the ESI's Price server (tools/ihd/emulators/ezsp_ncp.py, tools/ihd/emulators/tariff.py).
 
 The emulator's tariff is the oracle: the price, currency, tier and standing
 charge the firmware reports are the ones the emulator published, and today's
 cost is computed here in exact Python fractions from the firmware's own
 summation readings (each checked against the emulator's log by the other
 end-to-end tests), each register step charged at the price the emulator had
-in force when it made that reading (tools/emu/tariff.Tariff.at), plus the
+in force when it made that reading (ihd.emulators.tariff.Tariff.at), plus the
 standing charge. Read-only: everything sent over the air was Read Attributes
 or GetCurrentPrice (the emulator counts anything else as a violation).
 
@@ -19,14 +19,11 @@ emulator lays it out from the SE specification with zigpy's field types.
 from __future__ import annotations
 
 import json
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 from ncp_server import START, NcpServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "emu"))
-from tariff import Tariff, rounded  # noqa: E402
+from ihd.emulators.tariff import Tariff, rounded  # noqa: E402
 
 HEAP = "256k"
 FIRMWARE = """

@@ -1,9 +1,9 @@
-"""A simulated day and a bit of the whole device (tools/sim.py: emulator,
+"""A simulated day and a bit of the whole device (ihd sim: emulator,
 collector, firmware on this test's runtime under its heap cap), over EZSP and
 RAVEn: the status snapshot (the dict the display draws and the status line
 prints) carries the emulator's tariff and today's cost.
 
-Oracle: the emulator's tariff (tools/emu/tariff.py defaults: 27.35p/kWh,
+Oracle: the emulator's tariff (tools/ihd/emulators/tariff.py defaults: 27.35p/kWh,
 GBP, 53.22p a day on EZSP, none on RAVEn) and its log of the registers it
 reported. Each status line's cost_today must be exactly the standing charge
 plus cost_wh at the price, rounded half up (Fractions here), and cost_wh the
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from fractions import Fraction
 
 import pytest
 
 import mpy as mpymod
-
-sys.path.insert(0, str(mpymod.ROOT / "tools" / "emu"))
-from tariff import Tariff, rounded  # noqa: E402
+from ihd.emulators.tariff import Tariff, rounded  # noqa: E402
 
 START = 1767225600  # tools/simproc.START_UTC, a UTC midnight
 DAY = 86400

@@ -1,5 +1,5 @@
 """CPython helpers for the RAVEn tests: aioraven as the oracle, and the firmware's
-parser run on the Unix port (tools/capture_mpy.py) over a byte stream."""
+parser run on the Unix port (tools/ihd/capture/capture_mpy.py) over a byte stream."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
 sys.path.insert(0, str(TOOLS))
 
-from loadprofile import DAY, LoadProfile, Meter  # noqa: E402  (tools/ is not a package)
-from raven_xml import Stick  # noqa: E402
+from ihd.emulators.loadprofile import DAY, LoadProfile, Meter  # noqa: E402  (tools/ is not a package)
+from ihd.emulators.raven_xml import Stick  # noqa: E402
 
 __all__ = ["DAY", "LoadProfile", "Meter", "Stick", "TOOLS", "ROOT"]
 
@@ -87,7 +87,9 @@ def firmware_decode(mpy, data: bytes, tmp_path: Path, chunk: int = 0, seed: int 
     Returns (readings, times, bad, other_events, counters)."""
     f = tmp_path / f"stream-{seed}.bin"
     f.write_bytes(data)
-    out = mpy.run(path=TOOLS / "capture_mpy.py", args=("raven", f, chunk, seed), heap=heap, timeout=600).stdout
+    out = mpy.run(
+        path=TOOLS / "ihd" / "capture" / "capture_mpy.py", args=("raven", f, chunk, seed), heap=heap, timeout=600
+    ).stdout
     readings, times, bad, events, counters = [], [], [], [], None
     for line in out.splitlines():
         kind, _, rest = line.partition(" ")

@@ -1,6 +1,6 @@
 """Dropout detection (firmware meter/supervise.py) against what the meter did.
 
-The household and its meter are tools/loadprofile.py, the emulator's own
+The household and its meter are tools/ihd/emulators/loadprofile.py, the emulator's own
 model, integrated second by second; reports are made on the emulators'
 schedules (demand every 4-10 s, summation every 60 s, EZSP polls every
 30 s). The test knows which reports it withheld: that is the oracle. The
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from loadprofile import LoadProfile, Meter  # noqa: E402
+from ihd.emulators.loadprofile import LoadProfile, Meter  # noqa: E402
 
 START = 1767225600  # 2026-01-01T00:00:00Z
 TV, D, S, R, GAP = 1, 2, 4, 8, 16

@@ -4,7 +4,7 @@ A real meter's summation never restarts, and its clock runs on while the
 in-home display reboots. The firmware's link (host_tests/meter_raven/
 run_link.py on the Unix port) connects, is killed (a reboot), and connects
 again to the same emulator run; then a second emulator run carries on from
---meter-state. Oracle: tools/loadprofile.Meter integrated from the start of
+--meter-state. Oracle: ihd.emulators.loadprofile.Meter integrated from the start of
 the first run to each report's time gives the register the report must
 carry (1 Wh floors).
 """
@@ -22,9 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "host_tests"))
 sys.path.insert(0, str(ROOT / "tools"))
-from loadprofile import LoadProfile, Meter  # noqa: E402
-
 import mpy as mpylib  # noqa: E402
+from ihd.emulators.loadprofile import LoadProfile, Meter  # noqa: E402
 
 START = 1767225600
 SPEED = 200
@@ -32,7 +31,7 @@ SPEED = 200
 
 def emulator(protocol: str, log: Path, start: int, duration: int, *extra: str):
     p = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "coproc_emulator.py"), "serve", "--protocol", protocol,
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", protocol,
          "--port", "0", "--speed", str(SPEED), "--start", str(start), "--duration", str(duration),
          "--log", str(log), "--seed", "5", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -1,4 +1,4 @@
-"""tools/capture.py decode: the firmware's parsers over raw captures, as CSV."""
+"""ihd capture decode: the firmware's parsers over raw captures, as CSV."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from ravenlib import ROOT, TOOLS, Stick
+from ravenlib import ROOT, Stick
 
 START = 1767225600
 
 
 def decode(protocol: str, path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(TOOLS / "capture.py"), "decode", "--protocol", protocol, str(path)],
+        [sys.executable, "-m", "ihd.capture", "decode", "--protocol", protocol, str(path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -70,7 +70,7 @@ def test_ezsp_capture_from_the_emulator(mpy, tmp_path):
     # then decode the capture: every demand the meter reported appears.
     cap, log = tmp_path / "ezsp.bin", tmp_path / "emu.jsonl"
     emu = subprocess.Popen(
-        [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", "ezsp", "--port", "0",
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", "ezsp", "--port", "0",
          "--speed", "60", "--duration", "300", "--start", str(START), "--record", str(cap), "--log", str(log)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

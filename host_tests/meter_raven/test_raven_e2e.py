@@ -1,5 +1,5 @@
 """End to end: the firmware on the Unix port reads a RAVEn stick emulated by
-tools/coproc_emulator.py over TCP, in accelerated simulated time.
+ihd emulator over TCP, in accelerated simulated time.
 
 Every report the emulator sent intact must come out of the firmware as a
 reading with the same time and value (zero missed reports), nothing else may
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 from emulog import unexplained
-from ravenlib import F_DEMAND, F_GAP, F_RECEIVED, F_SUMMATION, F_TIME_VALID, ROOT, TOOLS
+from ravenlib import F_DEMAND, F_GAP, F_RECEIVED, F_SUMMATION, F_TIME_VALID, ROOT
 
 from mpy import link_heap
 
@@ -41,7 +41,7 @@ READ_ONLY = {
 def run(mpy, tmp_path, speed: int, duration: int, *emu_args: str, heap: str | None = None, protocol: str = "raven"):
     log = tmp_path / "emu.jsonl"
     emu = subprocess.Popen(
-        [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", protocol, "--port", "0",
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", protocol, "--port", "0",
          "--speed", str(speed), "--duration", str(duration), "--start", str(START), "--log", str(log),
          "--record", str(tmp_path / "capture.bin"), *emu_args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -1,4 +1,4 @@
-"""tools/loadprofile.py and tools/coproc_emulator.py: realistic, deterministic
+"""tools/ihd/emulators/loadprofile.py and ihd emulator: realistic, deterministic
 households; replay of raw captures; the pty transport."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from ravenlib import DAY, ROOT, TOOLS, LoadProfile, Meter, aioraven_elements
+from ravenlib import DAY, ROOT, LoadProfile, Meter, aioraven_elements
 
 from mpy import link_heap
 
@@ -58,7 +58,7 @@ def test_meter_integrates_the_profile():
 
 def _emulator(*args):
     proc = subprocess.Popen(
-        [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", *args],
+        [sys.executable, "-m", "ihd.emulators", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -83,7 +83,7 @@ def test_record_then_replay_gives_the_same_bytes_and_readings(mpy, tmp_path):
     assert live == cap.read_bytes() and len(live) > 20_000
     elements, _, errors = aioraven_elements(live)
     assert not errors and sum(t == "InstantaneousDemand" for t, _ in elements) > 50
-    # replay to the firmware's link: it reads what capture.py decodes
+    # replay to the firmware's link: it reads what ihd capture decodes
     proc, line = _emulator("--port", "0", "--speed", "50", "--replay", str(cap))
     out = mpy.run(
         path=ROOT / "host_tests" / "meter_raven" / "run_link.py",
@@ -95,7 +95,7 @@ def test_record_then_replay_gives_the_same_bytes_and_readings(mpy, tmp_path):
     proc.wait(30)
     demands = [int(ln.split()[2]) for ln in out.splitlines() if ln.startswith("R ") and int(ln.split()[5]) & 2]
     r = subprocess.run(
-        [sys.executable, str(TOOLS / "capture.py"), "decode", "--protocol", "raven", str(cap)],
+        [sys.executable, "-m", "ihd.capture", "decode", "--protocol", "raven", str(cap)],
         capture_output=True,
         text=True,
         check=True,

@@ -1,6 +1,6 @@
 """Fuzz the firmware's RAVEn parser on the Unix port with > 1,000,000 bytes.
 
-* mutated stream: ~2,600 realistic fragments (tools/raven_xml.py), half of them
+* mutated stream: ~2,600 realistic fragments (tools/ihd/emulators/raven_xml.py), half of them
   damaged (bytes flipped, inserted, deleted, cut short, garbage between). Every
   fragment is judged on its own by an oracle the firmware shares no code with:
   Python's expat pull parser set up as aioraven sets it up, plus the RAVEn

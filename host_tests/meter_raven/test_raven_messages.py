@@ -1,6 +1,6 @@
 """Supplier messages over RAVEn, end to end: the firmware's link asks
 get_message at initialisation and takes the MessageCluster fragments the
-emulated stick pushes (tools/emu/raven_session.py, tools/emu/supplier.py):
+emulated stick pushes (tools/ihd/emulators/raven_session.py, tools/ihd/emulators/supplier.py):
 a message shown, then cancelled (Queue "Cancel Pending"), a second one with
 XML entities, then cancel-all (an empty Text). The emulator's log is the
 oracle, and aioraven (RAVEnReaderProtocol and its get_message conversion)
@@ -19,7 +19,7 @@ from ravenlib import TOOLS, aioraven_elements, convert
 from mpy import link_heap
 
 sys.path.insert(0, str(TOOLS))
-from raven_xml import Stick  # noqa: E402
+from ihd.emulators.raven_xml import Stick  # noqa: E402
 
 START = 1767225600
 FIRMWARE = """
@@ -51,7 +51,7 @@ def test_message_shown_then_cancelled_over_raven(mpy, tmp_path):
     speed, duration = 120, 600
     log = tmp_path / "emu.jsonl"
     emu = subprocess.Popen(
-        [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", "raven", "--port", "0",
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", "raven", "--port", "0",
          "--speed", str(speed), "--duration", str(duration), "--start", str(START), "--log", str(log),
          "--message", f"60:7:-:{FIRST}", "--cancel-message", "240:7", "--message", f"300:9:-:{SECOND}",
          "--cancel-message", "420:all"],

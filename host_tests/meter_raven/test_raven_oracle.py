@@ -1,6 +1,6 @@
 """RAVEn XML against aioraven, both directions.
 
-* stick -> host: fragments as tools/raven_xml.py builds them (the emulator's
+* stick -> host: fragments as tools/ihd/emulators/raven_xml.py builds them (the emulator's
   frames) are parsed by aioraven (RAVEnReaderProtocol + its device-layer field
   conversion) and by the firmware's parser on the Unix port, split at random;
   every value must agree.

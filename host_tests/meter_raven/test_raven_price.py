@@ -1,7 +1,7 @@
 """Tariff and cost over RAVEn, end to end: the firmware's link asks
 get_current_price and reads the PriceCluster fragments the emulated stick
-answers and pushes on a tariff change (tools/emu/raven_session.py,
-tools/emu/tariff.py). The emulator's tariff is the oracle: today's cost is
+answers and pushes on a tariff change (tools/ihd/emulators/raven_session.py,
+tools/ihd/emulators/tariff.py). The emulator's tariff is the oracle: today's cost is
 computed here in exact fractions from the firmware's summation readings,
 each register step at the price the stick had in force when the meter made
 that reading. The RAVEn API has no standing charge: cost is the energy's.
@@ -17,12 +17,10 @@ import sys
 from fractions import Fraction
 
 from aioraven.data import convert_currency
-from ravenlib import ROOT, TOOLS
+from ravenlib import ROOT
 
+from ihd.emulators.tariff import Tariff, rounded  # noqa: E402
 from mpy import link_heap
-
-sys.path.insert(0, str(TOOLS / "emu"))
-from tariff import Tariff, rounded  # noqa: E402
 
 START = 1767225600  # 2026-01-01T00:00:00Z
 
@@ -30,7 +28,7 @@ START = 1767225600  # 2026-01-01T00:00:00Z
 def run(mpy, tmp_path, speed, duration, *emu_args):
     log = tmp_path / "emu.jsonl"
     emu = subprocess.Popen(
-        [sys.executable, str(TOOLS / "coproc_emulator.py"), "serve", "--protocol", "raven", "--port", "0",
+        [sys.executable, "-m", "ihd.emulators", "serve", "--protocol", "raven", "--port", "0",
          "--speed", str(speed), "--duration", str(duration), "--start", str(START), "--log", str(log), *emu_args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

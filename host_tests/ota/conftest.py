@@ -1,5 +1,5 @@
 """OTA test fixtures: signing keys and signed images, made once per session
-with espsecure and esptool through tools/ota.py."""
+with espsecure and esptool through ihd ota."""
 
 from __future__ import annotations
 

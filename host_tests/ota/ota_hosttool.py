@@ -1,6 +1,6 @@
-"""Shared helpers for the OTA host tests: tools/ota.py, keys, crafted blocks.
+"""Shared helpers for the OTA host tests: ihd ota, keys, crafted blocks.
 
-Keys are made by espsecure (through tools/ota.py); the only hand-made
+Keys are made by espsecure (through ihd ota); the only hand-made
 cryptography is in craft_block(), which builds deliberately malformed
 RSASSA-PSS encodings that no signing tool would emit.
 """
@@ -8,18 +8,16 @@ RSASSA-PSS encodings that no signing tool would emit.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import struct
+import sys
 import zlib
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("ota_tool", ROOT / "tools" / "ota.py")
-tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tool)
+sys.path.insert(0, str(ROOT / "tools"))
 
 SECTOR = 4096
 BLOCK = 1216

@@ -1,5 +1,5 @@
 """Board identity: an image names the board it is for (a tag in
-esp_app_desc_t's reserved bytes, written by `tools/ota.py make-image` or
+esp_app_desc_t's reserved bytes, written by `ihd ota make-image` or
 `sign --board`, covered by the signature); the device refuses another
 board's image with the same chip and project ("board-mismatch")."""
 
@@ -14,7 +14,7 @@ from ota_hosttool import tool  # noqa: E402
 from test_ota_verify import code, espsecure_accepts, verdict  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-OTA = [sys.executable, str(tool.ROOT / "tools" / "ota.py")]
+OTA = [sys.executable, "-m", "ihd.ota"]
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -57,7 +57,7 @@ def test_foreign_board_refused_own_board_accepted(tmp_path, keys):
 
 def test_untagged_image_is_refused_by_the_device(tmp_path, keys):
     # espsecure signs anything; an image that names no board (a plain
-    # MicroPython build signed without tools/ota.py) is not installed.
+    # MicroPython build signed without ihd ota) is not installed.
     raw = tmp_path / "raw.bin"
     raw.write_bytes(tool.make_image(size=20_000, secure_version=3, board=None))
     out = tmp_path / "s.bin"

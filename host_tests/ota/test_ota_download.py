@@ -1,5 +1,5 @@
 """Download over HTTP on the Unix port (firmware/ota/http.py + updater)
-from `tools/ota.py serve`, with connections dropped at random points,
+from `ihd ota serve`, with connections dropped at random points,
 stalled, a server without Range support, and a refused image."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signed key lists (firmware/ota/keylist.py, `tools/ota.py keylist`):
+"""Signed key lists (firmware/ota/keylist.py, `ihd ota keylist`):
 trusted keys are added and withdrawn in the field by a list signed with a
 key the device trusts now, never rolled back, never emptied, and stored so
 that a power cut while storing keeps the old list or the new, nothing else.
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ota_hosttool import tool  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-OTA = [sys.executable, str(tool.ROOT / "tools" / "ota.py")]
+OTA = [sys.executable, "-m", "ihd.ota"]
 
 
 @pytest.fixture(scope="module")

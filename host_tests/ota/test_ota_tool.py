@@ -1,4 +1,4 @@
-"""tools/ota.py: CLI, the HTTP server's Range semantics, and the "ota"
+"""ihd ota: CLI, the HTTP server's Range semantics, and the "ota"
 command from the host payload through the collector's queue to the
 firmware's parser and updater."""
 
@@ -26,7 +26,7 @@ def heap128() -> str:
     return "128k" if os.environ.get("IHD_MICROPYTHON", "mp32") == "mp32" else "192k"
 
 
-OTA = [sys.executable, str(tool.ROOT / "tools" / "ota.py")]
+OTA = [sys.executable, "-m", "ihd.ota"]
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -99,7 +99,7 @@ def test_payload_round_trip_through_collector_to_firmware_parser(tmp_path, mpy, 
     img = tmp_path / "s.bin"
     img.write_bytes(signed)
     sys.path.insert(0, str(tool.ROOT / "tools"))
-    import collector
+    from ihd.collector import ingest as collector
 
     db = tmp_path / "c.sqlite"
     collector.Collector(db).add_device(4097, b"k" * 32, 0)

@@ -1,5 +1,5 @@
 """The firmware's image verifier (firmware/ota/verify.py on the MicroPython
-Unix port, via `tools/ota.py verify`) against images signed by espsecure.
+Unix port, via `ihd ota verify`) against images signed by espsecure.
 
 Every tampered image must be rejected, each kind with its own reason code;
 where espsecure can judge the same image its verdict must agree."""
@@ -102,7 +102,7 @@ def test_cli_exit_status_and_output(tmp_path, keys, signed):
     p.write_bytes(signed)
     for digest, status, out in ((keys.digest[keys.trusted], 0, "OK"), (keys.digest[keys.other], 1, "REJECT: ")):
         proc = subprocess.run(
-            [sys.executable, str(tool.ROOT / "tools" / "ota.py"), "verify", "--trusted-key-digest", digest, str(p)]
+            [sys.executable, "-m", "ihd.ota", "verify", "--trusted-key-digest", digest, str(p)]
             + ["--min-secure-version", "3"],
             capture_output=True,
             text=True,

@@ -48,7 +48,7 @@ class ManualClock:
 
 
 class Collector:
-    # Answers like tools/collector.py would, with the key's HMAC.
+    # Answers like ihd collector would, with the key's HMAC.
     def __init__(self):
         self.mac = dg.Hmac(KEY)
         self.seq = 1 << 20

@@ -12,10 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import collector as collector_mod  # noqa: E402
-import netimpair  # noqa: E402
-
 import mpy as mpymod  # noqa: E402
+from ihd.collector import ingest as collector_mod  # noqa: E402
+from ihd.sim import netimpair  # noqa: E402
 
 DEVICE = Path(__file__).resolve().parent / "device.py"
 ENCODE_BATCHES = Path(__file__).resolve().parent / "encode_batches.py"

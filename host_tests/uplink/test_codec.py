@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import uplink_codec as uc  # noqa: E402
 from harness import fw_batches  # noqa: E402
+
+from ihd.uplink import codec as uc  # noqa: E402
 
 
 def realistic(n: int, seed: int = 1) -> list[tuple[int, int, int, int, int]]:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import collector as colmod  # noqa: E402
-import collector_db as dbsel  # noqa: E402
-import uplink_codec as uc  # noqa: E402
-import uplink_wire as wire  # noqa: E402
+from ihd.collector import db as dbsel  # noqa: E402
+from ihd.collector import ingest as colmod  # noqa: E402
+from ihd.uplink import codec as uc  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 KEY = bytes(range(32))
 DEV = 77
@@ -195,21 +195,21 @@ def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(coll
 def test_cli_and_server_over_udp(tmp_path):
     db = tmp_path / "c.db"
     py = sys.executable
-    tool = str(ROOT / "tools" / "collector.py")
-    key = subprocess.run([py, tool, "--db", db, "add-device", str(DEV)], capture_output=True, text=True, check=True)
+    tool = ("-m", "ihd.collector")
+    key = subprocess.run([py, *tool, "--db", db, "add-device", str(DEV)], capture_output=True, text=True, check=True)
     key_b = bytes.fromhex(key.stdout.strip())
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     srv = subprocess.Popen(
-        [py, tool, "--db", db, "serve", "--listen", f"127.0.0.1:{port}", "--stats-every", "0"],
+        [py, *tool, "--db", db, "serve", "--listen", f"127.0.0.1:{port}", "--stats-every", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert "listening" in srv.stderr.readline()
-        out = subprocess.run([py, tool, "--db", db, "realtime", str(DEV), "--seconds", "60"], capture_output=True)
+        out = subprocess.run([py, *tool, "--db", db, "realtime", str(DEV), "--seconds", "60"], capture_output=True)
         assert out.returncode == 0 and b"queued" in out.stdout
         cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         cl.settimeout(5)
@@ -228,10 +228,10 @@ def test_cli_and_server_over_udp(tmp_path):
         assert wire.verify(r, key_b, 0) and (r.first, r.count) == (1, 50)
         assert r.commands and r.commands[0][0] == wire.CMD_REALTIME
         time.sleep(0.2)
-        exp = subprocess.run([py, tool, "--db", db, "export-csv"], capture_output=True, text=True, check=True)
+        exp = subprocess.run([py, *tool, "--db", db, "export-csv"], capture_output=True, text=True, check=True)
         assert exp.stdout.splitlines()[0].startswith("utc_s,demand_w,")
         assert len(exp.stdout.splitlines()) == 51
-        st = subprocess.run([py, tool, "--db", db, "stats"], capture_output=True, text=True, check=True)
+        st = subprocess.run([py, *tool, "--db", db, "stats"], capture_output=True, text=True, check=True)
         assert "50 readings" in st.stdout and "rejected:" in st.stdout
         assert srv.poll() is None
     finally:

@@ -18,12 +18,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import collector_db as dbsel  # noqa: E402
-import uplink_codec as uc  # noqa: E402
-import uplink_wire as wire  # noqa: E402
+from ihd.collector import db as dbsel  # noqa: E402
+from ihd.uplink import codec as uc  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 RUNTIMES = ()  # no MicroPython here
-TOOL = str(ROOT / "tools" / "collector.py")
+TOOL = ("-m", "ihd.collector")
 KEY = bytes(range(32))
 DEV = 4242
 ROWS = [(1_700_000_000 + 3 * i, 300 + (i * 13) % 7, 5000 + i // 4, 0, 7) for i in range(50)]
@@ -41,7 +41,7 @@ def _serve(db: str, port: int, kill: str | None = None) -> subprocess.Popen:
     env.pop("IHD_COLLECTOR_KILL", None)
     if kill:
         env["IHD_COLLECTOR_KILL"] = kill
-    cmd = [sys.executable, TOOL, "--db", str(db), "serve", "--listen", f"127.0.0.1:{port}"]
+    cmd = [sys.executable, *TOOL, "--db", str(db), "serve", "--listen", f"127.0.0.1:{port}"]
     p = subprocess.Popen(cmd + ["--stats-every", "0", "--poll", "0.05"], env=env, stderr=subprocess.PIPE, text=True)
     assert "listening" in p.stderr.readline()
     return p
@@ -106,7 +106,7 @@ def test_kill_9_then_replays_are_refused_and_the_route_stays(collector_db, point
         if point == "in_txn":  # d2 was never committed: late, taken, but it moves no route
             atk.sendto(d2, to)
             _recv(atk, 0.2)
-        q = subprocess.run([sys.executable, TOOL, "--db", str(db), "realtime", str(DEV)], capture_output=True)
+        q = subprocess.run([sys.executable, *TOOL, "--db", str(db), "realtime", str(DEV)], capture_output=True)
         assert q.returncode == 0
         pushed = _recv(dev, 1.0, n=1)  # the push goes where the device really is
         assert pushed and wire.parse(pushed[0]).commands and wire.verify(wire.parse(pushed[0]), KEY, 7)

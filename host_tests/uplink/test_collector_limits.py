@@ -12,10 +12,11 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import collector as colmod  # noqa: E402
-import uplink_codec as uc  # noqa: E402
-import uplink_wire as wire  # noqa: E402
 from test_collector import ADDR, DEV, KEY, ROWS, data, make  # noqa: E402  (the same device and helpers)
+
+from ihd.collector import ingest as colmod  # noqa: E402
+from ihd.uplink import codec as uc  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 RUNTIMES = ()  # no MicroPython here
 # Measured by test_flood_with_one_valid_key_is_bounded (docs/uplink.md): the

@@ -11,8 +11,8 @@ from hashlib import sha256
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import uplink_codec as uc  # noqa: E402
-import uplink_wire as wire  # noqa: E402
+from ihd.uplink import codec as uc  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 KEY = bytes(range(100, 132))
 DEV = 0x01020304

@@ -15,9 +15,9 @@ from harness import DEV, Net, run_device
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import collector as colmod  # noqa: E402
-import collector_store  # noqa: E402
-import uplink_wire as wire  # noqa: E402
+from ihd.collector import ingest as colmod  # noqa: E402
+from ihd.collector import store as collector_store  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 KEY = bytes(range(32))
 ADDR = ("127.0.0.1", 5555)

@@ -13,9 +13,10 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import collector as colmod  # noqa: E402
-import uplink_wire as wire  # noqa: E402
 from test_collector import ADDR, DEV, KEY, ROWS, data, make  # noqa: E402
+
+from ihd.collector import ingest as colmod  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 RUNTIMES = ()  # no MicroPython here
 EVIL = ("203.0.113.66", 4444)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import collector as colmod  # noqa: E402
+from ihd.collector import ingest as colmod  # noqa: E402
 
 KEY = bytes(range(32))
 DEV = 4097

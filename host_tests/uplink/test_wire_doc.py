@@ -10,8 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import uplink_codec as uc  # noqa: E402
-import uplink_wire as wire  # noqa: E402
+from ihd.uplink import codec as uc  # noqa: E402
+from ihd.uplink import wire  # noqa: E402
 
 DOC = ROOT / "docs" / "wire-format.md"
 KEY = bytes(range(32))
@@ -78,7 +78,7 @@ def test_examples_decode_as_documented():
 
 
 def test_health_codes_match_the_firmware_and_the_doc():
-    """The reset-cause and OTA-state tables: firmware/uplink/health.py = tools/uplink_wire.py = the document's
+    """The reset-cause and OTA-state tables: firmware/uplink/health.py = tools/ihd/uplink/wire.py = the document's
     code table (store health, 0 ok 1 degraded 2 failing, is spelt out in both)."""
     fw = (ROOT / "firmware" / "uplink" / "health.py").read_text()
     for name in ("RESET_CAUSES", "OTA_STATES"):

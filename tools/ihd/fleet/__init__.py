@@ -1,0 +1,2 @@
+"""Sharded ingest (docs/fleet.md): which collector endpoint serves which devices
+(shards.py)."""

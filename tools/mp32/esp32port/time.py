@@ -1,2 +1,0 @@
-# The ESP32 port's time module, emulated (tools/mp32/esp32port/_esp32emu).
-from _esp32emu.time import *  # noqa: F403
