@@ -44,7 +44,7 @@ def test_the_documented_command_runs_on_the_venvs_python():
 
 
 def test_ihd_runs_from_a_shell_without_the_venv(tmp_path):
-    # `python3 tools/panel.py` with the system Python: before, ModuleNotFoundError: PIL.
+    # before, the old panel script run with the system Python: ModuleNotFoundError: PIL.
     # Now `.venv/bin/ihd panel` from a shell whose PATH and environment know no venv.
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     p = subprocess.run([str(IHD), "panel", "--help"], capture_output=True, text=True, cwd=tmp_path, env=env)
