@@ -126,7 +126,7 @@ class Operator:
             img.write_bytes(b)
         if self.ota_server is None:
             self.ota_port = free_port()
-            cmd = [PY, ota, "serve", str(d), "--port", str(self.ota_port)]
+            cmd = [PY, "-m", ota, "serve", str(d), "--port", str(self.ota_port)]
             self.ota_server = Proc("ota-server", cmd, self.out / "ota-server.log")
             time.sleep(0.5)
         url = f"http://127.0.0.1:{self.ota_port}/{img.name}"
