@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
+from ihd.ota import tool  # noqa: E402, F401  (the OTA host tool, for the tests)
 
 SECTOR = 4096
 BLOCK = 1216
