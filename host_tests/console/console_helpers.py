@@ -49,11 +49,11 @@ def ensure_chromium() -> tuple[str, str]:
 
 
 class Console:
-    """`python -m console` (or `ihd collector console`) as a user starts it, on a free port."""
+    """`python -m ihd.collector.console` (or `ihd collector console`) as a user starts it, on a free port."""
 
     def __init__(self, db: Path, token_file: Path, *extra: str, ihd: bool = False) -> None:
         env = {**os.environ, "PYTHONPATH": str(TOOLS)}
-        cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "console"]
+        cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "ihd.collector.console"]
         if ihd:  # as the README says: the one host command
             cmd = [str(ROOT / ".venv" / "bin" / "ihd"), "collector", "console"]
         cmd += ["--db", str(db), "--port", "0"]

@@ -1,6 +1,6 @@
 """The support console in a real browser: Debian's headless Chromium driven by
 Selenium, on the database of a real simulated run, started as a user starts it
-(`python -m console`). Screenshots go to build/console/; with
+(`python -m ihd.collector.console`). Screenshots go to build/console/; with
 IHD_CONSOLE_SCREENS=1 they also replace docs/screens/console-*.png."""
 
 import os

@@ -1,7 +1,7 @@
 """Support console: a web page over the collector's SQLite database for a
 support desk (docs/console.md).
 
-    python -m console --db collector.sqlite [--port 8470] [--host 127.0.0.1]   (tools/ on sys.path)
+    ihd collector console --db collector.sqlite [--port 8470] [--host 127.0.0.1]   (python -m ihd.collector.console)
 
 Fleet page: every device, its last contact, firmware, current fault and its
 sentence, sortable and filterable by fault. Device page: consumption chart
