@@ -13,7 +13,7 @@
 from micropython import const
 
 from meter.reading import F_SUMMATION
-from meter.zcl_scale import is_int, scale, type_width
+from meter.zcl_scale import is_int, scale, str_end, type_width
 
 # What a MeteringDeviceType is to the link (ZCL SE 1.x; zigpy's
 # smartenergy.MeteringDeviceType is the test oracle).
@@ -74,10 +74,8 @@ def read_ints(buf, off, n, ids, out):
         i += 1
         w = type_width(t)
         if w < 0:
-            if i - w > end:
-                return False
-            i += (buf[i] if w == -1 else buf[i] | (buf[i + 1] << 8)) - w
-            if i > end:
+            i = str_end(buf, i, end, w)
+            if i < 0:
                 return False
             continue
         if w == 0 or i + w > end:

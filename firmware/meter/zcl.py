@@ -22,7 +22,7 @@ from meter.reading import (
     F_TIME_VALID,
     ZIGBEE_EPOCH,
 )
-from meter.zcl_scale import UNITS, bcd, is_int, scale, type_width
+from meter.zcl_scale import UNITS, bcd, is_int, scale, str_end, type_width
 from meter.zcl_scale import format_value as format_value  # re-exported: zcl.format_value
 
 METERING = const(0x0702)
@@ -242,12 +242,9 @@ class Meter:
             t = buf[i]
             i += 1
             w = type_width(t)
-            if w == -1 or w == -2:
-                if i - w > end:
-                    return False
-                ln = buf[i] if w == -1 else buf[i] | (buf[i + 1] << 8)
-                i += ln - w
-                if i > end:
+            if w < 0:
+                i = str_end(buf, i, end, w)
+                if i < 0:
                     return False
                 continue
             if w == 0 or i + w > end:

@@ -7,7 +7,7 @@
 # summation scaling. Functions, no class: each name costs heap on the device.
 from micropython import const
 
-from meter.zcl_scale import is_int, scale, type_width
+from meter.zcl_scale import is_int, scale, str_end, type_width
 
 # what is read, in this order: a Read Attributes Response must fit one APS
 # frame (about 80 bytes): 9 uint24 records are 63, 7 uint32 records 56.
@@ -49,9 +49,9 @@ def walk(buf, i, end, out):
         i += 1
         w = type_width(t)
         if w < 0:
-            if i - w > end:
+            i = str_end(buf, i, end, w)
+            if i < 0:
                 return False
-            i += (buf[i] if w == -1 else buf[i] | (buf[i + 1] << 8)) - w
             continue
         if w == 0 or i + w > end:
             return False

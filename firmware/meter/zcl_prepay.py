@@ -13,7 +13,7 @@
 # of any household's range (_ABSURD) is shown as "—", never as a figure.
 from micropython import const
 
-from meter.zcl_scale import type_width
+from meter.zcl_scale import str_end, type_width
 
 PREPAYMENT = const(0x0705)
 DEVICE_MGMT = const(0x0708)
@@ -125,15 +125,12 @@ class Extras:
             i += 1
             w = type_width(t)
             if w < 0:
-                if i - w > end:
+                j = str_end(buf, i, end, w)
+                if j < 0:
                     return False
-                ln = buf[i] if w == -1 else buf[i] | (buf[i + 1] << 8)
-                i -= w
-                if i + ln > end:
-                    return False
-                if (t == 0x41 or t == 0x42) and ln != 0xFF:
-                    self._text(cluster, attr, buf, i, ln)
-                i += ln
+                if (t == 0x41 or t == 0x42) and buf[i] != 0xFF:  # not the invalid string
+                    self._text(cluster, attr, buf, i - w, j - i + w)
+                i = j
                 continue
             if w == 0 or i + w > end:
                 return False

@@ -8,7 +8,7 @@
 # Metering path.
 from micropython import const
 
-from meter.zcl_scale import is_int, type_width
+from meter.zcl_scale import is_int, str_end, type_width
 
 PRICE = const(0x0700)
 GET_CURRENT_PRICE = const(0x00)  # client -> server
@@ -130,11 +130,8 @@ class PriceClient:
             i += 1
             w = type_width(t)
             if w < 0:
-                if i - w > end:
-                    return False
-                ln = buf[i] if w == -1 else buf[i] | (buf[i + 1] << 8)
-                i += ln - w
-                if i > end:
+                i = str_end(buf, i, end, w)
+                if i < 0:
                     return False
                 continue
             if w == 0 or i + w > end:

@@ -51,6 +51,20 @@ def type_width(t):
     return 0
 
 
+def str_end(buf, i, end, w):
+    # Index after the string value at i (w: type_width's -1 or -2), -1 when
+    # it runs past end. A length of all ones is the invalid string: no
+    # octets follow (ZCL 2.6.2, as zigpy's CharacterString reads it); taken
+    # as 255 bytes it ran off the frame and lost every record in it.
+    if i - w > end:
+        return -1
+    ln = buf[i] if w == -1 else buf[i] | (buf[i + 1] << 8)
+    if ln == (0xFF if w == -1 else 0xFFFF):
+        ln = 0
+    i += ln - w
+    return i if i <= end else -1
+
+
 def is_int(t):
     # Integer-valued types: data, bitmap, (u)int, enum, UTC time.
     return 0x08 <= t <= 0x0F or 0x18 <= t <= 0x2F or t == 0x30 or t == 0x31 or t == 0xE2

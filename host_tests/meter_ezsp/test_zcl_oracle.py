@@ -165,3 +165,45 @@ def test_zigpy_types_used_by_the_emulator_are_the_spec_types():
     assert M.attributes[0x0400].type is zt.int24s
     assert M.attributes[0x0000].type is zt.uint48_t
     assert Time.attributes[0x0000].type is zt.UTCTime or issubclass(Time.attributes[0x0000].type, zt.uint32_t)
+
+
+def _invalid_string_rsp(tsn, values):
+    # Read Attributes Response: an invalid character string (length 0xFF, no
+    # octets: zigpy's own encoding of CharacterString(invalid=True)) before
+    # the values. (zigpy encodes an invalid *long* string as length 0x00FF,
+    # not the spec's 0xFFFF: a zigpy slip, so the long case is by hand below.)
+    hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
+    recs = [f.ReadAttributeRecord(0x0307, f.Status.SUCCESS, f.TypeValue(0x42, zt.CharacterString("", invalid=True)))]
+    recs += [f.ReadAttributeRecord(a, f.Status.SUCCESS, tv(M, a, v)) for a, v in values]
+    schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
+    data = hdr.serialize() + schema(status_records=recs).serialize()
+    # the oracle reads the whole frame, the invalid string as empty
+    _, rest = f.ZCLHeader.deserialize(data)
+    cmd, tail = schema.deserialize(rest)
+    assert tail == b"" and [r.attrid for r in cmd.status_records] == [0x0307] + [a for a, _ in values]
+    assert cmd.status_records[0].value.value.invalid
+    # then an invalid long character string: length 0xFFFF, no octets
+    return data[:3] + bytes.fromhex("080300 44 ffff".replace(" ", "")) + data[3:]
+
+
+def test_an_invalid_string_does_not_lose_the_records_after_it(mpy):
+    # ZCL 2.6.2: a string length of all ones is the invalid string, with no
+    # octets. Read as 255 (65,535) octets it ran off the frame, and the whole
+    # response was rejected: the summation after it lost.
+    setup = [(0x0300, 0), (0x0301, 1), (0x0302, 1000), (0x0303, 0x2B), (0x0306, 0)]
+    frames = [
+        (0x0702, _invalid_string_rsp(1, setup)),
+        (0x0702, _invalid_string_rsp(2, [(0x0000, 123456), (0x0400, 789)])),
+    ]
+    lines = mpy.run(FIRMWARE.replace("FRAMES", repr([(c, b.hex()) for c, b in frames])), heap="128k").stdout.split("\n")
+    assert [ln for ln in lines if ln.startswith("H ")] == ["H 0", "H 0"], lines
+    (r,) = [ln.split()[1:] for ln in lines if ln.startswith("R ")]
+    assert (int(r[1]), int(r[2])) == (789, 123456), r  # kWh / 1000 in Wh: as sent
+    # the meter's history attributes (meter/zcl_hist.py) and the gas probe walk the same records
+    d = _invalid_string_rsp(3, [(0x0401, 4321)])
+    code = (
+        "from meter import zcl_hist, gas\nd = bytes.fromhex(%r)\nseen = []\n"
+        "print('W', zcl_hist.walk(d, 3, len(d), lambda a, x: seen.append((a, x))), seen)\n" % d.hex()
+    )
+    out = mpy.run(code).stdout
+    assert "W True [(1025, 4321)]" in out, out
