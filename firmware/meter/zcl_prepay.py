@@ -166,12 +166,14 @@ class Extras:
             elif attr == _A_IHD_LOW:
                 self.ihd_low = None if x == 0xFFFFFFFF or signed else x
         elif cluster == _METERING:
+            # enum8 by spec: a signed type sign-extends 0xFF to -1, which
+            # indexed the names from the end ("on" for a supply we know not)
             if attr == _A_SUPPLY:
-                self.supply = x if x <= 2 else None
+                self.supply = x if 0 <= x <= 2 else None
             elif attr == _A_STATUS:
                 self.status = x & 0xFF
             elif attr == _A_AMBIENT:
-                self.ambient = x if x <= 2 else None
+                self.ambient = x if 0 <= x <= 2 else None
 
     def _text(self, cluster, attr, buf, i, ln):
         if cluster == _METERING and attr == _A_SITE_ID:

@@ -185,6 +185,16 @@ def test_absurd_invalid_and_malformed_prepay_values():
     assert x.site_id == "9" * zcl_prepay.STR_MAX
 
 
+def test_supply_and_ambient_sent_as_signed_are_unknown_not_on():
+    # SupplyStatus / AmbientConsumptionIndicator are enum8; int8 0xFF is -1,
+    # which read the name list from its end: "on" and "high"
+    x = zcl_prepay.Extras()
+    f = rsp((0x0014, 0x28, b"\xff"), (0x0207, 0x28, b"\xff"))
+    assert x.handle(0x0702, f, 0, len(f)) == zcl_prepay.OK
+    assert x.supply is None and x.ambient is None
+    assert zcl_prepay.supply_name(x.supply) is None
+
+
 def test_ambient_baseline_and_meter_indicator_no_allocation():
     a = ambient.Ambient()
     assert a.figures() == (None, None)  # no baseline yet: "—"
