@@ -91,6 +91,7 @@ class Collector(Store):
         # per-device rates scale with it (the bursts do not).
         self.speed = speed
         self.errors = 0
+        self.db_failures = 0  # datagrams dropped on a database error (handle())
         # A command is pushed at once to where the device was last heard from
         # (the route, in its row: see push_pending); `sender(datagram, addr, via)`
         # is set by serve(), `via` being the socket the device reached, known
@@ -138,6 +139,14 @@ class Collector(Store):
         `via`: the socket it came in on (where a later push to this device leaves from)."""
         try:
             out = self._handle(bytes(data), addr, via)
+        except db_errors() as e:
+            # The database is away (PostgreSQL restarting: pg.py reconnects with
+            # backoff and logs the outage): nothing was committed, nothing is
+            # ACKed, the device sends it again. Logged at the 1st, 2nd, 4th... one.
+            self.db_failures += 1
+            if self.db_failures & (self.db_failures - 1) == 0:
+                print(f"collector: database error #{self.db_failures}, datagram dropped: {e}", file=sys.stderr)
+            return []
         except Exception as e:  # a bug must cost one datagram, never the server
             self.errors += 1
             print(f"collector: internal error on a datagram from {addr}: {e!r}", file=sys.stderr)

@@ -99,13 +99,54 @@ class Contended(Exception):
     """Another collector moved this device's window after we read it."""
 
 
+# Reconnecting after the server went away (restart, failover): first try at once,
+# then waits doubling from RECONNECT_MIN_S to RECONNECT_MAX_S, so a collector
+# receiving thousands of datagrams a second tries a few times a second at most.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.05, 5.0
+
+
 class _Db:
     """psycopg connection speaking like sqlite3's: execute(sql with ?, params) -> cursor.
-    Autocommit: transactions are the explicit BEGIN / COMMIT of the store."""
+    Autocommit: transactions are the explicit BEGIN / COMMIT of the store.
+    A lost connection (server restart) is opened again by the next statement after
+    a backoff; until then each statement raises psycopg.OperationalError, so the
+    datagram it served is dropped unacknowledged (the device sends it again)."""
 
     def __init__(self, url: str) -> None:
+        self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
         self._sql: dict[str, str] = {}
+        self.outages = 0  # connections lost so far
+        self.down_since: float | None = None  # monotonic time the loss was noticed
+        self.dropped = 0  # statements refused while down (one per dropped datagram or so)
+        self._retry_at = 0.0
+        self._wait = RECONNECT_MIN_S
+
+    def ensure(self) -> None:
+        """Reconnect if the connection is lost and the backoff allows; else raise."""
+        if not self.conn.closed:
+            return
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since, self._retry_at, self._wait = now, now, RECONNECT_MIN_S
+            self.outages += 1
+            print(f"collector: PostgreSQL connection lost (outage {self.outages}); reconnecting", file=sys.stderr)
+        if now < self._retry_at:
+            self.dropped += 1
+            raise psycopg.OperationalError(f"PostgreSQL down, next try in {self._retry_at - now:.2f} s")
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=2)
+        except psycopg.OperationalError:
+            self.dropped += 1
+            self._retry_at, self._wait = now + self._wait, min(self._wait * 2, RECONNECT_MAX_S)
+            raise
+        self.conn = conn
+        print(
+            f"collector: PostgreSQL back after {now - self.down_since:.1f} s (outage {self.outages},"
+            f" {self.dropped} datagrams dropped unacknowledged)",
+            file=sys.stderr,
+        )
+        self.down_since = None
 
     def _tr(self, sql: str) -> str:
         s = self._sql.get(sql)
@@ -114,9 +155,11 @@ class _Db:
         return s
 
     def execute(self, sql: str, params=()):
+        self.ensure()
         return self.conn.execute(self._tr(sql), params)
 
     def executemany(self, sql: str, seq):
+        self.ensure()
         cur = self.conn.cursor()
         cur.executemany(self._tr(sql), list(seq))
         return cur
@@ -222,6 +265,7 @@ class PgStore(Store):
         if c is None:
             self.db.execute("BEGIN")
             return
+        self.db.ensure()
         # one round trip for both (the id is an int: nothing to quote)
         cur = self.db.conn.execute(
             f"BEGIN; SELECT seq_top, seq_bits FROM devices WHERE device_id={int(c.device_id)} FOR UPDATE"
@@ -240,6 +284,8 @@ class PgStore(Store):
             self.db.execute("COMMIT")
 
     def _rollback(self) -> None:
+        if self.db.conn.closed:
+            return  # the server dropped the transaction with the connection
         self.db.execute("ROLLBACK")
 
     def device_state(self, device_id: int):

@@ -105,6 +105,7 @@ class PgServer:
         ]
         if fast:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        (base / "opts").write_text(" ".join(opts) + "\n")  # resume() starts it again with them
         log = data / "server.log"
         r = subprocess.run(
             [
@@ -167,6 +168,30 @@ class PgServer:
         name = f"{prefix}_{os.getpid()}_{self._n}_{int(time.time() * 1000) % 10**8}"
         self.psql(f'CREATE DATABASE "{name}" TEMPLATE template0')
         return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def pause(self) -> None:
+        """Stop the server (fast: sessions are cut, as in a restart), keeping its data and port."""
+        data = self.folder / "data"
+        r = subprocess.run(
+            [*_as_owner(), str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            raise PgError(f"pg_ctl stop failed: {r.stderr.strip()}")
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port with the same options."""
+        data = self.folder / "data"
+        opts = (self.folder / "opts").read_text().strip()
+        r = subprocess.run(
+            [*_as_owner(), str(bindir() / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log")]
+            + ["-w", "-t", "60", "-o", opts, "start"],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            raise PgError(f"pg_ctl start failed: {r.stderr.strip()}")
 
     def stop(self, remove: bool = True) -> None:
         data = self.folder / "data"
