@@ -175,3 +175,22 @@ def test_server_restart_under_a_running_collector(pg_server, pg_url):
     n, distinct = c.db.execute("SELECT count(*), count(DISTINCT seq) FROM readings").fetchone()
     assert n == distinct == 30  # 0 ACKed readings lost, none twice
     assert c.db.outages == 1 and c.db.down_since is None
+
+
+def test_partitions_follow_the_collector_clock_across_months(pg_url):
+    """A collector running for months (its clock hook stepping a month at a time, as
+    --speed does) keeps making partitions ahead: each month's readings land in their
+    own partition, never in DEFAULT; a second collector's maintenance is a no-op."""
+    t = [time.time()]
+    a = collector_db.open_collector(pg_url, clock=lambda: t[0])
+    b = collector_db.open_collector(pg_url, clock=lambda: t[0])
+    a.add_device(DEV, KEY)
+    months = []
+    for k in range(5):
+        t[0] += 31 * 86400
+        rows = [(int(t[0]) - 60 + 3 * i, 400, 10 * k + i, 0, 7) for i in range(5)]
+        months.append(time.strftime("readings_%Y_%m", time.gmtime(rows[0][0])))
+        assert wire.parse(a.handle(batch(10 + k, 1 + 5 * k, rows), ADDR)[0]).count == 5
+        assert b.maintain(t[0]) == []  # a made them: idempotent across collectors
+    parts = dict(a.db.execute("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1").fetchall())
+    assert parts == {m: 5 for m in months}

@@ -191,6 +191,7 @@ class PgStore(Store):
             raise ValueError(f"cannot reach PostgreSQL at {url}: {str(e).strip().splitlines()[0]}") from None
         self.url = url
         self.migrate()
+        self._maintained_until = 0
         self.maintain()
         self.seq = self.reserved = 0
         self.crash_hook = None
@@ -226,8 +227,11 @@ class PgStore(Store):
 
     def maintain(self, now: float | None = None) -> list[str]:
         """Monthly readings partitions from MONTHS_BACK before to MONTHS_AHEAD after `now`
-        (run at start; a scheduler runs it monthly in production). A month whose
-        readings already went to the DEFAULT partition keeps them there."""
+        (at start, then again by commit_datagram() each time the collector's clock enters
+        a new month: a collector running for months always has MONTHS_AHEAD ready).
+        Idempotent, and safe with several collectors at once (CREATE ... IF NOT EXISTS
+        under an advisory lock). A month whose readings already went to the DEFAULT
+        partition keeps them there."""
         m0 = _month(int(time.time() if now is None else now))
         have = {
             r[0]
@@ -253,6 +257,7 @@ class PgStore(Store):
             except psycopg.errors.CheckViolation:  # the DEFAULT partition holds that month
                 self.db.execute("ROLLBACK")
                 print(f"collector: partition {name} not made: its readings are in readings_default", file=sys.stderr)
+        self._maintained_until = _month_start(m0 + 1)  # the next maintain() is due then
         return made
 
     def close(self) -> None:
@@ -296,6 +301,11 @@ class PgStore(Store):
         return st
 
     def commit_datagram(self, c, respond) -> list[bytes]:
+        if c.now >= self._maintained_until:  # a new month on the collector's clock: partitions ahead
+            try:
+                self.maintain(c.now)
+            except psycopg.Error as e:  # next datagram tries again; readings meanwhile go to DEFAULT
+                print(f"collector: partition maintenance failed: {e}", file=sys.stderr)
         self._lock_for = c
 
         def respond_then(outcome):
