@@ -39,3 +39,16 @@ def test_cli_publish_and_endpoints(tmp_path):
     assert r.stdout.split() == [f"{h}:{p}" for h, p in m.endpoints(4097)]
     r = subprocess.run([*tool, "endpoints", "--map", str(tmp_path / "none.json"), "1"], capture_output=True, text=True)
     assert r.returncode == 2 and "is not a shard map" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_adding_an_endpoint_moves_only_its_share():
+    """Rendezvous hashing: the 5th endpoint takes ~1/5 of the shards, all moved shards go
+    to it, and no other shard changes owner (with `s % n` owners ~80% moved)."""
+    old = fs.ShardMap(EPS)
+    new = fs.ShardMap([*EPS, ("10.0.0.5", 4700)])
+    moved = [s for s in range(fs.SHARDS) if new.endpoints_[new.owners[s]] != old.endpoints_[old.owners[s]]]
+    assert 0.17 < len(moved) / fs.SHARDS < 0.23, len(moved) / fs.SHARDS
+    assert all(new.owners[s] == 4 for s in moved)
+    ids = range(100_000, 120_000)
+    dev_moved = sum(new.endpoints(d)[0] != old.endpoints(d)[0] for d in ids) / len(ids)
+    assert 0.17 < dev_moved < 0.23, dev_moved

@@ -4,12 +4,15 @@
     fleet/shards.py endpoints --map shards.json DEVICE_ID     # the device's ordered endpoint list
 
 A device's shard is crc32 of its id (4 bytes, big-endian) mod `shards`, a fixed
-number much larger than the number of collectors; each shard has an owner, the
-endpoints taking the shards in turn. A device's endpoint list (what provisioning
-writes into its configuration, docs/config.md) is its shard's owner first, then
-every other endpoint, rotated by the shard so that the devices of a dead
-collector spread over all the others. The device already fails over down its
-list after 3 silent attempts (docs/uplink.md, "Failover").
+number much larger than the number of collectors. Each shard's endpoints are
+ranked by rendezvous (highest-random-weight) hashing: weight = the first 8
+bytes of blake2b("SHARD HOST:PORT"), highest first. The first is the shard's
+owner; the list in that order is the device's endpoint list (what provisioning
+writes into its configuration, docs/config.md), so a dead collector's devices
+spread evenly over all the others, and adding an (n+1)th endpoint moves only
+the ~1/(n+1) of shards it wins, all of them to it (with `s % n` owners it moved
+~n/(n+1)). The device already fails over down its list after 3 silent
+attempts (docs/uplink.md, "Failover").
 
 Ownership is a routing preference, not a lock: every collector takes any
 registered device (the one it fails over to must), and correctness when two serve
@@ -22,6 +25,7 @@ those devices; until then they fail over or keep using their old owner).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import zlib
@@ -34,31 +38,38 @@ def shard_of(device_id: int, shards: int = SHARDS) -> int:
     return zlib.crc32(device_id.to_bytes(4, "big")) % shards
 
 
+def weight(shard: int, endpoint: tuple[str, int]) -> int:
+    """Rendezvous weight of an endpoint for a shard (names, not positions: reordering or
+    adding endpoints changes no other endpoint's weight)."""
+    h, p = endpoint
+    return int.from_bytes(hashlib.blake2b(f"{shard} {h}:{p}".encode(), digest_size=8).digest(), "big")
+
+
 class ShardMap:
     def __init__(self, endpoints: list[tuple[str, int]], shards: int = SHARDS, owners: list[int] | None = None):
         if not endpoints:
             raise ValueError("a shard map needs at least one endpoint")
         self.endpoints_ = [(h, int(p)) for h, p in endpoints]
         self.shards = shards
-        self.owners = owners if owners is not None else [s % len(endpoints) for s in range(shards)]
+        self.owners = owners if owners is not None else [self.ranked(s)[0] for s in range(shards)]
+
+    def ranked(self, shard: int) -> list[int]:
+        """Endpoint indices by rendezvous weight for this shard, highest (the owner) first."""
+        return sorted(range(len(self.endpoints_)), key=lambda i: weight(shard, self.endpoints_[i]), reverse=True)
 
     def owner(self, device_id: int) -> int:
         return self.owners[shard_of(device_id, self.shards)]
 
     def endpoints(self, device_id: int) -> list[tuple[str, int]]:
-        """Owner first, then the others, rotated by shard (a dead collector's devices spread)."""
+        """Owner first, then the others by rendezvous weight (a dead collector's devices spread)."""
         s = shard_of(device_id, self.shards)
         first = self.owners[s]
-        n = len(self.endpoints_)
-        others = [i for i in range(n) if i != first]
-        if others:
-            k = (s // n) % len(others)
-            others = others[k:] + others[:k]
-        return [self.endpoints_[i] for i in [first, *others]]
+        return [self.endpoints_[i] for i in [first, *(i for i in self.ranked(s) if i != first)]]
 
     def to_json(self) -> dict:
         return {
             "shard": "crc32(device_id as 4 bytes big-endian) mod shards",
+            "owner": "endpoint of highest blake2b-64('SHARD HOST:PORT') (rendezvous hashing)",
             "shards": self.shards,
             "endpoints": [f"{h}:{p}" for h, p in self.endpoints_],
             "owners": self.owners,
