@@ -194,3 +194,88 @@ def test_partitions_follow_the_collector_clock_across_months(pg_url):
         assert b.maintain(t[0]) == []  # a made them: idempotent across collectors
     parts = dict(a.db.execute("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1").fetchall())
     assert parts == {m: 5 for m in months}
+
+
+def _race(a, b_acts):
+    """A's next device_state() is followed at once by b_acts() (collector B serving the
+    same device from its own connection) before A decides and stores."""
+    read = a.device_state
+
+    def racing(device_id):
+        st = read(device_id)
+        a.device_state = read
+        b_acts()
+        return st
+
+    a.device_state = racing
+
+
+def test_two_collectors_keepalive_bits_are_contended(pg_url):
+    """B takes keep-alive 101 between A's read and A's store of keep-alive 102: A must
+    not write back keep-alive bits that forget 101 (101 would replay)."""
+    a = collector_db.open_collector(pg_url)
+    a.add_device(DEV, KEY)
+    b = collector_db.open_collector(pg_url)
+    assert a.handle(wire.build_hello(KEY, DEV, 0, 100, 0, 0, nonce=6), ADDR)
+    _race(a, lambda: b.handle(wire.build_keepalive(KEY, DEV, 101), ADDR))
+    a.handle(wire.build_keepalive(KEY, DEV, 102), ADDR)
+    assert a.stats()["rejects"] == {"contended": 1}
+    a.handle(wire.build_keepalive(KEY, DEV, 101), ADDR)  # a replay of B's
+    assert a.stats()["rejects"] == {"contended": 1, "replay": 1}
+
+
+def test_two_collectors_refusals_take_the_row_lock(pg_url):
+    """A stale HELLO reaches A and B at once: B refuses it with a challenge; A, having read
+    the row before, must not overwrite that challenge, or the device's answer to B's
+    REFUSE is refused again."""
+    a = collector_db.open_collector(pg_url)
+    a.add_device(DEV, KEY)
+    b = collector_db.open_collector(pg_url)
+    assert a.handle(wire.build_hello(KEY, DEV, 0, 500, 0, 0, nonce=6), ADDR)
+    stale = wire.build_hello(KEY, DEV, 0, 3, 0, 0, nonce=7)  # a device that lost its numbers
+    got = []
+    _race(a, lambda: got.extend(b.handle(stale, ADDR)))
+    assert a.handle(stale, ADDR) == []  # contended: B has answered
+    ref = wire.parse(got[0])
+    assert ref.type == wire.T_REFUSE and ref.challenge
+    r = wire.parse(a.handle(wire.build_hello(KEY, DEV, 0, 4, 0, 0, nonce=ref.challenge), ADDR)[0])
+    assert r.type == wire.T_REPLY  # B's challenge answered: accepted
+
+
+def test_two_collectors_push_a_command_once(pg_url):
+    """Both collectors' push loops see the same unsent command: only one pushes it."""
+    a = collector_db.open_collector(pg_url)
+    a.add_device(DEV, KEY)
+    b = collector_db.open_collector(pg_url)
+    assert a.handle(wire.build_hello(KEY, DEV, 0, 100, 0, 0, nonce=6), ADDR)
+    sent = []
+    a.sender = b.sender = lambda data, addr, via: sent.append(data)
+    a._insert_command(DEV, wire.CMD_REALTIME, b"\x00\x1e", time.time())  # as the CLI queues it
+    _race(a, lambda: b.push_pending())
+    a.push_pending()
+    assert len(sent) == 1
+
+
+def test_read_state_does_not_grow_per_device(pg_url):
+    """2,500 registered devices each send one datagram that is dropped (bad tag): the
+    store keeps nothing per device in memory for it."""
+    import tracemalloc
+
+    c = collector_db.open_collector(pg_url)
+    c.db.execute(
+        "INSERT INTO devices(device_id, key_id, key) SELECT g, 0, ? FROM generate_series(1000, 3499) g", (KEY,)
+    )
+    bad = bytes(32)
+    c.handle(wire.build_hello(bad, 999, 0, 1, 0, 0), ADDR)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for dev in range(1000, 3500):
+        c.handle(wire.build_hello(bad, dev, 0, 1, 0, 0), ADDR)
+    c.flush_rejects()
+    grown = sum(
+        s.size_diff
+        for s in tracemalloc.take_snapshot().compare_to(before, "filename")
+        if "collector" in s.traceback[0].filename
+    )
+    tracemalloc.stop()
+    assert grown < 80_000, grown  # before: 361,509 B for 4,000 devices

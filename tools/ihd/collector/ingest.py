@@ -297,7 +297,8 @@ class Collector(Store):
                 key, d.device_id, kid, self._next_seq(), d.seq, wire.R_STALE, min_seq, challenge, d.nonce
             )
 
-        return [self.commit_refusal(d.device_id, len(d.raw), challenge, new, build)]
+        ref = self.commit_refusal(d.device_id, len(d.raw), challenge, new, build)
+        return [] if ref is None else [ref]  # None: another collector acted on the device meanwhile
 
     def push_pending(self) -> int:
         """Send each command that no reply has carried yet to its device now, to the
@@ -324,6 +325,8 @@ class Collector(Store):
                 return wire.build_reply(st.key, dev, st.key_id, self._next_seq(), latest, 0, 0, cmds, nonce=st.nonce)
 
             reply = self.commit_push(dev, cmds, build)
+            if reply is None:
+                continue  # another collector acted on the device meanwhile
             self.sender(reply, st.route[0], via)
             n += 1
         return n

@@ -95,6 +95,15 @@ MONTHS_BACK, MONTHS_AHEAD = 12, 2  # partitions maintain() keeps ready around to
 _LOCK = 0x1D0C011  # advisory lock id: migrations and partition creation
 
 
+def _signed(v: int) -> int:
+    return v - 2**64 if v >= 2**63 else v
+
+
+# What a transaction locking a device's row compares with what was read before deciding:
+# the replay window (keep-alive bits included) and the stale-HELLO challenge.
+_LOCKED = "seq_top, seq_bits, ka_bits, challenge"
+
+
 class Contended(Exception):
     """Another collector moved this device's window after we read it."""
 
@@ -195,9 +204,12 @@ class PgStore(Store):
         self.maintain()
         self.seq = self.reserved = 0
         self.crash_hook = None
-        self._lock_for = None  # the Commit whose device row _begin locks
+        self._lock_for: int | None = None  # the device whose row _begin locks
         self._async_commit = False  # this transaction's COMMIT need not wait for the WAL flush
-        self._read: dict[int, tuple[int, int]] = {}  # (seq_top, seq_bits) as device_state() last read them
+        # (device, (seq_top, seq_bits, ka_bits, challenge)) as device_state() last read them:
+        # one slot, as every transaction that locks a row follows the read of that row at
+        # once (a dict of every device read grew by one entry per device for ever).
+        self._read: tuple[int, tuple] | None = None
         self._rejects: dict[tuple[int, str], int] = {}  # Store._reject's counts not yet written
         self._rejects_at = time.monotonic()
 
@@ -266,17 +278,16 @@ class PgStore(Store):
     # -- transactions --------------------------------------------------------------
     def _begin(self) -> None:
         self._async_commit = False
-        c = self._lock_for
-        if c is None:
+        dev = self._lock_for
+        if dev is None:
             self.db.execute("BEGIN")
             return
         self.db.ensure()
         # one round trip for both (the id is an int: nothing to quote)
-        cur = self.db.conn.execute(
-            f"BEGIN; SELECT seq_top, seq_bits FROM devices WHERE device_id={int(c.device_id)} FOR UPDATE"
-        )
+        cur = self.db.conn.execute(f"BEGIN; SELECT {_LOCKED} FROM devices WHERE device_id={int(dev)} FOR UPDATE")
         cur.nextset()
-        if cur.fetchone() != self._read.get(c.device_id):  # moved since device_state() read it
+        read = self._read
+        if read is None or read[0] != dev or cur.fetchone() != read[1]:  # moved since device_state() read it
             self.db.execute("ROLLBACK")
             raise Contended
 
@@ -296,9 +307,18 @@ class PgStore(Store):
     def device_state(self, device_id: int):
         st = super().device_state(device_id)
         if st is not None:
-            bits = st.bits - 2**64 if st.bits >= 2**63 else st.bits  # as stored (signed)
-            self._read[device_id] = (st.top, bits)
+            self._read = (device_id, (st.top, _signed(st.bits), _signed(st.ka_bits), st.challenge))  # as stored
         return st
+
+    def _locked(self, device_id: int, run):
+        """run() in a transaction begun by locking the device's row (_begin): raises
+        Contended if another collector changed the row since device_state() read it."""
+        self._lock_for = device_id
+        try:
+            return run()
+        finally:
+            self._lock_for = None
+            self._read = None
 
     def commit_datagram(self, c, respond) -> list[bytes]:
         if c.now >= self._maintained_until:  # a new month on the collector's clock: partitions ahead
@@ -306,7 +326,6 @@ class PgStore(Store):
                 self.maintain(c.now)
             except psycopg.Error as e:  # next datagram tries again; readings meanwhile go to DEFAULT
                 print(f"collector: partition maintenance failed: {e}", file=sys.stderr)
-        self._lock_for = c
 
         def respond_then(outcome):
             replies, carried = respond(outcome)
@@ -318,13 +337,40 @@ class PgStore(Store):
             return replies, carried
 
         try:
-            return super().commit_datagram(c, respond_then)  # type: ignore[misc]
+            return self._locked(c.device_id, lambda: super(PgStore, self).commit_datagram(c, respond_then))
         except Contended:
             self._reject(c.device_id, "contended")  # dropped: the device sends again, we read afresh
             return []
-        finally:
-            self._lock_for = None
-            self._read.pop(c.device_id, None)
+
+    def commit_refusal(self, device_id: int, nbytes_in: int, challenge: int, new_challenge: bool, build):
+        """Store.commit_refusal under the device's row lock: two collectors refusing one
+        device's stale HELLO at once must not both set a challenge (the device would answer
+        the first with a challenge the second overwrote). None if contended."""
+        try:
+            return self._locked(
+                device_id,
+                lambda: super(PgStore, self).commit_refusal(device_id, nbytes_in, challenge, new_challenge, build),
+            )
+        except Contended:
+            self._reject(device_id, "contended")
+            return None
+
+    def commit_push(self, device_id: int, cmds, build):
+        """Store.commit_push under the device's row lock, and only if no other collector has
+        carried these commands meanwhile (else two collectors push the same). None if not."""
+        ids = [c[1] for c in cmds]
+
+        def build_unsent() -> bytes:
+            if not self.db.execute(
+                "SELECT 1 FROM commands WHERE cmd_id = ANY(?) AND sent=0 LIMIT 1", (ids,)
+            ).fetchone():
+                raise Contended
+            return build()
+
+        try:
+            return self._locked(device_id, lambda: super(PgStore, self).commit_push(device_id, cmds, build_unsent))
+        except Contended:
+            return None
 
     # -- what SQLite says otherwise -------------------------------------------------
     def _upsert_device(self, device_id: int, key: bytes, key_id: int) -> int:
