@@ -85,6 +85,21 @@ def test_route_moves_only_on_authenticated_contact_and_to_the_newest(collector_d
     assert c.route(DEV)[0] == ADDR and _pushed_to(c) == [ADDR]
 
 
+def test_a_late_keepalive_does_not_move_the_route(collector_db):
+    """Keep-alive 1001 leaves through the old NAT mapping, 1002 through the new one and
+    arrives first; 1001, late, is taken but the route stays on the newer address."""
+    old, new = ("198.51.100.7", 40001), ("198.51.100.7", 40002)
+    c = make(collector_db)
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 1000, 0, 0, nonce=3), old)
+    c.handle(wire.build_keepalive(KEY, DEV, 1002), new)
+    assert c.route(DEV)[0] == new
+    c.handle(wire.build_keepalive(KEY, DEV, 1001), old)  # late
+    assert c.route(DEV)[0] == new and _pushed_to(c) == [new]
+    assert c.stats()["devices"][DEV]["traffic"]["keepalive"]["datagrams"] == 2  # taken all the same
+    c.handle(wire.build_keepalive(KEY, DEV, 1003), old)  # the device's next one moves it again
+    assert c.route(DEV)[0] == old
+
+
 def test_collector_memory_per_device_is_constant(tmp_path):
     c = colmod.Collector(tmp_path / "c.db")
     n = 1000

@@ -50,6 +50,14 @@ from ihd.uplink import (
 PUSH_WINDOW_S = 600
 
 
+# A keep-alive moves the route unless one of the next KA_LATE seqs is taken
+# already (docs/uplink.md, "Keep-alive and routing"): a late one (reordered
+# across a NAT change, or captured and re-sent from elsewhere) moves nothing,
+# and a forged one that matched by chance holds the route against the device's
+# own keep-alives for at most KA_LATE of them.
+KA_LATE = 3
+KA_LATE_MASK = (1 << KA_LATE) - 1
+
 # Per-device limits, checked after a datagram is authenticated (so nobody
 # without the key can spend a device's budget) and before anything is
 # stored; the buckets are in the device's row (docs/uplink.md, "Limits").
@@ -212,9 +220,13 @@ class Collector(Store):
             self._reject(d.device_id, "rate_limited")
             return []
         # The route follows the newest authentic datagram only: a late or
-        # re-delivered older one (from wherever) never moves it.
+        # re-delivered older one (from wherever) never moves it. Keep-alives are
+        # all above the window: one is late if any of the KA_LATE seqs after it
+        # was taken already (the device numbers its keep-alives one after another).
         route = (addr, self.via_key(via), now)
-        if d.seq <= win.top and st.route is not None:
+        if st.route is not None and (
+            d.seq <= win.top or (d.type == wire.T_KEEPALIVE and (win.ka >> (d.seq - win.top)) & KA_LATE_MASK)
+        ):
             route = st.route
         c = Commit(d.device_id, "data", len(data), now, (0, 0), route, (dg_tok - 1, rd_tok - n_read))
         want_reply = d.type == wire.T_HELLO
