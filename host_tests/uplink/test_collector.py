@@ -192,6 +192,53 @@ def test_command_pushed_at_once_to_last_address_then_with_keepalive_replies(coll
     assert t["push"]["wire_bytes"] == t["push"]["bytes"] + 28 * 2
 
 
+class _Counting:
+    """The store's connection, counting the statements run on it."""
+
+    def __init__(self, db) -> None:
+        self._db, self.n = db, 0
+
+    def execute(self, *a):
+        self.n += 1
+        return self._db.execute(*a)
+
+    def executemany(self, *a):
+        self.n += 1
+        return self._db.executemany(*a)
+
+    def __getattr__(self, k):
+        return getattr(self._db, k)
+
+
+def test_push_loop_looks_only_at_devices_it_can_push_to(collector_db):
+    """The push loop's round (every second, on the datagram thread) with 500 devices that
+    have a CLI-queued command and went silent long ago: one statement, not one per device
+    (bench/push_loop.py measures 10,000); the one device heard recently is pushed to."""
+    now = [1_000_000.0]
+    c = make(collector_db, clock=lambda: now[0])
+    c.db.execute("BEGIN")
+    c.db.executemany(
+        "INSERT INTO devices(device_id, key_id, key, seq_top, route_addr, route_at)"
+        " VALUES(?,0,?,5,'[\"10.0.0.1\", 1]',?)",
+        [(d, KEY, now[0] - 3600) for d in range(1000, 1500)],
+    )
+    c.db.executemany(
+        "INSERT INTO commands(device_id, kind, payload, created) VALUES(?,1,?,0)",
+        [(d, b"x") for d in range(1000, 1500)],
+    )
+    c.db.execute("COMMIT")
+    sent: list = []
+    c.sender = lambda d, addr, via: sent.append(addr)
+    assert c.handle(wire.build_hello(KEY, DEV, 2, 40, 0, 0), ADDR)
+    c.db.execute("INSERT INTO commands(device_id, kind, payload, created) VALUES(?,1,?,0)", (DEV, b"y"))
+    cnt = _Counting(c.db)
+    c.db = cnt
+    assert c.push_pending() == 1 and sent == [ADDR]
+    assert cnt.n < 20, cnt.n  # the push's own transaction, and one query for the rest
+    cnt.n = 0
+    assert c.push_pending() == 0 and cnt.n == 1
+
+
 def test_cli_and_server_over_udp(tmp_path):
     db = tmp_path / "c.db"
     py = sys.executable

@@ -321,7 +321,7 @@ class Collector(Store):
         if self.sender is None:
             return 0
         n = 0
-        for dev in self._unsent_devices():
+        for dev in self._unsent_devices(self.clock() - self.push_window_s):
             st = self.device_state(dev)
             if st is None or st.route is None or st.top < 0 or self.clock() - st.route[2] > self.push_window_s:
                 continue

@@ -89,6 +89,13 @@ ALTER TABLE devices ADD COLUMN seq_bits bigint NOT NULL DEFAULT -1, ADD COLUMN r
 ALTER TABLE devices ADD COLUMN ka_bits bigint NOT NULL DEFAULT 0, ADD COLUMN hello_at double precision;
 """,
     ),
+    (
+        4,
+        "commands no reply has carried yet, indexed: the push loop finds them without a scan",
+        """
+CREATE INDEX commands_unsent ON commands (device_id) WHERE sent=0 AND done IS NULL;
+""",
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 MONTHS_BACK, MONTHS_AHEAD = 12, 2  # partitions maintain() keeps ready around today

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS health (
     heap_min INTEGER, store_fill_pct REAL, store_health TEXT, meter_lqi INTEGER, wifi_rssi INTEGER,
     ota_state TEXT);
 CREATE INDEX IF NOT EXISTS health_by_device ON health (device_id, received_utc);
+CREATE INDEX IF NOT EXISTS commands_unsent ON commands (device_id) WHERE sent=0 AND done IS NULL;
 """
 # Schema versions (meta 'schema'): 2 = wire version 2 (below); 3 adds the
 # `health` table (HEALTH datagrams, docs/console.md "health table contract");

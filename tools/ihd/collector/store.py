@@ -272,9 +272,19 @@ class Store(Reports):
         )
         return int(cur.lastrowid or 0)
 
-    def _unsent_devices(self) -> list[int]:
-        """Devices with a command that no reply has carried yet."""
-        return [r[0] for r in self.db.execute("SELECT DISTINCT device_id FROM commands WHERE sent=0 AND done IS NULL")]
+    def _unsent_devices(self, heard_since: float) -> list[int]:
+        """Devices with a command that no reply has carried yet, heard from (a route, a
+        window) since `heard_since`: one indexed query. Those silent longer cannot be
+        pushed to and are not looked at (each cost a query a second, for ever: 875 ms a
+        round on PostgreSQL with 10,000 such devices, bench/push_loop.py)."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT c.device_id FROM commands c JOIN devices d ON d.device_id=c.device_id"
+                " WHERE c.sent=0 AND c.done IS NULL AND d.seq_top >= 0 AND d.route_at >= ?",
+                (heard_since,),
+            )
+        ]
 
     def _pending(self, device_id: int) -> list[tuple[int, int, bytes]]:
         """[(kind, cmd_id, payload)] not done yet, lowest id first, at most CMDS_PER_REPLY and
