@@ -7,7 +7,7 @@
 //   * the firmware frozen into the binary (manifest.py), so its bytecode and
 //     names live outside the heap, as in the device's flash.
 // The `machine` module is left out: the ESP32 port's machine, esp32 and
-// network modules are emulated in Python (tools/mp32/esp32port/) for the
+// network modules are emulated in Python (tools/ihd/mp32/esp32port/) for the
 // esp32s3_eink29 board, and hal/unix.py needs none of them.
 
 #define MICROPY_CONFIG_ROM_LEVEL (MICROPY_CONFIG_ROM_LEVEL_EXTRA_FEATURES)

@@ -1,5 +1,5 @@
 # mp32: 32-bit, single-precision, frozen-firmware Unix build (see
-# mpconfigvariant.h). Built by `make mp32` (tools/mp32/build.py).
+# mpconfigvariant.h). Built by `make mp32` (tools/ihd/mp32/build.py).
 # -m32: the Unix Makefile no longer honours MICROPY_FORCE_32BIT.
 CFLAGS_EXTRA += -m32
 LDFLAGS_EXTRA += -m32
