@@ -36,7 +36,7 @@ def test_migrations_are_versioned_and_applied_once(pg_server, pg_url):
     pg_server.psql("INSERT INTO schema_migrations (version, description) VALUES (1, 'v1')", db)
     c = collector_db.open_collector(pg_url)
     applied = pg_server.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations", db)
-    assert applied == "1,2,3,4"
+    assert applied == "1,2,3,4,5"
     assert c.migrate() == []  # nothing left to apply
     c.add_device(DEV, KEY)
     assert c.db.execute("SELECT seq_bits FROM devices").fetchone()[0] == -1  # migration 2's column
@@ -279,3 +279,18 @@ def test_read_state_does_not_grow_per_device(pg_url):
     )
     tracemalloc.stop()
     assert grown < 80_000, grown  # before: 361,509 B for 4,000 devices
+
+
+def test_reply_numbers_are_per_device_and_continue_above_the_shared_sequence(pg_server, pg_url):
+    """Replies to other devices take none of this device's u32 of reply numbers; a device
+    replied to from the shared sequence before continues above what it has seen."""
+    c = collector_db.open_collector(pg_url)
+    c.add_device(DEV, KEY)
+    c.add_device(DEV + 1, KEY)
+    pg_server.psql("SELECT setval('reply_seq', 3000000000)", pg_url.rsplit("/", 1)[1])  # a fleet's years of replies
+    first = wire.parse(c.handle(wire.build_hello(KEY, DEV, 0, 10, 0, 0, nonce=5), ADDR)[0]).seq
+    assert first > 3_000_000_000
+    for i in range(5):  # another device's replies
+        c.handle(wire.build_hello(KEY, DEV + 1, 0, 10 + i, 0, 0, nonce=5 + i), ADDR)
+    nxt = wire.parse(c.handle(wire.build_hello(KEY, DEV, 0, 11, 0, 0, nonce=6), ADDR)[0]).seq
+    assert nxt == first + 1

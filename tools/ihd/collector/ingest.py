@@ -264,7 +264,9 @@ class Collector(Store):
             if o.conflict:
                 # Other values under these numbers: nothing stored, nothing ACKed;
                 # the device numbers under a new epoch.
-                ref = wire.build_refuse(key, d.device_id, kid, self._next_seq(), d.seq, wire.R_CONFLICT, 0, 0, nonce)
+                ref = wire.build_refuse(
+                    key, d.device_id, kid, self._next_seq(d.device_id), d.seq, wire.R_CONFLICT, 0, 0, nonce
+                )
                 return [("refuse", ref)], []
             cmds = o.pending
             if d.type == wire.T_DONE and self._in_flight(cmds):
@@ -277,7 +279,7 @@ class Collector(Store):
             if not (want_reply or cmds):
                 return [], []
             ack = (d.first, d.count) if c.readings is not None else (0, 0)
-            reply = wire.build_reply(key, d.device_id, kid, self._next_seq(), d.seq, *ack, cmds, nonce=nonce)
+            reply = wire.build_reply(key, d.device_id, kid, self._next_seq(d.device_id), d.seq, *ack, cmds, nonce=nonce)
             kind = "command" if cmds else "ack" if ack[1] else "health_ack" if c.health else "hello_reply"
             return [(kind, reply)], cmds
 
@@ -306,7 +308,7 @@ class Collector(Store):
 
         def build() -> bytes:
             return wire.build_refuse(
-                key, d.device_id, kid, self._next_seq(), d.seq, wire.R_STALE, min_seq, challenge, d.nonce
+                key, d.device_id, kid, self._next_seq(d.device_id), d.seq, wire.R_STALE, min_seq, challenge, d.nonce
             )
 
         ref = self.commit_refusal(d.device_id, len(d.raw), challenge, new, build)
@@ -334,7 +336,7 @@ class Collector(Store):
 
             def build(st=st, cmds=cmds, dev=dev) -> bytes:
                 latest = wire.Window(st.top, st.bits, st.ka_bits).latest()  # the route's datagram
-                return wire.build_reply(st.key, dev, st.key_id, self._next_seq(), latest, 0, 0, cmds, nonce=st.nonce)
+                return wire.build_reply(st.key, dev, st.key_id, self._next_seq(dev), latest, 0, 0, cmds, nonce=st.nonce)
 
             reply = self.commit_push(dev, cmds, build)
             if reply is None:

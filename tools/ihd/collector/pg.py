@@ -16,8 +16,9 @@ wrapper takes SQLite's `?` parameters); what differs is here:
 * the device's row is locked (SELECT ... FOR UPDATE) in that transaction, and a
   datagram whose window another collector moved meanwhile is dropped
   (`contended`): two collectors serving one device (failover) never both accept;
-* reply sequence numbers from one database sequence, so every collector's
-  replies rise together (a device that fails over accepts the next one's).
+* reply sequence numbers per device, in its row (the wire's u32 is per device; a
+  shared sequence ran out fleet-wide), so every collector's replies to a device
+  rise together (a device that fails over accepts the next one's).
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ ALTER TABLE devices ADD COLUMN ka_bits bigint NOT NULL DEFAULT 0, ADD COLUMN hel
         "commands no reply has carried yet, indexed: the push loop finds them without a scan",
         """
 CREATE INDEX commands_unsent ON commands (device_id) WHERE sent=0 AND done IS NULL;
+""",
+    ),
+    (
+        5,
+        "reply numbers per device (NULL: not replied to since; starts above the shared reply_seq)",
+        """
+ALTER TABLE devices ADD COLUMN reply_seq bigint;
 """,
     ),
 ]
@@ -443,8 +451,18 @@ class PgStore(Store):
             (device_id, kind, nbytes),
         )
 
-    def _next_seq(self) -> int:
-        return self.db.execute("SELECT nextval('reply_seq')").fetchone()[0]
+    def _next_seq(self, device_id: int = 0) -> int:
+        """The device's next reply number, from its row (locked by the transaction that
+        sends the reply, so every collector's replies to it rise together). One number
+        space per device: a shared sequence ran the wire's u32 out for the whole fleet
+        (~186 days at a million devices); a device takes ~100 replies a day, i.e.
+        40 million days. A device replied to before migration 5 continues above the
+        shared sequence's last value, so it accepts the next reply."""
+        return self.db.execute(
+            "UPDATE devices SET reply_seq=COALESCE(reply_seq, (SELECT last_value FROM reply_seq))+1"
+            " WHERE device_id=? RETURNING reply_seq",
+            (device_id,),
+        ).fetchone()[0]
 
 
 class _HealthShim:

@@ -428,7 +428,7 @@ class Store(Reports):
             "UPDATE devices SET bytes_out=bytes_out+?, dgrams_out=dgrams_out+1 WHERE device_id=?", (nout, device_id)
         )
 
-    def _next_seq(self) -> int:
+    def _next_seq(self, device_id: int = 0) -> int:  # one counter for all devices here (pg.py: per device)
         if self.seq >= self.reserved:
             row = self.db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
             self.seq = row[0] if row else 0
