@@ -16,6 +16,7 @@
 # caught: they end the run as they would on the device.
 import asyncio
 import gc
+import sys
 import time
 
 from micropython import const
@@ -88,15 +89,17 @@ class Supervisor:
         while True:
             t.runs += 1
             started = self.clock.ticks_ms()
+            me = None
             try:
                 await t.factory()
                 if not t.forever:
                     t.done = True
                     return
                 t.last_error = "returned"
-            except MemoryError:
+            except MemoryError as e:
                 # Free what the failed coroutine held before anything else.
                 gc.collect()
+                me = e
                 self.mem_errors += 1
                 self._mem_in_a_row += 1
                 self._last_mem_error = self.clock.ticks_ms()
@@ -104,6 +107,7 @@ class Supervisor:
                 t.last_error = "MemoryError"
                 if self._mem_in_a_row >= _MEM_RESET_AFTER:
                     self.log("supervisor", "%s: MemoryError x%d, resetting" % (t.name, self._mem_in_a_row))
+                    sys.print_exception(e)
                     hal.reset("memory")
             except Exception as e:
                 t.last_error = "%s: %s" % (type(e).__name__, e)
@@ -114,6 +118,14 @@ class Supervisor:
                 t.in_a_row = 0
             t.in_a_row += 1
             self.log("supervisor", "%s failed (%s), restart in %d ms" % (t.name, t.last_error, backoff))
+            if me is not None:
+                # Where and how much, on the console (the device's UART):
+                # the function that failed and the allocation size ("...,
+                # allocating 488 bytes") are what a field engineer needs;
+                # the traceback was recorded when the error was raised, so
+                # printing it takes no heap.
+                sys.print_exception(me)
+                me = None
             await self._sleep_ms(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_MS)
 

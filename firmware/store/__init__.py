@@ -38,7 +38,7 @@ class Store:
         self.ram = RamRing(ram_size)
         self.log = FlashLog(part)
         self._wst = codec.new_state()
-        self._rd = Reader(self.log)  # for queries; iterators get their own
+        self._rd = Reader(self.log)  # queries and readings_from(shared=True); other iterators get their own
         self.dropped = 0  # readings lost before reaching flash (RAM overrun)
         self.rejected = 0  # append() calls with out-of-range values
         self.flush_errors = 0
@@ -244,13 +244,19 @@ class Store:
             return self.ram.get(self.ram.lo)
         return r
 
-    def readings_from(self, seq, pending=False):
+    def readings_from(self, seq, pending=False, shared=False):
         # Iterator of (seq, utc, demand_w, delivered_wh, received_wh, flags)
         # from seq on, oldest first, streamed from flash then RAM. Committed
         # readings only unless pending=True. Missing seqs (evicted, damaged)
         # are skipped: a jump in seq means readings were lost.
+        # shared=True: on the store's own reader (queries use it), so the
+        # call allocates no record buffer (488 bytes: a fragmented 96 KB
+        # heap did not always have them, MemoryError in the uplink at each
+        # look at its batch in the 8-day soak); for a caller that is done
+        # with the iterator before it yields to another task or queries the
+        # store. Otherwise a reader of its own, for iterators kept longer.
         s = seq if seq > 1 else 1
-        rd = Reader(self.log)
+        rd = self._rd if shared else Reader(self.log)
         ram = self.ram
         while True:
             if s > (self.seq if pending else self.fseq):

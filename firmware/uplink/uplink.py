@@ -278,7 +278,9 @@ class Uplink:
         n = enc.count()
         full = self.enc_full
         if not full:
-            for r in self.store.readings_from(first + n if n else self.uploaded + 1):  # committed only
+            # committed only; the store's shared reader (no allocation; no
+            # await or store query inside this loop)
+            for r in self.store.readings_from(first + n if n else self.uploaded + 1, False, True):
                 if first < 0:
                     first = r[0]
                 elif r[0] != first + n:

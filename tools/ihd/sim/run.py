@@ -84,6 +84,7 @@ class Sim(Firmware, Operator, Injector, Results):
         self.killed_boots: list[int] = []  # boot numbers (1..) ended by a power cut
         self.faults_seen: Counter = Counter()
         self.mem_errors = 0
+        self.caught_mem = False  # a supervisor's MemoryError whose traceback follows
         self.tracebacks: list[list[str]] = []
         self.readings_fw = 0  # sum over boots of readings taken (as of each boot's last status line)
         self._boot_readings = 0
@@ -162,9 +163,16 @@ class Sim(Firmware, Operator, Injector, Results):
                 self.commit_utc.append(self.now())
             elif line.startswith("fault ") and " set:" in line:
                 self.faults_seen[int(line.split()[1])] += 1
-            elif line.startswith("MemoryError") or (line.startswith("log ") and "(MemoryError)" in line):
-                # an uncaught one (traceback) or one the supervisor caught
+            elif line.startswith("log ") and "(MemoryError)" in line:
+                # one the supervisor caught; the traceback it prints next
+                # ends in a MemoryError line that is the same error
                 self.mem_errors += 1
+                self.caught_mem = True
+            elif line.startswith("MemoryError"):
+                # an uncaught one (end of its traceback)
+                if not self.caught_mem:
+                    self.mem_errors += 1
+                self.caught_mem = False
             if line.startswith("Traceback"):
                 self.tracebacks.append([line])
             elif self.tracebacks and len(self.tracebacks[-1]) < 30 and line.startswith(("  ", "PowerCut", "Memory")):
