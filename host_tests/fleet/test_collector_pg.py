@@ -175,6 +175,7 @@ def test_server_restart_under_a_running_collector(pg_server, pg_url):
     n, distinct = c.db.execute("SELECT count(*), count(DISTINCT seq) FROM readings").fetchone()
     assert n == distinct == 30  # 0 ACKed readings lost, none twice
     assert c.db.outages == 1 and c.db.down_since is None
+    assert c.stats()["rejects"]["db_unavailable"] >= 3  # the datagrams dropped meanwhile, in stats
 
 
 def test_partitions_follow_the_collector_clock_across_months(pg_url):

@@ -152,6 +152,8 @@ class Collector(Store):
             # backoff and logs the outage): nothing was committed, nothing is
             # ACKed, the device sends it again. Logged at the 1st, 2nd, 4th... one.
             self.db_failures += 1
+            k = (0, "db_unavailable")  # counted in `stats` once the database is back (flush_rejects)
+            self._rejects[k] = self._rejects.get(k, 0) + 1
             if self.db_failures & (self.db_failures - 1) == 0:
                 print(f"collector: database error #{self.db_failures}, datagram dropped: {e}", file=sys.stderr)
             return []
