@@ -20,7 +20,7 @@ from micropython import const
 
 import faults
 import hal
-from meter import ash, ezsp, gas, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_price
+from meter import ash, ezsp, installcode, localtime, price, supervise, zcl, zcl_hist, zcl_price
 from meter.devclock import DevClock
 from meter.reading import F_SUMMATION
 
@@ -90,9 +90,11 @@ class EzspLink:
         self.ash = ash.Ash(self._write, self._on_frame, self._on_event)
         self.ez = ezsp.Ezsp()
         self.meter = zcl.Meter(self._reading, DevClock(hal.clock), self._on_time, self._on_type)
-        # the gas meter, where there is one (meter/gas.py): found by its
-        # MeteringDeviceType on another endpoint, never taken for ours
-        self.gas = gas.Finder(self)
+        # the gas meter, where there is one (meter/gas.py, a gas.Finder):
+        # found by its MeteringDeviceType on another endpoint, never taken
+        # for ours; imported with the first other endpoint heard (~1.2 KB
+        # of heap a meter without one does not pay)
+        self.gas = None
         self._src = 0  # nwk << 8 | endpoint of the Metering frame being handled
         self.tariff = price.Tariff()  # price, standing charge, today's cost
         self.price = zcl_price.PriceClient(self.tariff)
@@ -245,7 +247,7 @@ class EzspLink:
     @micropython.native  # per frame: state on the C stack, not a heap frame per call
     def _incoming(self, cluster, src_ep, sender, lqi, rssi, buf, off, n):
         self.sup.radio(lqi, rssi)
-        g = self.gas.gas
+        g = None if self.gas is None else self.gas.gas
         if cluster == zcl_price.PRICE and g is not None and sender == g.nwk and src_ep == g.ep:
             g.price_frame(buf, off, n)
             return  # the gas meter's conversion factor and calorific value
@@ -270,7 +272,7 @@ class EzspLink:
             # One electricity meter only: an ESI often also serves a
             # mirrored gas meter on another endpoint (meter/gas.py: found by
             # its device type), and its values must not mix with ours.
-            if cluster != zcl.METERING or not self.gas.frame(cluster, sender, src_ep, buf, off, n):
+            if cluster != zcl.METERING or not self._finder().frame(cluster, sender, src_ep, buf, off, n):
                 self.other_meter += 1
             return
         m = self.meter
@@ -294,9 +296,9 @@ class EzspLink:
         # MeteringDeviceType of the candidate electricity meter: not
         # electricity (a mirrored gas meter that spoke first), it goes to
         # meter/gas.py and the other endpoint heard, if any, is the candidate.
-        if gas.kind_of(m.device_type) == gas.ELECTRIC or "meter_ep" in self.cfg:
+        if zcl.electric(m.device_type) or "meter_ep" in self.cfg:
             return
-        c, key = self.gas.not_electric(m, self._src)
+        c, key = self._finder().not_electric(m, self._src)
         self.other_meter += 1
         if c is not None:
             self.adopt(c, key)
@@ -322,7 +324,14 @@ class EzspLink:
     def electric(self):
         # The link's meter said it is electricity (or was configured).
         m = self.meter
-        return "meter_ep" in self.cfg or (m.typed() and gas.kind_of(m.device_type) == gas.ELECTRIC)
+        return "meter_ep" in self.cfg or (m.typed() and zcl.electric(m.device_type))
+
+    def _finder(self):
+        if self.gas is None:
+            from meter.gas import Finder
+
+            self.gas = Finder(self)
+        return self.gas
 
     def ticks(self):
         return hal.clock.ticks_ms()
@@ -521,8 +530,10 @@ class EzspLink:
                 if self._zp is not None:
                     await self._supplier_reads(True)
                 setup_at = ticks_add(now, SETUP_EVERY_S * 1000)
-                self.gas.setup = self.gas.gas is not None
-            await gas.reads(self)
+                if self.gas is not None:
+                    self.gas.setup = self.gas.gas is not None
+            if self.gas is not None:
+                await self.gas.reads()
             if ticks_diff(now, extras_at) >= 0:
                 if self._zp is not None:
                     await self._supplier_reads(False)

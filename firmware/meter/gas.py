@@ -13,6 +13,7 @@
 from micropython import const
 
 from meter.reading import F_SUMMATION
+from meter.zcl import electric
 from meter.zcl_scale import is_int, scale, str_end, type_width
 
 # What a MeteringDeviceType is to the link (ZCL SE 1.x; zigpy's
@@ -37,7 +38,7 @@ def kind_of(device_type):
     # 0 electric, 13-15 electric phase elements, 127 mirrored electric,
     # 140-142 mirrored phase elements; 1 gas, 128 mirrored gas.
     t = device_type
-    if t == 0 or 13 <= t <= 15 or t == 127 or 140 <= t <= 142:
+    if electric(t):
         return ELECTRIC
     if t == 1 or t == 128:
         return GAS
@@ -108,6 +109,7 @@ class Gas:
         # (-1 unknown, -2 the meter has none)
         self.conv = [-1, -1, -1, -1, -1]
         self.bad = 0  # malformed Price answers
+        self._cd = [-1]
 
     def reading(self, t_s, demand, delivered, received, flags):
         # meter.zcl.Meter's on_reading for the gas meter: no allocation.
@@ -123,6 +125,19 @@ class Gas:
             self.base = delivered if self.day >= 0 and d == self.day + 1 else -1
             self.day = d
         self.register = delivered
+
+    def day_frame(self, buf, off, n):
+        # An answer with CurrentDayConsumptionDelivered (0x0401, the meter's
+        # unit): when the day's first reading was not seen here, today
+        # starts where the meter says, from the register read with it.
+        cd = self._cd
+        cd[0] = -1
+        if not read_ints(buf, off, n, _CD_IDS, cd) or cd[0] < 0 or cd[0] == 0xFFFFFF:
+            return
+        if self.base < 0 and self.register >= 0 and self.meter.typed():
+            used = self.meter.scale_sum(cd[0])
+            if 0 <= used <= self.register:
+                self.base = self.register - used
 
     def price_frame(self, buf, off, n):
         # A Price cluster frame from the gas meter's endpoint: the
@@ -234,6 +249,8 @@ class Finder:
                 g.price_frame(buf, off, n)
             else:
                 g.meter.handle(cluster, buf, off, n)
+                if n > 3 and buf[off + 2] == 0x01:
+                    g.day_frame(buf, off, n)
             return True
         key = nwk << 8 | ep
         if cluster == PRICE or key in self.skip or (g is not None and self.link.electric()):
@@ -269,11 +286,13 @@ class Finder:
     def figures(self):
         return None if self.gas is None else self.gas.figures()
 
+    async def reads(self):
+        # The link's round: the other endpoint's type, the link's new meter's
+        # scaling, the gas meter's scaling, register and conversion factors.
+        await _reads(self.link, self)
 
-async def reads(link):
-    # The link's round: the other endpoint's type, the link's new meter's
-    # scaling, the gas meter's scaling, register and conversion factors.
-    f = link.gas
+
+async def _reads(link, f):
     if f.probe >= 0:
         k = f.probe
         f.probe = -1
@@ -286,11 +305,16 @@ async def reads(link):
         f.setup = False
         k = g.nwk << 8 | g.ep
         await link.read(0x0702, _SETUP, k)
-        await link.read(0x0702, (0x0000,), k)
+        await link.read(0x0702, _REGISTER, k)
         await link.read(PRICE, PRICE_ATTRS, k)
 
 
 _SETUP = (0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x0306)  # zcl.SETUP_ATTRS
+# CurrentSummationDelivered and CurrentDayConsumptionDelivered in one answer:
+# today's gas from the meter's own figure when this display has not seen
+# the day start (a boot mid-day)
+_REGISTER = (0x0000, 0x0401)
+_CD_IDS = (0x0401,)
 
 
 def _drop(t_s, demand, delivered, received, flags):

@@ -81,6 +81,13 @@ def _all_ones(x, w):
     return x >> (8 * w) == 0
 
 
+def electric(t):
+    # MeteringDeviceType t is electricity: 0, 13-15 (phase elements), 127
+    # (mirrored electric), 140-142 (mirrored phases); gas and the rest:
+    # meter/gas.py
+    return t == 0 or 13 <= t <= 15 or t == 127 or 140 <= t <= 142
+
+
 def build_read(buf, seq, attrs):
     # Read Attributes (client to server, profile-wide) into buf; returns the
     # length. The only ZCL frame builder in the firmware.
@@ -167,6 +174,10 @@ class Meter:
     def typed(self):
         # MeteringDeviceType known (read, or the meter has none: electric)
         return bool(self._known & _TYPE_BIT)
+
+    def scale_sum(self, raw):
+        # A value in the summation's unit (history attributes) scaled as it is
+        return scale(raw, self._sn, self._sd)
 
     def sum_step_wh(self):
         # Wh per summation register step (the dropout check's resolution).

@@ -205,3 +205,26 @@ def test_conversion_to_kwh_is_exact(mpy):
     out = mpy.run(CONVERT.replace("CASES", repr(cases)), heap="96k").stdout.split("\n")
     got = [ln.split()[1:] for ln in out if ln.startswith("W ")]
     assert [(None if a == "None" else int(a), None if b == "None" else int(b)) for a, b in got] == want
+
+
+def test_a_display_booted_mid_day_takes_today_from_the_meter(mpy):
+    # CurrentDayConsumptionDelivered (0x0401, uint24, the meter's unit) read
+    # with the register: today = what the meter says, then grows with it
+    frames = [
+        (0x0702, ELEC_EP, setup(1, U.Kwh_and_Kwh_binary, 1, 1000, DT.Electric_Metering)),
+        (0x0702, GAS_EP, setup(2, U.Cubic_Meter_and_Cubic_Meter_per_Hour_binary, 1, 100, DT.Mirrored_Gas_Metering)),
+        (
+            0x0702,
+            GAS_EP,
+            read_rsp(
+                3, [f.ReadAttributeRecord(a, f.Status.SUCCESS, tv(a, v)) for a, v in ((0x0000, 5000), (0x0401, 123))]
+            ),
+        ),
+        (0x0702, GAS_EP, report(4, [(0x0000, 5010)])),
+    ]
+    code = LINK.replace("FRAMES", repr([(c, ep, b.hex()) for c, ep, b in frames]))
+    code += 'print("T", (g.base, g.register, g.figures()["today_l"]))\n'
+    lines = mpy.run(code, heap="160k").stdout.split("\n")
+    t = eval(next(ln for ln in lines if ln.startswith("T "))[2:])
+    # 0.01 m3 units: register 50,000 l, today 1,230 l, then 100 l more
+    assert t == (50000 - 1230, 50100, 1330)

@@ -420,6 +420,8 @@ class EzspNcp(AshNcp):
                 0x0302: zt.uint24_t(1000),
                 0x0303: Metering.NumberFormatting(0x2B),
                 0x0306: Metering.MeteringDeviceType.Mirrored_Gas_Metering,
+                # CurrentDayConsumptionDelivered: since the local midnight (the Time cluster's zone)
+                0x0401: zt.uint24_t(g.current_day(self.now, self.history.midnight(self.history.day(int(self.now))))),
             }
             if attr not in values:
                 return None
@@ -452,7 +454,11 @@ class EzspNcp(AshNcp):
         schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
         self._send_zcl(cluster, hdr, schema(status_records=recs).serialize(), GAS_EP)
         if cluster == Metering.cluster_id and 0x0000 in ids:
-            self.polls.append({"t": int(self.now), "kind": "gas_poll", "litres": self.gas.register(self.now)})
+            day = self.history.midnight(self.history.day(int(self.now)))
+            cd = self.gas.current_day(self.now, day) if 0x0401 in ids else None
+            self.polls.append(
+                {"t": int(self.now), "kind": "gas_poll", "litres": self.gas.register(self.now), "day": cd}
+            )
 
     def _send_zcl(self, cluster: int, hdr: f.ZCLHeader, payload: bytes, src_ep: int = METER_EP) -> None:
         aps = t.EmberApsFrame(

@@ -31,15 +31,19 @@ class GasMeter:
         self.base = litres
 
     def register(self, t: float) -> int:
-        """Litres at simulated time t: the start register plus the flow so far (floor)."""
-        t0, t = int(self.start), int(t)
+        """Litres at simulated time t: the start register plus the flow since (minus before) the start, floored."""
+        a, b = sorted((int(self.start), int(t)))
         total = Fraction(0)
-        s = t0
-        while s < t:
-            nxt = min(t, (s // 3600 + 1) * 3600)
+        s = a
+        while s < b:
+            nxt = min(b, (s // 3600 + 1) * 3600)
             total += Fraction(FLOW_LH[(s // 3600) % 24] * (nxt - s), 3600)
             s = nxt
-        return self.base + int(total)
+        return self.base + (int(total) if t >= self.start else -int(total))
+
+    def current_day(self, t: float, midnight: int) -> int:
+        """CurrentDayConsumptionDelivered (0x0401): litres since the local midnight."""
+        return self.register(t) - self.register(midnight)
 
     def next_report(self, now: int) -> int:
         return (now // REPORT_S + 1) * REPORT_S
