@@ -108,6 +108,8 @@ class App:
             install_code=c.install_code,
             supplier=getattr(board, "METER_SUPPLIER", False),
         )
+        # the gas meter's readings (EZSP, meter/gas.py): their own stream
+        self.link.on_gas = self.on_gas
         self.build_history()
         hal.wifi.connect(self.cfg.wifi_ssid, self.cfg.wifi_key)
         from app.otalazy import Ota
@@ -207,6 +209,20 @@ class App:
         st = self.store
         if seq - st.fseq >= st.flush_n:
             self.flush()  # a full batch waits: now, not at the next timer
+
+    def on_gas(self, t_s, demand, delivered, received, flags):
+        # The gas meter's readings (flag F_GAS, litres or Wh): the store's
+        # gas stream and the uplink's gas section (version-3 DATA); never
+        # the history, tariff, demand, meter-silence or real-time figures.
+        try:
+            seq = self.store.append(t_s, demand, delivered if flags & F_SUMMATION else 0, 0, flags & ~F_RECEIVED)
+        except ValueError:
+            self.bad_readings += 1
+            return
+        self.uplink.head = seq  # the newest reading held (HELLO), not streamed
+        st = self.store
+        if seq - st.fseq >= st.flush_n:
+            self.flush()
 
     def flush(self, force=False):
         # RAM ring -> flash. The commit line (first and last seq now safe on

@@ -12,7 +12,7 @@
 # the conversion runs when the status snapshot asks (figures()).
 from micropython import const
 
-from meter.reading import F_SUMMATION
+from meter.reading import F_GAS, F_SUMMATION
 from meter.zcl import electric
 from meter.zcl_scale import is_int, scale, str_end, type_width
 
@@ -109,12 +109,15 @@ class Gas:
         # (-1 unknown, -2 the meter has none)
         self.conv = [-1, -1, -1, -1, -1]
         self.bad = 0  # malformed Price answers
+        self.on_store = None  # the app's on_gas: the store's gas stream (F_GAS)
         self._cd = [-1]
 
     def reading(self, t_s, demand, delivered, received, flags):
         # meter.zcl.Meter's on_reading for the gas meter: no allocation.
         self.at = self.ticks()
         self.readings += 1
+        if self.on_store is not None:
+            self.on_store(t_s, demand, delivered, received, flags | F_GAS)
         if not flags & F_SUMMATION:
             return
         d = self.zone.day(t_s)
@@ -226,6 +229,7 @@ class Finder:
         if kind_of(m.device_type) == GAS and self.gas is None:
             g = self.gas = Gas(m, key >> 8, key & 0xFF, self.link.zone, self.link.ticks)
             m.on_reading = g.reading
+            g.on_store = getattr(self.link, "on_gas", None)
             self.setup = True
         else:
             m.on_reading = _drop

@@ -10,6 +10,7 @@
 from micropython import const
 
 _F_SUMMATION = const(4)  # meter/reading.py F_SUMMATION (not imported: saves heap)
+_F_SUM_GAS = const(36)  # F_SUMMATION | F_GAS: the gas meter's readings are not electricity
 _HOUR = 3600
 # Readings searched for one with a known summation. F_SUMMATION marks only
 # readings made from a summation report (meter/reading.py), and a RAVEn
@@ -53,7 +54,7 @@ def summation(st, seq, step):
             return None
         if step > 0:
             seq = r[0]  # the next reading held
-        if r[0] == seq and r[5] & _F_SUMMATION:
+        if r[0] == seq and r[5] & _F_SUM_GAS == _F_SUMMATION:
             return r[3]
         seq += step
     return None

@@ -22,7 +22,7 @@
 # a test holds byte-identical to this one).
 from micropython import const
 
-from meter.reading import DEV_EPOCH, F_RECEIVED, F_SUMMATION
+from meter.reading import DEV_EPOCH, F_GAS, F_RECEIVED, F_SUMMATION
 
 _QMAX = const(20)  # longest Rice unary prefix before the escape
 _NRESET = const(16)  # Rice statistics halve after this many values (fast adaptation)
@@ -177,9 +177,12 @@ _SLACK = const(32)
 class Encoder:
     # One batch at a time: start(), add() each reading until it returns
     # False (full), then finish(out) -> payload length. `cap` is the payload
-    # byte budget (what the datagram leaves for it).
-    def __init__(self, cap):
+    # byte budget (what the datagram leaves for it). gas: bytes for the gas
+    # section (uplink/codec_gas.py; 0: none, a gas reading closes the batch).
+    def __init__(self, cap, gas=0):
         self.cap = cap
+        self.gas = None  # made with the first gas reading (most homes have none)
+        self.gcap = gas
         # _SLACK holds for batches under 2 KB (fewer than 2^14 readings)
         self.room = cap - _SLACK if cap < 2048 else -1
         # the streams' shared pool: the budget, a partial block per stream
@@ -196,6 +199,8 @@ class Encoder:
 
     def start(self):
         self.top[0] = 0
+        if self.gas is not None:
+            self.gas.start()
         for w in self.w:
             w.reset()
         st = self.st
@@ -205,7 +210,11 @@ class Encoder:
         st[_RN] = 1
 
     def count(self):
-        return self.st[_N]
+        # readings in the batch, electricity and gas
+        return self.st[_N] + (self.gas.n if self.gas is not None else 0)
+
+    def gas_count(self):
+        return 0 if self.gas is None else self.gas.n
 
     def span(self):
         # Seconds from the first to the last reading of the batch.
@@ -291,6 +300,8 @@ class Encoder:
         # (the batch is then unchanged and should be finished).
         st = self.st
         n = st[_N]
+        if flags & F_GAS and self.gcap:  # without a gas section: in the streams, as version 2
+            return self._add_gas(utc, demand, delivered, flags)
         if n == 0:
             st[_FIRST] = utc
             st[_FIRST + 1] = demand
@@ -342,7 +353,8 @@ class Encoder:
             st[_ACCR] = max(0, min(_ACC_MAX, accr))
             self._sparse(3, flags ^ st[_FLG])
             w = self.w
-            if st[_HEAD0] + w[0].pos + w[1].pos + w[2].pos + w[3].pos + w[4].pos > self.room:
+            g = self.gas.head_len() if self.gas is not None and self.gas.n else 0
+            if st[_HEAD0] + w[0].pos + w[1].pos + w[2].pos + w[3].pos + w[4].pos + g > self.room:
                 if self._size(n + 1) > self.cap:  # near the budget: the exact size
                     self._restore()
                     return False
@@ -352,6 +364,20 @@ class Encoder:
         st[_REC] = received
         st[_FLG] = flags
         st[_N] = n + 1
+        return True
+
+    def _add_gas(self, utc, demand, delivered, flags):
+        # a gas reading: the gas section (version-3 DATA), not the streams
+        g = self.gas
+        if g is None:
+            from uplink.codec_gas import GasSection
+
+            g = self.gas = GasSection(self.gcap)
+        if g is None or not g.fits():
+            return False
+        if self._size(self.st[_N]) + g.head_len() + 24 + 4 > self.cap:
+            return False
+        g.add(self.st[_N] + g.n, utc, demand, delivered, flags)
         return True
 
     def _head_len(self, n):
@@ -371,7 +397,10 @@ class Encoder:
         for x in w:
             if x.over:
                 return self.cap + 1
-        total = self._head_len(n)
+        total = self._head_len(n) if n else 1
+        g = self.gas
+        if g is not None and g.n:
+            total += g.head_len()
         st = self.st
         for i in range(_NSTREAMS):
             bits = w[i].pos * 8 + w[i].nacc
@@ -386,9 +415,15 @@ class Encoder:
 
     def finish(self, out, pos=0):
         # Write the payload into `out` at `pos`; returns the end position.
+        # With gas readings: the gas section first (a version-3 payload).
         st = self.st
         n = st[_N]
+        g = self.gas
+        if g is not None and g.n:
+            pos = g.finish(out, pos)
         pos = _varint(out, pos, n)
+        if n == 0:
+            return pos  # a batch of gas readings only
         # the one absolute time on the wire: Unix seconds (docs/wire-format.md);
         # readings carry device seconds (meter/reading.py), converted here,
         # once per batch (a boxed int on a 32-bit port, never per reading)

@@ -21,6 +21,7 @@ from micropython import const
 
 VERSION = const(2)  # high nibble of the type byte (docs/wire-format.md, "Versions")
 T_DATA = const(0x21)  # device -> collector: a batch (or one real-time reading)
+T_DATA3 = const(0x31)  # version 3: a batch with the gas meter's readings (docs/wire-format.md)
 T_KEEPALIVE = const(0x12)  # device -> collector: 9 bytes, known by their length (only the token's input has the type)
 T_HELLO = const(0x24)  # device -> collector: first contact after boot/failover
 T_DONE = const(0x25)  # device -> collector: command executed

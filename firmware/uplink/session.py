@@ -201,7 +201,9 @@ class Session:
     def data(self, buf, first, count, flags, enc):
         # DATA datagram around the encoder's batch; returns (length, seq).
         seq = self.next_seq()
-        dg.header(buf, dg.T_DATA, self.dev, self.kid, seq)
+        # version 3 only for a batch with gas readings: without, the bytes
+        # are version 2's (a collector before version 3 takes them)
+        dg.header(buf, dg.T_DATA3 if enc.gas_count() else dg.T_DATA, self.dev, self.kid, seq)
         buf[dg.HDR : dg.HDR + 4] = self.epoch
         dg.put32(buf, dg.HDR + 4, first)
         dg.put16(buf, dg.HDR + 8, count)

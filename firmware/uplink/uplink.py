@@ -41,6 +41,7 @@ from uplink.session import UPLOADED, Rto, SeqSource, Session, seq_path
 from uplink.state import CMDS_FILE, EPOCH_FILE, CmdLog, Epoch
 
 _RT_CAP = const(40)  # codec budget of one streamed reading
+_GAS_BYTES = const(96)  # a batch's gas section (uplink/codec_gas.py): 6+ gas readings
 REALTIME_MAX_S = const(900)  # no request can make a device stream longer
 _KA_RESYNC = const(40)  # silent keep-alives before a HELLO (collector takes 64 above its window)
 # Readings a batch may carry: the collector refuses more (its MAX_READINGS,
@@ -99,7 +100,7 @@ class Uplink:
         # as such); recvfrom() allocated this much for every datagram, and a
         # fragmented 96 KB heap could not always find the block
         self.rx = bytearray(dg.MAX_DGRAM + 1)
-        self.enc = Encoder(dg.DATA_CAP)
+        self.enc = Encoder(dg.DATA_CAP, _GAS_BYTES)
         self.enc_from = -1  # the cursor the encoder's batch was started at (-1: none)
         self.enc_first = -1  # seq of its first reading
         self.enc_full = False  # the next reading did not fit (or a hole)

@@ -9,7 +9,7 @@ import sys
 from meter.reading import DEV_EPOCH
 from uplink.codec import Encoder
 
-enc = Encoder(int(sys.argv[1]))
+enc = Encoder(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0)  # argv[2]: gas section bytes
 out = bytearray(enc.cap)
 pending = None
 done = False

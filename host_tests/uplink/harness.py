@@ -127,12 +127,15 @@ class Net:
         self.thread.join(10)
 
 
-def fw_batches(rows, cap: int, heap: str = "96k", timeout: float = 300, state_dir=None) -> list[tuple[int, bytes]]:
+def fw_batches(
+    rows, cap: int, heap: str = "96k", timeout: float = 300, state_dir=None, gas: int = 0
+) -> list[tuple[int, bytes]]:
     """The firmware encoder (MicroPython) over `rows`: [(readings in the batch, payload)],
-    each batch filled until the next reading would not fit `cap` bytes."""
+    each batch filled until the next reading would not fit `cap` bytes (gas: bytes for
+    the gas section of a version-3 batch)."""
     text = "".join(",".join(map(str, r)) + "\n" for r in rows)
     r = mpymod.run(
-        path=ENCODE_BATCHES, args=(cap,), input=text.encode(), heap=heap, state_dir=state_dir, timeout=timeout
+        path=ENCODE_BATCHES, args=(cap, gas), input=text.encode(), heap=heap, state_dir=state_dir, timeout=timeout
     )
     out = []
     for line in r.stdout.splitlines():

@@ -234,7 +234,7 @@ class Collector(Store):
         want_reply = d.type == wire.T_HELLO
         if d.type == wire.T_DATA:
             try:
-                rows = codec.decode(d.payload)
+                rows = codec.decode3(d.payload) if d.version == 3 else codec.decode(d.payload)
                 if len(rows) != d.count:
                     raise codec.CodecError(f"payload has {len(rows)} readings, header says {d.count}")
             except codec.CodecError:

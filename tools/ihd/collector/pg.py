@@ -104,6 +104,16 @@ CREATE INDEX commands_unsent ON commands (device_id) WHERE sent=0 AND done IS NU
 ALTER TABLE devices ADD COLUMN reply_seq bigint;
 """,
     ),
+    (
+        6,
+        "the gas meter's readings apart from electricity (SQLite schema 6, wire version 3)",
+        """
+CREATE TABLE gas (
+    device_id bigint NOT NULL, epoch bigint NOT NULL, seq bigint NOT NULL, utc_s bigint NOT NULL,
+    demand integer NOT NULL, delivered bigint NOT NULL, flags integer NOT NULL, received_at double precision NOT NULL,
+    PRIMARY KEY (device_id, epoch, seq));
+""",
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 MONTHS_BACK, MONTHS_AHEAD = 12, 2  # partitions maintain() keeps ready around today

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS health (
     ota_state TEXT);
 CREATE INDEX IF NOT EXISTS health_by_device ON health (device_id, received_utc);
 CREATE INDEX IF NOT EXISTS commands_unsent ON commands (device_id) WHERE sent=0 AND done IS NULL;
+CREATE TABLE IF NOT EXISTS gas (
+    device_id INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, utc_s INTEGER NOT NULL,
+    demand INTEGER NOT NULL, delivered INTEGER NOT NULL, flags INTEGER NOT NULL, received_at REAL NOT NULL,
+    PRIMARY KEY (device_id, epoch, seq)) WITHOUT ROWID;
 """
 # Schema versions (meta 'schema'): 2 = wire version 2 (below); 3 adds the
 # `health` table (HEALTH datagrams, docs/console.md "health table contract");
@@ -57,7 +61,11 @@ CREATE INDEX IF NOT EXISTS commands_unsent ON commands (device_id) WHERE sent=0 
 # seen). 5 adds ka_bits (keep-alives are found by device id and taken above
 # the window without moving it: docs/uplink.md, "Keep-alive and routing")
 # and hello_at (when the device's latest boot was heard: its HELLO taken).
-SCHEMA_VERSION = 5
+# 6 adds `gas`: the gas meter's readings (flag F_GAS; wire version 3's gas
+# section, docs/wire-format.md), numbered in the device's one reading
+# sequence but kept apart from `readings` (electricity), delivered in litres
+# (or Wh for a meter that counts kWh), demand in l/h.
+SCHEMA_VERSION = 6
 _V4 = {
     "seq_bits": "INTEGER NOT NULL DEFAULT -1",
     "ka_bits": "INTEGER NOT NULL DEFAULT 0",

@@ -64,6 +64,30 @@ CMD_MARK_MAX = 0x7FFFFFFF
 # command (a reply carrying commands), push (a command sent unasked).
 
 
+F_GAS = 32  # firmware/meter/reading.py: the gas meter's reading
+
+
+def _split(first: int, rows):
+    """A batch's readings -> ([(first seq, electricity rows)] in runs of consecutive seqs,
+    [(seq, gas row)]): the gas meter's readings go to their own table."""
+    runs: list = []
+    gas = []
+    cur: list = []
+    start = first
+    for i, r in enumerate(rows):
+        if r[4] & F_GAS:
+            gas.append((first + i, r))
+            if cur:
+                runs.append((start, cur))
+            cur = []
+            start = first + i + 1
+        else:
+            cur.append(r)
+    if cur:
+        runs.append((start, cur))
+    return runs, gas
+
+
 class Store(Reports):
     """One SQLite database; the collector's protocol state lives in its subclass."""
 
@@ -148,10 +172,12 @@ class Store(Reports):
             conflict, dups = False, 0
             if c.readings is not None:
                 epoch, first, rows = c.readings
-                if self._conflicts(dev, epoch, first, rows):
+                runs, gas = _split(first, rows)  # electricity runs; the gas meter's readings apart
+                if any(self._conflicts(dev, epoch, f, r) for f, r in runs) or self._gas_conflicts(dev, epoch, gas):
                     conflict = True  # other values under these numbers: store nothing, ACK nothing
                 else:
-                    dups = self._store_readings(dev, epoch, first, rows, c.now)
+                    dups = sum(self._store_readings(dev, epoch, f, r, c.now) for f, r in runs)
+                    dups += self._store_gas(dev, epoch, gas, c.now)
             if c.live is not None:
                 self._store_live(dev, *c.live, c.now)
             if c.health is not None:
@@ -367,6 +393,35 @@ class Store(Reports):
             (device_id, epoch, first, first + len(rows) - 1),
         ).fetchall()
         return sum(1 for s, *v in held if tuple(v) != tuple(rows[s - first]))
+
+    def _gas_held(self, device_id: int, epoch: int, gas) -> dict:
+        if not gas:
+            return {}
+        held = self.db.execute(
+            "SELECT seq, utc_s, demand, delivered, flags FROM gas"
+            " WHERE device_id=? AND epoch=? AND seq BETWEEN ? AND ?",
+            (device_id, epoch, gas[0][0], gas[-1][0]),
+        ).fetchall()
+        return {r[0]: tuple(r[1:]) for r in held}
+
+    def _gas_conflicts(self, device_id: int, epoch: int, gas) -> int:
+        """The gas readings of a batch held with other values (seq, (utc, demand, delivered, _, flags))."""
+        held = self._gas_held(device_id, epoch, gas)
+        return sum(1 for s, r in gas if s in held and held[s] != (r[0], r[1], r[2], r[4]))
+
+    def _store_gas(self, device_id: int, epoch: int, gas, now: float) -> int:
+        """The gas meter's readings into `gas`; returns how many were held already."""
+        held = self._gas_held(device_id, epoch, gas)
+        for s, r in gas:
+            if s not in held:
+                self.db.execute(
+                    "INSERT INTO gas VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    (device_id, epoch, s, r[0], r[1], r[2], r[4], now),
+                )
+        dups = sum(1 for s, _ in gas if s in held)
+        if dups:
+            self.db.execute("UPDATE devices SET duplicates=duplicates+? WHERE device_id=?", (dups, device_id))
+        return dups
 
     def _store_readings(self, device_id: int, epoch: int, first: int, rows, now: float) -> int:
         """Insert a batch keyed by (device, epoch, seq); returns how many were held already

@@ -28,13 +28,17 @@ NSTREAMS = 5
 JUMP = 48
 F_SUMMATION = 4  # firmware/meter/reading.py: delivered_wh is known
 F_RECEIVED = 8  # received_wh is known
+F_GAS = 32  # the gas meter's reading (litres or Wh): version 3's gas section
+GAS_ENTRY_MAX = 24  # firmware/uplink/codec_gas.py: worst case of one gas reading
+DEV_EPOCH = 1704067200  # firmware/meter/reading.py: device seconds are Unix - this
 
 
 class Encoder:
     """CPython port of firmware/uplink/codec.Encoder (same decisions, same bytes)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, gas: int = 0) -> None:
         self.cap = cap
+        self.gcap = gas  # bytes for the gas section (firmware/uplink/codec_gas.py); 0: none
         self.start()
 
     def start(self) -> None:
@@ -45,6 +49,26 @@ class Encoder:
         self.ra, self.rn = 4, 1
         self.run = [0, 0, 0, 0]
         self.first = (0, 0, 0, 0, 0)
+        self.gas = bytearray()  # the gas section's entries (device seconds, as the firmware)
+        self.gn = 0
+        self.gprev = (-1, 0, 0, 0)  # position, t, delivered, flags of the last gas reading
+
+    def _ghead(self) -> int:
+        return len(varint(self.gn)) + len(varint(len(self.gas))) + len(self.gas) if self.gn else 0
+
+    def _add_gas(self, utc: int, demand: int, delivered: int, flags: int) -> bool:
+        if len(self.gas) + GAS_ENTRY_MAX > self.gcap:
+            return False
+        if self._size(self.n) + self._ghead() + GAS_ENTRY_MAX + 4 > self.cap:
+            return False
+        utc -= DEV_EPOCH  # the firmware codes gas times in device seconds
+        pos, t, d, f = self.gprev
+        here = self.n + self.gn
+        self.gas += varint(here - pos - 1) + varint(zz(utc - t)) + varint(zz(delivered - d))
+        self.gas += varint(flags ^ f) + varint(zz(demand))
+        self.gn += 1
+        self.gprev = (here, utc, delivered, flags)
+        return True
 
     def _sparse(self, k: int, v: int) -> None:
         if v == 0:
@@ -87,6 +111,8 @@ class Encoder:
             del w.bits[n:]
 
     def add(self, utc: int, demand: int, delivered: int, received: int, flags: int) -> bool:
+        if flags & F_GAS and self.gcap:  # without a gas section: in the streams, as version 2
+            return self._add_gas(utc, demand, delivered, flags)
         if self.n == 0:
             self.first = (utc, demand, delivered, received, flags)
             self.lvl = demand << 3
@@ -129,7 +155,7 @@ class Encoder:
         return varint(n) + u.to_bytes(4, "big") + varint(zz(d)) + varint(zz(de)) + varint(zz(r)) + varint(f)
 
     def _size(self, n: int) -> int:
-        total = len(self._head(n))
+        total = (len(self._head(n)) if n else 1) + self._ghead()
         for i, w in enumerate(self.w):
             bits = w.nbits()
             k = 0 if i == 0 else i - 1
@@ -140,6 +166,12 @@ class Encoder:
         return total
 
     def finish(self) -> bytes:
+        pre = varint(self.gn) + varint(len(self.gas)) + bytes(self.gas) if self.gn else b""
+        if self.n == 0:
+            return pre + varint(0)
+        return pre + self._finish()
+
+    def _finish(self) -> bytes:
         out = self._head(self.n)
         if self.n < 2:
             return out
@@ -151,13 +183,14 @@ class Encoder:
         return out + b"".join(varint(len(s)) for s in streams[:-1]) + b"".join(streams)
 
 
-def encode(readings, cap: int = 1200) -> tuple[bytes, int]:
-    """Encode as many of `readings` as fit in `cap` bytes: (payload, count)."""
-    enc = Encoder(cap)
+def encode(readings, cap: int = 1200, gas: int = 0) -> tuple[bytes, int]:
+    """Encode as many of `readings` as fit in `cap` bytes: (payload, count). gas: bytes
+    for the gas section (version 3); readings flagged F_GAS go there."""
+    enc = Encoder(cap, gas)
     for r in readings:
         if not enc.add(*r):
             break
-    return enc.finish(), enc.n
+    return enc.finish(), enc.n + enc.gn
 
 
 class _Sparse:
@@ -270,6 +303,56 @@ def decode(payload: bytes) -> list[tuple[int, int, int, int, int]]:
         unused = len(rdr.data) * 8 - rdr.pos
         if unused >= 8 or rdr.read(unused) != 0:
             raise CodecError(f"stream {rdr.name}: {unused} unused bits")
+    return out
+
+
+def decode3(payload: bytes) -> list[tuple[int, int, int, int, int]]:
+    """A version-3 DATA payload (docs/wire-format.md, "Gas section") -> readings in
+    reading-seq order, the gas meter's (flag F_GAS) at their positions among the
+    electricity ones. CodecError on any inconsistency."""
+    data = bytes(payload)
+    gn, pos = read_varint(data, 0)
+    glen, pos = read_varint(data, pos)
+    end = pos + glen
+    if gn == 0 or end > len(data):
+        raise CodecError("gas section empty or truncated")
+    gas = []
+    at, t, d, f = -1, 0, 0, 0
+    for _ in range(gn):
+        vals = []
+        for _ in range(5):
+            if pos >= end:
+                raise CodecError("gas section truncated")
+            v, pos = read_varint(data, pos)
+            vals.append(v)
+        gap, dt, dd, fx, dem = vals
+        at += gap + 1
+        t += unzz(dt)
+        d += unzz(dd)
+        f ^= fx
+        if not f & F_GAS or d < 0:
+            raise CodecError(f"gas section reading {len(gas)} is not a gas reading")
+        gas.append((at, (t + DEV_EPOCH, unzz(dem), d, 0, f)))
+    if pos != end:
+        raise CodecError("gas section longer than its readings")
+    rest = data[end:]
+    if rest == b"\x00":
+        elec = []
+    else:
+        elec = decode(rest)
+    if any(r[4] & F_GAS for r in elec):
+        raise CodecError("a gas reading among the electricity streams")
+    total = len(elec) + gn
+    if gas[-1][0] >= total:
+        raise CodecError(f"gas reading at position {gas[-1][0]} of a batch of {total}")
+    out, ei, gi = [], 0, 0
+    for i in range(total):
+        if gi < gn and gas[gi][0] == i:
+            out.append(gas[gi][1])
+            gi += 1
+        else:
+            out.append(elec[ei])
+            ei += 1
     return out
 
 

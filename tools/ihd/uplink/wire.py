@@ -15,6 +15,7 @@ from hashlib import sha256
 
 VERSION = 2  # docs/wire-format.md, "Versions"
 T_DATA = 0x21
+T_DATA3 = 0x31  # version 3: DATA whose batch has the gas meter's readings (parsed as T_DATA, version 3)
 T_KEEPALIVE = 0x12  # a keep-alive has no type byte; 0x12 only enters its token (unchanged since v1)
 T_HELLO = 0x24
 T_DONE = 0x25
@@ -115,6 +116,7 @@ class Datagram:
     nonce: int = 0
     cmd_mark: int = 0
     reason: int = 0
+    version: int = VERSION  # DATA: 3 when its payload has a gas section (T_DATA3)
     min_seq: int = 0
     challenge: int = 0
     cmd_id: int = 0
@@ -138,6 +140,9 @@ def parse(data: bytes) -> Datagram:
     if n == KA_OLD_LEN:
         raise WireError("bad_keepalive", "4-byte keep-alive of firmware before the device id was in it")
     t = data[0]
+    version = 3 if t == T_DATA3 else VERSION
+    if t == T_DATA3:
+        t = T_DATA  # the same header and body; only the payload has a gas section
     if t >> 4 != VERSION or t not in TYPE_NAMES or t == T_KEEPALIVE:
         raise WireError("bad_type", f"type byte 0x{t:02x} is not a version-{VERSION} datagram")
     minimum = {
@@ -153,6 +158,7 @@ def parse(data: bytes) -> Datagram:
     dev, kid, seq = struct.unpack_from(">IHI", data, 1)
     body = bytes(data[HDR : n - TAG])
     d = Datagram(t, dev, seq, kid, body, raw=bytes(data))
+    d.version = version
     if t == T_DATA:
         d.epoch, d.first, d.count, d.flags = struct.unpack_from(">IIHB", body)
         d.payload = body[11:]
@@ -298,9 +304,19 @@ def build_refuse(
 
 
 def build_data(
-    key: bytes, dev: int, kid: int, seq: int, first: int, count: int, flags: int, payload: bytes, epoch: int = 1
+    key: bytes,
+    dev: int,
+    kid: int,
+    seq: int,
+    first: int,
+    count: int,
+    flags: int,
+    payload: bytes,
+    epoch: int = 1,
+    version: int = VERSION,
 ) -> bytes:
-    return seal(key, header(T_DATA, dev, kid, seq) + struct.pack(">IIHB", epoch, first, count, flags) + payload)
+    t = T_DATA3 if version == 3 else T_DATA
+    return seal(key, header(t, dev, kid, seq) + struct.pack(">IIHB", epoch, first, count, flags) + payload)
 
 
 def build_hello(
