@@ -12,7 +12,7 @@
 # the conversion runs when the status snapshot asks (figures()).
 from micropython import const
 
-from meter.reading import F_GAS, F_SUMMATION
+from meter.reading import F_GAS, F_SUMMATION, F_TIME_VALID
 from meter.zcl import electric
 from meter.zcl_scale import is_int, scale, str_end, type_width
 
@@ -110,6 +110,7 @@ class Gas:
         self.conv = [-1, -1, -1, -1, -1]
         self.bad = 0  # malformed Price answers
         self.on_store = None  # the app's on_gas: the store's gas stream (F_GAS)
+        self.want_day = False  # ask the register with CurrentDayConsumptionDelivered
         self._cd = [-1]
 
     def reading(self, t_s, demand, delivered, received, flags):
@@ -120,14 +121,18 @@ class Gas:
             self.on_store(t_s, demand, delivered, received, flags | F_GAS)
         if not flags & F_SUMMATION:
             return
+        self.register = delivered
+        if not flags & F_TIME_VALID:
+            return  # no day without a clock
         d = self.zone.day(t_s)
         if d != self.day:
             # a new local day: today counts from its first reading, and only
             # when a reading of the day before was seen (else the part of
-            # today before this boot is unknown: "—", never a guess)
+            # today before this boot is unknown: "—", never a guess, until
+            # the meter's CurrentDayConsumptionDelivered says: want_day)
             self.base = delivered if self.day >= 0 and d == self.day + 1 else -1
+            self.want_day = self.base < 0
             self.day = d
-        self.register = delivered
 
     def day_frame(self, buf, off, n):
         # An answer with CurrentDayConsumptionDelivered (0x0401, the meter's
@@ -137,7 +142,7 @@ class Gas:
         cd[0] = -1
         if not read_ints(buf, off, n, _CD_IDS, cd) or cd[0] < 0 or cd[0] == 0xFFFFFF:
             return
-        if self.base < 0 and self.register >= 0 and self.meter.typed():
+        if self.base < 0 and self.day >= 0 and self.register >= 0 and self.meter.typed():
             used = self.meter.scale_sum(cd[0])
             if 0 <= used <= self.register:
                 self.base = self.register - used
@@ -305,6 +310,9 @@ async def _reads(link, f):
         f.relink = False
         await link.read(0x0702, _SETUP)
     g = f.gas
+    if g is not None and g.want_day and not f.setup:
+        g.want_day = False
+        await link.read(0x0702, _REGISTER, g.nwk << 8 | g.ep)
     if f.setup and g is not None:
         f.setup = False
         k = g.nwk << 8 | g.ep

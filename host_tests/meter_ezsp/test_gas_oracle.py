@@ -171,7 +171,7 @@ for unit, h, regs in CASES:
     d = bytes.fromhex(h)
     g.price_frame(d, 0, len(d))
     for t_s, reg in regs:
-        g.reading(t_s, 0, reg, 0, 4)
+        g.reading(t_s, 0, reg, 0, 5)  # summation, time valid
     print("W", g.today_wh(), g.figures()["today_l"])
 """
 
@@ -228,3 +228,21 @@ def test_a_display_booted_mid_day_takes_today_from_the_meter(mpy):
     t = eval(next(ln for ln in lines if ln.startswith("T "))[2:])
     # 0.01 m3 units: register 50,000 l, today 1,230 l, then 100 l more
     assert t == (50000 - 1230, 50100, 1330)
+
+
+def test_no_day_without_a_clock_and_the_meter_asked_again(mpy):
+    # a gas reading before the clock is set keeps the register but starts no
+    # day; the first with a valid clock starts one unknown and asks the meter
+    # for CurrentDayConsumptionDelivered again (want_day)
+    code = (
+        "from meter import gas, localtime, zcl\n"
+        "class C:\n    def now(self): return 0\n    def valid(self): return True\n"
+        "g = gas.Gas(zcl.Meter(None, C()), 0, 2, localtime.Zone(), lambda: 0)\n"
+        "g.meter.unit = 1\n"
+        "g.reading(100, 0, 5000, 0, 4)\n"
+        "print('A', g.day, g.base, g.register, g.want_day)\n"
+        "g.reading(86400 * 900, 0, 5010, 0, 5)\n"
+        "print('B', g.day, g.base, g.register, g.want_day)\n"
+    )
+    out = mpy.run(code).stdout.split("\n")
+    assert "A -1 -1 5000 False" in out and "B 900 -1 5010 True" in out
