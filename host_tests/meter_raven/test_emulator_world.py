@@ -96,3 +96,39 @@ def test_meter_carries_on_across_reconnects_and_runs(tmp_path, protocol):
     events2 = [json.loads(x) for x in log2.read_text().splitlines()]
     regs2 = registers(events + events2, START)
     assert len(regs2) > len(regs) and all(got == want for _, got, want in regs2)
+
+
+def test_a_restart_across_midnight_keeps_the_meters_days(tmp_path):
+    # The simulator restarts the emulator at every power cut, carrying the
+    # meter over in --meter-state. A restart after a local midnight must note
+    # that midnight's register, or the meter's history attributes lose the
+    # day before it and the day after (a soak showed both as "—").
+    import argparse
+
+    from ihd.emulators.coproc import World
+    from ihd.emulators.meter_history import MeterHistory
+
+    state = tmp_path / "meter.json"
+
+    def world(start):
+        a = argparse.Namespace(
+            start=start, speed=SPEED, duration=600, log=None, record=None, reset_at=[], silence_at=[],
+            seed=5, solar=0, meter_days=1, meter_state=str(state),
+        )  # fmt: skip
+        w = World(a)
+        w.start()
+        return w
+
+    w = world(START + 23 * 3600 + 50 * 60)  # 23:50 on 1 January
+    w.save_meter()
+    w = world(START + 86400 + 40 * 60)  # back at 00:40 on the 2nd
+    h = MeterHistory(w.meter)
+    got = h.periods(START + 86400 + 40 * 60)
+    # yesterday (0x0403) known, and equal to an emulator that never stopped
+    ref = Meter(LoadProfile(5, 0), START - 86400)
+    rh = MeterHistory(ref)
+    rh.advance_to(START + 86400 + 40 * 60)
+    ref.advance_to(START + 86400 + 40 * 60)
+    want = rh.periods(START + 86400 + 40 * 60)
+    assert got[0x0403] is not None and got[0x0403] == want[0x0403], (got[0x0403], want[0x0403])
+    assert got[0x0401] == want[0x0401]

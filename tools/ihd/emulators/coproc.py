@@ -98,7 +98,10 @@ class World:
                 self.meter.received_ws = st["received_ws"]
                 # the register at local midnights (tools/ihd/emulators/meter_history.py)
                 self.meter.marks = {int(k): v for k, v in st.get("marks", {}).items()}
-                self.meter.advance_to(a.start)  # the meter ran while we were away
+                # the meter ran while we were away: advanced below, through
+                # MeterHistory, which notes the midnights on the way (moved
+                # here, a restart across midnight lost that midnight's mark,
+                # and the meter's figures for that day and the next)
         # its register at local midnights from now on (tools/ihd/emulators/meter_history.py:
         # a start at midnight knows that day; the EZSP NCP serves them)
         h = MeterHistory(self.meter)
