@@ -53,6 +53,11 @@ def test_committed_vs_stored_sees_a_changed_value_and_a_missing_row(tmp_path):
         "CREATE TABLE readings (device_id INTEGER, seq INTEGER, utc_s INTEGER, demand_w INTEGER,"
         " delivered_wh INTEGER, received_wh INTEGER, flags INTEGER)"
     )
+    # the gas meter's readings have their own table (schema 6): none here
+    con.execute(
+        "CREATE TABLE gas (device_id INTEGER, epoch INTEGER, seq INTEGER, utc_s INTEGER, demand INTEGER,"
+        " delivered INTEGER, flags INTEGER, received_at REAL)"
+    )
     # The collector's rows, written independently of the firmware's reader.
     for i in range(N):
         row = (4097, i + 1, 1767225600 + 7 * i, 100 + i % 37, 5000 + i // 9, i // 50, 2 | (4 if i % 9 == 0 else 0))

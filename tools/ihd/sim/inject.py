@@ -249,4 +249,5 @@ class Injector:
         # (seq, utc, demand, delivered, received, flags) of every reading the
         # collector holds for the device, whatever its epoch
         q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
+        q += " UNION ALL SELECT seq, utc_s, demand, delivered, 0, flags FROM gas WHERE device_id = ?"  # sim/results.py
         return {tuple(r) for r in self._query(q)} if self.db.exists() else set()

@@ -43,6 +43,11 @@ def heap_growth(series: list[tuple[int, int, int]]) -> int | None:
     return growth
 
 
+# the gas meter's readings: the collector keeps them in their own table
+# (docs/wire-format.md, "Gas section"), in the device's one reading sequence
+GAS_ROWS = " UNION ALL SELECT seq, utc_s, demand, delivered, 0, flags FROM gas WHERE device_id = ?"
+
+
 class Results:
     def committed_seqs(self) -> set[int]:
         with self.lock:
@@ -56,11 +61,12 @@ class Results:
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         con.row_factory = row_factory
         try:
-            return con.execute(q, (self.device_id,)).fetchall()
+            return con.execute(q, (self.device_id,) * q.count("?")).fetchall()
         finally:
             con.close()
 
     def collector_rows(self) -> list[tuple[int, int]]:
+        # electricity: what the accounting matches against the emulator's reports
         return self._query("SELECT seq, utc_s, demand_w, delivered_wh, flags FROM readings WHERE device_id = ?")
 
     def committed_vs_stored(self) -> dict | None:
@@ -72,7 +78,7 @@ class Results:
         if fl is None:
             return None
         self.flash_seqs = set(fl)
-        q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?"
+        q = "SELECT seq, utc_s, demand_w, delivered_wh, received_wh, flags FROM readings WHERE device_id = ?" + GAS_ROWS
         # The collector names a reading (device, epoch, seq): after a lost
         # store the device numbers again under a new epoch, so one seq may
         # have a row per epoch. A flash reading is at the collector when a
