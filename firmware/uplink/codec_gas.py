@@ -8,20 +8,11 @@
 # batch's first about 13. Preallocated; no allocation per reading.
 from micropython import const
 
+# the batch codec's own varint and zigzag (this module is imported only from
+# uplink/codec.py, when a batch first meets a gas reading)
+from uplink.codec import _varint, _varint_len, zz
+
 _ENTRY_MAX = const(24)  # worst case: 5 varints (5 + 5 + 7 + 2 + 5 bytes)
-
-
-def _varint(buf, pos, v):
-    while v >= 0x80:
-        buf[pos] = (v & 0x7F) | 0x80
-        v >>= 7
-        pos += 1
-    buf[pos] = v
-    return pos + 1
-
-
-def _zz(v):
-    return (v << 1) if v >= 0 else ((-v) << 1) - 1
 
 
 class GasSection:
@@ -44,10 +35,10 @@ class GasSection:
         # Reading number pos of the batch (electricity and gas counted).
         b = self.buf
         p = _varint(b, self.len, pos - self.pos - 1)
-        p = _varint(b, p, _zz(utc - self.t))
-        p = _varint(b, p, _zz(delivered - self.d))
+        p = _varint(b, p, zz(utc - self.t))
+        p = _varint(b, p, zz(delivered - self.d))
         p = _varint(b, p, flags ^ self.f)
-        p = _varint(b, p, _zz(demand))
+        p = _varint(b, p, zz(demand))
         self.len = p
         self.n += 1
         self.pos = pos
@@ -57,9 +48,7 @@ class GasSection:
 
     def head_len(self):
         # the section's count and length varints with its bytes
-        n = 1 + (self.n >= 0x80)
-        ln = 1 + (self.len >= 0x80) + (self.len >= 0x4000)
-        return n + ln + self.len
+        return _varint_len(self.n) + _varint_len(self.len) + self.len
 
     def finish(self, out, pos):
         pos = _varint(out, pos, self.n)

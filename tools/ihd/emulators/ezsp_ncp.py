@@ -442,17 +442,21 @@ class EzspNcp(AshNcp):
             return f.TypeValue(*price[attr]) if attr in price else None
         return None
 
-    def _gas_response(self, cluster: int, tsn: int, ids) -> None:
+    def _send_read_response(self, cluster: int, tsn: int, ids, attr, src_ep: int = METER_EP) -> None:
+        # Read Attributes Response: attr(cluster, id) -> TypeValue, or None (unsupported)
         recs = []
         for a in ids:
-            v = self._gas_attr(cluster, a)
+            v = attr(cluster, a)
             if v is None:
                 recs.append(f.ReadAttributeRecord(a, f.Status.UNSUPPORTED_ATTRIBUTE))
             else:
                 recs.append(f.ReadAttributeRecord(a, f.Status.SUCCESS, v))
         hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
         schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
-        self._send_zcl(cluster, hdr, schema(status_records=recs).serialize(), GAS_EP)
+        self._send_zcl(cluster, hdr, schema(status_records=recs).serialize(), src_ep)
+
+    def _gas_response(self, cluster: int, tsn: int, ids) -> None:
+        self._send_read_response(cluster, tsn, ids, self._gas_attr, GAS_EP)
         if cluster == Metering.cluster_id and 0x0000 in ids:
             day = self.history.midnight(self.history.day(int(self.now)))
             cd = self.gas.current_day(self.now, day) if 0x0401 in ids else None
@@ -480,16 +484,7 @@ class EzspNcp(AshNcp):
         self._queue_pos(0, "incomingMessageHandler", True, *values)
 
     def _read_response(self, cluster: int, tsn: int, ids) -> None:
-        recs = []
-        for a in ids:
-            v = self._attr(cluster, a)
-            if v is None:
-                recs.append(f.ReadAttributeRecord(a, f.Status.UNSUPPORTED_ATTRIBUTE))
-            else:
-                recs.append(f.ReadAttributeRecord(a, f.Status.SUCCESS, v))
-        hdr = f.ZCLHeader.general(tsn, f.GeneralCommand.Read_Attributes_rsp, direction=f.Direction.Server_to_Client)
-        schema = f.GENERAL_COMMANDS[f.GeneralCommand.Read_Attributes_rsp].schema
-        self._send_zcl(cluster, hdr, schema(status_records=recs).serialize())
+        self._send_read_response(cluster, tsn, ids, self._attr)
         if cluster == ncp_extras.PREPAYMENT and self.supplier.prepay:
             self.polls.append({"t": int(self.now), "kind": "prepay", **self.supplier.state()})
         if cluster == Metering.cluster_id and 0x0400 in ids and 0x0000 in ids:
